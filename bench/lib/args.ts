@@ -1,0 +1,47 @@
+export const SECTION_IDS = ["a", "b", "c", "d", "e", "f", "g"] as const;
+export type SectionId = (typeof SECTION_IDS)[number];
+
+export interface Args {
+  quick: boolean;
+  only: SectionId[];
+  /** Write results files (and, for a full run, docs/benchmarks.md). */
+  save: boolean;
+  /** Where the per-mode temp directories go (default: the OS temp dir). */
+  dir?: string;
+}
+
+const USAGE = `usage: npm run bench -- [--quick] [--only a,b,…] [--no-save] [--dir PATH]
+  --quick     smaller sizes, for a smoke run
+  --only      sections to run: a burst, b latency, c event round trip, d sleep accuracy,
+              e createBatch rate, f parked memory, g long instance
+  --no-save   print only; write no results files
+  --dir       parent directory of the temp databases (default: the OS temp dir)`;
+
+export function parseArgs(argv: readonly string[]): Args {
+  const args: Args = { quick: false, only: [...SECTION_IDS], save: true };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--quick") args.quick = true;
+    else if (a === "--no-save") args.save = false;
+    else if (a === "--only" || a.startsWith("--only="))
+      args.only = parseOnly(a === "--only" ? argv[++i] : a.slice(7));
+    else if (a === "--dir" || a.startsWith("--dir=")) args.dir = a === "--dir" ? argv[++i] : a.slice(6);
+    else if (a === "--help" || a === "-h") {
+      console.log(USAGE);
+      process.exit(0);
+    } else fail(`unknown argument ${a}`);
+  }
+  return args;
+}
+
+function parseOnly(value: string | undefined): SectionId[] {
+  if (!value) fail("--only needs a list of sections, e.g. --only a,b");
+  const ids = value.split(",").map((s) => s.trim().toLowerCase());
+  for (const id of ids) if (!(SECTION_IDS as readonly string[]).includes(id)) fail(`unknown section "${id}"`);
+  return SECTION_IDS.filter((id) => ids.includes(id));
+}
+
+function fail(message: string): never {
+  console.error(`${message}\n${USAGE}`);
+  process.exit(2);
+}

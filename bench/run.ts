@@ -1,0 +1,121 @@
+/**
+ * Cairn's SQLite benchmark: `npm run bench [-- --quick] [-- --only a,b]`.
+ * Runs every selected workload once per `synchronous` mode, each mode in a fresh temp directory,
+ * prints a table and writes `bench/results/*.json` (and, for a full run, `docs/benchmarks.md`).
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { type Args, parseArgs, SECTION_IDS, type SectionId } from "./lib/args.ts";
+import { MODES, type Section, type SectionContext, type Synchronous } from "./lib/metrics.ts";
+import { rawCommitRate } from "./lib/raw-commit.ts";
+import { type BenchResult, type ModeResult, machine, save } from "./lib/report.ts";
+import { renderText, tableRows } from "./lib/table.ts";
+import { savePostgres } from "./postgres/report.ts";
+import { type PostgresBenchResult, runPostgresBench } from "./postgres/run.ts";
+import { burst } from "./sqlite/burst.ts";
+import { createBatchRate } from "./sqlite/create-batch.ts";
+import { eventRoundTrip } from "./sqlite/event.ts";
+import { latency } from "./sqlite/latency.ts";
+import { longInstance } from "./sqlite/long.ts";
+import { parkedMemory } from "./sqlite/memory.ts";
+import { sleepAccuracy } from "./sqlite/sleep.ts";
+
+const SECTIONS: Record<SectionId, Section> = {
+  a: burst,
+  b: latency,
+  c: eventRoundTrip,
+  d: sleepAccuracy,
+  e: createBatchRate,
+  f: parkedMemory,
+  g: longInstance,
+};
+
+const log = (message: string) => process.stderr.write(`  ${message}\n`);
+
+async function runMode(args: Args, synchronous: Synchronous): Promise<ModeResult> {
+  const dir = mkdtempSync(join(args.dir ?? tmpdir(), `cairn-bench-${synchronous.toLowerCase()}-`));
+  process.stderr.write(`synchronous=${synchronous} in ${dir}\n`);
+  try {
+    const rawCommitsPerSecond = rawCommitRate(dir, synchronous, args.quick ? 1 : 3);
+    log(`raw commits: ${Math.round(rawCommitsPerSecond)}/s`);
+    const mode: ModeResult = { synchronous, dir, rawCommitsPerSecond, sections: {} };
+    for (const id of args.only) {
+      const ctx: SectionContext = { dir, synchronous, quick: args.quick, log };
+      const start = performance.now();
+      const result = await SECTIONS[id](ctx);
+      const seconds = (performance.now() - start) / 1000;
+      log(`(${id}) done in ${seconds.toFixed(1)} s`);
+      mode.sections[id] = { ...result, seconds };
+    }
+    return mode;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function gitCommit(): string | undefined {
+  try {
+    return execFileSync("git", ["rev-parse", "HEAD"], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    }).trim();
+  } catch {
+    return undefined;
+  }
+}
+
+function sqliteVersion(): string {
+  const db = new DatabaseSync(":memory:");
+  const row = db.prepare("SELECT sqlite_version() AS v").get() as { v: string };
+  db.close();
+  return row.v;
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const args = parseArgs(argv);
+  const start = performance.now();
+  const result: BenchResult = {
+    date: new Date().toISOString(),
+    command: `npm run bench${argv.length ? ` -- ${argv.join(" ")}` : ""}`,
+    commit: gitCommit(),
+    machine: machine(sqliteVersion()),
+    quick: args.quick,
+    only: args.only,
+    seconds: 0,
+    loadAverage: { start: loadavg()[0]!, end: 0 },
+    modes: [],
+  };
+  for (const mode of MODES) result.modes.push(await runMode(args, mode));
+  result.seconds = (performance.now() - start) / 1000;
+  result.loadAverage.end = loadavg()[0]!;
+  console.log(`\nCairn SQLite benchmark — ${result.command}`);
+  console.log(
+    `${result.machine.cpus} cores, ${result.machine.memoryGiB} GiB, Node ${result.machine.node}, SQLite ${result.machine.sqlite}, ${result.seconds.toFixed(0)} s, load average ${result.loadAverage.start.toFixed(1)} → ${result.loadAverage.end.toFixed(1)}\n`,
+  );
+  console.log(renderText(tableRows(result)));
+  if (args.save) {
+    const full = !args.quick && args.only.length === SECTION_IDS.length;
+    for (const file of save(result, full)) console.log(`wrote ${file}`);
+  }
+  // PostgreSQL: the burst, latency and event workloads with 1, 2 and 4 worker processes.
+  const pgResult: PostgresBenchResult | undefined = await runPostgresBench({ quick: args.quick, log });
+  if (pgResult) {
+    const files = savePostgres(pgResult, { ...result, seconds: pgResult.seconds }, args.save && !args.quick);
+    for (const file of files) console.log(`wrote ${file}`);
+  }
+  // HTTP: create throughput and detail latency, loaded from this process over loopback.
+  console.log("\nCairn HTTP benchmark (bench/http.ts)");
+  execFileSync(
+    process.execPath,
+    [join(import.meta.dirname, "http.ts"), "--seconds", args.quick ? "3" : "10"],
+    {
+      stdio: "inherit",
+    },
+  );
+}
+
+await main();

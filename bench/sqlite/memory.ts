@@ -1,0 +1,67 @@
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import type { SectionContext, SectionResult } from "../lib/metrics.ts";
+import type { MemoryReport } from "./memory-child.ts";
+
+const CHILD = join(import.meta.dirname, "memory-child.ts");
+
+/**
+ * (f) Memory of instances parked in a one-day sleep, measured in a child process (clean RSS, forced
+ * GC): RSS and V8 heap before and after parking them, per instance.
+ */
+export async function parkedMemory(ctx: SectionContext): Promise<SectionResult> {
+  const n = ctx.quick ? 2000 : 10_000;
+  const r = await runChild([ctx.dir, ctx.synchronous, String(n)]);
+  ctx.log(
+    `parked memory: RSS +${((r.after.rss - r.before.rss) / 2 ** 20).toFixed(1)} MiB, ${Math.round(r.perInstance.rss)} B/instance`,
+  );
+  return {
+    metrics: [
+      {
+        key: "memory.rssBefore",
+        label: `parked memory: RSS before`,
+        value: r.before.rss / 2 ** 20,
+        unit: "MiB",
+      },
+      {
+        key: "memory.rssAfter",
+        label: `parked memory: RSS with ${n} parked`,
+        value: r.after.rss / 2 ** 20,
+        unit: "MiB",
+      },
+      {
+        key: "memory.rssPerInstance",
+        label: "parked memory: RSS per parked instance",
+        value: r.perInstance.rss,
+        unit: "B",
+      },
+      {
+        key: "memory.heapPerInstance",
+        label: "parked memory: V8 heap per parked instance",
+        value: r.perInstance.heap,
+        unit: "B",
+      },
+    ],
+    detail: { ...r },
+  };
+}
+
+function runChild(args: string[]): Promise<MemoryReport> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--expose-gc", CHILD, ...args], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let out = "";
+    child.stdout.setEncoding("utf8");
+    child.stdout.on("data", (d: string) => (out += d));
+    child.on("error", reject);
+    child.on("exit", (code) => {
+      if (code !== 0) return reject(new Error(`memory child exited with ${code}`));
+      try {
+        resolve(JSON.parse(out.trim().split("\n").pop()!) as MemoryReport);
+      } catch (e) {
+        reject(e);
+      }
+    });
+  });
+}

@@ -1,0 +1,30 @@
+export {
+  type Clock,
+  type Duration,
+  type ExecutionContext,
+  FakeClock,
+  type InstanceStatus,
+  type InstanceStatusDetails,
+  NonRetryableError,
+  type RestartOptions,
+  type Workflow,
+  WorkflowEntrypoint,
+  WorkflowError,
+  type WorkflowEvent,
+  type WorkflowInstance,
+  type WorkflowInstanceCreateOptions,
+  type WorkflowSleepDuration,
+  type WorkflowStep,
+  type WorkflowStepConfig,
+  type WorkflowStepContext,
+  type WorkflowStepEvent,
+  WorkflowTimeoutError,
+} from "@cairn/core";
+export { Runtime, type RuntimeHooks } from "@cairn/runtime";
+export {
+  type Cairn,
+  type CairnOptions,
+  createCairn,
+  DEFAULT_STORE_PATH,
+  type WorkflowConfig,
+} from "./cairn.ts";

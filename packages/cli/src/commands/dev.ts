@@ -1,0 +1,41 @@
+import { resolve } from "node:path";
+import type { Command } from "commander";
+import { type CliContext, portNumber } from "../context.ts";
+import { serveUntilStopped } from "../serve.ts";
+
+interface DevFlags {
+  port: number;
+  host: string;
+  store?: string;
+  config?: string;
+}
+
+/**
+ * `cairn dev [dir]`: run a Worker project (wrangler config or cairn.config.ts) in a child process
+ * that restarts when its files change.
+ */
+export function registerDev(parent: Command, ctx: CliContext): void {
+  parent
+    .command("dev")
+    .description("Run a project locally (workflows, fetch handler and API), reloading on change")
+    .argument("[dir]", "project directory", ".")
+    .option("--port <port>", "port to listen on (0: any free port)", portNumber, 8787)
+    .option("--host <host>", "address to listen on", "127.0.0.1")
+    .option("--store <path>", "SQLite file (default: <dir>/.cairn/cairn.db)")
+    .option("--config <file>", "wrangler.jsonc / wrangler.toml / cairn.config.ts to use")
+    .action(async (dir: string, options: DevFlags, command: Command) => {
+      const { token } = ctx.globals(command);
+      const { runDev } = await import("@cairn/compat");
+      const log = (line: string) => ctx.io.stderr(line.endsWith("\n") ? line : `${line}\n`);
+      const dev = await runDev(resolve(ctx.io.cwd, dir), {
+        port: options.port,
+        host: options.host,
+        token,
+        log,
+        server: import.meta.resolve("@cairn/dashboard/server"),
+        ...(options.store ? { store: resolve(ctx.io.cwd, options.store) } : {}),
+        ...(options.config ? { config: resolve(ctx.io.cwd, options.config) } : {}),
+      });
+      await serveUntilStopped(ctx, command, { url: dev.url, stop: () => dev.close() }, "⎔ Cairn dev server");
+    });
+}

@@ -1,0 +1,13 @@
+import type { Command } from "commander";
+import type { CliContext } from "../context.ts";
+import { statusCommand } from "../status-change.ts";
+
+/** `cairn workflows instances terminate <workflow> <id|latest>` */
+export function registerInstancesTerminate(parent: Command, ctx: CliContext): void {
+  statusCommand(parent, ctx, {
+    name: "terminate",
+    description: "Terminate an instance (final: it cannot be resumed, only restarted)",
+    message: (id, workflow) => `🥷 The instance "${id}" from ${workflow} was terminated successfully`,
+    change: (client, workflow, id) => client.terminate(workflow, id),
+  });
+}

@@ -1,0 +1,109 @@
+/**
+ * What every command gets: where to write, the environment, the global options (`--url`,
+ * `--token`, `--json`) and a client built from them. Commands never touch `process` directly, so
+ * they run in-process in tests.
+ */
+import { type CairnClient, createClient } from "@cairn/client";
+import type { Command } from "commander";
+
+/** The process around the CLI; tests pass their own. */
+export interface CliIo {
+  stdout(text: string): void;
+  stderr(text: string): void;
+  env: Record<string, string | undefined>;
+  cwd: string;
+  /** Epoch ms, for durations of unfinished steps. */
+  now(): number;
+  /** Terminal width for describe output (default 80). */
+  columns: number;
+  /** Resolves when a long-running command (`dev`, `start`) should stop: SIGINT/SIGTERM. */
+  untilStopped(): Promise<void>;
+  /** Used by the client (tests point it at an in-process app). */
+  fetch?: (request: Request) => Promise<Response> | Response;
+  /** Render times in UTC (tests). */
+  utc?: boolean;
+}
+
+export interface GlobalOptions {
+  url: string;
+  token?: string;
+  json: boolean;
+}
+
+export const DEFAULT_URL = "http://localhost:8787";
+
+/** Wrong use of the CLI: exit code 2, the message and a pointer to `--help`. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+export class CliContext {
+  readonly io: CliIo;
+  constructor(io: CliIo) {
+    this.io = io;
+  }
+
+  globals(command: Command): GlobalOptions {
+    const o = command.optsWithGlobals() as Partial<GlobalOptions>;
+    return {
+      url: o.url || this.io.env.CAIRN_URL || DEFAULT_URL,
+      token: o.token || this.io.env.CAIRN_TOKEN || undefined,
+      json: o.json === true,
+    };
+  }
+
+  client(command: Command): CairnClient {
+    const { url, token } = this.globals(command);
+    try {
+      return createClient({ url, token, fetch: this.io.fetch });
+    } catch (e) {
+      throw new UsageError(`--url: ${(e as Error).message}`);
+    }
+  }
+
+  /** Prints a line for people, or `json` (pretty, one document) with `--json`. */
+  print(command: Command, text: string, json: unknown): void {
+    if (this.globals(command).json) this.io.stdout(`${JSON.stringify(json, null, 2)}\n`);
+    else this.io.stdout(`${text}\n`);
+  }
+
+  /**
+   * `latest` → the id of the most recently created instance of `workflow`; anything else as is.
+   */
+  async resolveId(
+    client: CairnClient,
+    workflow: string,
+    id: string | undefined,
+  ): Promise<{ id: string; latest: boolean }> {
+    if (id !== undefined && id !== "latest") return { id, latest: false };
+    const page = await client.listInstances(workflow, { per_page: 1, direction: "desc" });
+    const newest = page.instances[0];
+    if (!newest) throw new Error(`Workflow "${workflow}" has no instances, so there is no latest one`);
+    return { id: newest.id, latest: true };
+  }
+}
+
+/** Parses a JSON argument; a usage error (exit 2) names the option when it does not parse. */
+export function parseJsonArgument(text: string, what: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new UsageError(`${what} must be valid JSON: ${(e as Error).message}`);
+  }
+}
+
+/** Parser for options that take a positive integer. */
+export function positiveInt(what: string): (value: string) => number {
+  return (value) => {
+    if (!/^\d+$/.test(value.trim()) || Number(value) < 1)
+      throw new UsageError(`${what} must be a positive integer, got "${value}"`);
+    return Number(value);
+  };
+}
+
+/** Parser for `--port`: 0 (any free port) to 65535. */
+export function portNumber(value: string): number {
+  if (!/^\d+$/.test(value.trim()) || Number(value) > 65535)
+    throw new UsageError(`--port must be a port number (0-65535), got "${value}"`);
+  return Number(value);
+}

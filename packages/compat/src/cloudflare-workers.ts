@@ -1,0 +1,64 @@
+/**
+ * What `import … from "cloudflare:workers"` loads under Cairn. The workflow API is Cairn's own;
+ * the other Workers classes are harmless stand-ins so that modules importing them still load.
+ */
+import { type ExecutionContext, NonRetryableError, WorkflowEntrypoint } from "@cairn/core";
+
+export type {
+  ExecutionContext,
+  WorkflowEvent,
+  WorkflowSleepDuration,
+  WorkflowStep,
+  WorkflowStepConfig,
+  WorkflowStepContext,
+} from "@cairn/core";
+export { NonRetryableError, WorkflowEntrypoint };
+
+/** Where the host puts the project's `env` for the `env` export (shared by every copy of this module). */
+export const ENV_SLOT: unique symbol = Symbol.for("cairn.compat.env") as never;
+
+/** Stand-in for Cloudflare's `WorkerEntrypoint`: keeps `ctx` and `env`; a default export may extend it. */
+export abstract class WorkerEntrypoint<Env = unknown, _Props = unknown> {
+  protected ctx: ExecutionContext;
+  protected env: Env;
+  constructor(ctx: ExecutionContext, env: Env) {
+    this.ctx = ctx;
+    this.env = env;
+  }
+}
+
+/** Stand-in for Cloudflare's `DurableObject` base class (Cairn does not run Durable Objects). */
+export abstract class DurableObject<Env = unknown> {
+  protected ctx: unknown;
+  protected env: Env;
+  constructor(ctx: unknown, env: Env) {
+    this.ctx = ctx;
+    this.env = env;
+  }
+}
+
+/** Stand-in for Cloudflare's `RpcTarget` marker class. */
+export class RpcTarget {}
+
+/** The project's bindings and vars, like `import { env } from "cloudflare:workers"`. */
+export const env: Record<string, unknown> = new Proxy(
+  {},
+  {
+    get: (_t, key) => current()[key as string],
+    has: (_t, key) => key in current(),
+    ownKeys: () => Reflect.ownKeys(current()),
+    getOwnPropertyDescriptor: (_t, key) => {
+      const d = Reflect.getOwnPropertyDescriptor(current(), key);
+      return d ? { ...d, configurable: true } : undefined;
+    },
+  },
+);
+
+function current(): Record<string | symbol, unknown> {
+  return ((globalThis as any)[ENV_SLOT] as Record<string, unknown> | undefined) ?? {};
+}
+
+/** Like Cloudflare's `waitUntil`: the host keeps the promise's errors from going unhandled. */
+export function waitUntil(promise: Promise<unknown>): void {
+  promise.catch((e) => console.error("waitUntil: a promise failed", e));
+}

@@ -1,0 +1,2 @@
+/** What `import … from "cloudflare:workflows"` loads under Cairn. */
+export { NonRetryableError } from "@cairn/core";

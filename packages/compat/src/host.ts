@@ -1,0 +1,239 @@
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import type { RuntimeHooks } from "@cairn/runtime";
+import { type Cairn, type CairnOptions, createCairn } from "cairn";
+import { ENV_SLOT } from "./cloudflare-workers.ts";
+import { projectGraphs } from "./graphs.ts";
+import { type FetchContext, type LoadedProject, loadProject } from "./project.ts";
+
+/**
+ * `createApi` of `@cairn/server`: the HTTP API (under /api/v1) for a runtime, requiring `token` if
+ * given; `graph` answers `GET /api/v1/workflows/:name/graph` (the diagram).
+ */
+export type CreateApi = (options: {
+  runtime: Cairn["runtime"];
+  token?: string;
+  graph?: (workflow: string) => unknown | Promise<unknown>;
+}) => unknown;
+
+/** `startServer` of `@cairn/server`: serves the API app, and `fetch` for every other path. */
+export type StartServer = (options: {
+  app: any;
+  host?: string;
+  port?: number;
+  token?: string;
+  fetch?: (request: Request) => Response | Promise<Response>;
+}) => unknown;
+
+export interface HostOptions {
+  /** Default 8787 (like `wrangler dev`); 0 picks a free port. */
+  port?: number;
+  /** Default "127.0.0.1". */
+  host?: string;
+  /** A bearer token the API requires. */
+  token?: string;
+  /** Store path (or ":memory:"); default the project's `storePath` (`<dir>/.cairn/cairn.db`). */
+  store?: string;
+  /** A configuration file to use instead of looking in `dir`. */
+  config?: string;
+  startServer: StartServer;
+  createApi: CreateApi;
+  /** More `createCairn` options (e.g. `defaultRetryDelay`); the project's own come first. */
+  cairn?: Partial<Omit<CairnOptions, "workflows" | "store">>;
+  /** Where errors of the fetch handler and the engine are reported. Default: console.error. */
+  log?: (message: string, error?: unknown) => void;
+}
+
+export interface CloseOptions {
+  /**
+   * How long to let step callbacks already running finish (and their results be stored) before
+   * closing, in ms. New attempts are held meanwhile. Default 0: close at once (they run again at
+   * the next start).
+   */
+  timeoutMs?: number;
+}
+
+/** A project being served: the Worker's fetch handler, and the API under /api/v1, on one port. */
+export interface HostedProject {
+  /** e.g. "http://127.0.0.1:8787". */
+  url: string;
+  cairn: Cairn;
+  project: LoadedProject;
+  /**
+   * Stops serving, then the engine; unfinished instances continue at the next start. Safe to call
+   * twice.
+   */
+  close(options?: CloseOptions): Promise<void>;
+}
+
+export const DEFAULT_PORT = 8787;
+export const DEFAULT_HOST = "127.0.0.1";
+
+/**
+ * Runs a project (see `loadProject`) with Cairn: opens its store, serves its fetch handler with `env`
+ * (workflow bindings + vars) and a `ctx`, and the HTTP API under /api/v1, on one port.
+ *
+ * ```ts
+ * import { createApi, startServer } from "@cairn/server";
+ * const hosted = await hostProject("./my-worker", { port: 8787, createApi, startServer });
+ * await fetch(`${hosted.url}/`, { method: "POST" });
+ * await hosted.close();
+ * ```
+ */
+export async function hostProject(dir: string, options: HostOptions): Promise<HostedProject> {
+  if (typeof options?.startServer !== "function" || typeof options.createApi !== "function")
+    throw new TypeError("hostProject needs startServer and createApi (from @cairn/server)");
+  const log = options.log ?? ((message: string, error?: unknown) => console.error(message, error ?? ""));
+  const project = await loadProject(dir, options.config ? { config: options.config } : {});
+  const store = options.store ?? project.storePath;
+  if (store !== ":memory:" && !/^postgres(ql)?:\/\//.test(store))
+    mkdirSync(dirname(store), { recursive: true });
+
+  const drain = new Drain();
+  const userHooks = { ...options.cairn?.hooks, ...project.options.hooks };
+  const hooks: RuntimeHooks = {
+    ...userHooks,
+    wrapStep: (info, next) =>
+      drain.wrap(() => (userHooks.wrapStep ? userHooks.wrapStep(info, next) : next())),
+  };
+  const cairn = await createCairn({
+    log: (message, error) => log(message, error),
+    ...options.cairn,
+    ...project.options,
+    hooks,
+    store,
+    workflows: project.workflows,
+    env: { ...options.cairn?.env, ...project.vars },
+  });
+  const env = cairn.env as Record<string, unknown>;
+  (globalThis as Record<symbol, unknown>)[ENV_SLOT] = env;
+
+  const pending = new Set<Promise<unknown>>();
+  const handler = project.fetch;
+  const fetch = handler
+    ? async (request: Request): Promise<Response> => {
+        const ctx: FetchContext = {
+          waitUntil(promise) {
+            const p = Promise.resolve(promise).catch((e) => log("waitUntil: a promise failed", e));
+            pending.add(p);
+            p.finally(() => pending.delete(p));
+          },
+          passThroughOnException() {},
+          props: {},
+        };
+        try {
+          const response = await handler(request, env, ctx);
+          if (!(response instanceof Response))
+            throw new TypeError("the fetch handler did not return a Response");
+          return response;
+        } catch (e) {
+          log(`${request.method} ${new URL(request.url).pathname}: the fetch handler threw`, e);
+          return new Response(`Internal error: ${(e as Error)?.message ?? String(e)}\n`, { status: 500 });
+        }
+      }
+    : undefined;
+
+  let server: ServerHandle;
+  const host = options.host ?? DEFAULT_HOST;
+  const port = options.port ?? DEFAULT_PORT;
+  // Diagrams: the entry is bundled and analysed once, at the first request for a graph.
+  let graphs: ReturnType<typeof projectGraphs> | undefined;
+  const graph = async (workflow: string) => (await (graphs ??= projectGraphs(project, log))).get(workflow);
+  try {
+    const app = options.createApi({
+      runtime: cairn.runtime,
+      graph,
+      ...(options.token ? { token: options.token } : {}),
+    });
+    server = serverHandle(
+      await options.startServer({
+        app,
+        host,
+        port,
+        ...(options.token ? { token: options.token } : {}),
+        ...(fetch ? { fetch } : {}),
+      }),
+      host,
+      port,
+    );
+  } catch (e) {
+    await cairn.close();
+    throw e;
+  }
+
+  let closing: Promise<void> | undefined;
+  const close = (closeOptions: CloseOptions = {}) =>
+    (closing ??= (async () => {
+      const deadline = Date.now() + Math.max(0, closeOptions.timeoutMs ?? 0);
+      // Stop taking requests, but do not wait for open connections (an SSE stream) past the deadline.
+      await Promise.race([server.close().catch((e) => log("closing the server failed", e)), until(deadline)]);
+      if (closeOptions.timeoutMs) {
+        drain.hold();
+        await Promise.race([drain.idle().then(() => cairn.runtime.whenIdle()), until(deadline)]);
+        await Promise.race([Promise.allSettled([...pending]), until(deadline)]);
+      }
+      await cairn.close();
+      if ((globalThis as Record<symbol, unknown>)[ENV_SLOT] === env)
+        delete (globalThis as Record<symbol, unknown>)[ENV_SLOT];
+    })());
+  return { url: server.url, cairn, project, close };
+}
+
+const until = (deadline: number) =>
+  new Promise<void>((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref());
+
+/** Counts step callbacks in flight; once held, new attempts wait forever (the close drops them). */
+class Drain {
+  #inFlight = 0;
+  #held = false;
+  #idle: (() => void)[] = [];
+
+  async wrap<T>(run: () => Promise<T>): Promise<T> {
+    if (this.#held) return new Promise<never>(() => {});
+    this.#inFlight++;
+    try {
+      return await run();
+    } finally {
+      if (--this.#inFlight === 0) for (const f of this.#idle.splice(0)) f();
+    }
+  }
+
+  hold(): void {
+    this.#held = true;
+  }
+
+  idle(): Promise<void> {
+    return this.#inFlight === 0 ? Promise.resolve() : new Promise((r) => this.#idle.push(r));
+  }
+}
+
+interface ServerHandle {
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Accepts what `startServer` returns: `{ url, close }`, `{ port, close }`, or a Node `http.Server`. */
+function serverHandle(result: any, host: string, port: number): ServerHandle {
+  if (!result || typeof result !== "object") throw new TypeError("startServer returned no server");
+  const shownHost =
+    host === "0.0.0.0" || host === "::" ? "localhost" : host.includes(":") ? `[${host}]` : host;
+  let url: string;
+  if (typeof result.url === "string") url = result.url.replace(/\/$/, "");
+  else {
+    const address = typeof result.address === "function" ? result.address() : undefined;
+    const actual = typeof result.port === "number" ? result.port : (address?.port ?? port);
+    url = `http://${shownHost}:${actual}`;
+  }
+  const close = async () => {
+    if (typeof result.close !== "function") return;
+    if (typeof result.closeAllConnections === "function" || typeof result.address === "function") {
+      await new Promise<void>((resolve, reject) => {
+        result.close((e?: Error) =>
+          e && (e as any).code !== "ERR_SERVER_NOT_RUNNING" ? reject(e) : resolve(),
+        );
+        result.closeIdleConnections?.();
+      });
+    } else await result.close();
+  };
+  return { url, close };
+}

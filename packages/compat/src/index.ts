@@ -1,0 +1,39 @@
+export { type DevOptions, type DevServer, runDev } from "./dev.ts";
+export { bundleEntry, projectGraphs } from "./graphs.ts";
+export {
+  type CloseOptions,
+  type CreateApi,
+  DEFAULT_HOST,
+  DEFAULT_PORT,
+  type HostedProject,
+  type HostOptions,
+  hostProject,
+  type StartServer,
+} from "./host.ts";
+export { CLOUDFLARE_MODULES, importProjectModule, installCloudflareModules } from "./loader.ts";
+export {
+  CAIRN_CONFIG_FILES,
+  type FetchContext,
+  type FetchHandler,
+  isWorkflowClass,
+  type LoadedProject,
+  type LoadProjectOptions,
+  loadProject,
+  ProjectError,
+  type ProjectWorkflow,
+} from "./project.ts";
+export {
+  DEFAULT_SHUTDOWN_TIMEOUT_MS,
+  runStart,
+  type StartedProject,
+  type StartOptions,
+} from "./start.ts";
+export {
+  findWranglerConfig,
+  loadWranglerConfig,
+  parseWranglerConfig,
+  WRANGLER_CONFIG_FILES,
+  type WranglerConfig,
+  WranglerConfigError,
+  type WranglerWorkflow,
+} from "./wrangler.ts";

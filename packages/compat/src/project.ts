@@ -1,0 +1,239 @@
+import { existsSync, statSync } from "node:fs";
+import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
+import type { WorkflowClass } from "@cairn/core";
+import type { CairnOptions } from "cairn";
+import { importProjectModule } from "./loader.ts";
+import { findWranglerConfig, loadWranglerConfig } from "./wrangler.ts";
+
+/** The files of a Cairn-native project, in the order they are looked for. */
+export const CAIRN_CONFIG_FILES = [
+  "cairn.config.ts",
+  "cairn.config.mts",
+  "cairn.config.js",
+  "cairn.config.mjs",
+];
+
+/** Cloudflare's `ExecutionContext` as the fetch handler sees it. */
+export interface FetchContext {
+  waitUntil(promise: Promise<unknown>): void;
+  passThroughOnException(): void;
+  props: Record<string, unknown>;
+}
+
+/** A Worker's `fetch(request, env, ctx)` handler. */
+export type FetchHandler = (
+  request: Request,
+  env: Record<string, unknown>,
+  ctx: FetchContext,
+) => Response | Promise<Response>;
+
+export interface ProjectWorkflow {
+  binding: string;
+  name: string;
+  class: WorkflowClass;
+  /** The export naming the class (wrangler's `class_name`), when it came from a wrangler config. */
+  className?: string;
+}
+
+/** A project ready to run: what `createCairn` needs, plus the optional fetch handler. */
+export interface LoadedProject {
+  /** The wrangler `name`, the config's `name`, or the directory's name. */
+  name: string;
+  /** "wrangler" for a Cloudflare project, "cairn" for one with `cairn.config.ts`. */
+  kind: "wrangler" | "cairn";
+  /** The project directory (absolute). */
+  dir: string;
+  /** The configuration file read (absolute). */
+  configPath: string;
+  /** The module imported: wrangler's `main`, or the Cairn config itself (absolute). */
+  entry: string;
+  workflows: ProjectWorkflow[];
+  /** Wrangler `vars`, or the Cairn config's `env`: visible in `env` next to the workflow bindings. */
+  vars: Record<string, unknown>;
+  /** The default export's `fetch`, bound to it, when the entry module has one. */
+  fetch?: FetchHandler;
+  /** Where the project keeps its state by default: `<dir>/.cairn/cairn.db`, or the Cairn config's `store`. */
+  storePath: string;
+  /** Other `createCairn` options of a Cairn-native project (maxConcurrent, hooks, …). */
+  options: Partial<Omit<CairnOptions, "workflows" | "env" | "store">>;
+}
+
+export interface LoadProjectOptions {
+  /** A configuration file to use instead of looking in the directory (wrangler.* or cairn.config.*). */
+  config?: string;
+}
+
+/** A project that cannot be loaded: a missing export, a wrong class, a failing module. */
+export class ProjectError extends Error {
+  override name = "ProjectError";
+}
+
+/**
+ * Loads a project without a build step: a Cloudflare project (`wrangler.jsonc|json|toml`, whose
+ * `main` module exports each workflow's `class_name` and optionally a default `{ fetch }`), or a
+ * Cairn-native one (`cairn.config.ts` whose default export is `createCairn` options, optionally with
+ * `fetch`, or a named `fetch` export). `cairn.config.*` wins when both exist. `dir` may also name the
+ * configuration file.
+ *
+ * ```ts
+ * const project = await loadProject("./examples/cloudflare-starter");
+ * const cairn = await createCairn({ store: project.storePath, workflows: project.workflows, env: project.vars });
+ * ```
+ */
+export async function loadProject(dir: string, options: LoadProjectOptions = {}): Promise<LoadedProject> {
+  let root = resolve(dir);
+  let configPath = options.config ? resolve(root, options.config) : undefined;
+  if (!configPath && existsSync(root) && statSync(root).isFile()) {
+    configPath = root;
+    root = dirname(root);
+  }
+  if (!existsSync(root)) throw new ProjectError(`Project directory ${root} does not exist`);
+  configPath ??=
+    CAIRN_CONFIG_FILES.map((f) => join(root, f)).find((f) => existsSync(f)) ?? findWranglerConfig(root);
+  if (!configPath)
+    throw new ProjectError(
+      `No project in ${root}: expected wrangler.jsonc, wrangler.json, wrangler.toml or cairn.config.ts`,
+    );
+  if (!existsSync(configPath)) throw new ProjectError(`Configuration file ${configPath} does not exist`);
+  return /(^|[\\/])cairn\.config\.[mc]?[jt]s$/.test(configPath)
+    ? loadCairnProject(root, configPath)
+    : loadWranglerProject(root, configPath);
+}
+
+async function loadWranglerProject(root: string, configPath: string): Promise<LoadedProject> {
+  const config = loadWranglerConfig(configPath);
+  const base = dirname(configPath);
+  const entry = resolve(base, config.main);
+  if (!existsSync(entry))
+    throw new ProjectError(`${configPath}: main "${config.main}" does not exist (looked for ${entry})`);
+  const mod = await importEntry(entry);
+  const shown = relative(root, entry) || basename(entry);
+  const workflows = config.workflows.map((w) => {
+    const cls = mod[w.class_name];
+    if (cls === undefined)
+      throw new ProjectError(
+        `${shown} does not export "${w.class_name}" (workflow "${w.name}" in ${basename(configPath)}); ` +
+          `exports: ${Object.keys(mod).join(", ") || "none"}`,
+      );
+    checkWorkflowClass(cls, `${shown}: export "${w.class_name}" (workflow "${w.name}")`);
+    return { binding: w.binding, name: w.name, class: cls as WorkflowClass, className: w.class_name };
+  });
+  const fetch = fetchHandler(mod.default, shown);
+  return {
+    name: config.name ?? basename(root),
+    kind: "wrangler",
+    dir: root,
+    configPath,
+    entry,
+    workflows,
+    vars: { ...config.vars },
+    ...(fetch ? { fetch } : {}),
+    storePath: join(root, ".cairn", "cairn.db"),
+    options: {},
+  };
+}
+
+async function loadCairnProject(root: string, configPath: string): Promise<LoadedProject> {
+  const mod = await importEntry(configPath);
+  const shown = basename(configPath);
+  const config = mod.default as (Partial<CairnOptions> & { fetch?: unknown; name?: unknown }) | undefined;
+  if (typeof config !== "object" || config === null)
+    throw new ProjectError(`${shown} must export default the createCairn options ({ workflows: [...] })`);
+  if (!Array.isArray(config.workflows))
+    throw new ProjectError(`${shown}: workflows must be an array of { binding, name, class }`);
+  const workflows = config.workflows.map((w, i) => {
+    if (typeof w?.name !== "string" || typeof w.binding !== "string")
+      throw new ProjectError(`${shown}: workflows[${i}] needs a name and a binding`);
+    checkWorkflowClass(w.class, `${shown}: workflows[${i}].class (workflow "${w.name}")`);
+    return { binding: w.binding, name: w.name, class: w.class };
+  });
+  const fetch = fetchHandler(
+    config.fetch !== undefined ? config : mod.fetch ? { fetch: mod.fetch } : undefined,
+    shown,
+  );
+  const { store, env, workflows: _w, fetch: _f, name, ...options } = config;
+  if (store !== undefined && typeof store !== "string")
+    throw new ProjectError(
+      `${shown}: store must be a path (a Store object cannot be shared with the server)`,
+    );
+  const storePath =
+    store === undefined
+      ? join(root, ".cairn", "cairn.db")
+      : store === ":memory:" || /^postgres(ql)?:\/\//.test(store) || isAbsolute(store)
+        ? store
+        : resolve(root, store);
+  return {
+    name: typeof name === "string" ? name : basename(root),
+    kind: "cairn",
+    dir: root,
+    configPath,
+    entry: configPath,
+    workflows,
+    vars: { ...(env ?? {}) },
+    ...(fetch ? { fetch } : {}),
+    storePath,
+    options,
+  };
+}
+
+async function importEntry(file: string): Promise<Record<string, unknown>> {
+  try {
+    const mod = await importProjectModule(file, dirname(file));
+    // A TypeScript file outside a `"type": "module"` package is compiled to CommonJS: its
+    // `export default` is then `default.default`.
+    const cjs = mod.default as { __esModule?: boolean; default?: unknown } | undefined;
+    if (cjs && typeof cjs === "object" && cjs.__esModule) return { ...cjs, default: cjs.default };
+    return mod;
+  } catch (e) {
+    const err = new ProjectError(`Cannot load ${file}: ${(e as Error)?.message ?? String(e)}`);
+    (err as Error).cause = e;
+    throw err;
+  }
+}
+
+/** Whether `cls` is a class that extends `WorkflowEntrypoint` (any copy of it: Cairn's or the shim's). */
+export function isWorkflowClass(cls: unknown): cls is WorkflowClass {
+  if (typeof cls !== "function" || typeof cls.prototype !== "object") return false;
+  for (let p = Object.getPrototypeOf(cls); typeof p === "function"; p = Object.getPrototypeOf(p))
+    if (p.name === "WorkflowEntrypoint") return typeof cls.prototype.run === "function";
+  return false;
+}
+
+function checkWorkflowClass(cls: unknown, what: string): void {
+  if (typeof cls !== "function" || typeof (cls as Function).prototype !== "object")
+    throw new ProjectError(`${what} is not a class (it is ${cls === null ? "null" : typeof cls})`);
+  if (!isWorkflowClass(cls)) {
+    const extendsIt = (() => {
+      for (let p = Object.getPrototypeOf(cls); typeof p === "function"; p = Object.getPrototypeOf(p))
+        if (p.name === "WorkflowEntrypoint") return true;
+      return false;
+    })();
+    throw new ProjectError(
+      extendsIt
+        ? `${what} has no run(event, step) method`
+        : `${what} does not extend WorkflowEntrypoint (import it from "cloudflare:workers" or "cairn")`,
+    );
+  }
+}
+
+/**
+ * The fetch handler of a default export: an object with `fetch(request, env, ctx)`, or a class (e.g.
+ * extending `WorkerEntrypoint`) whose instances, made per request with `(ctx, env)`, have `fetch(request)`.
+ */
+function fetchHandler(def: unknown, shown: string): FetchHandler | undefined {
+  if (def === undefined || def === null) return undefined;
+  if (typeof def === "function" && typeof def.prototype?.fetch === "function") {
+    const Cls = def as new (
+      ctx: FetchContext,
+      env: Record<string, unknown>,
+    ) => { fetch(r: Request): Response };
+    return (request, env, ctx) => new Cls(ctx, env).fetch(request);
+  }
+  if (typeof def === "object" && "fetch" in def) {
+    const f = (def as { fetch: unknown }).fetch;
+    if (typeof f !== "function")
+      throw new ProjectError(`${shown}: the default export's fetch is not a function`);
+    return f.bind(def) as FetchHandler;
+  }
+  return undefined;
+}

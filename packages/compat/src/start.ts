@@ -1,0 +1,98 @@
+import { type CreateApi, type HostedProject, hostProject, type StartServer } from "./host.ts";
+
+export interface StartOptions {
+  /** The project directory. Default: the current directory. */
+  dir?: string;
+  /** A configuration file (wrangler.* or cairn.config.*) to use instead of looking in `dir`. */
+  config?: string;
+  /** Store path; default `<dir>/.cairn/cairn.db`. */
+  store?: string;
+  /** `false`: serve the API only and run no instances (other processes sharing the store do). */
+  worker?: boolean;
+  /** Default "127.0.0.1". */
+  host?: string;
+  /** Default 8787. */
+  port?: number;
+  token?: string;
+  startServer: StartServer;
+  createApi: CreateApi;
+  /** How long step callbacks in flight may take to finish at shutdown. Default 10,000 ms. */
+  shutdownTimeoutMs?: number;
+  /** Shut down on SIGTERM and SIGINT (a second signal exits at once). Default true. */
+  handleSignals?: boolean;
+  /** Notices (listening, shutting down). Default: console.log. */
+  log?: (line: string) => void;
+}
+
+export interface StartedProject extends HostedProject {
+  /**
+   * Graceful shutdown: stop serving, hold new step attempts, give the ones in flight up to
+   * `shutdownTimeoutMs` to finish and be stored, then close. Unfinished instances resume at the next
+   * start. Safe to call twice.
+   */
+  shutdown(): Promise<void>;
+  /** Resolves once shut down. */
+  readonly closed: Promise<void>;
+}
+
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
+
+/**
+ * `cairn start`: serves a project (see `hostProject`) in this process until SIGTERM/SIGINT, then
+ * shuts down gracefully.
+ *
+ * ```ts
+ * import { createApi, startServer } from "@cairn/server";
+ * const started = await runStart({ port: 8787, createApi, startServer });
+ * await started.closed;
+ * ```
+ */
+export async function runStart(options: StartOptions): Promise<StartedProject> {
+  const log = options.log ?? ((line: string) => console.log(line));
+  const timeoutMs = options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
+  const hosted = await hostProject(options.dir ?? process.cwd(), {
+    ...(options.config ? { config: options.config } : {}),
+    ...(options.store ? { store: options.store } : {}),
+    ...(options.host ? { host: options.host } : {}),
+    ...(options.port !== undefined ? { port: options.port } : {}),
+    ...(options.token ? { token: options.token } : {}),
+    ...(options.worker === false ? { cairn: { worker: false } } : {}),
+    startServer: options.startServer,
+    createApi: options.createApi,
+  });
+  log(`Cairn: ${hosted.project.name} listening on ${hosted.url}`);
+
+  let resolveClosed!: () => void;
+  const closed = new Promise<void>((r) => (resolveClosed = r));
+  let shuttingDown: Promise<void> | undefined;
+  let onSignal: ((signal: NodeJS.Signals) => void) | undefined;
+  const shutdown = () =>
+    (shuttingDown ??= (async () => {
+      log(`Cairn: shutting down (waiting up to ${timeoutMs} ms for running steps)`);
+      await hosted.close({ timeoutMs });
+      if (onSignal) {
+        process.off("SIGTERM", onSignal);
+        process.off("SIGINT", onSignal);
+      }
+      log("Cairn: stopped");
+      resolveClosed();
+    })());
+
+  if (options.handleSignals ?? true) {
+    onSignal = (signal) => {
+      if (shuttingDown) {
+        log(`Cairn: ${signal} again, exiting now`);
+        process.exit(130);
+      }
+      void shutdown();
+    };
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
+  }
+  return {
+    ...hosted,
+    close: (o) => hosted.close(o),
+    shutdown,
+    closed,
+  };
+}

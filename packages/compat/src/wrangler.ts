@@ -1,0 +1,202 @@
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { type ParseError, parse as parseJsonc, printParseErrorCode } from "jsonc-parser";
+import { parse as parseToml } from "smol-toml";
+import { z } from "zod";
+
+/** The files `loadWranglerConfig` looks for, in this order; the first one found is used. */
+export const WRANGLER_CONFIG_FILES = ["wrangler.jsonc", "wrangler.json", "wrangler.toml"] as const;
+
+/** Workflow and binding names: the pattern and length Cloudflare accepts. */
+const NAME = /^[a-zA-Z0-9_][a-zA-Z0-9-_]*$/;
+/** Binding names become `env` properties: JavaScript identifiers. */
+const BINDING = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+
+/** One entry of wrangler's `workflows[]`, as Cairn uses it. */
+export interface WranglerWorkflow {
+  /** The `env` property the workflow's binding appears as, e.g. "MY_WORKFLOW". */
+  binding: string;
+  /** The workflow's name, e.g. "my-workflow". */
+  name: string;
+  /** The exported class of the entry module that implements it. */
+  class_name: string;
+}
+
+/** The part of a wrangler configuration Cairn runs. Other keys are accepted and ignored. */
+export interface WranglerConfig {
+  name?: string;
+  /** The entry module, relative to the configuration file. */
+  main: string;
+  workflows: WranglerWorkflow[];
+  /** Plain-text environment variables, visible in `env`. */
+  vars: Record<string, string | number | boolean | object>;
+  /** The file the configuration was read from (absolute). */
+  path: string;
+}
+
+const workflowSchema = z
+  .object({
+    binding: z
+      .string({ error: "needs a binding (a string)" })
+      .regex(BINDING, { error: "binding must be a JavaScript identifier, like MY_WORKFLOW" }),
+    name: z
+      .string({ error: "needs a name (a string)" })
+      .max(64, { error: "name must be at most 64 characters" })
+      .regex(NAME, { error: "name must match ^[a-zA-Z0-9_][a-zA-Z0-9-_]*$" }),
+    class_name: z
+      .string({ error: "needs a class_name (a string)" })
+      .regex(/^[A-Za-z_$][A-Za-z0-9_$]*$/, { error: "class_name must be the name of an exported class" }),
+    script_name: z.string().optional(),
+  })
+  .loose();
+
+const configSchema = z
+  .object({
+    name: z.string({ error: "name must be a string" }).optional(),
+    main: z.string({ error: 'needs "main", the entry module (e.g. "src/index.ts")' }).min(1, {
+      error: 'needs "main", the entry module (e.g. "src/index.ts")',
+    }),
+    workflows: z
+      .array(workflowSchema, { error: 'needs "workflows", a list of { binding, name, class_name }' })
+      .min(1, { error: 'needs at least one entry in "workflows"' }),
+    vars: z
+      .record(
+        z.string(),
+        z.union(
+          [z.string(), z.number(), z.boolean(), z.record(z.string(), z.unknown()), z.array(z.unknown())],
+          {
+            error: "vars values must be strings, numbers, booleans or objects",
+          },
+        ),
+        { error: "vars must be an object" },
+      )
+      .optional(),
+  })
+  .loose()
+  .superRefine((config, ctx) => {
+    const seen = new Map<string, number>();
+    const names = new Map<string, number>();
+    config.workflows.forEach((w, i) => {
+      const b = seen.get(w.binding);
+      if (b !== undefined)
+        ctx.addIssue({
+          code: "custom",
+          path: ["workflows", i, "binding"],
+          message: `binding "${w.binding}" is already used by workflows[${b}]`,
+        });
+      else seen.set(w.binding, i);
+      const n = names.get(w.name);
+      if (n !== undefined)
+        ctx.addIssue({
+          code: "custom",
+          path: ["workflows", i, "name"],
+          message: `workflow name "${w.name}" is already used by workflows[${n}]`,
+        });
+      else names.set(w.name, i);
+      if (w.script_name !== undefined)
+        ctx.addIssue({
+          code: "custom",
+          path: ["workflows", i, "script_name"],
+          message: "script_name (a workflow of another Worker) is not supported by Cairn",
+        });
+    });
+  });
+
+/** A configuration file that cannot be read or is not valid. The message names the file and field. */
+export class WranglerConfigError extends Error {
+  override name = "WranglerConfigError";
+  readonly file: string;
+  constructor(file: string, message: string) {
+    super(`${file}: ${message}`);
+    this.file = file;
+  }
+}
+
+/** The wrangler configuration file of `dir`, or `undefined` when it has none. */
+export function findWranglerConfig(dir: string): string | undefined {
+  for (const file of WRANGLER_CONFIG_FILES) {
+    const path = join(dir, file);
+    if (existsSync(path)) return path;
+  }
+  return undefined;
+}
+
+/**
+ * Reads the wrangler configuration of a project: `wrangler.jsonc`, `wrangler.json` or
+ * `wrangler.toml` in `dir` (the first found), or the file `dir` itself when it names one.
+ * Throws `WranglerConfigError` naming the file and the bad field.
+ *
+ * ```ts
+ * const config = loadWranglerConfig("./my-worker");
+ * // { name: "my-worker", main: "src/index.ts", workflows: [{ binding, name, class_name }], vars: {} }
+ * ```
+ */
+export function loadWranglerConfig(dir: string): WranglerConfig {
+  const path = /\.(jsonc?|toml)$/.test(dir) ? dir : findWranglerConfig(dir);
+  if (!path)
+    throw new WranglerConfigError(
+      join(dir, "wrangler.jsonc"),
+      `no wrangler configuration found (looked for ${WRANGLER_CONFIG_FILES.join(", ")})`,
+    );
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new WranglerConfigError(path, `cannot read the file: ${(e as Error).message}`);
+  }
+  return parseWranglerConfig(text, path);
+}
+
+/** Parses and validates the text of a wrangler configuration; `path` decides the format and names errors. */
+export function parseWranglerConfig(text: string, path: string): WranglerConfig {
+  const raw = path.endsWith(".toml") ? parseTomlText(text, path) : parseJsoncText(text, path);
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw))
+    throw new WranglerConfigError(path, "the configuration must be an object");
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    const lines = result.error.issues.map((issue) => {
+      const field = issue.path.length ? formatPath(issue.path) : "";
+      // A missing top-level key reads better as "needs ..." without the field name in front.
+      return field ? `${field}: ${issue.message}` : issue.message;
+    });
+    throw new WranglerConfigError(path, lines.join("; "));
+  }
+  const c = result.data;
+  return {
+    ...(c.name !== undefined ? { name: c.name } : {}),
+    main: c.main,
+    workflows: c.workflows.map((w) => ({ binding: w.binding, name: w.name, class_name: w.class_name })),
+    vars: (c.vars ?? {}) as WranglerConfig["vars"],
+    path,
+  };
+}
+
+function parseJsoncText(text: string, path: string): unknown {
+  const errors: ParseError[] = [];
+  const value = parseJsonc(text, errors, { allowTrailingComma: true, disallowComments: false });
+  const first = errors[0];
+  if (first) {
+    const before = text.slice(0, first.offset);
+    const line = before.split("\n").length;
+    const column = first.offset - before.lastIndexOf("\n");
+    throw new WranglerConfigError(
+      path,
+      `invalid JSON at line ${line}, column ${column}: ${printParseErrorCode(first.error)}`,
+    );
+  }
+  return value;
+}
+
+function parseTomlText(text: string, path: string): unknown {
+  try {
+    return parseToml(text);
+  } catch (e) {
+    throw new WranglerConfigError(path, `invalid TOML: ${(e as Error).message.split("\n")[0]}`);
+  }
+}
+
+function formatPath(path: PropertyKey[]): string {
+  let out = "";
+  for (const p of path) out += typeof p === "number" ? `[${p}]` : out ? `.${String(p)}` : String(p);
+  return out;
+}

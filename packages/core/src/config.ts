@@ -1,0 +1,110 @@
+import { parseDuration } from "./durations.ts";
+import { WorkflowError } from "./errors.ts";
+import { MAX_RETRY_LIMIT } from "./limits.ts";
+
+export type Backoff = "constant" | "linear" | "exponential";
+
+/** The config a user passes to `step.do` (compatible with Cloudflare's `WorkflowStepConfig`). */
+export interface WorkflowStepConfig {
+  retries?: { limit: number; delay: string | number; backoff?: Backoff };
+  timeout?: string | number;
+  sensitive?: "output";
+}
+
+/** Config with every default applied, as stored at the first attempt and shown to callbacks. */
+export interface ResolvedStepConfig {
+  retries: { limit: number; delay: string | number; backoff: Backoff };
+  timeout: string | number;
+  sensitive?: "output";
+}
+
+export const DEFAULT_RETRY_DELAY = "10 seconds";
+
+export function defaultStepConfig(retryDelay: string | number = DEFAULT_RETRY_DELAY): ResolvedStepConfig {
+  return { retries: { limit: 5, delay: retryDelay, backoff: "exponential" }, timeout: "10 minutes" };
+}
+
+const CONFIG_KEYS = new Set(["retries", "timeout", "sensitive"]);
+const RETRY_KEYS = new Set(["limit", "delay", "backoff"]);
+const BACKOFFS = new Set(["constant", "linear", "exponential"]);
+
+function invalid(step: string, why: string): WorkflowError {
+  return new WorkflowError("step.invalid_config", `Step config for "${step}" is invalid: ${why}`);
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Validates a user config and merges it over the defaults (Cloudflare's rule: `retries` merges
+ * key by key). Unknown keys are rejected, so typos never silently change behaviour.
+ */
+export function resolveStepConfig(
+  step: string,
+  config: unknown,
+  defaults: ResolvedStepConfig = defaultStepConfig(),
+): ResolvedStepConfig {
+  // Resolved configs are never mutated (callbacks get copies), so the defaults object can be shared.
+  if (config === undefined) return defaults;
+  if (!isPlainObject(config)) throw invalid(step, "config must be an object");
+  for (const k of Object.keys(config)) if (!CONFIG_KEYS.has(k)) throw invalid(step, `unknown key "${k}"`);
+  const resolved = structuredClone(defaults);
+  if (config.retries !== undefined) {
+    const r = config.retries;
+    if (!isPlainObject(r)) throw invalid(step, "retries must be an object");
+    for (const k of Object.keys(r)) if (!RETRY_KEYS.has(k)) throw invalid(step, `unknown key "retries.${k}"`);
+    if (r.limit !== undefined) {
+      if (typeof r.limit !== "number" || !Number.isInteger(r.limit) || r.limit < 0)
+        throw invalid(step, `retries.limit must be a whole number ≥ 0, got ${JSON.stringify(r.limit)}`);
+      if (r.limit > MAX_RETRY_LIMIT) throw invalid(step, `retries.limit must be at most ${MAX_RETRY_LIMIT}`);
+      resolved.retries.limit = r.limit;
+    }
+    if (r.delay !== undefined) {
+      if (typeof r.delay !== "number" && typeof r.delay !== "string")
+        throw invalid(step, "retries.delay must be a duration");
+      parseDuration(r.delay, `Step config for "${step}": retries.delay`);
+      resolved.retries.delay = r.delay;
+    }
+    if (r.backoff !== undefined) {
+      if (typeof r.backoff !== "string" || !BACKOFFS.has(r.backoff))
+        throw invalid(
+          step,
+          `retries.backoff must be constant, linear or exponential, got ${JSON.stringify(r.backoff)}`,
+        );
+      resolved.retries.backoff = r.backoff as Backoff;
+    }
+  }
+  if (config.timeout !== undefined) {
+    if (typeof config.timeout !== "number" && typeof config.timeout !== "string")
+      throw invalid(step, "timeout must be a duration");
+    if (parseDuration(config.timeout, `Step config for "${step}": timeout`) <= 0)
+      throw invalid(step, "timeout must be greater than zero");
+    resolved.timeout = config.timeout;
+  }
+  if (config.sensitive !== undefined) {
+    if (config.sensitive !== "output") throw invalid(step, `sensitive may only be "output"`);
+    resolved.sensitive = "output";
+  }
+  return resolved;
+}
+
+/**
+ * The wait after failed attempt `attempt` (1-based): constant `d`, linear `d·n`, exponential `d·2^(n-1)`.
+ */
+export function retryDelayMs(retries: ResolvedStepConfig["retries"], attempt: number): number {
+  const base = parseDuration(retries.delay);
+  switch (retries.backoff) {
+    case "constant":
+      return base;
+    case "linear":
+      return base * attempt;
+    case "exponential":
+      return base * 2 ** (attempt - 1);
+  }
+}
+
+/** A step makes at most `limit + 1` attempts: `limit` counts retries. */
+export function canRetry(retries: ResolvedStepConfig["retries"], failedAttempt: number): boolean {
+  return failedAttempt <= retries.limit;
+}

@@ -1,0 +1,119 @@
+/**
+ * Errors that cross Cairn's API carry a stable `code` and read `"(<code>) <text>"`, like Cloudflare's
+ * `WorkflowError`. The set of codes is closed: the HTTP layer maps each one to a status.
+ */
+export type ErrorCode =
+  | "instance.not_found"
+  | "instance.already_exists"
+  | "instance.invalid_id"
+  | "instance.cannot_terminate"
+  | "instance.cannot_restart"
+  | "instance.cannot_pause"
+  | "instance.cannot_send_event"
+  | "workflow.not_found"
+  | "workflow.invalid_name"
+  | "workflow.invalid_event_type"
+  | "step.invalid_name"
+  | "step.invalid_config"
+  | "step.output_too_large"
+  | "step.limit_reached"
+  | "payload.too_large"
+  | "body";
+
+export const ERROR_CODES: readonly ErrorCode[] = [
+  "instance.not_found",
+  "instance.already_exists",
+  "instance.invalid_id",
+  "instance.cannot_terminate",
+  "instance.cannot_restart",
+  "instance.cannot_pause",
+  "instance.cannot_send_event",
+  "workflow.not_found",
+  "workflow.invalid_name",
+  "workflow.invalid_event_type",
+  "step.invalid_name",
+  "step.invalid_config",
+  "step.output_too_large",
+  "step.limit_reached",
+  "payload.too_large",
+  "body",
+];
+
+/** The one error class Cairn throws for bad input and impossible operations. */
+export class WorkflowError extends Error {
+  override name = "WorkflowError";
+  readonly code: ErrorCode;
+  readonly text: string;
+
+  constructor(code: ErrorCode, text: string) {
+    super(`(${code}) ${text}`);
+    this.code = code;
+    this.text = text;
+  }
+
+  /** True for a WorkflowError, also one that crossed a process boundary as `{ name, code, message }`. */
+  static is(e: unknown, code?: ErrorCode): e is WorkflowError {
+    if (e instanceof WorkflowError) return code === undefined || e.code === code;
+    if (typeof e !== "object" || e === null) return false;
+    const { name, code: c } = e as { name?: unknown; code?: unknown };
+    return name === "WorkflowError" && typeof c === "string" && (code === undefined || c === code);
+  }
+
+  toJSON(): { name: string; code: ErrorCode; message: string } {
+    return { name: this.name, code: this.code, message: this.message };
+  }
+}
+
+/**
+ * Thrown inside a step callback to stop retrying: the step fails at once and the error reaches `run()`.
+ * Compatible with `import { NonRetryableError } from "cloudflare:workflows"`.
+ */
+export class NonRetryableError extends Error {
+  constructor(message: string, name = "NonRetryableError") {
+    super(message);
+    this.name = name;
+  }
+}
+
+/** Cloudflare's rule: recognised by name, or by a message that starts with the name (flattened errors). */
+export function isNonRetryable(e: unknown): boolean {
+  if (typeof e !== "object" || e === null) return false;
+  const { name, message } = e as { name?: unknown; message?: unknown };
+  return (
+    name === "NonRetryableError" || (typeof message === "string" && message.startsWith("NonRetryableError"))
+  );
+}
+
+/** A step attempt or an event wait that ran out of time. Retryable like any other failure. */
+export class WorkflowTimeoutError extends Error {
+  override name = "WorkflowTimeoutError";
+}
+
+/** Failures of the engine itself that end an instance (unserialisable results, step limit). */
+export class WorkflowFatalError extends Error {
+  override name = "WorkflowFatalError";
+}
+
+/** How errors are stored and shown: just `{ name, message }`, as they cross Cloudflare's RPC. */
+export interface SerializedError {
+  name: string;
+  message: string;
+}
+
+export function serializeError(e: unknown): SerializedError {
+  if (e instanceof Error) return { name: e.name || "Error", message: e.message };
+  if (typeof e === "object" && e !== null) {
+    const { name, message } = e as { name?: unknown; message?: unknown };
+    if (typeof message === "string") return { name: typeof name === "string" ? name : "Error", message };
+  }
+  return { name: "Error", message: String(e) };
+}
+
+/** Rebuilds a stored error so user code can catch it and read `name` and `message`. */
+export function deserializeError(e: SerializedError): Error {
+  if (e.name === "NonRetryableError") return new NonRetryableError(e.message);
+  const error =
+    e.name === "WorkflowTimeoutError" ? new WorkflowTimeoutError(e.message) : new Error(e.message);
+  error.name = e.name;
+  return error;
+}

@@ -1,0 +1,71 @@
+export { type Clock, FakeClock, systemClock, type TimerHandle } from "./clock.ts";
+export {
+  type Backoff,
+  canRetry,
+  DEFAULT_RETRY_DELAY,
+  defaultStepConfig,
+  type ResolvedStepConfig,
+  resolveStepConfig,
+  retryDelayMs,
+  type WorkflowStepConfig,
+} from "./config.ts";
+export { type Duration, type DurationUnit, formatDuration, parseDuration } from "./durations.ts";
+export {
+  deserializeError,
+  ERROR_CODES,
+  type ErrorCode,
+  isNonRetryable,
+  NonRetryableError,
+  type SerializedError,
+  serializeError,
+  WorkflowError,
+  WorkflowFatalError,
+  WorkflowTimeoutError,
+} from "./errors.ts";
+export {
+  FINAL_HISTORY_EVENTS,
+  type HistoryEntry,
+  type HistoryEventType,
+  type NewHistoryEntry,
+} from "./history.ts";
+export { decidePause, decideResume, decideSendEvent, decideTerminate, type Transition } from "./lifecycle.ts";
+export * from "./limits.ts";
+export {
+  ACTIVE_STATUSES,
+  type FinalStatus,
+  INSTANCE_STATUSES,
+  type InstanceStatus,
+  isFinalStatus,
+} from "./status.ts";
+export {
+  parseStepKeyString,
+  parseStepLabel,
+  STEP_KINDS,
+  StepCounter,
+  type StepKey,
+  type StepKind,
+  stepKeyString,
+  stepLabel,
+} from "./step-key.ts";
+export {
+  checkPayloadSize,
+  validateEventType,
+  validateInstanceId,
+  validateStepName,
+  validateWorkflowName,
+} from "./validation.ts";
+export {
+  type ExecutionContext,
+  type InstanceStatusDetails,
+  type RestartOptions,
+  type Workflow,
+  type WorkflowClass,
+  WorkflowEntrypoint,
+  type WorkflowEvent,
+  type WorkflowInstance,
+  type WorkflowInstanceCreateOptions,
+  type WorkflowSleepDuration,
+  type WorkflowStep,
+  type WorkflowStepContext,
+  type WorkflowStepEvent,
+} from "./workflow.ts";

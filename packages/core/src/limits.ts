@@ -1,0 +1,17 @@
+/** Cairn's limits (SPEC §3). Each one is a named constant; the configurable ones are defaults. */
+export const MAX_WORKFLOW_NAME_LENGTH = 64;
+export const MAX_INSTANCE_ID_LENGTH = 100;
+export const MAX_STEP_NAME_LENGTH = 256;
+export const MAX_EVENT_TYPE_LENGTH = 100;
+/** Params, event payloads and step results, each measured encoded. */
+export const MAX_PAYLOAD_BYTES = 1024 * 1024;
+export const DEFAULT_STEP_LIMIT = 10_000;
+export const MAX_RETRY_LIMIT = 10_000;
+export const MAX_BATCH_SIZE = 100;
+export const DAY_MS = 24 * 60 * 60 * 1000;
+export const MAX_SLEEP_MS = 365 * DAY_MS;
+export const MIN_EVENT_TIMEOUT_MS = 1000;
+export const MAX_EVENT_TIMEOUT_MS = 365 * DAY_MS;
+export const DEFAULT_EVENT_TIMEOUT = "24 hours";
+export const DEFAULT_MAX_CONCURRENT = 10_000;
+export const NAME_PATTERN = /^[a-zA-Z0-9_][a-zA-Z0-9\-_]*$/;

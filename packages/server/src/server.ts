@@ -1,0 +1,117 @@
+import type { AddressInfo } from "node:net";
+import { API_PREFIX } from "@cairn/api";
+import { createAdaptorServer } from "@hono/node-server";
+import type { Hono } from "hono";
+import { appToken, unauthorized } from "./app.ts";
+import { checkToken, isLoopback } from "./auth.ts";
+import { isDashboardPath, servesDashboard } from "./dashboard.ts";
+import { describeError, errorEnvelope } from "./errors.ts";
+
+export interface ServerOptions {
+  /** The API app from `createApi`; it answers everything under `/api/v1`. */
+  app: Hono;
+  /** Default "127.0.0.1". Any other than a loopback address needs a token. */
+  host?: string;
+  /** Default 8787; 0 picks a free port. */
+  port?: number;
+  /**
+   * Requires `Authorization: Bearer <token>` on every `/api/v1` request (as `createApi({ token })`
+   * does), which lets the server listen beyond loopback. An app created with a token needs none
+   * here; if both are given they must be the same.
+   */
+  token?: string;
+  /**
+   * Handles every request outside `/api/v1` (a Cloudflare-style `fetch` handler), except the
+   * dashboard's `/_cairn/` when the app serves it. Without it those requests go to the app, which
+   * answers 404, or with the dashboard, redirects `/` to `/_cairn/`.
+   */
+  fetch?: (request: Request) => Response | Promise<Response>;
+}
+
+export interface RunningServer {
+  /** E.g. "http://127.0.0.1:8787". */
+  url: string;
+  port: number;
+  /** Stops listening and closes open connections (event streams included). */
+  close(): Promise<void>;
+}
+
+function isApiPath(pathname: string): boolean {
+  return pathname === API_PREFIX || pathname.startsWith(`${API_PREFIX}/`);
+}
+
+/**
+ * Serves the API over HTTP with Node's `http` module. Refuses to listen on a non-loopback host
+ * without a token: the API can start, stop and read every instance.
+ *
+ * ```ts
+ * const server = await startServer({ app: createApi({ runtime }), port: 8787, fetch: worker.fetch });
+ * console.log(server.url);
+ * await server.close();
+ * ```
+ */
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const { app } = options;
+  const host = options.host ?? "127.0.0.1";
+  const port = options.port ?? 8787;
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new Error(`startServer: port must be a whole number from 0 to 65535, got ${port}`);
+  if (options.token !== undefined && (typeof options.token !== "string" || options.token === ""))
+    throw new Error("startServer: token must be a non-empty string");
+  const ownToken = appToken(app);
+  if (options.token !== undefined && ownToken !== undefined && options.token !== ownToken)
+    throw new Error("startServer: token differs from the one the app was created with");
+  // The server checks the token itself only when the app does not.
+  const serverToken = ownToken === undefined ? options.token : undefined;
+  if (!isLoopback(host) && options.token === undefined && ownToken === undefined)
+    throw new Error(
+      `Refusing to listen on ${host} without a token: anyone who can reach it could control every instance. ` +
+        "Set CAIRN_TOKEN (or pass a token) to require `Authorization: Bearer <token>`, or listen on 127.0.0.1.",
+    );
+  const delegate = options.fetch;
+  const dashboard = servesDashboard(app);
+  const server = createAdaptorServer({
+    overrideGlobalObjects: false,
+    fetch: async (request: Request, env: unknown) => {
+      const { pathname } = new URL(request.url);
+      if (isApiPath(pathname) && serverToken !== undefined) {
+        const url = new URL(request.url);
+        const verdict = checkToken(
+          {
+            method: request.method,
+            path: url.pathname,
+            authorization: request.headers.get("authorization") ?? undefined,
+            queryToken: url.searchParams.get("token") ?? undefined,
+          },
+          serverToken,
+        );
+        if (verdict !== "ok") {
+          const { status, error } = describeError(unauthorized(verdict));
+          return Response.json(errorEnvelope(error), { status });
+        }
+      }
+      if (isApiPath(pathname) || !delegate || (dashboard && isDashboardPath(pathname)))
+        return app.fetch(request, env);
+      return delegate(request);
+    },
+  });
+  await new Promise<void>((resolve, reject) => {
+    const onError = (e: Error) => reject(e);
+    server.once("error", onError);
+    server.listen(port, host, () => {
+      server.off("error", onError);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const shown = address.family === "IPv6" || host.includes(":") ? `[${address.address}]` : host;
+  return {
+    url: `http://${shown}:${address.port}`,
+    port: address.port,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((e) => (e ? reject(e) : resolve()));
+        if ("closeAllConnections" in server) server.closeAllConnections();
+      }),
+  };
+}

@@ -1,0 +1,98 @@
+/**
+ * The PostgreSQL schema, as numbered forward-only migrations. Never edit an applied migration: add the
+ * next number. Each migration is a function of the (quoted) schema name, because every table lives in
+ * a schema of the store's choosing. `LATEST_VERSION` is what this code expects; a schema with a newer
+ * version is refused.
+ *
+ * Column choices: values are `bytea`, config/error/data `jsonb`, times `bigint` epoch milliseconds,
+ * ids and names `text COLLATE "C"` so ordering and cursors compare bytes, like SQLite.
+ */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: (schema: string) => string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "initial schema",
+    sql: (s) => `
+CREATE TABLE ${s}.instances (
+  workflow    text COLLATE "C" NOT NULL,
+  id          text COLLATE "C" NOT NULL,
+  status      text    NOT NULL,
+  params      bytea   NOT NULL,
+  output      bytea,
+  error       jsonb,
+  created_at  bigint  NOT NULL,
+  updated_at  bigint  NOT NULL,
+  started_at  bigint,
+  ended_at    bigint,
+  paused_at   bigint,
+  ready_at    bigint,
+  priority    integer NOT NULL DEFAULT 1,
+  epoch       bigint  NOT NULL DEFAULT 0,
+  owner       text,
+  lease_until bigint,
+  PRIMARY KEY (workflow, id)
+);
+-- claim (ready instances in claim order) and nextReadyAt: only claimable rows are indexed.
+CREATE INDEX instances_ready ON ${s}.instances (priority, ready_at)
+  WHERE ready_at IS NOT NULL AND status IN ('queued', 'waiting');
+CREATE INDEX instances_ready_at ON ${s}.instances (ready_at)
+  WHERE ready_at IS NOT NULL AND status IN ('queued', 'waiting');
+-- claim (expired leases), renewLeases and countRunning: only rows holding a concurrency slot.
+CREATE INDEX instances_leased ON ${s}.instances (lease_until) WHERE status IN ('running', 'waitingForPause');
+CREATE INDEX instances_owned ON ${s}.instances (owner) WHERE status IN ('running', 'waitingForPause');
+-- list, with and without a status filter.
+CREATE INDEX instances_by_created ON ${s}.instances (workflow, created_at, id);
+CREATE INDEX instances_by_status ON ${s}.instances (workflow, status, created_at, id);
+
+CREATE TABLE ${s}.steps (
+  workflow    text COLLATE "C" NOT NULL,
+  instance_id text COLLATE "C" NOT NULL,
+  kind        text    NOT NULL,
+  name        text COLLATE "C" NOT NULL,
+  count       integer NOT NULL,
+  seq         integer NOT NULL,
+  status      text    NOT NULL,
+  config      jsonb,
+  attempts    integer NOT NULL DEFAULT 0,
+  result      bytea,
+  error       jsonb,
+  started_at  bigint  NOT NULL,
+  ended_at    bigint,
+  wake_at     bigint,
+  event_type  text,
+  PRIMARY KEY (workflow, instance_id, kind, name, count)
+);
+
+CREATE TABLE ${s}.events (
+  seq         bigserial PRIMARY KEY,
+  workflow    text COLLATE "C" NOT NULL,
+  instance_id text COLLATE "C" NOT NULL,
+  type        text   NOT NULL,
+  payload     bytea  NOT NULL,
+  timestamp   bigint NOT NULL,
+  consumed_by text
+);
+CREATE INDEX events_by_instance ON ${s}.events (workflow, instance_id, type, seq);
+
+CREATE TABLE ${s}.history (
+  event_id    bigserial PRIMARY KEY,
+  workflow    text COLLATE "C" NOT NULL,
+  instance_id text COLLATE "C" NOT NULL,
+  type        text   NOT NULL,
+  timestamp   bigint NOT NULL,
+  step_kind   text,
+  step_name   text COLLATE "C",
+  step_count  integer,
+  data        jsonb
+);
+CREATE INDEX history_by_instance ON ${s}.history (workflow, instance_id, event_id);
+`,
+  },
+];
+
+export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

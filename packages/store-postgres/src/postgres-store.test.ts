@@ -1,0 +1,234 @@
+import { randomUUID } from "node:crypto";
+import { storeConformance } from "@cairn/store/conformance";
+import pg from "pg";
+import { afterAll, describe, expect, it } from "vitest";
+import { PostgresStoreError } from "./errors.ts";
+import { LATEST_VERSION } from "./migrations.ts";
+import { openPostgresStore, PostgresStore } from "./postgres-store.ts";
+
+/**
+ * The server to test against, from `CAIRN_TEST_POSTGRES_URL`. Without one the suite is skipped with a
+ * printed reason, unless `CAIRN_REQUIRE_POSTGRES=1`, where a missing server is a failure.
+ */
+function postgresUrl(): string | undefined {
+  const url = process.env.CAIRN_TEST_POSTGRES_URL;
+  if (url) return url;
+  const reason = "CAIRN_TEST_POSTGRES_URL is not set";
+  if (process.env.CAIRN_REQUIRE_POSTGRES === "1")
+    throw new Error(`${reason}, and CAIRN_REQUIRE_POSTGRES=1 requires the PostgreSQL tests to run`);
+  console.warn(`Skipping the PostgreSQL store tests: ${reason}`);
+  return undefined;
+}
+
+const url = postgresUrl();
+/** Every schema the tests create, dropped at the end. */
+const schemas: string[] = [];
+const newSchema = () => {
+  const name = `cairn_test_${randomUUID().replaceAll("-", "").slice(0, 16)}`;
+  schemas.push(name);
+  return name;
+};
+
+afterAll(async () => {
+  if (!url || schemas.length === 0) return;
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  for (const s of schemas) await admin.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`);
+  await admin.end();
+});
+
+describe.skipIf(!url)("PostgresStore", () => {
+  let schema = "";
+  storeConformance("postgres", () => openPostgresStore({ url: url!, schema: (schema = newSchema()) }), {
+    reopen: () => openPostgresStore({ url: url!, schema }),
+  });
+
+  // One pg.Client (no pool): every operation runs on it, one at a time.
+  storeConformance("postgres (one client)", async () => {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    const store = new PostgresStore({ db: client, schema: newSchema(), ownsDb: true });
+    await store.migrate();
+    return store;
+  });
+
+  describe("postgres-specific", () => {
+    const W = "orders";
+    const T0 = 1_767_225_600_000;
+
+    it("never gives one instance to two stores claiming concurrently from one schema", async () => {
+      const s = newSchema();
+      const stores = await Promise.all([1, 2, 3, 4].map(() => openPostgresStore({ url: url!, schema: s })));
+      try {
+        const n = 500;
+        await stores[0]!.transaction(async (tx) => {
+          for (let i = 0; i < n; i++)
+            await tx.instances.insert({
+              workflow: W,
+              id: `i-${i}`,
+              params: new Uint8Array([i % 256]),
+              createdAt: T0,
+              readyAt: T0 + (i % 7),
+              priority: i % 2,
+            });
+        });
+        const got = await Promise.all(
+          stores.map(async (store, w) => {
+            const mine: string[] = [];
+            for (;;) {
+              const rows = await store.instances.claim({
+                owner: `w${w}`,
+                now: T0 + 10,
+                limit: 7,
+                leaseMs: 60_000,
+              });
+              if (rows.length === 0) {
+                // Another claimer may have held rows locked for a moment: look once more.
+                const again = await store.instances.claim({
+                  owner: `w${w}`,
+                  now: T0 + 10,
+                  limit: 7,
+                  leaseMs: 60_000,
+                });
+                if (again.length === 0) return mine;
+                mine.push(...again.map((r) => r.id));
+                continue;
+              }
+              mine.push(...rows.map((r) => r.id));
+            }
+          }),
+        );
+        const all = got.flat();
+        expect(all).toHaveLength(n);
+        expect(new Set(all).size).toBe(n);
+        for (const [w, ids] of got.entries())
+          for (const id of ids.slice(0, 20))
+            expect((await stores[0]!.instances.get(W, id))!.owner).toBe(`w${w}`);
+        expect(got.filter((ids) => ids.length > 0).length, "more than one store got work").toBeGreaterThan(1);
+      } finally {
+        await Promise.all(stores.map((store) => store.close()));
+      }
+    });
+
+    it("gives each buffered event to one of several concurrent consumers", async () => {
+      const store = await openPostgresStore({ url: url!, schema: newSchema(), poolSize: 8 });
+      try {
+        for (let i = 0; i < 30; i++)
+          await store.events.insert({
+            workflow: W,
+            instanceId: "a",
+            type: "t",
+            payload: new Uint8Array([i]),
+            timestamp: T0,
+          });
+        const got = await Promise.all(
+          Array.from({ length: 40 }, (_, i) => store.events.consume(W, "a", "t", `waitForEvent:${i}:t`)),
+        );
+        const seqs = got.filter((e) => e !== undefined).map((e) => e.seq);
+        expect(seqs).toHaveLength(30);
+        expect(new Set(seqs).size).toBe(30);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("migrates once when three stores migrate one schema at the same time", async () => {
+      const s = newSchema();
+      const pools = [1, 2, 3].map(() => new pg.Pool({ connectionString: url, max: 2 }));
+      try {
+        const stores = pools.map((pool) => new PostgresStore({ db: pool, schema: s }));
+        await Promise.all(stores.map((store) => store.migrate()));
+        const { rows } = await pools[0]!.query(
+          `SELECT version FROM "${s}".cairn_migrations ORDER BY version`,
+        );
+        expect(rows.map((r) => r.version)).toEqual(Array.from({ length: LATEST_VERSION }, (_, i) => i + 1));
+        expect(
+          await stores[1]!.instances.insert({
+            workflow: W,
+            id: "a",
+            params: new Uint8Array(),
+            createdAt: T0,
+          }),
+        ).toBe(true);
+      } finally {
+        await Promise.all(pools.map((pool) => pool.end()));
+      }
+    });
+
+    it("refuses a schema newer than the code", async () => {
+      const s = newSchema();
+      const store = await openPostgresStore({ url: url!, schema: s });
+      await store.close();
+      const pool = new pg.Pool({ connectionString: url, max: 1 });
+      try {
+        await pool.query(
+          `INSERT INTO "${s}".cairn_migrations (version, name, applied_at) VALUES ($1, 'future', 0)`,
+          [LATEST_VERSION + 1],
+        );
+        const error = await openPostgresStore({ url: url!, schema: s }).catch((e: unknown) => e);
+        expect(PostgresStoreError.is(error, "schema_too_new")).toBe(true);
+        expect((error as Error).message).toMatch(`schema version ${LATEST_VERSION + 1}, newer than`);
+      } finally {
+        await pool.end();
+      }
+    });
+
+    it("works inside a transaction the caller owns, committing nothing itself", async () => {
+      const s = newSchema();
+      await (await openPostgresStore({ url: url!, schema: s })).close();
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      try {
+        await client.query("BEGIN");
+        const store = new PostgresStore({ db: client, schema: s, inTransaction: true });
+        await store.instances.insert({ workflow: W, id: "kept", params: new Uint8Array([1]), createdAt: T0 });
+        await expect(
+          store.transaction(async (tx) => {
+            await tx.instances.insert({
+              workflow: W,
+              id: "undone",
+              params: new Uint8Array([1]),
+              createdAt: T0,
+            });
+            throw new Error("no");
+          }),
+        ).rejects.toThrow("no");
+        expect(await store.instances.get(W, "kept")).toBeDefined();
+        expect(await store.instances.get(W, "undone")).toBeUndefined();
+        await client.query("ROLLBACK");
+        expect(await store.instances.get(W, "kept")).toBeUndefined();
+      } finally {
+        await client.end();
+      }
+    });
+
+    it("maps driver errors: a store whose schema was never migrated", async () => {
+      const pool = new pg.Pool({ connectionString: url, max: 1 });
+      try {
+        const store = new PostgresStore({ db: pool, schema: newSchema() });
+        const error = await store.instances.get(W, "a").catch((e: unknown) => e);
+        expect(PostgresStoreError.is(error, "not_migrated")).toBe(true);
+      } finally {
+        await pool.end();
+      }
+    });
+
+    it("refuses to commit a transaction in which a statement failed and the error was caught", async () => {
+      const store = await openPostgresStore({ url: url!, schema: newSchema() });
+      try {
+        const error = await store
+          .transaction(async (tx) => {
+            await tx.instances.insert({ workflow: W, id: "a", params: new Uint8Array(), createdAt: T0 });
+            await tx.steps
+              .put({ workflow: W, instanceId: "a", kind: "do", name: "x\u0000y" } as never)
+              .catch(() => {});
+          })
+          .catch((e: unknown) => e);
+        expect(PostgresStoreError.is(error)).toBe(true);
+        expect(await store.instances.get(W, "a")).toBeUndefined();
+      } finally {
+        await store.close();
+      }
+    });
+  });
+});

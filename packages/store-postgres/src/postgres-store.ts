@@ -1,0 +1,632 @@
+import {
+  type HistoryEntry,
+  type InstanceStatus,
+  type NewHistoryEntry,
+  parseStepKeyString,
+  type StepKind,
+} from "@cairn/core";
+import {
+  type ClaimOptions,
+  type EventRow,
+  type EventStore,
+  encodeCursor,
+  type HistoryStore,
+  type InstanceGuard,
+  type InstancePage,
+  type InstancePatch,
+  type InstanceRow,
+  type InstanceStore,
+  type ListInstancesQuery,
+  type NewInstance,
+  parseCursor,
+  type StepRow,
+  type StepStore,
+  type Store,
+  type StoreMessage,
+  type StoreTx,
+} from "@cairn/store";
+import pg from "pg";
+import { mapPostgresError, PostgresStoreError } from "./errors.ts";
+import { LATEST_VERSION, MIGRATIONS } from "./migrations.ts";
+import { instanceColumn, type Queries, queries, quoteSchema } from "./sql.ts";
+
+/** The part of a query result the store reads; `pg` results have it. */
+export interface QueryResultLike {
+  rows: Record<string, unknown>[];
+  rowCount: number | null;
+  /** The command tag; `COMMIT` reports `ROLLBACK` when the transaction had already failed. */
+  command?: string;
+}
+
+/**
+ * Anything that runs a parameterised query: a `pg.Pool`, a `pg.Client`, a `pg.PoolClient` (for
+ * example one inside a transaction of your own), or a wrapper around one of them.
+ */
+export interface Queryable {
+  query(text: string, values?: unknown[]): Promise<QueryResultLike>;
+}
+
+export interface PostgresStoreOptions {
+  /**
+   * Where queries go. A pool (anything with `connect()` handing out clients that have `release()`)
+   * runs each transaction on a client of its own, so transactions run in parallel. Anything else is
+   * treated as one connection: the store runs one operation at a time on it, so a transaction never
+   * interleaves with other writes.
+   */
+  db: Queryable;
+  /** The schema holding Cairn's tables (created by `migrate()`); default `cairn`. */
+  schema?: string;
+  /**
+   * `db` is one connection already inside a transaction you own: `transaction(fn)` becomes a
+   * savepoint, and nothing is committed until you commit. Default false.
+   */
+  inTransaction?: boolean;
+  /** `close()` also ends `db` (calls its `end()`). Default false: whoever made `db` ends it. */
+  ownsDb?: boolean;
+}
+
+export interface OpenPostgresStoreOptions {
+  /** A `postgres://` URL; the store creates a `pg.Pool` for it and ends it on `close()`. */
+  url?: string;
+  /** A pool you own, used instead of `url`; `close()` leaves it open. */
+  pool?: pg.Pool;
+  /** The schema holding Cairn's tables; default `cairn`. */
+  schema?: string;
+  /** Connections in the pool created from `url`; default 10. */
+  poolSize?: number;
+}
+
+interface PoolLike extends Queryable {
+  connect(): Promise<Queryable & { release(destroy?: boolean | Error): void }>;
+}
+
+type Run = (text: string, values?: unknown[]) => Promise<QueryResultLike>;
+type Row = Record<string, unknown>;
+
+const isPool = (db: Queryable): db is PoolLike =>
+  typeof (db as Partial<PoolLike>).connect === "function" &&
+  typeof (db as { totalCount?: unknown }).totalCount === "number";
+
+const json = (v: unknown) => (v === null || v === undefined ? null : JSON.stringify(v));
+const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+/** `pg` returns bytea as a Buffer; callers get a plain Uint8Array over the same memory. */
+const bytes = (v: unknown): Uint8Array | null =>
+  v === null || v === undefined
+    ? null
+    : new Uint8Array((v as Uint8Array).buffer, (v as Uint8Array).byteOffset, (v as Uint8Array).byteLength);
+
+function toInstance(r: Row): InstanceRow {
+  return {
+    workflow: r.workflow as string,
+    id: r.id as string,
+    status: r.status as InstanceStatus,
+    params: bytes(r.params)!,
+    output: bytes(r.output),
+    error: (r.error as InstanceRow["error"]) ?? null,
+    createdAt: Number(r.created_at),
+    updatedAt: Number(r.updated_at),
+    startedAt: num(r.started_at),
+    endedAt: num(r.ended_at),
+    pausedAt: num(r.paused_at),
+    readyAt: num(r.ready_at),
+    priority: Number(r.priority),
+    epoch: Number(r.epoch),
+    owner: (r.owner as string | null) ?? null,
+    leaseUntil: num(r.lease_until),
+  };
+}
+
+function toStep(r: Row): StepRow {
+  return {
+    workflow: r.workflow as string,
+    instanceId: r.instance_id as string,
+    kind: r.kind as StepKind,
+    name: r.name as string,
+    count: Number(r.count),
+    seq: Number(r.seq),
+    status: r.status as StepRow["status"],
+    config: (r.config as StepRow["config"]) ?? null,
+    attempts: Number(r.attempts),
+    result: bytes(r.result),
+    error: (r.error as StepRow["error"]) ?? null,
+    startedAt: Number(r.started_at),
+    endedAt: num(r.ended_at),
+    wakeAt: num(r.wake_at),
+    eventType: (r.event_type as string | null) ?? null,
+  };
+}
+
+function toEvent(r: Row): EventRow {
+  return {
+    workflow: r.workflow as string,
+    instanceId: r.instance_id as string,
+    seq: Number(r.seq),
+    type: r.type as string,
+    payload: bytes(r.payload)!,
+    timestamp: Number(r.timestamp),
+    consumedBy: (r.consumed_by as string | null) ?? null,
+  };
+}
+
+function toHistory(r: Row): HistoryEntry {
+  const entry: HistoryEntry = {
+    eventId: Number(r.event_id),
+    workflow: r.workflow as string,
+    instanceId: r.instance_id as string,
+    type: r.type as HistoryEntry["type"],
+    timestamp: Number(r.timestamp),
+  };
+  if (r.step_kind !== null)
+    entry.step = { kind: r.step_kind as StepKind, name: r.step_name as string, count: Number(r.step_count) };
+  if (r.data !== null && r.data !== undefined) entry.data = r.data as Record<string, unknown>;
+  return entry;
+}
+
+/** Parallel arrays of step keys, for `unnest`. */
+function keyArrays(keys: { kind: StepKind; name: string; count: number }[]): unknown[] {
+  return [keys.map((k) => k.kind), keys.map((k) => k.name), keys.map((k) => k.count)];
+}
+
+/**
+ * The scaled-out store: many workers share one PostgreSQL database, each with its own store.
+ *
+ * Invariants: every method outside `transaction` is one SQL statement (so atomic on its own); claims
+ * and event consumption lock rows with `FOR UPDATE SKIP LOCKED`; fenced writes rely on READ COMMITTED
+ * re-checking a row's guard after waiting for a concurrent writer. No group commit: PostgreSQL already
+ * flushes concurrent commits together, and pooled transactions run in parallel.
+ */
+export class PostgresStore implements Store {
+  readonly kind = "postgres";
+  readonly schema: string;
+  readonly instances: InstanceStore;
+  readonly steps: StepStore;
+  readonly events: EventStore;
+  readonly history: HistoryStore;
+  readonly #db: Queryable;
+  readonly #pool: PoolLike | undefined;
+  readonly #sql: Queries;
+  readonly #inTransaction: boolean;
+  readonly #ownsDb: boolean;
+  /** Single-connection mode: the tail of the queue of operations. */
+  #lock: Promise<unknown> = Promise.resolve();
+  readonly #inFlight = new Set<Promise<unknown>>();
+  /** The connection lease renewals run on (pool stores only); see `#renew`. */
+  #renewClient?: Promise<pg.Client>;
+  #closed = false;
+
+  constructor(options: PostgresStoreOptions) {
+    this.schema = options.schema ?? "cairn";
+    quoteSchema(this.schema);
+    this.#db = options.db;
+    this.#pool = isPool(options.db) ? options.db : undefined;
+    this.#sql = queries(this.schema);
+    this.#inTransaction = options.inTransaction ?? false;
+    this.#ownsDb = options.ownsDb ?? false;
+    if (this.#inTransaction && this.#pool)
+      throw new Error("inTransaction needs one connection (a client), not a pool");
+    const ops = this.#ops((text, values) =>
+      this.#track(() => this.#exclusive(() => this.#query(this.#db, text, values))),
+    );
+    this.instances = ops.instances;
+    if (this.#poolOptions())
+      this.instances.renewLeases = async (owner, leaseUntil) =>
+        (await this.#track(() => this.#renew([leaseUntil, owner]))).rowCount ?? 0;
+    this.steps = ops.steps;
+    this.events = ops.events;
+    this.history = ops.history;
+  }
+
+  async migrate(): Promise<void> {
+    const q = this.#sql;
+    for (;;) {
+      const done = await this.#withTransaction(async (run) => {
+        await run(q.lockMigrations, [q.migrationLockKey]);
+        if ((await run(q.schemaExists, [this.schema])).rows.length === 0) await run(q.createSchema);
+        await run(q.createMigrations);
+        const current = Number((await run(q.schemaVersion)).rows[0]!.v);
+        if (current > LATEST_VERSION)
+          throw new PostgresStoreError(
+            "schema_too_new",
+            `This Cairn store (schema "${this.schema}") has schema version ${current}, newer than this version of Cairn understands (${LATEST_VERSION}). Upgrade Cairn.`,
+          );
+        const next = MIGRATIONS.find((m) => m.version > current);
+        if (!next) return true;
+        await run(next.sql(quoteSchema(this.schema)));
+        await run(q.recordMigration, [next.version, next.name, Date.now()]);
+        return false;
+      });
+      if (done) return;
+    }
+  }
+
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
+    return this.#withTransaction((run) => fn(this.#ops(run)));
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+    const renew = this.#renewClient;
+    this.#renewClient = undefined;
+    await renew?.then((c) => c.end()).catch(() => {});
+    if (this.#ownsDb) await (this.#db as { end?: () => Promise<void> }).end?.();
+  }
+
+  /** Runs `fn` in a transaction of its own: a pooled client, or the one connection, held throughout. */
+  #withTransaction<T>(fn: (run: Run) => Promise<T>): Promise<T> {
+    return this.#track(async () => {
+      if (this.#pool) {
+        const client = await this.#pool.connect().catch((e) => Promise.reject(mapPostgresError(e)));
+        let broken = false;
+        try {
+          return await this.#transactionOn(client, fn);
+        } catch (e) {
+          broken = PostgresStoreError.is(e, "unavailable");
+          throw e;
+        } finally {
+          client.release(broken);
+        }
+      }
+      return this.#exclusive(() => this.#transactionOn(this.#db, fn));
+    });
+  }
+
+  async #transactionOn<T>(conn: Queryable, fn: (run: Run) => Promise<T>): Promise<T> {
+    const nested = this.#inTransaction;
+    await this.#query(conn, nested ? "SAVEPOINT cairn_tx" : "BEGIN");
+    let value: T;
+    try {
+      value = await fn((text, values) => this.#query(conn, text, values));
+    } catch (e) {
+      // The original error wins; a failed rollback shows up on the connection's next use.
+      await this.#query(
+        conn,
+        nested ? "ROLLBACK TO SAVEPOINT cairn_tx; RELEASE SAVEPOINT cairn_tx" : "ROLLBACK",
+      ).catch(() => {});
+      throw e;
+    }
+    if (nested) {
+      await this.#query(conn, "RELEASE SAVEPOINT cairn_tx");
+      return value;
+    }
+    const res = await this.#query(conn, "COMMIT");
+    // COMMIT of a transaction where a statement failed (and `fn` caught the error) rolls back instead.
+    if (res.command === "ROLLBACK")
+      throw new PostgresStoreError(
+        "query",
+        "The transaction was rolled back: one of its statements failed, and the error was caught",
+      );
+    return value;
+  }
+
+  async #query(conn: Queryable, text: string, values?: unknown[]): Promise<QueryResultLike> {
+    try {
+      return await conn.query(text, values);
+    } catch (e) {
+      throw mapPostgresError(e);
+    }
+  }
+
+  /** The settings of a `pg.Pool`, to open connections of the store's own besides the pool's. */
+  #poolOptions(): pg.ClientConfig | undefined {
+    return (this.#pool as unknown as { options?: pg.ClientConfig } | undefined)?.options;
+  }
+
+  /**
+   * Renews leases on a connection of its own, opened on first use and again after it breaks. Through
+   * the pool, a heartbeat would queue behind every transaction waiting for a connection: under a
+   * burst that wait exceeds the lease, and other workers take over instances that are still running.
+   */
+  async #renew(values: unknown[]): Promise<QueryResultLike> {
+    const pending = (this.#renewClient ??= (async () => {
+      const c = new pg.Client(this.#poolOptions());
+      c.on("error", () => {
+        if (this.#renewClient === pending) this.#renewClient = undefined;
+      });
+      await c.connect();
+      return c;
+    })());
+    try {
+      return await this.#query(await pending, this.#sql.renewLeases, values);
+    } catch (e) {
+      if (this.#renewClient === pending) this.#renewClient = undefined;
+      void pending.then((c) => c.end()).catch(() => {});
+      throw mapPostgresError(e);
+    }
+  }
+
+  /** Counts an operation in flight (close waits for it); refuses new ones once closed. */
+  #track<T>(op: () => Promise<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(new PostgresStoreError("closed", "The Cairn store is closed"));
+    const p = op();
+    this.#inFlight.add(p);
+    const done = () => this.#inFlight.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  /** On one connection, runs operations one at a time; with a pool, runs them straight away. */
+  #exclusive<T>(op: () => Promise<T>): Promise<T> {
+    if (this.#pool) return op();
+    const p = this.#lock.then(op, op);
+    this.#lock = p.catch(() => {});
+    return p;
+  }
+
+  #ops(run: Run): StoreTx {
+    return {
+      instances: this.#instanceOps(run),
+      steps: this.#stepOps(run),
+      events: this.#eventOps(run),
+      history: this.#historyOps(run),
+      notify: async (message: StoreMessage) => {
+        await run(this.#sql.notify, [this.#sql.channel, JSON.stringify(message)]);
+      },
+    };
+  }
+
+  /**
+   * LISTENs on the schema's channel over a dedicated connection (made from the pool's settings) and
+   * reconnects after a second when it drops. Only stores built on a `pg.Pool` can listen.
+   */
+  async listen(
+    onMessage: (message: StoreMessage) => void,
+    onLost?: (error: unknown) => void,
+    onRestored?: () => void,
+  ): Promise<() => Promise<void>> {
+    const options = this.#poolOptions();
+    if (!options) throw new Error("listen needs a store built on a pg.Pool");
+    const channel = this.#sql.channel;
+    let stopped = false;
+    let client: pg.Client | undefined;
+    let retry: ReturnType<typeof setTimeout> | undefined;
+    const lost = (error: unknown) => {
+      if (stopped) return;
+      onLost?.(error);
+      const old = client;
+      client = undefined;
+      old?.removeAllListeners();
+      old?.on("error", () => {});
+      old?.end().catch(() => {});
+      retry ??= setTimeout(() => {
+        retry = undefined;
+        connect().then(() => {
+          if (!stopped) onRestored?.();
+        }, lost);
+      }, 1000);
+    };
+    const connect = async () => {
+      const c = new pg.Client(options);
+      client = c;
+      c.on("notification", (n) => {
+        if (!n.payload) return;
+        try {
+          onMessage(JSON.parse(n.payload) as StoreMessage);
+        } catch {}
+      });
+      c.on("error", lost);
+      c.on("end", () => lost(new Error("LISTEN connection ended")));
+      await c.connect();
+      await c.query(`LISTEN "${channel}"`);
+    };
+    await connect();
+    return async () => {
+      stopped = true;
+      if (retry) clearTimeout(retry);
+      const c = client;
+      client = undefined;
+      c?.removeAllListeners();
+      await c?.end().catch(() => {});
+    };
+  }
+
+  #instanceOps(run: Run): InstanceStore {
+    const q = this.#sql;
+    return {
+      insert: async (r: NewInstance) =>
+        ((
+          await run(q.insertInstance, [
+            r.workflow,
+            r.id,
+            r.status ?? "queued",
+            r.params,
+            r.createdAt,
+            r.startedAt ?? null,
+            r.readyAt === undefined ? r.createdAt : r.readyAt,
+            r.priority ?? 1,
+            r.epoch ?? 0,
+            r.owner ?? null,
+            r.leaseUntil ?? null,
+          ])
+        ).rowCount ?? 0) > 0,
+      get: async (workflow, id, options) => {
+        const r = (await run(options?.lock ? q.getInstanceForUpdate : q.getInstance, [workflow, id])).rows[0];
+        return r && toInstance(r);
+      },
+      update: async (workflow, id, patch: InstancePatch, guard: InstanceGuard = {}) => {
+        // No status is in an empty `statusIn`; an `undefined` field is absent, not a NULL.
+        if (guard.statusIn?.length === 0) return false;
+        const keys = (Object.keys(patch) as (keyof InstancePatch)[]).filter((k) => patch[k] !== undefined);
+        const values: unknown[] = keys.map((k) => (k === "error" ? json(patch.error) : patch[k]));
+        values.push(workflow, id);
+        if (guard.epoch !== undefined) values.push(guard.epoch);
+        if (guard.owner !== undefined) values.push(guard.owner);
+        if (guard.statusIn) values.push(guard.statusIn);
+        const shape = {
+          epoch: guard.epoch !== undefined,
+          owner: guard.owner !== undefined,
+          statuses: !!guard.statusIn,
+        };
+        if (keys.length === 0) return (await run(q.matchInstance(shape), values)).rows.length > 0;
+        return ((await run(q.updateInstance(keys.map(instanceColumn), shape), values)).rowCount ?? 0) > 0;
+      },
+      delete: async (workflow, id) => ((await run(q.deleteInstance, [workflow, id])).rowCount ?? 0) > 0,
+      list: async (query: ListInstancesQuery): Promise<InstancePage> => {
+        const after = query.cursor ? parseCursor(query.cursor) : undefined;
+        const text = q.listInstances({
+          status: query.status !== undefined,
+          after: after !== undefined,
+          desc: query.direction === "desc",
+          from: query.createdAfter !== undefined,
+          to: query.createdBefore !== undefined,
+          search: !!query.search,
+        });
+        const params: unknown[] = [query.workflow];
+        if (query.status !== undefined) params.push(query.status);
+        if (query.createdAfter !== undefined) params.push(query.createdAfter);
+        if (query.createdBefore !== undefined) params.push(query.createdBefore);
+        if (query.search) params.push(query.search);
+        if (after) params.push(after.createdAt, after.id);
+        params.push(query.limit + 1);
+        const rows = (await run(text, params)).rows.map(toInstance);
+        const page: InstancePage = { items: rows.slice(0, query.limit) };
+        if (rows.length > query.limit) {
+          const last = page.items[page.items.length - 1]!;
+          page.cursor = encodeCursor(last.createdAt, last.id);
+        }
+        return page;
+      },
+      countByStatus: async (workflow) =>
+        (workflow ? await run(q.countByStatusFor, [workflow]) : await run(q.countByStatus)).rows.map((r) => ({
+          workflow: r.workflow as string,
+          status: r.status as InstanceStatus,
+          count: Number(r.count),
+        })),
+      claim: async (o: ClaimOptions) => {
+        let limit = o.limit;
+        if (o.maxRunning !== undefined) {
+          // Serialize claimers so the count below stays true until this transaction commits.
+          await run(q.lockMigrations, [q.claimLockKey]);
+          limit = Math.min(limit, o.maxRunning - Number((await run(q.countRunning)).rows[0]?.n ?? 0));
+        }
+        if (limit <= 0) return [];
+        return (await run(q.claim, [o.owner, o.now, o.now + o.leaseMs, limit])).rows.map(toInstance);
+      },
+      expireLeases: async () => (await run(q.expireLeases)).rowCount ?? 0,
+      nextReadyAt: async () => num((await run(q.nextReadyAt)).rows[0]?.t) ?? undefined,
+      renewLeases: async (owner, leaseUntil) => (await run(q.renewLeases, [leaseUntil, owner])).rowCount ?? 0,
+      countRunning: async () => Number((await run(q.countRunning)).rows[0]?.n ?? 0),
+    };
+  }
+
+  #stepOps(run: Run): StepStore {
+    const q = this.#sql;
+    return {
+      list: async (workflow, instanceId) => (await run(q.listSteps, [workflow, instanceId])).rows.map(toStep),
+      get: async (workflow, instanceId, kind, name, count) => {
+        const r = (await run(q.getStep, [workflow, instanceId, kind, name, count])).rows[0];
+        return r && toStep(r);
+      },
+      put: async (s: StepRow) => {
+        await run(q.putStep, [
+          s.workflow,
+          s.instanceId,
+          s.kind,
+          s.name,
+          s.count,
+          s.seq,
+          s.status,
+          json(s.config),
+          s.attempts,
+          s.result,
+          json(s.error),
+          s.startedAt,
+          s.endedAt,
+          s.wakeAt,
+          s.eventType,
+        ]);
+      },
+      delete: async (workflow, instanceId, keys) => {
+        if (!keys) await run(q.deleteInstanceSteps, [workflow, instanceId]);
+        else if (keys.length > 0) await run(q.deleteSteps, [workflow, instanceId, ...keyArrays(keys)]);
+      },
+      shiftWakeTimes: async (workflow, instanceId, delta) => {
+        await run(q.shiftWakeTimes, [delta, workflow, instanceId]);
+      },
+      hasWaiter: async (workflow, instanceId, type) =>
+        (await run(q.hasWaiter, [workflow, instanceId, type])).rows.length > 0,
+    };
+  }
+
+  #eventOps(run: Run): EventStore {
+    const q = this.#sql;
+    return {
+      insert: async (e) =>
+        Number(
+          (await run(q.insertEvent, [e.workflow, e.instanceId, e.type, e.payload, e.timestamp])).rows[0]!.seq,
+        ),
+      list: async (workflow, instanceId) =>
+        (await run(q.listEvents, [workflow, instanceId])).rows.map(toEvent),
+      consume: async (workflow, instanceId, type, stepKey) => {
+        const r = (await run(q.consumeEvent, [stepKey, workflow, instanceId, type])).rows[0];
+        return r && toEvent(r);
+      },
+      delete: async (workflow, instanceId, consumedBy) => {
+        if (!consumedBy) await run(q.deleteInstanceEvents, [workflow, instanceId]);
+        else if (consumedBy.length > 0)
+          await run(q.deleteEventsConsumedBy, [workflow, instanceId, consumedBy]);
+      },
+    };
+  }
+
+  #historyOps(run: Run): HistoryStore {
+    const q = this.#sql;
+    return {
+      append: async (entries: NewHistoryEntry[]) => {
+        if (entries.length === 0) return;
+        await run(q.appendHistory, [
+          entries.map((e) => e.workflow),
+          entries.map((e) => e.instanceId),
+          entries.map((e) => e.type),
+          entries.map((e) => e.timestamp),
+          entries.map((e) => e.step?.kind ?? null),
+          entries.map((e) => e.step?.name ?? null),
+          entries.map((e) => e.step?.count ?? null),
+          entries.map((e) => json(e.data)),
+        ]);
+      },
+      list: async (workflow, instanceId, o = {}) =>
+        (await run(q.listHistory, [workflow, instanceId, o.afterEventId ?? 0, o.limit ?? null])).rows.map(
+          toHistory,
+        ),
+      delete: async (workflow, instanceId, filter) => {
+        if (!filter) {
+          await run(q.deleteInstanceHistory, [workflow, instanceId]);
+          return;
+        }
+        const keys = filter.steps.map(parseStepKeyString);
+        await run(q.deleteHistory, [workflow, instanceId, ...keyArrays(keys), filter.afterEventId]);
+      },
+    };
+  }
+}
+
+/**
+ * Opens (and migrates) a PostgreSQL store on a new pool for `url`, or on a `pool` you own.
+ *
+ * ```ts
+ * const store = await openPostgresStore({ url: "postgres://cairn@db.internal/cairn", schema: "cairn" });
+ * ```
+ */
+export async function openPostgresStore(options: OpenPostgresStoreOptions): Promise<PostgresStore> {
+  let db = options.pool;
+  if (!db) {
+    if (!options.url) throw new Error("openPostgresStore needs a url or a pool");
+    db = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 10 });
+    // A pooled connection that breaks while idle is dropped by the pool; the next query reports it.
+    db.on("error", () => {});
+  }
+  const store = new PostgresStore({
+    db,
+    ...(options.schema === undefined ? {} : { schema: options.schema }),
+    ownsDb: !options.pool,
+  });
+  try {
+    await store.migrate();
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+  return store;
+}

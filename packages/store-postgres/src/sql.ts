@@ -1,0 +1,175 @@
+/**
+ * Every query of the PostgreSQL store, as named builders over one schema. `queries(schema)` is built
+ * once per store; patch-shaped updates are built from the set of columns they touch. Every method of
+ * the store outside `transaction` is one statement here, so it is atomic on its own (deletes that span
+ * tables use data-modifying CTEs, multi-row writes use `unnest`).
+ */
+export { instanceColumn } from "@cairn/store";
+
+/** A schema name Cairn accepts: a plain identifier, quoted so its case is kept. */
+export function quoteSchema(schema: string): string {
+  if (!/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(schema))
+    throw new Error(`Invalid Cairn schema name "${schema}": use letters, digits and _ (at most 63)`);
+  return `"${schema}"`;
+}
+
+/** Which guard conditions a statement checks, in parameter order after workflow and id. */
+export type InstanceGuardShape = { epoch: boolean; owner: boolean; statuses: boolean };
+
+function guardedInstance(guard: InstanceGuardShape, first: number): string {
+  let n = first;
+  let where = `workflow = $${n++} AND id = $${n++}`;
+  if (guard.epoch) where += ` AND epoch = $${n++}`;
+  if (guard.owner) where += ` AND owner = $${n++}`;
+  if (guard.statuses) where += ` AND status = ANY($${n++}::text[])`;
+  return where;
+}
+
+export function queries(schema: string) {
+  const s = quoteSchema(schema);
+  return {
+    /** The advisory lock key that serialises migrations of this schema across processes. */
+    migrationLockKey: `cairn.migrate:${schema}`,
+    claimLockKey: `cairn.claim:${schema}`,
+    /** The LISTEN/NOTIFY channel of this schema. */
+    channel: `cairn_${schema}`,
+    notify: "SELECT pg_notify($1, $2)",
+    schemaExists: "SELECT 1 FROM pg_namespace WHERE nspname = $1",
+    createSchema: `CREATE SCHEMA IF NOT EXISTS ${s}`,
+    lockMigrations: "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+    createMigrations: `CREATE TABLE IF NOT EXISTS ${s}.cairn_migrations (
+      version integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)`,
+    schemaVersion: `SELECT COALESCE(MAX(version), 0) AS v FROM ${s}.cairn_migrations`,
+    recordMigration: `INSERT INTO ${s}.cairn_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
+
+    insertInstance: `INSERT INTO ${s}.instances (workflow, id, status, params, created_at, updated_at, started_at,
+      ready_at, priority, epoch, owner, lease_until)
+      VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING`,
+    getInstance: `SELECT * FROM ${s}.instances WHERE workflow = $1 AND id = $2`,
+    getInstanceForUpdate: `SELECT * FROM ${s}.instances WHERE workflow = $1 AND id = $2 FOR UPDATE`,
+    /** The instance with its steps, events and history, in one statement. */
+    deleteInstance: `WITH st AS (DELETE FROM ${s}.steps WHERE workflow = $1 AND instance_id = $2),
+      ev AS (DELETE FROM ${s}.events WHERE workflow = $1 AND instance_id = $2),
+      hi AS (DELETE FROM ${s}.history WHERE workflow = $1 AND instance_id = $2)
+      DELETE FROM ${s}.instances WHERE workflow = $1 AND id = $2`,
+    /** `$1..$n` are the patched values in `sets` order, then workflow, id and the guard's values. */
+    updateInstance(sets: string[], guard: InstanceGuardShape): string {
+      const assignments = sets.map((c, i) => `${c} = $${i + 1}${c === "error" ? "::jsonb" : ""}`);
+      return `UPDATE ${s}.instances SET ${assignments.join(", ")} WHERE ${guardedInstance(guard, sets.length + 1)}`;
+    },
+    /** Whether the instance exists and matches the guard: what an update with an empty patch reports. */
+    matchInstance(guard: InstanceGuardShape): string {
+      return `SELECT 1 FROM ${s}.instances WHERE ${guardedInstance(guard, 1)}`;
+    },
+    /** Parameters in order: workflow, then status, from, to, search, cursor pair (those present), limit. */
+    listInstances(o: {
+      status: boolean;
+      after: boolean;
+      desc: boolean;
+      from: boolean;
+      to: boolean;
+      search: boolean;
+    }): string {
+      let n = 1;
+      const where = [`workflow = $${n++}`];
+      if (o.status) where.push(`status = $${n++}`);
+      if (o.from) where.push(`created_at >= $${n++}`);
+      if (o.to) where.push(`created_at <= $${n++}`);
+      if (o.search) where.push(`strpos(id, $${n++}) > 0`);
+      if (o.after) where.push(`(created_at, id) ${o.desc ? "<" : ">"} ($${n++}, $${n++})`);
+      const dir = o.desc ? "DESC" : "ASC";
+      return `SELECT * FROM ${s}.instances WHERE ${where.join(" AND ")}
+        ORDER BY created_at ${dir}, id ${dir} LIMIT $${n}`;
+    },
+    countByStatus: `SELECT workflow, status, COUNT(*) AS count FROM ${s}.instances GROUP BY workflow, status`,
+    countByStatusFor: `SELECT workflow, status, COUNT(*) AS count FROM ${s}.instances WHERE workflow = $1
+      GROUP BY workflow, status`,
+    /**
+     * $1 owner, $2 now, $3 lease until, $4 limit. Candidates are locked with SKIP LOCKED, so concurrent
+     * claimers pass over each other's rows instead of waiting or taking them twice; a row another claimer
+     * changed after this statement's snapshot is re-checked against the conditions when locked.
+     * Instances of dead workers come first, then ready ones by priority and readyAt; rows come back in
+     * that order.
+     */
+    claim: `WITH orphans AS (
+        SELECT workflow, id FROM ${s}.instances
+        WHERE status IN ('running', 'waiting', 'waitingForPause') AND lease_until < $2 AND (owner IS NULL OR owner <> $1)
+        ORDER BY lease_until LIMIT $4 FOR UPDATE SKIP LOCKED),
+      ready AS (
+        SELECT workflow, id, priority, ready_at FROM ${s}.instances
+        WHERE ready_at IS NOT NULL AND ready_at <= $2 AND status IN ('queued', 'waiting')
+          AND (lease_until IS NULL OR lease_until < $2)
+        ORDER BY priority, ready_at LIMIT $4 FOR UPDATE SKIP LOCKED),
+      picked AS (
+        SELECT workflow, id, row_number() OVER (ORDER BY p, r) AS rank FROM (
+          SELECT workflow, id, -1 AS p, 0::bigint AS r FROM orphans
+          UNION ALL SELECT workflow, id, priority, ready_at FROM ready) c
+        ORDER BY p, r LIMIT $4),
+      claimed AS (
+        UPDATE ${s}.instances i
+        SET status = CASE WHEN i.status = 'waitingForPause' THEN i.status ELSE 'running' END,
+            epoch = i.epoch + 1, owner = $1, lease_until = $3, ready_at = NULL, updated_at = $2,
+            started_at = COALESCE(i.started_at, $2)
+        FROM picked WHERE i.workflow = picked.workflow AND i.id = picked.id
+        RETURNING i.*, picked.rank)
+      SELECT * FROM claimed ORDER BY rank`,
+    expireLeases: `UPDATE ${s}.instances SET lease_until = 0 WHERE lease_until IS NOT NULL`,
+    nextReadyAt: `SELECT MIN(ready_at) AS t FROM ${s}.instances
+      WHERE ready_at IS NOT NULL AND status IN ('queued', 'waiting')`,
+    renewLeases: `UPDATE ${s}.instances SET lease_until = $1
+      WHERE owner = $2 AND status IN ('running', 'waiting', 'waitingForPause')`,
+    countRunning: `SELECT COUNT(*) AS n FROM ${s}.instances WHERE status IN ('running', 'waitingForPause')`,
+
+    listSteps: `SELECT * FROM ${s}.steps WHERE workflow = $1 AND instance_id = $2
+      ORDER BY seq, started_at, kind, name, count`,
+    getStep: `SELECT * FROM ${s}.steps
+      WHERE workflow = $1 AND instance_id = $2 AND kind = $3 AND name = $4 AND count = $5`,
+    putStep: `INSERT INTO ${s}.steps (workflow, instance_id, kind, name, count, seq, status, config, attempts,
+      result, error, started_at, ended_at, wake_at, event_type)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11::jsonb, $12, $13, $14, $15)
+      ON CONFLICT (workflow, instance_id, kind, name, count) DO UPDATE SET seq = EXCLUDED.seq,
+        status = EXCLUDED.status, config = EXCLUDED.config, attempts = EXCLUDED.attempts,
+        result = EXCLUDED.result, error = EXCLUDED.error, started_at = EXCLUDED.started_at,
+        ended_at = EXCLUDED.ended_at, wake_at = EXCLUDED.wake_at, event_type = EXCLUDED.event_type`,
+    deleteInstanceSteps: `DELETE FROM ${s}.steps WHERE workflow = $1 AND instance_id = $2`,
+    /** $3 kinds, $4 names, $5 counts: parallel arrays of step keys. */
+    deleteSteps: `DELETE FROM ${s}.steps WHERE workflow = $1 AND instance_id = $2
+      AND (kind, name, count) IN (SELECT * FROM unnest($3::text[], $4::text[], $5::integer[]))`,
+    shiftWakeTimes: `UPDATE ${s}.steps SET wake_at = wake_at + $1 WHERE workflow = $2 AND instance_id = $3
+      AND wake_at IS NOT NULL AND status IN ('sleeping', 'retrying', 'waiting')`,
+    hasWaiter: `SELECT 1 FROM ${s}.steps WHERE workflow = $1 AND instance_id = $2 AND kind = 'waitForEvent'
+      AND status = 'waiting' AND event_type = $3 LIMIT 1`,
+
+    insertEvent: `INSERT INTO ${s}.events (workflow, instance_id, type, payload, timestamp)
+      VALUES ($1, $2, $3, $4, $5) RETURNING seq`,
+    listEvents: `SELECT * FROM ${s}.events WHERE workflow = $1 AND instance_id = $2 ORDER BY seq`,
+    /** $1 step key, then workflow, instance, type. Concurrent consumers never get the same event. */
+    consumeEvent: `WITH oldest AS (
+        SELECT seq FROM ${s}.events
+        WHERE workflow = $2 AND instance_id = $3 AND type = $4 AND consumed_by IS NULL
+        ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED)
+      UPDATE ${s}.events e SET consumed_by = $1 FROM oldest WHERE e.seq = oldest.seq RETURNING e.*`,
+    deleteInstanceEvents: `DELETE FROM ${s}.events WHERE workflow = $1 AND instance_id = $2`,
+    deleteEventsConsumedBy: `DELETE FROM ${s}.events WHERE workflow = $1 AND instance_id = $2
+      AND consumed_by = ANY($3::text[])`,
+
+    /** Parallel arrays, one element per entry; ids are assigned in array order. */
+    appendHistory: `INSERT INTO ${s}.history (workflow, instance_id, type, timestamp, step_kind, step_name,
+        step_count, data)
+      SELECT workflow, instance_id, type, timestamp, step_kind, step_name, step_count, data
+      FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::integer[],
+        $8::jsonb[]) WITH ORDINALITY
+        AS x(workflow, instance_id, type, timestamp, step_kind, step_name, step_count, data, n)
+      ORDER BY n`,
+    /** $3 after event id, $4 limit (NULL for all). */
+    listHistory: `SELECT * FROM ${s}.history WHERE workflow = $1 AND instance_id = $2 AND event_id > $3
+      ORDER BY event_id LIMIT $4`,
+    deleteInstanceHistory: `DELETE FROM ${s}.history WHERE workflow = $1 AND instance_id = $2`,
+    /** $3 kinds, $4 names, $5 counts of the steps whose entries go; $6 the cut for instance-level ones. */
+    deleteHistory: `DELETE FROM ${s}.history WHERE workflow = $1 AND instance_id = $2 AND (
+      (step_kind, step_name, step_count) IN (SELECT * FROM unnest($3::text[], $4::text[], $5::integer[]))
+      OR (step_kind IS NULL AND event_id > $6))`,
+  } as const;
+}
+
+export type Queries = ReturnType<typeof queries>;

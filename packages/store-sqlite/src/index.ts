@@ -1,0 +1,2 @@
+export { LATEST_VERSION, MIGRATIONS } from "./migrations.ts";
+export { openSqliteStore, SqliteStore, type SqliteStoreOptions } from "./sqlite-store.ts";

@@ -1,0 +1,80 @@
+/**
+ * The SQLite schema, as numbered forward-only migrations. Never edit an applied migration: add the
+ * next number. `LATEST_VERSION` is what this code expects; a database with a newer version is refused.
+ */
+export const MIGRATIONS: readonly { version: number; name: string; sql: string }[] = [
+  {
+    version: 1,
+    name: "initial schema",
+    sql: `
+CREATE TABLE instances (
+  workflow    TEXT    NOT NULL,
+  id          TEXT    NOT NULL,
+  status      TEXT    NOT NULL,
+  params      BLOB    NOT NULL,
+  output      BLOB,
+  error       TEXT,
+  created_at  INTEGER NOT NULL,
+  updated_at  INTEGER NOT NULL,
+  started_at  INTEGER,
+  ended_at    INTEGER,
+  paused_at   INTEGER,
+  ready_at    INTEGER,
+  priority    INTEGER NOT NULL DEFAULT 1,
+  epoch       INTEGER NOT NULL DEFAULT 0,
+  owner       TEXT,
+  lease_until INTEGER,
+  PRIMARY KEY (workflow, id)
+);
+CREATE INDEX instances_ready ON instances (priority, ready_at) WHERE ready_at IS NOT NULL;
+CREATE INDEX instances_by_created ON instances (workflow, created_at, id);
+CREATE INDEX instances_by_status ON instances (workflow, status, created_at, id);
+CREATE INDEX instances_running ON instances (status) WHERE status IN ('running', 'waitingForPause');
+
+CREATE TABLE steps (
+  workflow    TEXT    NOT NULL,
+  instance_id TEXT    NOT NULL,
+  kind        TEXT    NOT NULL,
+  name        TEXT    NOT NULL,
+  count       INTEGER NOT NULL,
+  seq         INTEGER NOT NULL,
+  status      TEXT    NOT NULL,
+  config      TEXT,
+  attempts    INTEGER NOT NULL DEFAULT 0,
+  result      BLOB,
+  error       TEXT,
+  started_at  INTEGER NOT NULL,
+  ended_at    INTEGER,
+  wake_at     INTEGER,
+  event_type  TEXT,
+  PRIMARY KEY (workflow, instance_id, kind, name, count)
+) WITHOUT ROWID;
+
+CREATE TABLE events (
+  seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+  workflow    TEXT    NOT NULL,
+  instance_id TEXT    NOT NULL,
+  type        TEXT    NOT NULL,
+  payload     BLOB    NOT NULL,
+  timestamp   INTEGER NOT NULL,
+  consumed_by TEXT
+);
+CREATE INDEX events_by_instance ON events (workflow, instance_id, type, seq);
+
+CREATE TABLE history (
+  event_id    INTEGER PRIMARY KEY AUTOINCREMENT,
+  workflow    TEXT    NOT NULL,
+  instance_id TEXT    NOT NULL,
+  type        TEXT    NOT NULL,
+  timestamp   INTEGER NOT NULL,
+  step_kind   TEXT,
+  step_name   TEXT,
+  step_count  INTEGER,
+  data        TEXT
+);
+CREATE INDEX history_by_instance ON history (workflow, instance_id, event_id);
+`,
+  },
+];
+
+export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -1,0 +1,105 @@
+/**
+ * Every query of the SQLite store, as named builders. Patch-shaped updates are built from the set of
+ * columns they touch, so each distinct shape is prepared once.
+ */
+export { instanceColumn } from "@cairn/store";
+
+/** Which guard conditions a statement checks; `statuses` is the length of `statusIn` (at least 1). */
+type InstanceGuardShape = { epoch: boolean; owner: boolean; statuses: number };
+
+function guardedInstance(guard: InstanceGuardShape): string {
+  let where = "workflow = ? AND id = ?";
+  if (guard.epoch) where += " AND epoch = ?";
+  if (guard.owner) where += " AND owner = ?";
+  if (guard.statuses > 0) where += ` AND status IN (${Array(guard.statuses).fill("?").join(", ")})`;
+  return where;
+}
+
+export const sql = {
+  insertInstance: `INSERT INTO instances (workflow, id, status, params, created_at, updated_at, started_at, ready_at, priority, epoch, owner, lease_until)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+  getInstance: "SELECT * FROM instances WHERE workflow = ? AND id = ?",
+  deleteInstance: "DELETE FROM instances WHERE workflow = ? AND id = ?",
+  deleteInstanceSteps: "DELETE FROM steps WHERE workflow = ? AND instance_id = ?",
+  deleteInstanceEvents: "DELETE FROM events WHERE workflow = ? AND instance_id = ?",
+  deleteInstanceHistory: "DELETE FROM history WHERE workflow = ? AND instance_id = ?",
+  updateInstance(sets: string[], guard: InstanceGuardShape): string {
+    return `UPDATE instances SET ${sets.map((c) => `${c} = ?`).join(", ")} WHERE ${guardedInstance(guard)}`;
+  },
+  /** Whether the instance exists and matches the guard: what an update with an empty patch reports. */
+  matchInstance(guard: InstanceGuardShape): string {
+    return `SELECT 1 FROM instances WHERE ${guardedInstance(guard)}`;
+  },
+  listInstances(o: {
+    status: boolean;
+    after: boolean;
+    desc: boolean;
+    from: boolean;
+    to: boolean;
+    search: boolean;
+  }): string {
+    const where = ["workflow = ?"];
+    if (o.status) where.push("status = ?");
+    if (o.from) where.push("created_at >= ?");
+    if (o.to) where.push("created_at <= ?");
+    if (o.search) where.push("instr(id, ?) > 0");
+    if (o.after) where.push(o.desc ? "(created_at, id) < (?, ?)" : "(created_at, id) > (?, ?)");
+    const dir = o.desc ? "DESC" : "ASC";
+    return `SELECT * FROM instances WHERE ${where.join(" AND ")} ORDER BY created_at ${dir}, id ${dir} LIMIT ?`;
+  },
+  countByStatus: "SELECT workflow, status, COUNT(*) AS count FROM instances GROUP BY workflow, status",
+  countByStatusFor:
+    "SELECT workflow, status, COUNT(*) AS count FROM instances WHERE workflow = ? GROUP BY workflow, status",
+  claim: `UPDATE instances
+    SET status = CASE WHEN status = 'waitingForPause' THEN status ELSE 'running' END, epoch = epoch + 1,
+        owner = ?, lease_until = ?, ready_at = NULL, updated_at = ?, started_at = COALESCE(started_at, ?)
+    WHERE (workflow, id) IN (
+      SELECT workflow, id FROM (
+        SELECT workflow, id, priority, ready_at FROM instances
+        WHERE ready_at IS NOT NULL AND ready_at <= ? AND status IN ('queued', 'waiting')
+          AND (lease_until IS NULL OR lease_until < ?)
+        UNION ALL
+        SELECT workflow, id, 0, 0 FROM instances
+        WHERE status IN ('running', 'waiting', 'waitingForPause') AND lease_until < ? AND (owner IS NULL OR owner <> ?))
+      ORDER BY priority, ready_at LIMIT ?)
+    RETURNING *`,
+  expireLeases: "UPDATE instances SET lease_until = 0 WHERE lease_until IS NOT NULL",
+  nextReadyAt:
+    "SELECT MIN(ready_at) AS t FROM instances WHERE ready_at IS NOT NULL AND status IN ('queued', 'waiting')",
+  renewLeases:
+    "UPDATE instances SET lease_until = ? WHERE owner = ? AND status IN ('running', 'waiting', 'waitingForPause')",
+  countRunning: "SELECT COUNT(*) AS n FROM instances WHERE status IN ('running', 'waitingForPause')",
+
+  listSteps:
+    "SELECT * FROM steps WHERE workflow = ? AND instance_id = ? ORDER BY seq, started_at, kind, name, count",
+  getStep:
+    "SELECT * FROM steps WHERE workflow = ? AND instance_id = ? AND kind = ? AND name = ? AND count = ?",
+  putStep: `INSERT OR REPLACE INTO steps (workflow, instance_id, kind, name, count, seq, status, config, attempts, result,
+    error, started_at, ended_at, wake_at, event_type) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  deleteStep:
+    "DELETE FROM steps WHERE workflow = ? AND instance_id = ? AND kind = ? AND name = ? AND count = ?",
+  shiftWakeTimes: `UPDATE steps SET wake_at = wake_at + ? WHERE workflow = ? AND instance_id = ? AND wake_at IS NOT NULL
+    AND status IN ('sleeping', 'retrying', 'waiting')`,
+  hasWaiter: `SELECT 1 FROM steps WHERE workflow = ? AND instance_id = ? AND kind = 'waitForEvent' AND status = 'waiting'
+    AND event_type = ? LIMIT 1`,
+
+  insertEvent: "INSERT INTO events (workflow, instance_id, type, payload, timestamp) VALUES (?, ?, ?, ?, ?)",
+  listEvents: "SELECT * FROM events WHERE workflow = ? AND instance_id = ? ORDER BY seq",
+  consumeEvent: `UPDATE events SET consumed_by = ? WHERE seq = (
+    SELECT seq FROM events WHERE workflow = ? AND instance_id = ? AND type = ? AND consumed_by IS NULL ORDER BY seq LIMIT 1)
+    RETURNING *`,
+  deleteEventsConsumedBy: "DELETE FROM events WHERE workflow = ? AND instance_id = ? AND consumed_by = ?",
+
+  appendHistory: (rows: number) =>
+    `INSERT INTO history (workflow, instance_id, type, timestamp, step_kind, step_name, step_count, data) VALUES ${Array(
+      rows,
+    )
+      .fill("(?, ?, ?, ?, ?, ?, ?, ?)")
+      .join(", ")}`,
+  listHistory:
+    "SELECT * FROM history WHERE workflow = ? AND instance_id = ? AND event_id > ? ORDER BY event_id LIMIT ?",
+  deleteHistoryOfStep: `DELETE FROM history WHERE workflow = ? AND instance_id = ? AND step_kind = ? AND step_name = ?
+    AND step_count = ?`,
+  deleteHistoryAfter:
+    "DELETE FROM history WHERE workflow = ? AND instance_id = ? AND step_kind IS NULL AND event_id > ?",
+} as const;

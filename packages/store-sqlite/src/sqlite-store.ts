@@ -1,0 +1,494 @@
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
+import {
+  type HistoryEntry,
+  type InstanceStatus,
+  type NewHistoryEntry,
+  parseStepKeyString,
+  type StepKind,
+} from "@cairn/core";
+import {
+  type ClaimOptions,
+  type EventRow,
+  type EventStore,
+  encodeCursor,
+  type HistoryStore,
+  type InstanceGuard,
+  type InstancePage,
+  type InstancePatch,
+  type InstanceRow,
+  type InstanceStore,
+  type ListInstancesQuery,
+  type NewInstance,
+  parseCursor,
+  type StepRow,
+  type StepStore,
+  type Store,
+  type StoreTx,
+} from "@cairn/store";
+import { LATEST_VERSION, MIGRATIONS } from "./migrations.ts";
+import { instanceColumn, sql } from "./sql.ts";
+
+export interface SqliteStoreOptions {
+  /** A file path, or ":memory:". */
+  path: string;
+  /** `FULL` (default) makes every commit durable; `NORMAL` may lose the last commits on power loss. */
+  synchronous?: "FULL" | "NORMAL";
+}
+
+type Row = Record<string, SQLInputValue>;
+
+const json = (v: unknown) => (v === null || v === undefined ? null : JSON.stringify(v));
+const parse = <T>(v: unknown): T | null => (typeof v === "string" ? (JSON.parse(v) as T) : null);
+const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+
+function toInstance(r: Row): InstanceRow {
+  return {
+    workflow: r.workflow as string,
+    id: r.id as string,
+    status: r.status as InstanceStatus,
+    params: r.params as Uint8Array,
+    output: (r.output as Uint8Array | null) ?? null,
+    error: parse(r.error),
+    createdAt: Number(r.created_at),
+    updatedAt: Number(r.updated_at),
+    startedAt: num(r.started_at),
+    endedAt: num(r.ended_at),
+    pausedAt: num(r.paused_at),
+    readyAt: num(r.ready_at),
+    priority: Number(r.priority),
+    epoch: Number(r.epoch),
+    owner: (r.owner as string | null) ?? null,
+    leaseUntil: num(r.lease_until),
+  };
+}
+
+function toStep(r: Row): StepRow {
+  return {
+    workflow: r.workflow as string,
+    instanceId: r.instance_id as string,
+    kind: r.kind as StepKind,
+    name: r.name as string,
+    count: Number(r.count),
+    seq: Number(r.seq),
+    status: r.status as StepRow["status"],
+    config: parse(r.config),
+    attempts: Number(r.attempts),
+    result: (r.result as Uint8Array | null) ?? null,
+    error: parse(r.error),
+    startedAt: Number(r.started_at),
+    endedAt: num(r.ended_at),
+    wakeAt: num(r.wake_at),
+    eventType: (r.event_type as string | null) ?? null,
+  };
+}
+
+function toEvent(r: Row): EventRow {
+  return {
+    workflow: r.workflow as string,
+    instanceId: r.instance_id as string,
+    seq: Number(r.seq),
+    type: r.type as string,
+    payload: r.payload as Uint8Array,
+    timestamp: Number(r.timestamp),
+    consumedBy: (r.consumed_by as string | null) ?? null,
+  };
+}
+
+function toHistory(r: Row): HistoryEntry {
+  const entry: HistoryEntry = {
+    eventId: Number(r.event_id),
+    workflow: r.workflow as string,
+    instanceId: r.instance_id as string,
+    type: r.type as HistoryEntry["type"],
+    timestamp: Number(r.timestamp),
+  };
+  if (r.step_kind !== null)
+    entry.step = { kind: r.step_kind as StepKind, name: r.step_name as string, count: Number(r.step_count) };
+  const data = parse<Record<string, unknown>>(r.data);
+  if (data) entry.data = data;
+  return entry;
+}
+
+const HISTORY_ROWS_PER_INSERT = 16;
+
+/** Config objects repeat (the defaults are shared); their JSON is computed once. */
+const configJson = new WeakMap<object, string>();
+function jsonOfConfig(config: object | null): string | null {
+  if (config === null) return null;
+  let text = configJson.get(config);
+  if (text === undefined) {
+    text = JSON.stringify(config);
+    configJson.set(config, text);
+  }
+  return text;
+}
+
+interface Pending {
+  fn: (tx: StoreTx) => Promise<unknown>;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * The embedded store: one SQLite file in WAL mode, used by one worker process.
+ *
+ * Writes go through `transaction`, which group-commits: transactions requested while the event loop
+ * is busy are run together in one SQLite transaction, each inside its own savepoint, so one commit
+ * (one fsync) covers them all while each still succeeds or fails alone.
+ */
+export class SqliteStore implements Store {
+  readonly kind = "sqlite";
+  readonly db: DatabaseSync;
+  readonly instances: InstanceStore;
+  readonly steps: StepStore;
+  readonly events: EventStore;
+  readonly history: HistoryStore;
+  readonly #tx: StoreTx;
+  readonly #statements = new Map<string, StatementSync>();
+  #queue: Pending[] = [];
+  #scheduled = false;
+  #closed = false;
+
+  constructor(options: SqliteStoreOptions) {
+    if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
+    this.db = new DatabaseSync(options.path);
+    this.db.exec(
+      `PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = OFF; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;`,
+    );
+    if (options.path !== ":memory:") this.db.exec("PRAGMA journal_mode = WAL");
+    this.db.exec(`PRAGMA synchronous = ${options.synchronous === "NORMAL" ? "NORMAL" : "FULL"}`);
+    this.#tx = {
+      instances: this.#instanceOps(),
+      steps: this.#stepOps(),
+      events: this.#eventOps(),
+      history: this.#historyOps(),
+    };
+    // Outside a transaction, each write runs as a transaction of its own; reads go straight through.
+    const reads = new Set(["get", "list", "countByStatus", "nextReadyAt", "countRunning", "hasWaiter"]);
+    type Group = "instances" | "steps" | "events" | "history";
+    const autocommit = <T extends object>(group: Group): T =>
+      Object.fromEntries(
+        Object.entries(this.#tx[group] as object).map(([name, fn]) => [
+          name,
+          reads.has(name)
+            ? fn
+            : (...args: unknown[]) =>
+                this.transaction((tx) =>
+                  (tx[group] as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[name]!(
+                    ...args,
+                  ),
+                ),
+        ]),
+      ) as T;
+    this.instances = autocommit("instances");
+    this.steps = autocommit("steps");
+    this.events = autocommit("events");
+    this.history = autocommit("history");
+  }
+
+  async migrate(): Promise<void> {
+    this.db.exec(
+      "CREATE TABLE IF NOT EXISTS cairn_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+    );
+    const row = this.db.prepare("SELECT MAX(version) AS v FROM cairn_migrations").get() as {
+      v: number | null;
+    };
+    const current = row.v ?? 0;
+    if (current > LATEST_VERSION)
+      throw new Error(
+        `This Cairn store has schema version ${current}, newer than this version of Cairn understands (${LATEST_VERSION}). Upgrade Cairn.`,
+      );
+    for (const m of MIGRATIONS) {
+      if (m.version <= current) continue;
+      this.db.exec("BEGIN IMMEDIATE");
+      try {
+        this.db.exec(m.sql);
+        this.db
+          .prepare("INSERT INTO cairn_migrations (version, name, applied_at) VALUES (?, ?, ?)")
+          .run(m.version, m.name, Date.now());
+        this.db.exec("COMMIT");
+      } catch (e) {
+        this.db.exec("ROLLBACK");
+        throw e;
+      }
+    }
+  }
+
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(new Error("The Cairn store is closed"));
+    return new Promise<T>((resolve, reject) => {
+      this.#queue.push({ fn, resolve: resolve as (v: unknown) => void, reject });
+      this.#schedule();
+    });
+  }
+
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(() => void this.#flush());
+  }
+
+  async #flush(): Promise<void> {
+    const batch = this.#queue;
+    this.#queue = [];
+    const outcomes: [Pending, boolean, unknown][] = [];
+    // A lone transaction needs no savepoint: if it throws, the whole SQLite transaction rolls back.
+    const alone = batch.length === 1;
+    try {
+      this.#stmt("BEGIN IMMEDIATE").run();
+      for (const p of batch) {
+        if (!alone) this.#stmt("SAVEPOINT t").run();
+        try {
+          const value = await p.fn(this.#tx);
+          if (!alone) this.#stmt("RELEASE t").run();
+          outcomes.push([p, true, value]);
+        } catch (e) {
+          if (alone) throw e;
+          this.#stmt("ROLLBACK TO t").run();
+          this.#stmt("RELEASE t").run();
+          outcomes.push([p, false, e]);
+        }
+      }
+      this.#stmt("COMMIT").run();
+    } catch (e) {
+      if (this.db.isTransaction) this.db.exec("ROLLBACK");
+      for (const p of batch) p.reject(e);
+      outcomes.length = 0;
+    }
+    for (const [p, ok, v] of outcomes) ok ? p.resolve(v) : p.reject(v);
+    this.#scheduled = false;
+    if (this.#queue.length > 0) this.#schedule();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    while (this.#scheduled || this.#queue.length > 0) await new Promise((r) => setImmediate(r));
+    this.#closed = true;
+    this.db.close();
+  }
+
+  #stmt(text: string): StatementSync {
+    let s = this.#statements.get(text);
+    if (!s) {
+      s = this.db.prepare(text);
+      this.#statements.set(text, s);
+    }
+    return s;
+  }
+
+  #all(text: string, ...params: SQLInputValue[]): Row[] {
+    return this.#stmt(text).all(...params) as Row[];
+  }
+
+  #get(text: string, ...params: SQLInputValue[]): Row | undefined {
+    return this.#stmt(text).get(...params) as Row | undefined;
+  }
+
+  #run(text: string, ...params: SQLInputValue[]): number {
+    return Number(this.#stmt(text).run(...params).changes);
+  }
+
+  #instanceOps(): InstanceStore {
+    return {
+      insert: async (r: NewInstance) =>
+        this.#run(
+          sql.insertInstance,
+          r.workflow,
+          r.id,
+          r.status ?? "queued",
+          r.params,
+          r.createdAt,
+          r.createdAt,
+          r.startedAt ?? null,
+          r.readyAt === undefined ? r.createdAt : r.readyAt,
+          r.priority ?? 1,
+          r.epoch ?? 0,
+          r.owner ?? null,
+          r.leaseUntil ?? null,
+        ) > 0,
+      get: async (workflow, id) => {
+        const r = this.#get(sql.getInstance, workflow, id);
+        return r && toInstance(r);
+      },
+      update: async (workflow, id, patch: InstancePatch, guard: InstanceGuard = {}) => {
+        // No status is in an empty `statusIn`; an `undefined` field is absent, not a NULL.
+        if (guard.statusIn?.length === 0) return false;
+        const keys = (Object.keys(patch) as (keyof InstancePatch)[]).filter((k) => patch[k] !== undefined);
+        const values: SQLInputValue[] = keys.map((k) =>
+          k === "error" ? json(patch.error) : (patch[k] as SQLInputValue),
+        );
+        values.push(workflow, id);
+        if (guard.epoch !== undefined) values.push(guard.epoch);
+        if (guard.owner !== undefined) values.push(guard.owner);
+        if (guard.statusIn) values.push(...guard.statusIn);
+        const shape = {
+          epoch: guard.epoch !== undefined,
+          owner: guard.owner !== undefined,
+          statuses: guard.statusIn?.length ?? 0,
+        };
+        if (keys.length === 0) return this.#get(sql.matchInstance(shape), ...values) !== undefined;
+        return this.#run(sql.updateInstance(keys.map(instanceColumn), shape), ...values) > 0;
+      },
+      delete: async (workflow, id) => {
+        const n = this.#run(sql.deleteInstance, workflow, id);
+        this.#run(sql.deleteInstanceSteps, workflow, id);
+        this.#run(sql.deleteInstanceEvents, workflow, id);
+        this.#run(sql.deleteInstanceHistory, workflow, id);
+        return n > 0;
+      },
+      list: async (q: ListInstancesQuery): Promise<InstancePage> => {
+        const after = q.cursor ? parseCursor(q.cursor) : undefined;
+        const desc = q.direction === "desc";
+        const text = sql.listInstances({
+          status: q.status !== undefined,
+          after: after !== undefined,
+          desc,
+          from: q.createdAfter !== undefined,
+          to: q.createdBefore !== undefined,
+          search: !!q.search,
+        });
+        const params: SQLInputValue[] = [q.workflow];
+        if (q.status !== undefined) params.push(q.status);
+        if (q.createdAfter !== undefined) params.push(q.createdAfter);
+        if (q.createdBefore !== undefined) params.push(q.createdBefore);
+        if (q.search) params.push(q.search);
+        if (after) params.push(after.createdAt, after.id);
+        params.push(q.limit + 1);
+        const rows = this.#all(text, ...params).map(toInstance);
+        const page: InstancePage = { items: rows.slice(0, q.limit) };
+        if (rows.length > q.limit) {
+          const last = page.items[page.items.length - 1]!;
+          page.cursor = encodeCursor(last.createdAt, last.id);
+        }
+        return page;
+      },
+      countByStatus: async (workflow) =>
+        (workflow ? this.#all(sql.countByStatusFor, workflow) : this.#all(sql.countByStatus)).map((r) => ({
+          workflow: r.workflow as string,
+          status: r.status as InstanceStatus,
+          count: Number(r.count),
+        })),
+      claim: async (o: ClaimOptions) => {
+        let limit = o.limit;
+        if (o.maxRunning !== undefined)
+          limit = Math.min(limit, o.maxRunning - Number(this.#get(sql.countRunning)?.n ?? 0));
+        if (limit <= 0) return [];
+        const n = o.now;
+        return this.#all(sql.claim, o.owner, n + o.leaseMs, n, n, n, n, n, o.owner, limit).map(toInstance);
+      },
+      expireLeases: async () => this.#run(sql.expireLeases),
+      nextReadyAt: async () => num(this.#get(sql.nextReadyAt)?.t) ?? undefined,
+      renewLeases: async (owner, leaseUntil) => this.#run(sql.renewLeases, leaseUntil, owner),
+      countRunning: async () => Number(this.#get(sql.countRunning)?.n ?? 0),
+    };
+  }
+
+  #stepOps(): StepStore {
+    return {
+      list: async (workflow, instanceId) => this.#all(sql.listSteps, workflow, instanceId).map(toStep),
+      get: async (workflow, instanceId, kind, name, count) => {
+        const r = this.#get(sql.getStep, workflow, instanceId, kind, name, count);
+        return r && toStep(r);
+      },
+      put: async (s: StepRow) => {
+        this.#run(
+          sql.putStep,
+          s.workflow,
+          s.instanceId,
+          s.kind,
+          s.name,
+          s.count,
+          s.seq,
+          s.status,
+          jsonOfConfig(s.config),
+          s.attempts,
+          s.result,
+          json(s.error),
+          s.startedAt,
+          s.endedAt,
+          s.wakeAt,
+          s.eventType,
+        );
+      },
+      delete: async (workflow, instanceId, keys) => {
+        if (!keys) {
+          this.#run(sql.deleteInstanceSteps, workflow, instanceId);
+          return;
+        }
+        for (const k of keys) this.#run(sql.deleteStep, workflow, instanceId, k.kind, k.name, k.count);
+      },
+      shiftWakeTimes: async (workflow, instanceId, delta) => {
+        this.#run(sql.shiftWakeTimes, delta, workflow, instanceId);
+      },
+      hasWaiter: async (workflow, instanceId, type) =>
+        this.#get(sql.hasWaiter, workflow, instanceId, type) !== undefined,
+    };
+  }
+
+  #eventOps(): EventStore {
+    return {
+      insert: async (e) => {
+        const r = this.#stmt(sql.insertEvent).run(e.workflow, e.instanceId, e.type, e.payload, e.timestamp);
+        return Number(r.lastInsertRowid);
+      },
+      list: async (workflow, instanceId) => this.#all(sql.listEvents, workflow, instanceId).map(toEvent),
+      consume: async (workflow, instanceId, type, stepKey) => {
+        const r = this.#get(sql.consumeEvent, stepKey, workflow, instanceId, type);
+        return r && toEvent(r);
+      },
+      delete: async (workflow, instanceId, consumedBy) => {
+        if (!consumedBy) {
+          this.#run(sql.deleteInstanceEvents, workflow, instanceId);
+          return;
+        }
+        for (const k of consumedBy) this.#run(sql.deleteEventsConsumedBy, workflow, instanceId, k);
+      },
+    };
+  }
+
+  #historyOps(): HistoryStore {
+    return {
+      append: async (entries: NewHistoryEntry[]) => {
+        // Several rows per statement: one step outcome usually writes four entries.
+        for (let i = 0; i < entries.length; i += HISTORY_ROWS_PER_INSERT) {
+          const chunk = entries.slice(i, i + HISTORY_ROWS_PER_INSERT);
+          const values: SQLInputValue[] = [];
+          for (const e of chunk)
+            values.push(
+              e.workflow,
+              e.instanceId,
+              e.type,
+              e.timestamp,
+              e.step?.kind ?? null,
+              e.step?.name ?? null,
+              e.step?.count ?? null,
+              e.data === undefined ? null : JSON.stringify(e.data),
+            );
+          this.#stmt(sql.appendHistory(chunk.length)).run(...values);
+        }
+      },
+      list: async (workflow, instanceId, o = {}) =>
+        this.#all(sql.listHistory, workflow, instanceId, o.afterEventId ?? 0, o.limit ?? -1).map(toHistory),
+      delete: async (workflow, instanceId, filter) => {
+        if (!filter) {
+          this.#run(sql.deleteInstanceHistory, workflow, instanceId);
+          return;
+        }
+        for (const key of filter.steps) {
+          const { kind, name, count } = parseStepKeyString(key);
+          this.#run(sql.deleteHistoryOfStep, workflow, instanceId, kind, name, count);
+        }
+        this.#run(sql.deleteHistoryAfter, workflow, instanceId, filter.afterEventId);
+      },
+    };
+  }
+}
+
+/** Opens (and migrates) a SQLite store. */
+export async function openSqliteStore(options: SqliteStoreOptions): Promise<SqliteStore> {
+  const store = new SqliteStore(options);
+  await store.migrate();
+  return store;
+}

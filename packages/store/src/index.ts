@@ -1,0 +1,16 @@
+export { instanceColumn } from "./columns.ts";
+export { decodeCursor, encodeCursor, parseCursor } from "./cursor.ts";
+export type { EventStore, HistoryStore, InstanceStore, StepStore, Store, StoreTx } from "./store.ts";
+export type {
+  ClaimOptions,
+  EventRow,
+  InstanceGuard,
+  InstancePage,
+  InstancePatch,
+  InstanceRow,
+  ListInstancesQuery,
+  NewInstance,
+  StepRow,
+  StepStatus,
+  StoreMessage,
+} from "./types.ts";

@@ -1,0 +1,64 @@
+/**
+ * Scale-out: `maxConcurrent` is one limit for all the workers sharing a store. The number of running
+ * instances, sampled every few milliseconds from a connection of the test's own, never exceeds it.
+ */
+import { deserialize } from "node:v8";
+import { afterEach, describe, expect, it } from "vitest";
+import { postgresUrl, Scene } from "./harness.ts";
+
+const base = postgresUrl("the scale-out tests");
+let scene: Scene | undefined;
+afterEach(async () => {
+  await scene?.dispose();
+  scene = undefined;
+});
+
+describe.skipIf(!base)("scale-out: the concurrency limit", () => {
+  it("is never exceeded across 3 workers (sampled)", async () => {
+    scene = new Scene(base!);
+    const LIMIT = 5;
+    const api = await scene.start("api", { worker: false });
+    const workers = await Promise.all(
+      ["w1", "w2", "w3"].map((n) => scene!.start(n, { maxConcurrent: LIMIT, hotWaitThreshold: 1000 })),
+    );
+    const three = Array.from({ length: 60 }, (_, i) => ({ id: `c${i}`, params: { n: i, delayMs: 20 } }));
+    let stop = false;
+    const samples: number[] = [];
+    const sampler = (async () => {
+      const client = await scene!.db.connect();
+      try {
+        while (!stop) {
+          const r = await client.query(
+            `SELECT COUNT(*) AS n FROM "${scene!.schema}".instances WHERE status IN ('running', 'waitingForPause')`,
+          );
+          samples.push(Number(r.rows[0].n));
+          await new Promise((res) => setTimeout(res, 3));
+        }
+      } finally {
+        client.release();
+      }
+    })();
+    await api.request({ cmd: "createMany", workflow: "three", items: three });
+    const statuses = await scene.waitAllFinal(60, 60_000);
+    stop = true;
+    await sampler;
+    expect(statuses).toEqual({ complete: 60 });
+    const max = Math.max(...samples);
+    console.log(`${samples.length} samples of running instances, max ${max} (limit ${LIMIT})`);
+    expect(samples.length).toBeGreaterThan(100);
+    expect(max).toBeLessThanOrEqual(LIMIT);
+    expect(max, "the limit was reached, so it was what held instances back").toBe(LIMIT);
+    // Every worker ran some: the limit is shared, not given to one worker.
+    const rows = await scene.query<{ output: Buffer }>("SELECT output FROM $S.instances");
+    const by = new Set(rows.map((r) => (deserialize(r.output) as { by: string }).by));
+    expect([...by].sort()).toEqual(["w1", "w2", "w3"]);
+    for (const w of [api, ...workers]) expect(w.engineLogs, w.config.name).toEqual([]);
+  }, 60_000);
+
+  // Known gap, not yet fixed: an instance in a hot wait (a sleep below hotWaitThreshold) is stored as
+  // `waiting`, so claims elsewhere do not count it; when it wakes in memory it runs again without a
+  // claim, and the running count can exceed the limit (seen: 7 with a limit of 5, under load, with
+  // 20 instances sleeping 150 ms next to these). Counting waiting instances that have an owner in
+  // `countRunning` would close it.
+  it.todo("counts instances in a hot wait against the limit");
+});

@@ -1,0 +1,20 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  // Workspace packages resolve to their TypeScript sources in tests (the "source" export condition),
+  // so tests never run stale builds.
+  resolve: { conditions: ["source", "module", "node", "import", "default"] },
+  // Vitest passes these to Node as --conditions, which also steer require(): "import" there would make
+  // CommonJS packages (pg requiring pg-pool) load ESM wrappers. Node adds "import" to imports itself.
+  ssr: { resolve: { conditions: ["source", "node", "default"], externalConditions: ["source"] } },
+  test: {
+    include: [
+      "packages/*/src/**/*.test.ts",
+      "packages/*/test/**/*.test.ts",
+      "tests/**/*.test.ts",
+      "examples/**/*.test.ts",
+    ],
+    testTimeout: 20_000,
+    hookTimeout: 20_000,
+  },
+});
