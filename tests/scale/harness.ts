@@ -99,10 +99,14 @@ export class Scene {
       const s = await this.statuses();
       const final = (s.complete ?? 0) + (s.errored ?? 0) + (s.terminated ?? 0);
       if (final >= total) return s;
-      if (Date.now() > deadline)
+      if (Date.now() > deadline) {
+        const sessions = await this.query(
+          "SELECT pid, state, wait_event_type, wait_event, now() - xact_start AS xact_age, left(query, 120) AS query FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        ).catch((e: Error) => e.message);
         throw new Error(
-          `timed out: ${final}/${total} final, ${JSON.stringify(s)}\n${this.workers.map((w) => `${w.config.name}: ${w.stderr.slice(-2000)} ${JSON.stringify(w.events.filter((e) => e.event !== "ok").slice(-3))}`).join("\n")}`,
+          `timed out: ${final}/${total} final, ${JSON.stringify(s)}\nsessions: ${JSON.stringify(sessions)}\n${this.workers.map((w) => `${w.config.name}: ${w.stderr.slice(-2000)} ${JSON.stringify(w.events.filter((e) => e.event !== "ok").slice(-3))}`).join("\n")}`,
         );
+      }
       await sleep(100);
     }
   }

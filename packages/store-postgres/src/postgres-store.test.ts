@@ -155,6 +155,52 @@ describe.skipIf(!url)("PostgresStore", () => {
       }
     });
 
+    it("ends a transaction left idle by a stalled worker, so its claim lock and row locks free up", async () => {
+      const s = newSchema();
+      const stalled = await openPostgresStore({ url: url!, schema: s, transactionIdleTimeoutMs: 300 });
+      const other = await openPostgresStore({ url: url!, schema: s });
+      try {
+        for (const id of ["a", "b"])
+          await other.instances.insert({ workflow: W, id, params: new Uint8Array(), createdAt: T0, readyAt: T0 });
+        const claim = { now: T0 + 1, limit: 1, leaseMs: 60_000, maxRunning: 10 };
+        let release!: () => void;
+        const stall = new Promise<void>((r) => (release = r));
+        // A claim that takes the claimers' lock and a row, then stalls before committing.
+        const held = stalled.transaction(async (tx) => {
+          expect((await tx.instances.claim({ ...claim, owner: "stalled" })).map((i) => i.id)).toEqual(["a"]);
+          await stall;
+          await tx.instances.get(W, "a");
+        });
+        const heldError = held.catch((e: unknown) => e);
+        await new Promise((r) => setTimeout(r, 50));
+        // The other worker waits for the claimers' lock until the server ends the stalled session.
+        const startedAt = Date.now();
+        const got = await other.transaction((tx) => tx.instances.claim({ ...claim, owner: "other" }));
+        expect(got.map((i) => i.id)).toEqual(["a"]);
+        expect(Date.now() - startedAt).toBeGreaterThanOrEqual(150);
+        release();
+        const error = await heldError;
+        expect(PostgresStoreError.is(error), String(error)).toBe(true);
+        expect((await other.instances.get(W, "a"))?.owner).toBe("other");
+        // The stalled store recovers: its next transaction runs on a fresh connection.
+        expect(await stalled.transaction((tx) => tx.instances.get(W, "b"))).toMatchObject({ id: "b" });
+      } finally {
+        await Promise.all([stalled.close(), other.close()]);
+      }
+    });
+
+    it("rejects a transaction idle timeout that is not a positive whole number of ms", async () => {
+      const pool = new pg.Pool({ connectionString: url, max: 1 });
+      try {
+        for (const bad of [0, -1, 1.5, Number.NaN])
+          expect(() => new PostgresStore({ db: pool, transactionIdleTimeoutMs: bad })).toThrow(
+            `transactionIdleTimeoutMs must be a positive whole number of ms, got ${bad}`,
+          );
+      } finally {
+        await pool.end();
+      }
+    });
+
     it("refuses a schema newer than the code", async () => {
       const s = newSchema();
       const store = await openPostgresStore({ url: url!, schema: s });

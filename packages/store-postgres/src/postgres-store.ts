@@ -63,6 +63,13 @@ export interface PostgresStoreOptions {
   inTransaction?: boolean;
   /** `close()` also ends `db` (calls its `end()`). Default false: whoever made `db` ends it. */
   ownsDb?: boolean;
+  /**
+   * How long (ms) a transaction of the store may sit idle between statements before the server ends
+   * its session; default 5000. A worker that stalls (stopped, swapped out, partitioned) in the middle
+   * of a transaction would otherwise hold its row and claim locks forever, and no other worker could
+   * take over its instances once its lease ran out. Cairn's own transactions never wait on user code.
+   */
+  transactionIdleTimeoutMs?: number;
 }
 
 export interface OpenPostgresStoreOptions {
@@ -74,6 +81,8 @@ export interface OpenPostgresStoreOptions {
   schema?: string;
   /** Connections in the pool created from `url`; default 10. */
   poolSize?: number;
+  /** See `PostgresStoreOptions.transactionIdleTimeoutMs`; default 5000. */
+  transactionIdleTimeoutMs?: number;
 }
 
 interface PoolLike extends Queryable {
@@ -187,6 +196,8 @@ export class PostgresStore implements Store {
   readonly #sql: Queries;
   readonly #inTransaction: boolean;
   readonly #ownsDb: boolean;
+  /** `BEGIN` and the session setting that ends a stalled transaction, sent as one simple query. */
+  readonly #begin: string;
   /** Single-connection mode: the tail of the queue of operations. */
   #lock: Promise<unknown> = Promise.resolve();
   readonly #inFlight = new Set<Promise<unknown>>();
@@ -202,6 +213,10 @@ export class PostgresStore implements Store {
     this.#sql = queries(this.schema);
     this.#inTransaction = options.inTransaction ?? false;
     this.#ownsDb = options.ownsDb ?? false;
+    const idle = options.transactionIdleTimeoutMs ?? 5000;
+    if (!Number.isInteger(idle) || idle < 1)
+      throw new Error(`transactionIdleTimeoutMs must be a positive whole number of ms, got ${idle}`);
+    this.#begin = `BEGIN; SET LOCAL idle_in_transaction_session_timeout = ${idle}`;
     if (this.#inTransaction && this.#pool)
       throw new Error("inTransaction needs one connection (a client), not a pool");
     const ops = this.#ops((text, values) =>
@@ -258,13 +273,22 @@ export class PostgresStore implements Store {
     return this.#track(async () => {
       if (this.#pool) {
         const client = await this.#pool.connect().catch((e) => Promise.reject(mapPostgresError(e)));
+        // The server may end the session while the client is checked out (idle transaction timeout,
+        // restart): the pool only listens for errors of idle clients, so listen here; the failed
+        // query reports it, and the client is not returned to the pool.
         let broken = false;
+        const onError = () => {
+          broken = true;
+        };
+        const events = client as unknown as Partial<Pick<pg.Client, "on" | "off">>;
+        events.on?.("error", onError);
         try {
           return await this.#transactionOn(client, fn);
         } catch (e) {
-          broken = PostgresStoreError.is(e, "unavailable");
+          broken ||= PostgresStoreError.is(e, "unavailable");
           throw e;
         } finally {
+          events.off?.("error", onError);
           client.release(broken);
         }
       }
@@ -274,7 +298,7 @@ export class PostgresStore implements Store {
 
   async #transactionOn<T>(conn: Queryable, fn: (run: Run) => Promise<T>): Promise<T> {
     const nested = this.#inTransaction;
-    await this.#query(conn, nested ? "SAVEPOINT cairn_tx" : "BEGIN");
+    await this.#query(conn, nested ? "SAVEPOINT cairn_tx" : this.#begin);
     let value: T;
     try {
       value = await fn((text, values) => this.#query(conn, text, values));
@@ -620,6 +644,9 @@ export async function openPostgresStore(options: OpenPostgresStoreOptions): Prom
   const store = new PostgresStore({
     db,
     ...(options.schema === undefined ? {} : { schema: options.schema }),
+    ...(options.transactionIdleTimeoutMs === undefined
+      ? {}
+      : { transactionIdleTimeoutMs: options.transactionIdleTimeoutMs }),
     ownsDb: !options.pool,
   });
   try {
