@@ -161,7 +161,13 @@ describe.skipIf(!url)("PostgresStore", () => {
       const other = await openPostgresStore({ url: url!, schema: s });
       try {
         for (const id of ["a", "b"])
-          await other.instances.insert({ workflow: W, id, params: new Uint8Array(), createdAt: T0, readyAt: T0 });
+          await other.instances.insert({
+            workflow: W,
+            id,
+            params: new Uint8Array(),
+            createdAt: T0,
+            readyAt: T0,
+          });
         const claim = { now: T0 + 1, limit: 1, leaseMs: 60_000, maxRunning: 10 };
         let release!: () => void;
         const stall = new Promise<void>((r) => (release = r));
