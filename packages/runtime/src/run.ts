@@ -36,7 +36,7 @@ import {
   type WorkflowStepEvent,
   WorkflowTimeoutError,
 } from "@cairn/core";
-import type { InstancePatch, InstanceRow, StepRow, Store, StoreTx } from "@cairn/store";
+import type { InstancePatch, InstanceRow, StepCommit, StepRow, Store, StoreTx } from "@cairn/store";
 import { decodeValue, encodeValue, unclonableReason } from "./codec.ts";
 import type { RuntimeHooks } from "./hooks.ts";
 
@@ -444,7 +444,7 @@ export class InstanceRun {
         entries.push(this.#entry(now, "attempt_completed", step, { attempt }));
         entries.push(this.#entry(now, "step_completed", step));
         this.#callbacks--;
-        await this.#commit(entries, (tx) => tx.steps.put(row));
+        await this.#commit(entries, row);
         this.#steps.set(stepKeyString(key), row);
         return result.value;
       }
@@ -455,7 +455,7 @@ export class InstanceRun {
         entries.push(this.#entry(now, "attempt_errored", step, { attempt, error }));
         entries.push(this.#entry(now, "step_errored", step, { error }));
         this.#callbacks--;
-        await this.#commit(entries, (tx) => tx.steps.put(row));
+        await this.#commit(entries, row);
         this.#steps.set(stepKeyString(key), row);
         throw result.error instanceof Error ? result.error : deserializeError(error);
       }
@@ -468,7 +468,7 @@ export class InstanceRun {
       this.#callbacks--;
       this.#waits++;
       try {
-        await this.#commit(entries, (tx) => tx.steps.put(row));
+        await this.#commit(entries, row);
         this.#steps.set(stepKeyString(key), row);
         await this.#waitUntil(row.wakeAt);
       } finally {
@@ -506,7 +506,7 @@ export class InstanceRun {
       wakeAt: null,
       eventType: null,
     };
-    await this.#commit(entries, (tx) => tx.steps.put(row));
+    await this.#commit(entries, row);
   }
 
   /** Runs one attempt of a callback under its timeout, through the `wrapStep` hook. */
@@ -582,7 +582,7 @@ export class InstanceRun {
         const sleeping = row;
         await this.#commit(
           [this.#entry(now, "sleep_started", step, { durationMs, wakeAt: sleeping.wakeAt })],
-          (tx) => tx.steps.put(sleeping),
+          sleeping,
         );
         this.#steps.set(stepKeyString(key), row);
       }
@@ -598,7 +598,7 @@ export class InstanceRun {
       wakeAt: null,
       result: encodeValue(undefined),
     };
-    await this.#commit([this.#entry(now, "sleep_completed", step)], (tx) => tx.steps.put(done));
+    await this.#commit([this.#entry(now, "sleep_completed", step)], done);
     this.#steps.set(stepKeyString(key), done);
   }
 
@@ -643,9 +643,7 @@ export class InstanceRun {
         wakeAt: timeoutAt,
         eventType: type,
       };
-      await this.#commit([this.#entry(now, "wait_started", step, { eventType: type, timeoutAt })], (tx) =>
-        tx.steps.put(row),
-      );
+      await this.#commit([this.#entry(now, "wait_started", step, { eventType: type, timeoutAt })], row);
       this.#steps.set(stepKeyString(key), row);
     }
     if (
@@ -697,9 +695,9 @@ export class InstanceRun {
     let row: StepRow | undefined;
     this.#available.set(waiter.type, (this.#available.get(waiter.type) ?? 1) - 1);
     const now = this.#now();
-    await this.#commit([this.#entry(now, "wait_completed", step)], async (tx) => {
+    const delivered = await this.#commit([this.#entry(now, "wait_completed", step)], async (tx) => {
       const e = await tx.events.consume(this.workflow, this.id, waiter.type, keyString);
-      if (!e) return;
+      if (!e) return undefined;
       event = { payload: decodeValue(e.payload), timestamp: new Date(e.timestamp), type: e.type };
       row = {
         workflow: this.workflow,
@@ -716,9 +714,9 @@ export class InstanceRun {
         wakeAt: null,
         eventType: waiter.type,
       };
-      await tx.steps.put(row);
+      return row;
     });
-    if (event && row) {
+    if (delivered && event && row) {
       this.#steps.set(keyString, row);
       waiter.resolve(event);
       return;
@@ -752,9 +750,7 @@ export class InstanceRun {
       wakeAt: null,
       eventType: waiter.type,
     };
-    await this.#commit([this.#entry(now, "wait_timed_out", step, { error: serializeError(error) })], (tx) =>
-      tx.steps.put(row),
-    );
+    await this.#commit([this.#entry(now, "wait_timed_out", step, { error: serializeError(error) })], row);
     this.#steps.set(stepKeyString(waiter.key), row);
     waiter.reject(error);
   }
@@ -796,43 +792,49 @@ export class InstanceRun {
   // ---- commits and endings ------------------------------------------------------------------
 
   /**
-   * Commits one step outcome with its history entries, in one transaction that first checks the run
-   * still owns the instance. Instance-level entries waiting to be written go along.
+   * Commits one step outcome with its history entries, fenced by the run's epoch (`steps.commit`):
+   * one store operation, or a transaction when `write` must read first (an event to consume). A
+   * `write` that finds nothing to store returns `undefined`: nothing is written and this returns
+   * false. Instance-level entries waiting to be written go along.
    */
-  async #commit(entries: NewHistoryEntry[], write: (tx: StoreTx) => Promise<void>): Promise<void> {
+  async #commit(
+    entries: NewHistoryEntry[],
+    write: StepRow | ((tx: StoreTx) => Promise<StepRow | undefined>),
+  ): Promise<boolean> {
     if (this.#ended) return never();
     this.#commits++;
     const pending = this.#pending;
     this.#pending = [];
+    const { store } = this.#host;
     try {
-      await this.#host.store.transaction(async (tx) => {
-        const now = this.#now();
-        const status = this.#liveStatus();
-        const history = [...pending, ...entries];
-        // The fence: the instance must still be ours. When the status does not change this is a read.
-        const ok = await tx.instances.update(
-          this.workflow,
-          this.id,
-          status === this.#persistedStatus ? {} : { status, updatedAt: now },
-          { epoch: this.#epoch, statusIn: ["running", "waiting"] },
-        );
-        if (ok) {
-          if (status !== this.#persistedStatus)
-            history.push(this.#entry(now, status === "waiting" ? "workflow_waiting" : "workflow_running"));
-        } else {
-          const pausing = await tx.instances.update(
-            this.workflow,
-            this.id,
-            { updatedAt: now },
-            { epoch: this.#epoch, statusIn: ["waitingForPause"] },
-          );
-          if (!pausing) throw new Fenced();
-          this.#pausing = true;
-        }
-        await write(tx);
-        await tx.history.append(history);
-        if (ok) this.#persistedStatus = status;
-      });
+      const now = this.#now();
+      const status = this.#liveStatus() === "waiting" ? "waiting" : "running";
+      const base: Omit<StepCommit, "step"> = {
+        workflow: this.workflow,
+        instanceId: this.id,
+        epoch: this.#epoch,
+        status,
+        now,
+        history: [...pending, ...entries],
+        statusEntry: this.#entry(now, status === "waiting" ? "workflow_waiting" : "workflow_running"),
+      };
+      const before =
+        typeof write === "function"
+          ? await store.transaction(async (tx) => {
+              const step = await write(tx);
+              if (!step) return null;
+              const r = await tx.steps.commit({ ...base, step });
+              if (r === undefined) throw new Fenced();
+              return r;
+            })
+          : await store.steps.commit({ ...base, step: write });
+      if (before === undefined) throw new Fenced();
+      if (before === null) {
+        this.#pending = [...pending, ...this.#pending];
+        return false;
+      }
+      if (before === "waitingForPause") this.#pausing = true;
+      else this.#persistedStatus = status;
     } catch (e) {
       this.#commits--;
       if (!(e instanceof Fenced)) this.#host.log(`Cairn could not store progress of instance ${this.id}`, e);
@@ -842,6 +844,7 @@ export class InstanceRun {
     this.#commits--;
     this.#host.changed(this.workflow, this.id, this.#persistedStatus);
     this.#scheduleCheck();
+    return true;
   }
 
   #liveStatus(): "running" | "waiting" | "waitingForPause" {

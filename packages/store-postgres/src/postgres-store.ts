@@ -19,6 +19,7 @@ import {
   type ListInstancesQuery,
   type NewInstance,
   parseCursor,
+  type StepCommit,
   type StepRow,
   type StepStore,
   type Store,
@@ -169,6 +170,20 @@ function toHistory(r: Row): HistoryEntry {
     entry.step = { kind: r.step_kind as StepKind, name: r.step_name as string, count: Number(r.step_count) };
   if (r.data !== null && r.data !== undefined) entry.data = r.data as Record<string, unknown>;
   return entry;
+}
+
+/** Parallel arrays of history entries' columns, for `unnest`. */
+function historyArrays(entries: NewHistoryEntry[]): unknown[] {
+  return [
+    entries.map((e) => e.workflow),
+    entries.map((e) => e.instanceId),
+    entries.map((e) => e.type),
+    entries.map((e) => e.timestamp),
+    entries.map((e) => e.step?.kind ?? null),
+    entries.map((e) => e.step?.name ?? null),
+    entries.map((e) => e.step?.count ?? null),
+    entries.map((e) => json(e.data)),
+  ];
 }
 
 /** Parallel arrays of step keys, for `unnest`. */
@@ -542,6 +557,33 @@ export class PostgresStore implements Store {
         const r = (await run(q.getStep, [workflow, instanceId, kind, name, count])).rows[0];
         return r && toStep(r);
       },
+      commit: async (c: StepCommit) => {
+        const entries = c.statusEntry ? [...c.history, c.statusEntry] : c.history;
+        const s = c.step;
+        const res = await run(q.commitStep, [
+          c.workflow,
+          c.instanceId,
+          c.epoch,
+          c.status,
+          c.now,
+          s.kind,
+          s.name,
+          s.count,
+          s.seq,
+          s.status,
+          json(s.config),
+          s.attempts,
+          s.result,
+          json(s.error),
+          s.startedAt,
+          s.endedAt,
+          s.wakeAt,
+          s.eventType,
+          ...historyArrays(entries),
+          c.history.length,
+        ]);
+        return res.rows[0]?.status as InstanceStatus | undefined;
+      },
       put: async (s: StepRow) => {
         await run(q.putStep, [
           s.workflow,
@@ -599,16 +641,7 @@ export class PostgresStore implements Store {
     return {
       append: async (entries: NewHistoryEntry[]) => {
         if (entries.length === 0) return;
-        await run(q.appendHistory, [
-          entries.map((e) => e.workflow),
-          entries.map((e) => e.instanceId),
-          entries.map((e) => e.type),
-          entries.map((e) => e.timestamp),
-          entries.map((e) => e.step?.kind ?? null),
-          entries.map((e) => e.step?.name ?? null),
-          entries.map((e) => e.step?.count ?? null),
-          entries.map((e) => json(e.data)),
-        ]);
+        await run(q.appendHistory, historyArrays(entries));
       },
       list: async (workflow, instanceId, o = {}) =>
         (await run(q.listHistory, [workflow, instanceId, o.afterEventId ?? 0, o.limit ?? null])).rows.map(

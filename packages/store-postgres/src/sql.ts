@@ -131,6 +131,41 @@ export function queries(schema: string) {
         status = EXCLUDED.status, config = EXCLUDED.config, attempts = EXCLUDED.attempts,
         result = EXCLUDED.result, error = EXCLUDED.error, started_at = EXCLUDED.started_at,
         ended_at = EXCLUDED.ended_at, wake_at = EXCLUDED.wake_at, event_type = EXCLUDED.event_type`,
+    /**
+     * `steps.commit` in one statement. $1 workflow, $2 id, $3 epoch, $4 status, $5 now; $6–$18 the
+     * step row (as `putStep` from kind on); $19–$26 history arrays (as `appendHistory`) where entries
+     * after the first $27 are the status entry, kept only when the status changes. The fence locks the
+     * row, so a concurrent claim is ordered before (fenced) or after (sees the step) this commit.
+     */
+    commitStep: `WITH inst AS (
+        SELECT workflow, id, status FROM ${s}.instances
+        WHERE workflow = $1::text AND id = $2::text AND epoch = $3::bigint
+          AND status IN ('running', 'waiting', 'waitingForPause')
+        FOR UPDATE),
+      changed AS (
+        UPDATE ${s}.instances i SET status = $4::text, updated_at = $5::bigint FROM inst
+        WHERE i.workflow = inst.workflow AND i.id = inst.id
+          AND inst.status <> 'waitingForPause' AND inst.status <> $4::text
+        RETURNING 1),
+      step AS (
+        INSERT INTO ${s}.steps (workflow, instance_id, kind, name, count, seq, status, config, attempts,
+          result, error, started_at, ended_at, wake_at, event_type)
+        SELECT inst.workflow, inst.id, $6::text, $7::text, $8::integer, $9::integer, $10::text, $11::jsonb,
+          $12::integer, $13::bytea, $14::jsonb, $15::bigint, $16::bigint, $17::bigint, $18::text FROM inst
+        ON CONFLICT (workflow, instance_id, kind, name, count) DO UPDATE SET seq = EXCLUDED.seq,
+          status = EXCLUDED.status, config = EXCLUDED.config, attempts = EXCLUDED.attempts,
+          result = EXCLUDED.result, error = EXCLUDED.error, started_at = EXCLUDED.started_at,
+          ended_at = EXCLUDED.ended_at, wake_at = EXCLUDED.wake_at, event_type = EXCLUDED.event_type),
+      entries AS (
+        INSERT INTO ${s}.history (workflow, instance_id, type, timestamp, step_kind, step_name, step_count,
+          data)
+        SELECT x.workflow, x.instance_id, x.type, x.timestamp, x.step_kind, x.step_name, x.step_count, x.data
+        FROM inst, unnest($19::text[], $20::text[], $21::text[], $22::bigint[], $23::text[], $24::text[],
+          $25::integer[], $26::jsonb[]) WITH ORDINALITY
+          AS x(workflow, instance_id, type, timestamp, step_kind, step_name, step_count, data, n)
+        WHERE x.n <= $27::integer OR EXISTS (SELECT 1 FROM changed)
+        ORDER BY x.n)
+      SELECT status FROM inst`,
     deleteInstanceSteps: `DELETE FROM ${s}.steps WHERE workflow = $1 AND instance_id = $2`,
     /** $3 kinds, $4 names, $5 counts: parallel arrays of step keys. */
     deleteSteps: `DELETE FROM ${s}.steps WHERE workflow = $1 AND instance_id = $2

@@ -10,6 +10,7 @@ import {
 } from "@cairn/core";
 import {
   type ClaimOptions,
+  commitStepWith,
   type EventRow,
   type EventStore,
   encodeCursor,
@@ -392,6 +393,7 @@ export class SqliteStore implements Store {
         const r = this.#get(sql.getStep, workflow, instanceId, kind, name, count);
         return r && toStep(r);
       },
+      commit: (c) => commitStepWith(this.#tx, c),
       put: async (s: StepRow) => {
         this.#run(
           sql.putStep,

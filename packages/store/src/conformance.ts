@@ -22,7 +22,7 @@ import {
 } from "@cairn/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Store, StoreTx } from "./store.ts";
-import type { HistoryEntry, InstancePatch, InstanceRow, NewInstance, StepRow } from "./types.ts";
+import type { HistoryEntry, InstancePatch, InstanceRow, NewInstance, StepCommit, StepRow } from "./types.ts";
 
 export interface StoreConformanceOptions {
   /**
@@ -777,6 +777,106 @@ function stepTests(ctx: Ctx): void {
     const got = await ctx.store.steps.get(W, "a", "do", "charge: card ✓", 2);
     expect(got).toEqual({ ...row, result: expect.any(Uint8Array) });
     expectBytes(got!.result, row.result!);
+  });
+
+  describe("commit (a run's fenced step outcome)", () => {
+    /** An instance claimed by w1 (epoch 1), running. */
+    async function owned(id: string): Promise<InstanceRow> {
+      await ctx.store.instances.insert(instance(id, { readyAt: T0 }));
+      const [row] = await ctx.store.instances.claim({ owner: "w1", now: T0 + 1, limit: 1, leaseMs: 30_000 });
+      expect(row?.id).toBe(id);
+      return row!;
+    }
+    const commit = (row: InstanceRow, over: Partial<StepCommit> = {}): StepCommit => ({
+      workflow: W,
+      instanceId: row.id,
+      epoch: row.epoch,
+      status: "running",
+      now: T0 + 10,
+      step: step(row.id, { status: "succeeded", result: bytes(7), endedAt: T0 + 10 }),
+      history: [
+        entry(row.id, { type: "step_completed", step: { kind: "do", name: "load order", count: 1 } }),
+      ],
+      statusEntry: entry(row.id, { type: "workflow_waiting", timestamp: T0 + 10 }),
+      ...over,
+    });
+
+    it("puts the step and appends the history when the run owns the instance", async () => {
+      const row = await owned("a");
+      expect(await ctx.store.steps.commit(commit(row))).toBe("running");
+      const stored = await ctx.store.steps.get(W, "a", "do", "load order", 1);
+      expect(stored?.status).toBe("succeeded");
+      expectBytes(stored!.result, bytes(7));
+      // The status did not change, so the status entry is left out and updatedAt is kept.
+      expect((await ctx.store.history.list(W, "a")).map((e) => e.type)).toEqual(["step_completed"]);
+      expect(await ctx.store.instances.get(W, "a")).toEqual(row);
+    });
+
+    it("stores a status change with its entry after the others", async () => {
+      const row = await owned("a");
+      const first = commit(row, {
+        status: "waiting",
+        step: step("a", { status: "sleeping", wakeAt: T0 + 99 }),
+      });
+      expect(await ctx.store.steps.commit(first)).toBe("running");
+      const after = await ctx.store.instances.get(W, "a");
+      expect(after).toEqual({ ...row, status: "waiting", updatedAt: T0 + 10 });
+      const history = await ctx.store.history.list(W, "a");
+      expect(history.map((e) => e.type)).toEqual(["step_completed", "workflow_waiting"]);
+      expectIncreasing(eventIds(history));
+      expect(await ctx.store.steps.commit(commit(row, { now: T0 + 20, statusEntry: undefined }))).toBe(
+        "waiting",
+      );
+      expect((await ctx.store.instances.get(W, "a"))?.status).toBe("running");
+    });
+
+    it("keeps a pending pause: waitingForPause stays, and the step is stored", async () => {
+      const row = await owned("a");
+      await ctx.store.instances.update(W, "a", { status: "waitingForPause" });
+      expect(await ctx.store.steps.commit(commit(row, { status: "waiting" }))).toBe("waitingForPause");
+      expect((await ctx.store.instances.get(W, "a"))?.status).toBe("waitingForPause");
+      expect(await ctx.store.steps.get(W, "a", "do", "load order", 1)).toBeDefined();
+      expect((await ctx.store.history.list(W, "a")).map((e) => e.type)).toEqual(["step_completed"]);
+    });
+
+    it("writes nothing for a run that lost the instance (new epoch, or no longer active)", async () => {
+      const row = await owned("a");
+      expect(await ctx.store.steps.commit(commit(row, { epoch: row.epoch - 1 }))).toBeUndefined();
+      for (const status of ["paused", "terminated", "queued", "complete"] as const) {
+        await ctx.store.instances.update(W, "a", { status });
+        expect(await ctx.store.steps.commit(commit(row)), status).toBeUndefined();
+      }
+      expect(await ctx.store.steps.commit(commit({ ...row, id: "missing" }))).toBeUndefined();
+      expect(await ctx.store.steps.list(W, "a")).toEqual([]);
+      expect(await ctx.store.history.list(W, "a")).toEqual([]);
+      expect(await ctx.store.steps.list(W, "missing")).toEqual([]);
+    });
+
+    it("is refused after another worker took the instance over", async () => {
+      const row = await owned("a");
+      const [taken] = await ctx.store.instances.claim({
+        owner: "w2",
+        now: T0 + 60_000,
+        limit: 1,
+        leaseMs: 30_000,
+      });
+      expect(taken?.epoch).toBe(row.epoch + 1);
+      expect(await ctx.store.steps.commit(commit(row))).toBeUndefined();
+      expect(await ctx.store.steps.commit(commit(taken!))).toBe("running");
+    });
+
+    it("rolls back with the transaction it is part of", async () => {
+      const row = await owned("a");
+      await expect(
+        ctx.store.transaction(async (tx) => {
+          expect(await tx.steps.commit(commit(row, { status: "waiting" }))).toBe("running");
+          throw new Error("undo");
+        }),
+      ).rejects.toThrow("undo");
+      expect(await ctx.store.instances.get(W, "a")).toEqual(row);
+      expect(await ctx.store.steps.list(W, "a")).toEqual([]);
+      expect(await ctx.store.history.list(W, "a")).toEqual([]);
+    });
   });
 
   it("round-trips a waiting step with null config and an event type", async () => {

@@ -1,4 +1,5 @@
 export { instanceColumn } from "./columns.ts";
+export { commitStepWith } from "./commit.ts";
 export { decodeCursor, encodeCursor, parseCursor } from "./cursor.ts";
 export type { EventStore, HistoryStore, InstanceStore, StepStore, Store, StoreTx } from "./store.ts";
 export type {
@@ -10,6 +11,7 @@ export type {
   InstanceRow,
   ListInstancesQuery,
   NewInstance,
+  StepCommit,
   StepRow,
   StepStatus,
   StoreMessage,

@@ -10,6 +10,7 @@ import type {
   ListInstancesQuery,
   NewHistoryEntry,
   NewInstance,
+  StepCommit,
   StepKind,
   StepRow,
   StoreMessage,
@@ -71,6 +72,15 @@ export interface StepStore {
   ): Promise<StepRow | undefined>;
   /** Inserts or replaces the row for that step. */
   put(row: StepRow): Promise<void>;
+  /**
+   * Stores one step outcome of a run, atomically, if the instance still has the run's `epoch` and is
+   * `running`, `waiting` or `waitingForPause`: updates its status (see `StepCommit.status`), puts the
+   * step row and appends the history. Otherwise writes nothing. Returns the instance's status before
+   * the commit, or `undefined` when the run no longer owns it (fenced). A concurrent claim of the
+   * instance is ordered before or after it, never in between. `commitStepWith` builds it from the
+   * other operations.
+   */
+  commit(c: StepCommit): Promise<InstanceStatus | undefined>;
   /** Removes the given steps (all of the instance's when `keys` is omitted). */
   delete(
     workflow: string,

@@ -90,6 +90,26 @@ export interface StepRow extends StepKey {
   eventType: string | null;
 }
 
+/**
+ * One step outcome of a run, written by `steps.commit` only while the run still owns the instance.
+ */
+export interface StepCommit {
+  workflow: string;
+  instanceId: string;
+  /** The epoch the run was claimed with (the fence). */
+  epoch: number;
+  /**
+   * The run's status now. Stored unless the instance is `waitingForPause` (a pause is pending and
+   * keeps that status); `now` becomes `updatedAt` when it changes.
+   */
+  status: "running" | "waiting";
+  now: number;
+  step: StepRow;
+  history: NewHistoryEntry[];
+  /** Appended after `history`, only when the stored status changes to `status`. */
+  statusEntry?: NewHistoryEntry;
+}
+
 export interface EventRow {
   workflow: string;
   instanceId: string;
