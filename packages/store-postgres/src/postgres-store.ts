@@ -172,6 +172,14 @@ function toHistory(r: Row): HistoryEntry {
   return entry;
 }
 
+/** Prepared statement names, one per statement text, shared by every store of the process. */
+const statementNames = new Map<string, string>();
+const statementName = (text: string): string => {
+  let name = statementNames.get(text);
+  if (name === undefined) statementNames.set(text, (name = `cairn_${statementNames.size + 1}`));
+  return name;
+};
+
 /** Parallel arrays of history entries' columns, for `unnest`. */
 function historyArrays(entries: NewHistoryEntry[]): unknown[] {
   return [
@@ -341,6 +349,10 @@ export class PostgresStore implements Store {
 
   async #query(conn: Queryable, text: string, values?: unknown[]): Promise<QueryResultLike> {
     try {
+      // Statements with parameters run as named prepared statements on `pg` connections: each
+      // connection parses and plans a statement once, not on every call.
+      if (values !== undefined && (conn instanceof pg.Client || conn instanceof pg.Pool))
+        return await (conn as pg.Client).query({ name: statementName(text), text, values });
       return await conn.query(text, values);
     } catch (e) {
       throw mapPostgresError(e);
