@@ -892,17 +892,13 @@ export class InstanceRun {
     Object.assign(patch, { updatedAt: now, readyAt: null, owner: null, leaseUntil: null, pausedAt: null });
     this.#commits++;
     try {
-      const ok = await this.#host.store.transaction(async (tx) => {
-        if (
-          !(await tx.instances.update(this.workflow, this.id, patch, {
-            epoch: this.#epoch,
-            statusIn: ACTIVE_STATUSES,
-          }))
-        )
-          return false;
-        await tx.history.append(entries);
-        return true;
-      });
+      const ok = await this.#host.store.instances.update(
+        this.workflow,
+        this.id,
+        patch,
+        { epoch: this.#epoch, statusIn: ACTIVE_STATUSES },
+        entries,
+      );
       this.#commits--;
       this.#host.changed(this.workflow, this.id, ok ? patch.status : undefined);
       this.#resolveDone(ok ? (patch.status as RunOutcome) : "aborted");

@@ -495,7 +495,7 @@ export class PostgresStore implements Store {
         const r = (await run(options?.lock ? q.getInstanceForUpdate : q.getInstance, [workflow, id])).rows[0];
         return r && toInstance(r);
       },
-      update: async (workflow, id, patch: InstancePatch, guard: InstanceGuard = {}) => {
+      update: async (workflow, id, patch: InstancePatch, guard: InstanceGuard = {}, history = []) => {
         // No status is in an empty `statusIn`; an `undefined` field is absent, not a NULL.
         if (guard.statusIn?.length === 0) return false;
         const keys = (Object.keys(patch) as (keyof InstancePatch)[]).filter((k) => patch[k] !== undefined);
@@ -509,8 +509,14 @@ export class PostgresStore implements Store {
           owner: guard.owner !== undefined,
           statuses: !!guard.statusIn,
         };
-        if (keys.length === 0) return (await run(q.matchInstance(shape), values)).rows.length > 0;
-        return ((await run(q.updateInstance(keys.map(instanceColumn), shape), values)).rowCount ?? 0) > 0;
+        if (keys.length === 0 && history.length === 0)
+          return (await run(q.matchInstance(shape), values)).rows.length > 0;
+        if (history.length === 0)
+          return ((await run(q.updateInstance(keys.map(instanceColumn), shape), values)).rowCount ?? 0) > 0;
+        const n = values.length;
+        values.push(...historyArrays(history));
+        const text = q.updateInstanceLogged(keys.map(instanceColumn), shape, n + 1);
+        return (await run(text, values)).rows.length > 0;
       },
       delete: async (workflow, id) => ((await run(q.deleteInstance, [workflow, id])).rowCount ?? 0) > 0,
       list: async (query: ListInstancesQuery): Promise<InstancePage> => {

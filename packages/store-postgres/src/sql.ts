@@ -57,6 +57,30 @@ export function queries(schema: string) {
       const assignments = sets.map((c, i) => `${c} = $${i + 1}${c === "error" ? "::jsonb" : ""}`);
       return `UPDATE ${s}.instances SET ${assignments.join(", ")} WHERE ${guardedInstance(guard, sets.length + 1)}`;
     },
+    /**
+     * `updateInstance` that also appends history entries when it applies, in one statement: the
+     * history arrays (as `appendHistory`) start at parameter `$first`. An empty `sets` locks and
+     * matches the row without changing it.
+     */
+    updateInstanceLogged(sets: string[], guard: InstanceGuardShape, first: number): string {
+      const assignments = sets.map((c, i) => `${c} = $${i + 1}${c === "error" ? "::jsonb" : ""}`);
+      const p = (i: number) => `$${first + i}`;
+      const target =
+        sets.length === 0
+          ? `SELECT 1 FROM ${s}.instances WHERE ${guardedInstance(guard, 1)} FOR UPDATE`
+          : `UPDATE ${s}.instances SET ${assignments.join(", ")} WHERE ${guardedInstance(guard, sets.length + 1)} RETURNING 1`;
+      return `WITH applied AS (${target}),
+        entries AS (
+          INSERT INTO ${s}.history (workflow, instance_id, type, timestamp, step_kind, step_name, step_count,
+            data)
+          SELECT x.workflow, x.instance_id, x.type, x.timestamp, x.step_kind, x.step_name, x.step_count, x.data
+          FROM unnest(${p(0)}::text[], ${p(1)}::text[], ${p(2)}::text[], ${p(3)}::bigint[], ${p(4)}::text[],
+            ${p(5)}::text[], ${p(6)}::integer[], ${p(7)}::jsonb[]) WITH ORDINALITY
+            AS x(workflow, instance_id, type, timestamp, step_kind, step_name, step_count, data, n)
+          WHERE EXISTS (SELECT 1 FROM applied)
+          ORDER BY x.n)
+        SELECT 1 FROM applied`;
+    },
     /** Whether the instance exists and matches the guard: what an update with an empty patch reports. */
     matchInstance(guard: InstanceGuardShape): string {
       return `SELECT 1 FROM ${s}.instances WHERE ${guardedInstance(guard, 1)}`;

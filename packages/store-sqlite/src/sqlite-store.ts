@@ -313,7 +313,12 @@ export class SqliteStore implements Store {
         const r = this.#get(sql.getInstance, workflow, id);
         return r && toInstance(r);
       },
-      update: async (workflow, id, patch: InstancePatch, guard: InstanceGuard = {}) => {
+      update: async (workflow, id, patch: InstancePatch, guard: InstanceGuard = {}, history) => {
+        if (history?.length) {
+          const applied = await this.#tx.instances.update(workflow, id, patch, guard);
+          if (applied) await this.#tx.history.append(history);
+          return applied;
+        }
         // No status is in an empty `statusIn`; an `undefined` field is absent, not a NULL.
         if (guard.statusIn?.length === 0) return false;
         const keys = (Object.keys(patch) as (keyof InstancePatch)[]).filter((k) => patch[k] !== undefined);

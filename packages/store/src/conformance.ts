@@ -348,6 +348,44 @@ function instanceTests(ctx: Ctx): void {
       expect(await ctx.store.instances.update(W, "a", {}, { statusIn: ["queued"] })).toBe(false);
     });
 
+    it("appends history with an update only when the update applies", async () => {
+      await guarded();
+      const log = (type: NewHistoryEntry["type"]) => [
+        entry("a", { type }),
+        entry("a", { type: "workflow_running" }),
+      ];
+      expect(
+        await ctx.store.instances.update(
+          W,
+          "a",
+          { status: "complete" },
+          { epoch: 2 },
+          log("workflow_completed"),
+        ),
+      ).toBe(false);
+      expect(await ctx.store.instances.update(W, "a", {}, { epoch: 2 }, log("workflow_paused"))).toBe(false);
+      expect(await ctx.store.history.list(W, "a")).toEqual([]);
+      expect(await ctx.store.instances.update(W, "a", {}, { epoch: 3 }, log("workflow_paused"))).toBe(true);
+      expect(
+        await ctx.store.instances.update(
+          W,
+          "a",
+          { status: "complete" },
+          { epoch: 3 },
+          log("workflow_completed"),
+        ),
+      ).toBe(true);
+      expect((await ctx.store.instances.get(W, "a"))!.status).toBe("complete");
+      const history = await ctx.store.history.list(W, "a");
+      expect(history.map((e) => e.type)).toEqual([
+        "workflow_paused",
+        "workflow_running",
+        "workflow_completed",
+        "workflow_running",
+      ]);
+      expectIncreasing(eventIds(history));
+    });
+
     it("lets only one of two writers fenced on the same epoch win", async () => {
       await guarded();
       const [a, b] = await Promise.all([

@@ -31,8 +31,15 @@ export interface InstanceStore {
   /**
    * Applies `patch` if the row matches `guard`; returns whether it did. This is how every writer is
    * fenced: a run passes the epoch it was claimed with, a control command the statuses it acts on.
+   * `history` is appended, atomically with the update, only when it applies.
    */
-  update(workflow: string, id: string, patch: InstancePatch, guard?: InstanceGuard): Promise<boolean>;
+  update(
+    workflow: string,
+    id: string,
+    patch: InstancePatch,
+    guard?: InstanceGuard,
+    history?: NewHistoryEntry[],
+  ): Promise<boolean>;
   /** Removes the instance with its steps, events and history. */
   delete(workflow: string, id: string): Promise<boolean>;
   /** Cursor-paginated, ordered by creation time then id; stable under concurrent inserts. */
