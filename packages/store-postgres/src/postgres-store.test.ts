@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import type { StepCommit, StepRow } from "@cairn/store";
 import { storeConformance } from "@cairn/store/conformance";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
@@ -203,6 +204,110 @@ describe.skipIf(!url)("PostgresStore", () => {
             `transactionIdleTimeoutMs must be a positive whole number of ms, got ${bad}`,
           );
       } finally {
+        await pool.end();
+      }
+    });
+
+    it("writes concurrent step commits together, each fenced and failing on its own", async () => {
+      const pool = new pg.Pool({ connectionString: url, max: 4 });
+      const texts: string[] = [];
+      const query = pool.query.bind(pool) as (...args: unknown[]) => Promise<unknown>;
+      (pool as unknown as { query: unknown }).query = (config: unknown, ...rest: unknown[]) => {
+        texts.push(typeof config === "string" ? config : (config as { text: string }).text);
+        return query(config, ...rest);
+      };
+      const store = await openPostgresStore({ pool, schema: newSchema() });
+      try {
+        const n = 60;
+        for (let i = 0; i < n; i++)
+          await store.instances.insert({
+            workflow: W,
+            id: `c${i}`,
+            params: new Uint8Array(),
+            createdAt: T0,
+            readyAt: T0,
+          });
+        const claimed = await store.instances.claim({ owner: "w", now: T0 + 1, limit: n, leaseMs: 60_000 });
+        expect(claimed).toHaveLength(n);
+        const byId = new Map(claimed.map((r) => [r.id, r]));
+        // c0–c9 were taken over (new epoch), c10 is pausing; every third commit changes the status.
+        for (let i = 0; i < 10; i++) await store.instances.update(W, `c${i}`, { epoch: 99 });
+        await store.instances.update(W, "c10", { status: "waitingForPause" });
+        const commit = (i: number, name: string, over: Partial<StepRow> = {}): StepCommit => ({
+          workflow: W,
+          instanceId: `c${i}`,
+          epoch: byId.get(`c${i}`)!.epoch,
+          status: i % 3 === 0 ? "waiting" : "running",
+          now: T0 + 5,
+          step: {
+            workflow: W,
+            instanceId: `c${i}`,
+            kind: "do",
+            name,
+            count: 1,
+            seq: 1,
+            status: "succeeded",
+            config: null,
+            attempts: 1,
+            result: new Uint8Array([i, 0, 255]),
+            error: i % 2 ? { name: "Error", message: `first try ${i}` } : null,
+            startedAt: T0 + 2,
+            endedAt: T0 + 5,
+            wakeAt: i % 4 ? null : T0 + 1000,
+            eventType: null,
+            ...over,
+          },
+          history: [
+            {
+              workflow: W,
+              instanceId: `c${i}`,
+              type: "step_completed",
+              timestamp: T0 + 5,
+              step: { kind: "do", name, count: 1 },
+              data: { i },
+            },
+          ],
+          statusEntry: { workflow: W, instanceId: `c${i}`, type: "workflow_waiting", timestamp: T0 + 5 },
+        });
+        const commits = Array.from({ length: n }, (_, i) => commit(i, "a"));
+        // Second commits of some instances (kept in order after the first), and one bad value
+        // (a NUL in a name), which fails alone.
+        commits.push(commit(20, "b"), commit(21, "b"), commit(22, "bad\u0000name"));
+        texts.length = 0;
+        const results = await Promise.allSettled(commits.map((c) => store.steps.commit(c)));
+        // Two batches (the second commits cannot join the first), the failed one retried one by one.
+        const batched = texts.filter((t) => t.includes("WITH c AS")).length;
+        expect(batched).toBe(2);
+        expect(texts.length).toBe(2 + 3);
+        const value = (i: number) => (results[i] as PromiseFulfilledResult<unknown>).value;
+        for (let i = 0; i < 10; i++) expect(value(i), `c${i}`).toBeUndefined();
+        expect(value(10)).toBe("waitingForPause");
+        for (let i = 11; i < n; i++) expect(value(i), `c${i}`).toBe("running");
+        expect(value(n)).toBe(20 % 3 === 0 ? "waiting" : "running");
+        expect(value(n + 1)).toBe("waiting");
+        expect(results[n + 2]!.status).toBe("rejected");
+        for (let i = 0; i < n; i++) {
+          const steps = await store.steps.list(W, `c${i}`);
+          const history = (await store.history.list(W, `c${i}`)).map((e) => e.type);
+          const row = await store.instances.get(W, `c${i}`);
+          if (i < 10) {
+            expect(steps, `c${i}`).toEqual([]);
+            expect(history, `c${i}`).toEqual([]);
+            continue;
+          }
+          expect(steps[0], `c${i}`).toEqual(commit(i, "a").step);
+          const waiting = i % 3 === 0 && i !== 10;
+          expect(row?.status, `c${i}`).toBe(i === 10 ? "waitingForPause" : waiting ? "waiting" : "running");
+          expect(row?.updatedAt, `c${i}`).toBe(waiting ? T0 + 5 : byId.get(`c${i}`)!.updatedAt);
+          // The second commits of c20 and c21 carry the status the first one stored: no status entry.
+          expect(history, `c${i}`).toEqual([
+            "step_completed",
+            ...(waiting ? ["workflow_waiting"] : []),
+            ...(i === 20 || i === 21 ? ["step_completed"] : []),
+          ]);
+        }
+      } finally {
+        await store.close();
         await pool.end();
       }
     });

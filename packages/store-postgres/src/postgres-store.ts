@@ -27,6 +27,7 @@ import {
   type StoreTx,
 } from "@cairn/store";
 import pg from "pg";
+import { batchHistory, CommitBatcher } from "./batch.ts";
 import { mapPostgresError, PostgresStoreError } from "./errors.ts";
 import { LATEST_VERSION, MIGRATIONS } from "./migrations.ts";
 import { instanceColumn, type Queries, queries, quoteSchema } from "./sql.ts";
@@ -250,6 +251,14 @@ export class PostgresStore implements Store {
       this.instances.renewLeases = async (owner, leaseUntil) =>
         (await this.#track(() => this.#renew([leaseUntil, owner]))).rowCount ?? 0;
     this.steps = ops.steps;
+    if (this.#pool) {
+      const one = ops.steps.commit;
+      const batcher = new CommitBatcher({
+        one,
+        many: (commits) => this.#track(() => this.#commitMany(commits)),
+      });
+      this.steps.commit = (c) => this.#track(() => batcher.commit(c));
+    }
     this.events = ops.events;
     this.history = ops.history;
   }
@@ -357,6 +366,39 @@ export class PostgresStore implements Store {
     } catch (e) {
       throw mapPostgresError(e);
     }
+  }
+
+  /** Several step commits, of distinct instances, in one statement (see `CommitBatcher`). */
+  async #commitMany(commits: StepCommit[]): Promise<(InstanceStatus | undefined)[]> {
+    const col = <T>(f: (c: StepCommit) => T) => commits.map(f);
+    const h = batchHistory(commits);
+    const res = await this.#query(this.#db, this.#sql.commitSteps, [
+      col((c) => c.workflow),
+      col((c) => c.instanceId),
+      col((c) => c.epoch),
+      col((c) => c.status),
+      col((c) => c.now),
+      col((c) => c.step.kind),
+      col((c) => c.step.name),
+      col((c) => c.step.count),
+      col((c) => c.step.seq),
+      col((c) => c.step.status),
+      col((c) => json(c.step.config)),
+      col((c) => c.step.attempts),
+      col((c) => c.step.result),
+      col((c) => json(c.step.error)),
+      col((c) => c.step.startedAt),
+      col((c) => c.step.endedAt),
+      col((c) => c.step.wakeAt),
+      col((c) => c.step.eventType),
+      col((c) => c.history.length),
+      ...historyArrays(h.entries),
+      h.commitIndex,
+      h.place,
+    ]);
+    const statuses: (InstanceStatus | undefined)[] = commits.map(() => undefined);
+    for (const r of res.rows) if (r.status !== null) statuses[Number(r.i) - 1] = r.status as InstanceStatus;
+    return statuses;
   }
 
   /** The settings of a `pg.Pool`, to open connections of the store's own besides the pool's. */

@@ -190,6 +190,51 @@ export function queries(schema: string) {
         WHERE x.n <= $27::integer OR EXISTS (SELECT 1 FROM changed)
         ORDER BY x.n)
       SELECT status FROM inst`,
+    /**
+     * Many `steps.commit`s of different instances in one statement, each fenced on its own. Arrays
+     * with one element per commit: $1 workflow, $2 id, $3 epoch, $4 status, $5 now, $6–$18 the step
+     * columns (as `putStep` from kind on), $19 how many of the commit's history entries are not its
+     * status entry. History arrays $20–$27 (as `appendHistory`) with $28 the commit each entry belongs
+     * to (1-based) and $29 its place in it. Returns each commit's index with the instance's status
+     * before it, or NULL when fenced.
+     */
+    commitSteps: `WITH c AS (
+        SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::text[],
+          $7::text[], $8::integer[], $9::integer[], $10::text[], $11::jsonb[], $12::integer[], $13::bytea[],
+          $14::jsonb[], $15::bigint[], $16::bigint[], $17::bigint[], $18::text[], $19::integer[])
+          WITH ORDINALITY AS c(workflow, id, epoch, status, now, kind, name, count, seq, step_status, config,
+            attempts, result, error, started_at, ended_at, wake_at, event_type, plain, i)),
+      inst AS (
+        SELECT c.i, i.workflow, i.id, i.status FROM ${s}.instances i
+        JOIN c ON i.workflow = c.workflow AND i.id = c.id AND i.epoch = c.epoch
+        WHERE i.status IN ('running', 'waiting', 'waitingForPause')
+        FOR UPDATE OF i),
+      changed AS (
+        UPDATE ${s}.instances i SET status = c.status, updated_at = c.now FROM inst JOIN c ON c.i = inst.i
+        WHERE i.workflow = inst.workflow AND i.id = inst.id
+          AND inst.status <> 'waitingForPause' AND inst.status <> c.status
+        RETURNING inst.i),
+      step AS (
+        INSERT INTO ${s}.steps (workflow, instance_id, kind, name, count, seq, status, config, attempts,
+          result, error, started_at, ended_at, wake_at, event_type)
+        SELECT c.workflow, c.id, c.kind, c.name, c.count, c.seq, c.step_status, c.config, c.attempts,
+          c.result, c.error, c.started_at, c.ended_at, c.wake_at, c.event_type
+        FROM c JOIN inst ON inst.i = c.i
+        ON CONFLICT (workflow, instance_id, kind, name, count) DO UPDATE SET seq = EXCLUDED.seq,
+          status = EXCLUDED.status, config = EXCLUDED.config, attempts = EXCLUDED.attempts,
+          result = EXCLUDED.result, error = EXCLUDED.error, started_at = EXCLUDED.started_at,
+          ended_at = EXCLUDED.ended_at, wake_at = EXCLUDED.wake_at, event_type = EXCLUDED.event_type),
+      entries AS (
+        INSERT INTO ${s}.history (workflow, instance_id, type, timestamp, step_kind, step_name, step_count,
+          data)
+        SELECT x.workflow, x.instance_id, x.type, x.timestamp, x.step_kind, x.step_name, x.step_count, x.data
+        FROM unnest($20::text[], $21::text[], $22::text[], $23::bigint[], $24::text[], $25::text[],
+          $26::integer[], $27::jsonb[], $28::integer[], $29::integer[]) WITH ORDINALITY
+          AS x(workflow, instance_id, type, timestamp, step_kind, step_name, step_count, data, ci, place, n)
+        JOIN c ON c.i = x.ci JOIN inst ON inst.i = x.ci
+        WHERE x.place <= c.plain OR EXISTS (SELECT 1 FROM changed WHERE changed.i = x.ci)
+        ORDER BY x.n)
+      SELECT c.i, inst.status FROM c LEFT JOIN inst ON inst.i = c.i ORDER BY c.i`,
     deleteInstanceSteps: `DELETE FROM ${s}.steps WHERE workflow = $1 AND instance_id = $2`,
     /** $3 kinds, $4 names, $5 counts: parallel arrays of step keys. */
     deleteSteps: `DELETE FROM ${s}.steps WHERE workflow = $1 AND instance_id = $2
