@@ -130,3 +130,62 @@ export function batchHistory(commits: StepCommit[]): {
   });
   return { entries, commitIndex, place };
 }
+
+/**
+ * Reads of one instance's rows (its steps, its events) asked for at about the same time, answered by
+ * one statement for all of them: a burst of claimed runs loads its state in a few round trips.
+ */
+export class ListBatcher<R extends { workflow: string; instanceId: string }> {
+  readonly #many: (workflows: string[], ids: string[]) => Promise<R[]>;
+  readonly #concurrency: number;
+  #queue: { workflow: string; id: string; resolve: (rows: R[]) => void; reject: (e: unknown) => void }[] = [];
+  #reading = 0;
+  #scheduled = false;
+
+  constructor(many: (workflows: string[], ids: string[]) => Promise<R[]>, concurrency = 2) {
+    this.#many = many;
+    this.#concurrency = concurrency;
+  }
+
+  list(workflow: string, id: string): Promise<R[]> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ workflow, id, resolve, reject });
+      this.#schedule();
+    });
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#queue.length === 0 || this.#reading >= this.#concurrency) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      void this.#read();
+    });
+  }
+
+  async #read(): Promise<void> {
+    const batch = this.#queue.splice(0, 512);
+    if (batch.length === 0) return;
+    this.#reading++;
+    this.#schedule();
+    try {
+      const rows = await this.#many(
+        batch.map((b) => b.workflow),
+        batch.map((b) => b.id),
+      );
+      const byKey = new Map<string, R[]>();
+      for (const r of rows) {
+        const key = `${r.workflow}\u0000${r.instanceId}`;
+        const list = byKey.get(key);
+        if (list) list.push(r);
+        else byKey.set(key, [r]);
+      }
+      for (const b of batch) b.resolve(byKey.get(`${b.workflow}\u0000${b.id}`) ?? []);
+    } catch (e) {
+      for (const b of batch) b.reject(e);
+    } finally {
+      this.#reading--;
+      this.#schedule();
+    }
+  }
+}

@@ -312,6 +312,68 @@ describe.skipIf(!url)("PostgresStore", () => {
       }
     });
 
+    it("answers concurrent loads of many instances' steps and events with one statement each", async () => {
+      const pool = new pg.Pool({ connectionString: url, max: 4 });
+      const texts: string[] = [];
+      const query = pool.query.bind(pool) as (...args: unknown[]) => Promise<unknown>;
+      (pool as unknown as { query: unknown }).query = (config: unknown, ...rest: unknown[]) => {
+        texts.push(typeof config === "string" ? config : (config as { text: string }).text);
+        return query(config, ...rest);
+      };
+      const store = await openPostgresStore({ pool, schema: newSchema() });
+      try {
+        const n = 40;
+        for (let i = 0; i < n; i++) {
+          for (let k = 3; k >= 1; k--)
+            if (i % 4 !== 0)
+              await store.steps.put({
+                workflow: W,
+                instanceId: `l${i}`,
+                kind: "do",
+                name: `s${k}`,
+                count: 1,
+                seq: k,
+                status: "succeeded",
+                config: null,
+                attempts: 1,
+                result: new Uint8Array([i, k]),
+                error: null,
+                startedAt: T0,
+                endedAt: T0,
+                wakeAt: null,
+                eventType: null,
+              });
+          for (let k = 0; k < i % 3; k++)
+            await store.events.insert({
+              workflow: W,
+              instanceId: `l${i}`,
+              type: `t${k}`,
+              payload: new Uint8Array([k]),
+              timestamp: T0,
+            });
+        }
+        texts.length = 0;
+        const ids = Array.from({ length: n }, (_, i) => `l${i}`);
+        const [steps, events] = await Promise.all([
+          Promise.all(ids.map((id) => store.steps.list(W, id))),
+          Promise.all(ids.map((id) => store.events.list(W, id))),
+        ]);
+        expect(texts).toHaveLength(2);
+        for (let i = 0; i < n; i++) {
+          expect(steps[i]!.map((s) => `${s.instanceId}/${s.name}`)).toEqual(
+            i % 4 === 0 ? [] : [`l${i}/s1`, `l${i}/s2`, `l${i}/s3`],
+          );
+          expect(events[i]!.map((e) => `${e.instanceId}/${e.type}`)).toEqual(
+            Array.from({ length: i % 3 }, (_, k) => `l${i}/t${k}`),
+          );
+          expect(steps[i], `l${i}`).toEqual(await store.transaction((tx) => tx.steps.list(W, `l${i}`)));
+        }
+      } finally {
+        await store.close();
+        await pool.end();
+      }
+    });
+
     it("refuses a schema newer than the code", async () => {
       const s = newSchema();
       const store = await openPostgresStore({ url: url!, schema: s });

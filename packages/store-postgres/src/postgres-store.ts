@@ -27,7 +27,7 @@ import {
   type StoreTx,
 } from "@cairn/store";
 import pg from "pg";
-import { batchHistory, CommitBatcher } from "./batch.ts";
+import { batchHistory, CommitBatcher, ListBatcher } from "./batch.ts";
 import { mapPostgresError, PostgresStoreError } from "./errors.ts";
 import { LATEST_VERSION, MIGRATIONS } from "./migrations.ts";
 import { instanceColumn, type Queries, queries, quoteSchema } from "./sql.ts";
@@ -251,6 +251,9 @@ export class PostgresStore implements Store {
       this.instances.renewLeases = async (owner, leaseUntil) =>
         (await this.#track(() => this.#renew([leaseUntil, owner]))).rowCount ?? 0;
     this.steps = ops.steps;
+    this.events = ops.events;
+    this.history = ops.history;
+    // With a pool, concurrent commits and loads of different runs share statements.
     if (this.#pool) {
       const one = ops.steps.commit;
       const batcher = new CommitBatcher({
@@ -258,9 +261,17 @@ export class PostgresStore implements Store {
         many: (commits) => this.#track(() => this.#commitMany(commits)),
       });
       this.steps.commit = (c) => this.#track(() => batcher.commit(c));
+      const read = (text: string) => (workflows: string[], ids: string[]) =>
+        this.#track(() => this.#query(this.#db, text, [workflows, ids])).then((r) => r.rows);
+      const steps = new ListBatcher<StepRow>((w, i) =>
+        read(this.#sql.listStepsOf)(w, i).then((r) => r.map(toStep)),
+      );
+      const events = new ListBatcher<EventRow>((w, i) =>
+        read(this.#sql.listEventsOf)(w, i).then((r) => r.map(toEvent)),
+      );
+      this.steps.list = (workflow, id) => this.#track(() => steps.list(workflow, id));
+      this.events.list = (workflow, id) => this.#track(() => events.list(workflow, id));
     }
-    this.events = ops.events;
-    this.history = ops.history;
   }
 
   async migrate(): Promise<void> {

@@ -146,6 +146,10 @@ export function queries(schema: string) {
 
     listSteps: `SELECT * FROM ${s}.steps WHERE workflow = $1 AND instance_id = $2
       ORDER BY seq, started_at, kind, name, count`,
+    /** `listSteps` of many instances: $1 workflows, $2 ids; rows grouped by instance, each in order. */
+    listStepsOf: `SELECT st.* FROM unnest($1::text[], $2::text[]) AS k(workflow, instance_id)
+      JOIN ${s}.steps st ON st.workflow = k.workflow AND st.instance_id = k.instance_id
+      ORDER BY st.workflow, st.instance_id, st.seq, st.started_at, st.kind, st.name, st.count`,
     getStep: `SELECT * FROM ${s}.steps
       WHERE workflow = $1 AND instance_id = $2 AND kind = $3 AND name = $4 AND count = $5`,
     putStep: `INSERT INTO ${s}.steps (workflow, instance_id, kind, name, count, seq, status, config, attempts,
@@ -247,6 +251,9 @@ export function queries(schema: string) {
     insertEvent: `INSERT INTO ${s}.events (workflow, instance_id, type, payload, timestamp)
       VALUES ($1, $2, $3, $4, $5) RETURNING seq`,
     listEvents: `SELECT * FROM ${s}.events WHERE workflow = $1 AND instance_id = $2 ORDER BY seq`,
+    /** `listEvents` of many instances: $1 workflows, $2 ids. */
+    listEventsOf: `SELECT e.* FROM unnest($1::text[], $2::text[]) AS k(workflow, instance_id)
+      JOIN ${s}.events e ON e.workflow = k.workflow AND e.instance_id = k.instance_id ORDER BY e.seq`,
     /** $1 step key, then workflow, instance, type. Concurrent consumers never get the same event. */
     consumeEvent: `WITH oldest AS (
         SELECT seq FROM ${s}.events
