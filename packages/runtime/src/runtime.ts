@@ -342,13 +342,14 @@ export class Runtime {
     const prepared = await Promise.all(batch.map((o) => this.#prepare(workflow, o ?? {})));
     const now = this.clock.now();
     const created = await this.store.transaction(async (tx) => {
-      const ids: string[] = [];
-      const entries: NewHistoryEntry[] = [];
-      for (const p of prepared) {
-        if (!(await tx.instances.insert({ ...p, createdAt: now }))) continue;
-        ids.push(p.id);
-        entries.push({ workflow, instanceId: p.id, type: "workflow_queued", timestamp: now });
-      }
+      const inserted = await tx.instances.insertMany(prepared.map((p) => ({ ...p, createdAt: now })));
+      const ids = prepared.filter((_, i) => inserted[i]).map((p) => p.id);
+      const entries: NewHistoryEntry[] = ids.map((id) => ({
+        workflow,
+        instanceId: id,
+        type: "workflow_queued",
+        timestamp: now,
+      }));
       await tx.history.append(entries);
       if (ids.length > 0) await this.#tell(tx, { kind: "ready" });
       return ids;

@@ -544,6 +544,25 @@ export class PostgresStore implements Store {
             r.leaseUntil ?? null,
           ])
         ).rowCount ?? 0) > 0,
+      insertMany: async (rows: NewInstance[]) => {
+        if (rows.length === 0) return [];
+        const col = <T>(f: (r: NewInstance) => T) => rows.map(f);
+        const inserted = await run(q.insertInstances, [
+          col((r) => r.workflow),
+          col((r) => r.id),
+          col((r) => r.status ?? "queued"),
+          col((r) => r.params),
+          col((r) => r.createdAt),
+          col((r) => r.startedAt ?? null),
+          col((r) => (r.readyAt === undefined ? r.createdAt : r.readyAt)),
+          col((r) => r.priority ?? 1),
+          col((r) => r.epoch ?? 0),
+          col((r) => r.owner ?? null),
+          col((r) => r.leaseUntil ?? null),
+        ]);
+        const firsts = new Set(inserted.rows.map((r) => Number(r.n)));
+        return rows.map((_, i) => firsts.has(i + 1));
+      },
       get: async (workflow, id, options) => {
         const r = (await run(options?.lock ? q.getInstanceForUpdate : q.getInstance, [workflow, id])).rows[0];
         return r && toInstance(r);

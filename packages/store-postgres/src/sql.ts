@@ -45,6 +45,23 @@ export function queries(schema: string) {
     insertInstance: `INSERT INTO ${s}.instances (workflow, id, status, params, created_at, updated_at, started_at,
       ready_at, priority, epoch, owner, lease_until)
       VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING`,
+    /**
+     * Many `insertInstance`s: parallel arrays in its parameter order (without the repeated created_at).
+     * Returns the 1-based positions of the rows inserted; of equal keys only the first can be.
+     */
+    insertInstances: `WITH r AS (
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::bigint[], $6::bigint[],
+          $7::bigint[], $8::integer[], $9::bigint[], $10::text[], $11::bigint[]) WITH ORDINALITY
+          AS r(workflow, id, status, params, created_at, started_at, ready_at, priority, epoch, owner,
+            lease_until, n)),
+      ins AS (
+        INSERT INTO ${s}.instances (workflow, id, status, params, created_at, updated_at, started_at, ready_at,
+          priority, epoch, owner, lease_until)
+        SELECT workflow, id, status, params, created_at, created_at, started_at, ready_at, priority, epoch,
+          owner, lease_until FROM r ORDER BY n
+        ON CONFLICT DO NOTHING RETURNING workflow, id)
+      SELECT MIN(r.n) AS n FROM ins JOIN r ON r.workflow = ins.workflow AND r.id = ins.id
+      GROUP BY r.workflow, r.id`,
     getInstance: `SELECT * FROM ${s}.instances WHERE workflow = $1 AND id = $2`,
     getInstanceForUpdate: `SELECT * FROM ${s}.instances WHERE workflow = $1 AND id = $2 FOR UPDATE`,
     /** The instance with its steps, events and history, in one statement. */

@@ -309,6 +309,11 @@ export class SqliteStore implements Store {
           r.owner ?? null,
           r.leaseUntil ?? null,
         ) > 0,
+      insertMany: async (rows: NewInstance[]) => {
+        const out: boolean[] = [];
+        for (const r of rows) out.push(await this.#tx.instances.insert(r));
+        return out;
+      },
       get: async (workflow, id) => {
         const r = this.#get(sql.getInstance, workflow, id);
         return r && toInstance(r);

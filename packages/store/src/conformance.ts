@@ -227,6 +227,32 @@ function instanceTests(ctx: Ctx): void {
     expect(await ctx.store.instances.get(W, "a")).toEqual(before);
   });
 
+  it("inserts many rows at once, skipping existing ids and repeats of an id", async () => {
+    await ctx.store.instances.insert(instance("taken"));
+    const rows = [
+      instance("m1", { priority: 0, readyAt: T0 + 5 }),
+      instance("taken", { params: bytes(9) }),
+      instance("m2", { status: "running", owner: "w1", leaseUntil: T0 + 9, epoch: 1, startedAt: T0 }),
+      instance("m1", { params: bytes(8) }),
+      instance("m1", { workflow: OTHER }),
+    ];
+    expect(await ctx.store.instances.insertMany(rows)).toEqual([true, false, true, false, true]);
+    expect(await ctx.store.instances.insertMany([])).toEqual([]);
+    const m1 = await ctx.store.instances.get(W, "m1");
+    expect(m1).toMatchObject({ status: "queued", priority: 0, readyAt: T0 + 5, updatedAt: T0 });
+    expectBytes(m1!.params, bytes(1, 2, 3));
+    expectBytes((await ctx.store.instances.get(W, "taken"))!.params, bytes(1, 2, 3));
+    expect(await ctx.store.instances.get(W, "m2")).toMatchObject({
+      status: "running",
+      owner: "w1",
+      leaseUntil: T0 + 9,
+      epoch: 1,
+      startedAt: T0,
+      readyAt: T0,
+    });
+    expect(await ctx.store.instances.get(OTHER, "m1")).toBeDefined();
+  });
+
   it("keeps the same id apart in different workflows", async () => {
     expect(await ctx.store.instances.insert(instance("a"))).toBe(true);
     expect(await ctx.store.instances.insert(instance("a", { workflow: OTHER, params: bytes(5) }))).toBe(true);

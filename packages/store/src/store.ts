@@ -23,6 +23,11 @@ export interface InstanceStore {
   /** Inserts unless an instance with that workflow and id exists; returns whether it was inserted. */
   insert(row: NewInstance): Promise<boolean>;
   /**
+   * `insert` for many rows at once, atomically: one result per row, in order. Of rows with the same
+   * workflow and id, only the first can be inserted.
+   */
+  insertMany(rows: NewInstance[]): Promise<boolean[]>;
+  /**
    * Reads one instance. With `lock`, inside a transaction, the row stays locked until it ends, so a
    * read-then-write cannot interleave with another writer of that instance (PostgreSQL `FOR UPDATE`;
    * SQLite transactions are serialized anyway).
