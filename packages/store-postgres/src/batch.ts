@@ -1,52 +1,54 @@
-import type { InstanceStatus, NewHistoryEntry } from "@cairn/core";
-import type { StepCommit } from "@cairn/store";
+import type { NewHistoryEntry } from "@cairn/core";
 
-type Pending = {
-  commit: StepCommit;
-  resolve: (status: InstanceStatus | undefined) => void;
-  reject: (error: unknown) => void;
-};
+type Pending<In, Out> = { item: In; resolve: (out: Out) => void; reject: (error: unknown) => void };
 
-export interface CommitBatcherOptions {
-  /** Writes several commits (of distinct instances) in one statement; one status per commit. */
-  many(commits: StepCommit[]): Promise<(InstanceStatus | undefined)[]>;
-  /** Writes one commit. */
-  one(commit: StepCommit): Promise<InstanceStatus | undefined>;
+export interface WriteBatcherOptions<In, Out> {
+  /** The instance an item writes to: a batch holds at most one item per instance. */
+  instance(item: In): string;
+  /** Items batch only with items of the same group (same statement shape); default one group. */
+  group?(item: In): string;
+  /** Bytes an item adds to a batch, roughly; default 0. */
+  size?(item: In): number;
+  /** Writes several items (of distinct instances) in one statement; one result per item, in order. */
+  many(items: In[]): Promise<Out[]>;
+  /** Writes one item. */
+  one(item: In): Promise<Out>;
   /** Batches written at the same time (each on a connection of its own); default 3. */
   concurrency?: number;
-  /** Commits per batch; default 256. */
+  /** Items per batch; default 256. */
   maxBatch?: number;
-  /** Bytes of step results per batch, roughly; default 4 MiB. */
+  /** Bytes per batch; default 4 MiB. */
   maxBytes?: number;
 }
 
 /**
- * Group commit for `steps.commit` outside transactions: the commits requested while the event loop is
- * busy, or while earlier batches are being written, go to the server together as one statement.
- * Round trips, not the server's work, are what a step commit costs most, so a burst of runs shares
- * them. Each commit is still fenced and succeeds or fails on its own: when a batch fails as a whole
- * (one bad value), its commits are written one by one. Commits of one instance keep their order: a
- * batch holds at most one commit per instance.
+ * Group commit for single-statement writes outside transactions (step commits, a run's end): the
+ * writes requested while the event loop is busy, or while earlier batches are being written, go to
+ * the server together as one statement. Round trips, not the server's work, are what such a write
+ * costs most, so a burst of runs shares them. Each write is still fenced and succeeds or fails on its
+ * own: when a batch fails as a whole (one bad value), its writes are retried one by one. Writes to
+ * one instance keep their order: a batch holds at most one write per instance.
  */
-export class CommitBatcher {
-  readonly #options: Required<CommitBatcherOptions>;
-  #queue: Pending[] = [];
+export class WriteBatcher<In, Out> {
+  readonly #o: Required<Omit<WriteBatcherOptions<In, Out>, "group" | "size">> &
+    Pick<WriteBatcherOptions<In, Out>, "group" | "size">;
+  #queue: Pending<In, Out>[] = [];
   #writing = 0;
   #scheduled = false;
 
-  constructor(options: CommitBatcherOptions) {
-    this.#options = { concurrency: 3, maxBatch: 256, maxBytes: 4 * 2 ** 20, ...options };
+  constructor(options: WriteBatcherOptions<In, Out>) {
+    this.#o = { concurrency: 3, maxBatch: 256, maxBytes: 4 * 2 ** 20, ...options };
   }
 
-  commit(commit: StepCommit): Promise<InstanceStatus | undefined> {
+  write(item: In): Promise<Out> {
     return new Promise((resolve, reject) => {
-      this.#queue.push({ commit, resolve, reject });
+      this.#queue.push({ item, resolve, reject });
       this.#schedule();
     });
   }
 
   #schedule(): void {
-    if (this.#scheduled || this.#queue.length === 0 || this.#writing >= this.#options.concurrency) return;
+    if (this.#scheduled || this.#queue.length === 0 || this.#writing >= this.#o.concurrency) return;
     this.#scheduled = true;
     setImmediate(() => {
       this.#scheduled = false;
@@ -54,25 +56,26 @@ export class CommitBatcher {
     });
   }
 
-  #take(): Pending[] {
-    const batch: Pending[] = [];
-    const rest: Pending[] = [];
+  #take(): Pending<In, Out>[] {
+    const batch: Pending<In, Out>[] = [];
+    const rest: Pending<In, Out>[] = [];
     const instances = new Set<string>();
+    const group = this.#queue.length > 0 ? this.#o.group?.(this.#queue[0]!.item) : undefined;
     let bytes = 0;
     for (const p of this.#queue) {
-      const key = `${p.commit.workflow}\u0000${p.commit.instanceId}`;
-      const size = p.commit.step.result?.byteLength ?? 0;
-      const full =
-        batch.length >= this.#options.maxBatch || (batch.length > 0 && bytes + size > this.#options.maxBytes);
-      if (full || instances.has(key)) {
-        rest.push(p);
-        // A later commit of the same instance must not overtake this one.
-        instances.add(key);
-        continue;
+      const key = this.#o.instance(p.item);
+      const size = this.#o.size?.(p.item) ?? 0;
+      const fits =
+        batch.length < this.#o.maxBatch &&
+        (batch.length === 0 || bytes + size <= this.#o.maxBytes) &&
+        this.#o.group?.(p.item) === group;
+      // A later write of an instance left for the next batch stays behind it.
+      if (!fits || instances.has(key)) rest.push(p);
+      else {
+        bytes += size;
+        batch.push(p);
       }
       instances.add(key);
-      bytes += size;
-      batch.push(p);
     }
     this.#queue = rest;
     return batch;
@@ -88,47 +91,46 @@ export class CommitBatcher {
         await this.#one(batch[0]!);
         return;
       }
-      let statuses: (InstanceStatus | undefined)[];
+      let results: Out[];
       try {
-        statuses = await this.#options.many(batch.map((p) => p.commit));
+        results = await this.#o.many(batch.map((p) => p.item));
       } catch {
         await Promise.all(batch.map((p) => this.#one(p)));
         return;
       }
-      batch.forEach((p, i) => p.resolve(statuses[i]));
+      batch.forEach((p, i) => p.resolve(results[i]!));
     } finally {
       this.#writing--;
       this.#schedule();
     }
   }
 
-  async #one(p: Pending): Promise<void> {
+  async #one(p: Pending<In, Out>): Promise<void> {
     try {
-      p.resolve(await this.#options.one(p.commit));
+      p.resolve(await this.#o.one(p.item));
     } catch (e) {
       p.reject(e);
     }
   }
 }
 
-/** The history arrays of a batch: every commit's entries, its status entry last. */
-export function batchHistory(commits: StepCommit[]): {
+/** The history arrays of a batch: each item's entries in order, with the item (1-based) and place. */
+export function batchHistory(lists: NewHistoryEntry[][]): {
   entries: NewHistoryEntry[];
-  commitIndex: number[];
+  item: number[];
   place: number[];
 } {
   const entries: NewHistoryEntry[] = [];
-  const commitIndex: number[] = [];
+  const item: number[] = [];
   const place: number[] = [];
-  commits.forEach((c, i) => {
-    const own = c.statusEntry ? [...c.history, c.statusEntry] : c.history;
+  lists.forEach((own, i) => {
     own.forEach((e, j) => {
       entries.push(e);
-      commitIndex.push(i + 1);
+      item.push(i + 1);
       place.push(j + 1);
     });
   });
-  return { entries, commitIndex, place };
+  return { entries, item, place };
 }
 
 /**

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { StepCommit, StepRow } from "@cairn/store";
+import type { InstancePatch, StepCommit, StepRow } from "@cairn/store";
 import { storeConformance } from "@cairn/store/conformance";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
@@ -37,6 +37,18 @@ afterAll(async () => {
   for (const s of schemas) await admin.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`);
   await admin.end();
 });
+
+/** A pool that records the text of every statement sent through `pool.query`. */
+function spyPool(): { pool: pg.Pool; texts: string[] } {
+  const pool = new pg.Pool({ connectionString: url, max: 4 });
+  const texts: string[] = [];
+  const query = pool.query.bind(pool) as (...args: unknown[]) => Promise<unknown>;
+  (pool as unknown as { query: unknown }).query = (config: unknown, ...rest: unknown[]) => {
+    texts.push(typeof config === "string" ? config : (config as { text: string }).text);
+    return query(config, ...rest);
+  };
+  return { pool, texts };
+}
 
 describe.skipIf(!url)("PostgresStore", () => {
   let schema = "";
@@ -209,13 +221,7 @@ describe.skipIf(!url)("PostgresStore", () => {
     });
 
     it("writes concurrent step commits together, each fenced and failing on its own", async () => {
-      const pool = new pg.Pool({ connectionString: url, max: 4 });
-      const texts: string[] = [];
-      const query = pool.query.bind(pool) as (...args: unknown[]) => Promise<unknown>;
-      (pool as unknown as { query: unknown }).query = (config: unknown, ...rest: unknown[]) => {
-        texts.push(typeof config === "string" ? config : (config as { text: string }).text);
-        return query(config, ...rest);
-      };
+      const { pool, texts } = spyPool();
       const store = await openPostgresStore({ pool, schema: newSchema() });
       try {
         const n = 60;
@@ -313,13 +319,7 @@ describe.skipIf(!url)("PostgresStore", () => {
     });
 
     it("answers concurrent loads of many instances' steps and events with one statement each", async () => {
-      const pool = new pg.Pool({ connectionString: url, max: 4 });
-      const texts: string[] = [];
-      const query = pool.query.bind(pool) as (...args: unknown[]) => Promise<unknown>;
-      (pool as unknown as { query: unknown }).query = (config: unknown, ...rest: unknown[]) => {
-        texts.push(typeof config === "string" ? config : (config as { text: string }).text);
-        return query(config, ...rest);
-      };
+      const { pool, texts } = spyPool();
       const store = await openPostgresStore({ pool, schema: newSchema() });
       try {
         const n = 40;
@@ -367,6 +367,77 @@ describe.skipIf(!url)("PostgresStore", () => {
             Array.from({ length: i % 3 }, (_, k) => `l${i}/t${k}`),
           );
           expect(steps[i], `l${i}`).toEqual(await store.transaction((tx) => tx.steps.list(W, `l${i}`)));
+        }
+      } finally {
+        await store.close();
+        await pool.end();
+      }
+    });
+
+    it("writes concurrent logged updates (runs ending) together, each fenced and failing on its own", async () => {
+      const { pool, texts } = spyPool();
+      const store = await openPostgresStore({ pool, schema: newSchema() });
+      try {
+        const n = 30;
+        for (let i = 0; i < n; i++)
+          await store.instances.insert({
+            workflow: W,
+            id: `u${i}`,
+            params: new Uint8Array(),
+            createdAt: T0,
+            status: "running",
+            epoch: 1,
+          });
+        await store.instances.update(W, "u3", { epoch: 2 });
+        const end = (i: number, over: Partial<InstancePatch> = {}) => {
+          const patch: InstancePatch =
+            i % 2
+              ? { status: "complete", output: new Uint8Array([i, 0]), endedAt: T0 + i, owner: null, ...over }
+              : {
+                  status: "errored",
+                  error: { name: "Error", message: `no ${i}` },
+                  endedAt: T0 + i,
+                  owner: null,
+                  ...over,
+                };
+          const history = [
+            {
+              workflow: W,
+              instanceId: `u${i}`,
+              type: i % 2 ? "workflow_completed" : "workflow_errored",
+              timestamp: T0 + i,
+            },
+          ] as const;
+          return store.instances.update(W, `u${i}`, patch, { epoch: 1, statusIn: ["running", "waiting"] }, [
+            ...history,
+          ]);
+        };
+        texts.length = 0;
+        const results = await Promise.allSettled([
+          ...Array.from({ length: n }, (_, i) => end(i)),
+          end(5, { status: "bad\u0000status" as never }),
+        ]);
+        const value = (i: number) => (results[i] as PromiseFulfilledResult<boolean>).value;
+        // Two shapes (complete, errored) in two statements, then the repeat of u5 alone, which fails.
+        expect(texts.filter((t) => t.includes("WITH v AS"))).toHaveLength(2);
+        for (let i = 0; i < n; i++) expect(value(i), `u${i}`).toBe(i !== 3);
+        expect(results[n]!.status).toBe("rejected");
+        for (let i = 0; i < n; i++) {
+          const row = await store.instances.get(W, `u${i}`);
+          const history = (await store.history.list(W, `u${i}`)).map((e) => e.type);
+          if (i === 3) {
+            expect(row?.status).toBe("running");
+            expect(history).toEqual([]);
+            continue;
+          }
+          expect(row, `u${i}`).toMatchObject({
+            status: i % 2 ? "complete" : "errored",
+            endedAt: T0 + i,
+            owner: null,
+            error: i % 2 ? null : { name: "Error", message: `no ${i}` },
+          });
+          if (i % 2) expect([...row!.output!]).toEqual([i, 0]);
+          expect(history).toEqual([i % 2 ? "workflow_completed" : "workflow_errored"]);
         }
       } finally {
         await store.close();

@@ -27,7 +27,7 @@ import {
   type StoreTx,
 } from "@cairn/store";
 import pg from "pg";
-import { batchHistory, CommitBatcher, ListBatcher } from "./batch.ts";
+import { batchHistory, ListBatcher, WriteBatcher } from "./batch.ts";
 import { mapPostgresError, PostgresStoreError } from "./errors.ts";
 import { LATEST_VERSION, MIGRATIONS } from "./migrations.ts";
 import { instanceColumn, type Queries, queries, quoteSchema } from "./sql.ts";
@@ -173,6 +173,20 @@ function toHistory(r: Row): HistoryEntry {
   return entry;
 }
 
+/** An `instances.update` with history, waiting to be written with others of its `group` (shape). */
+interface LoggedUpdate {
+  workflow: string;
+  id: string;
+  patch: InstancePatch;
+  guard: InstanceGuard;
+  history: NewHistoryEntry[];
+  group: string;
+}
+
+/** The fields a patch sets (an `undefined` field is absent, not a NULL), in a stable order. */
+const patchKeys = (patch: InstancePatch) =>
+  (Object.keys(patch) as (keyof InstancePatch)[]).filter((k) => patch[k] !== undefined).sort();
+
 /** Prepared statement names, one per statement text, shared by every store of the process. */
 const statementNames = new Map<string, string>();
 const statementName = (text: string): string => {
@@ -255,12 +269,29 @@ export class PostgresStore implements Store {
     this.history = ops.history;
     // With a pool, concurrent commits and loads of different runs share statements.
     if (this.#pool) {
-      const one = ops.steps.commit;
-      const batcher = new CommitBatcher({
-        one,
-        many: (commits) => this.#track(() => this.#commitMany(commits)),
+      const commits = new WriteBatcher<StepCommit, InstanceStatus | undefined>({
+        instance: (c) => `${c.workflow}\u0000${c.instanceId}`,
+        size: (c) => c.step.result?.byteLength ?? 0,
+        one: ops.steps.commit,
+        many: (batch) => this.#track(() => this.#commitMany(batch)),
       });
-      this.steps.commit = (c) => this.#track(() => batcher.commit(c));
+      this.steps.commit = (c) => this.#track(() => commits.write(c));
+      const update = ops.instances.update;
+      const updates = new WriteBatcher<LoggedUpdate, boolean>({
+        instance: (u) => `${u.workflow}\u0000${u.id}`,
+        group: (u) => u.group,
+        size: (u) => u.patch.output?.byteLength ?? 0,
+        one: (u) => update(u.workflow, u.id, u.patch, u.guard, u.history),
+        many: (batch) => this.#track(() => this.#updateMany(batch)),
+      });
+      // Updates that log history (a run's end) are batched; the others are rarer and run alone.
+      this.instances.update = (workflow, id, patch, guard = {}, history = []) => {
+        const keys = patchKeys(patch);
+        if (history.length === 0 || keys.length === 0 || guard.statusIn?.length === 0)
+          return update(workflow, id, patch, guard, history);
+        const group = `${keys.join()}|${guard.epoch !== undefined}|${guard.owner !== undefined}|${guard.statusIn?.join() ?? "-"}`;
+        return this.#track(() => updates.write({ workflow, id, patch, guard, history, group }));
+      };
       const read = (text: string) => (workflows: string[], ids: string[]) =>
         this.#track(() => this.#query(this.#db, text, [workflows, ids])).then((r) => r.rows);
       const steps = new ListBatcher<StepRow>((w, i) =>
@@ -379,10 +410,35 @@ export class PostgresStore implements Store {
     }
   }
 
-  /** Several step commits, of distinct instances, in one statement (see `CommitBatcher`). */
+  /** Several logged updates of distinct instances, with the same shape, in one statement. */
+  async #updateMany(batch: LoggedUpdate[]): Promise<boolean[]> {
+    const first = batch[0]!;
+    const keys = patchKeys(first.patch);
+    const shape = {
+      epoch: first.guard.epoch !== undefined,
+      owner: first.guard.owner !== undefined,
+      statuses: !!first.guard.statusIn,
+    };
+    const values: unknown[] = [batch.map((u) => u.workflow), batch.map((u) => u.id)];
+    for (const k of keys) values.push(batch.map((u) => (k === "error" ? json(u.patch.error) : u.patch[k])));
+    if (shape.epoch) values.push(batch.map((u) => u.guard.epoch));
+    if (shape.owner) values.push(batch.map((u) => u.guard.owner));
+    if (shape.statuses) values.push(first.guard.statusIn);
+    const h = batchHistory(batch.map((u) => u.history));
+    values.push(...historyArrays(h.entries), h.item);
+    const res = await this.#query(
+      this.#db,
+      this.#sql.updateInstancesLogged(keys.map(instanceColumn), shape),
+      values,
+    );
+    const applied = new Set(res.rows.map((r) => Number(r.i)));
+    return batch.map((_, i) => applied.has(i + 1));
+  }
+
+  /** Several step commits, of distinct instances, in one statement (see `WriteBatcher`). */
   async #commitMany(commits: StepCommit[]): Promise<(InstanceStatus | undefined)[]> {
     const col = <T>(f: (c: StepCommit) => T) => commits.map(f);
-    const h = batchHistory(commits);
+    const h = batchHistory(commits.map((c) => (c.statusEntry ? [...c.history, c.statusEntry] : c.history)));
     const res = await this.#query(this.#db, this.#sql.commitSteps, [
       col((c) => c.workflow),
       col((c) => c.instanceId),
@@ -404,7 +460,7 @@ export class PostgresStore implements Store {
       col((c) => c.step.eventType),
       col((c) => c.history.length),
       ...historyArrays(h.entries),
-      h.commitIndex,
+      h.item,
       h.place,
     ]);
     const statuses: (InstanceStatus | undefined)[] = commits.map(() => undefined);

@@ -25,6 +25,22 @@ function guardedInstance(guard: InstanceGuardShape, first: number): string {
   return where;
 }
 
+/** The SQL type of each patchable instance column. */
+const COLUMN_TYPES: Record<string, string> = {
+  status: "text",
+  output: "bytea",
+  error: "jsonb",
+  updated_at: "bigint",
+  started_at: "bigint",
+  ended_at: "bigint",
+  paused_at: "bigint",
+  ready_at: "bigint",
+  priority: "integer",
+  epoch: "bigint",
+  owner: "text",
+  lease_until: "bigint",
+};
+
 export function queries(schema: string) {
   const s = quoteSchema(schema);
   return {
@@ -97,6 +113,47 @@ export function queries(schema: string) {
           WHERE EXISTS (SELECT 1 FROM applied)
           ORDER BY x.n)
         SELECT 1 FROM applied`;
+    },
+    /**
+     * Many `updateInstanceLogged`s of distinct instances with the same columns and guard shape, in
+     * one statement. Parameters: $1 workflows, $2 ids, an array per column in `sets`, the guard's
+     * epoch and owner arrays (those in the shape), its statuses (one array for all), then the history
+     * arrays (as `appendHistory`) and the 1-based update each entry belongs to. Returns the positions
+     * of the updates that applied.
+     */
+    updateInstancesLogged(sets: string[], guard: InstanceGuardShape): string {
+      let n = 1;
+      const p = () => `$${n++}`;
+      const cols = ["workflow", "id", ...sets.map((c) => `v_${c}`)];
+      const arrays = [`${p()}::text[]`, `${p()}::text[]`, ...sets.map((c) => `${p()}::${COLUMN_TYPES[c]}[]`)];
+      const where = ["t.workflow = v.workflow", "t.id = v.id"];
+      if (guard.epoch) {
+        cols.push("g_epoch");
+        arrays.push(`${p()}::bigint[]`);
+        where.push("t.epoch = v.g_epoch");
+      }
+      if (guard.owner) {
+        cols.push("g_owner");
+        arrays.push(`${p()}::text[]`);
+        where.push("t.owner = v.g_owner");
+      }
+      if (guard.statuses) where.push(`t.status = ANY(${p()}::text[])`);
+      const h = Array.from({ length: 9 }, p);
+      return `WITH v AS (
+          SELECT * FROM unnest(${arrays.join(", ")}) WITH ORDINALITY AS v(${cols.join(", ")}, i)),
+        applied AS (
+          UPDATE ${s}.instances t SET ${sets.map((c) => `${c} = v.v_${c}`).join(", ")} FROM v
+          WHERE ${where.join(" AND ")} RETURNING v.i),
+        entries AS (
+          INSERT INTO ${s}.history (workflow, instance_id, type, timestamp, step_kind, step_name, step_count,
+            data)
+          SELECT x.workflow, x.instance_id, x.type, x.timestamp, x.step_kind, x.step_name, x.step_count, x.data
+          FROM unnest(${h[0]}::text[], ${h[1]}::text[], ${h[2]}::text[], ${h[3]}::bigint[], ${h[4]}::text[],
+            ${h[5]}::text[], ${h[6]}::integer[], ${h[7]}::jsonb[], ${h[8]}::integer[]) WITH ORDINALITY
+            AS x(workflow, instance_id, type, timestamp, step_kind, step_name, step_count, data, ci, n)
+          JOIN applied ON applied.i = x.ci
+          ORDER BY x.n)
+        SELECT i FROM applied`;
     },
     /** Whether the instance exists and matches the guard: what an update with an empty patch reports. */
     matchInstance(guard: InstanceGuardShape): string {
