@@ -288,34 +288,43 @@ export class Runtime {
   async create(workflow: string, options: WorkflowInstanceCreateOptions = {}): Promise<string> {
     const prepared = await this.#prepare(workflow, options);
     const now = this.clock.now();
-    const direct = this.#canStartHere();
+    // A worker with a free slot starts the instance itself, claimed at insert: no claim round, no
+    // wake-up message. Workers sharing the store count everyone's instances first (under the claim
+    // lock) so maxConcurrent holds across them.
+    let direct = this.#canStartHere();
     if (direct) this.#slots++;
-    const row: NewInstance = direct
-      ? {
-          ...prepared,
-          createdAt: now,
-          status: "running",
-          readyAt: null,
-          startedAt: now,
-          epoch: 1,
-          owner: this.workerId,
-          leaseUntil: now + this.#leaseMs,
-        }
-      : { ...prepared, createdAt: now };
+    const queued: NewInstance = { ...prepared, createdAt: now };
+    const claimed: NewInstance = {
+      ...queued,
+      status: "running",
+      readyAt: null,
+      startedAt: now,
+      epoch: 1,
+      owner: this.workerId,
+      leaseUntil: now + this.#leaseMs,
+    };
+    let row = queued;
     let inserted: boolean;
     try {
       inserted = await this.store.transaction(async (tx) => {
+        let here = direct;
+        if (here && !this.#exclusive)
+          here = (await tx.instances.countRunning({ lockClaims: true })) < this.#maxConcurrent;
+        row = here ? claimed : queued;
         if (!(await tx.instances.insert(row))) return false;
         await tx.history.append([{ workflow, instanceId: row.id, type: "workflow_queued", timestamp: now }]);
-        if (!direct) await this.#tell(tx, { kind: "ready" });
+        if (!here) await this.#tell(tx, { kind: "ready" });
         return true;
       });
     } catch (e) {
       if (direct) this.#slots--;
       throw e;
     }
+    if (direct && (!inserted || row !== claimed)) {
+      this.#slots--;
+      direct = false;
+    }
     if (!inserted) {
-      if (direct) this.#slots--;
       throw new WorkflowError(
         "instance.already_exists",
         `Instance "${row.id}" already exists in workflow "${workflow}"`,
@@ -359,14 +368,9 @@ export class Runtime {
     return created;
   }
 
-  /**
-   * Whether an instance can start in this process without a claim: only a worker alone on its store
-   * may, since others could not see the slot it takes.
-   */
+  /** Whether this process may start a new instance itself, without a claim (see `create`). */
   #canStartHere(): boolean {
-    return (
-      this.#worker && this.#exclusive && this.#started && !this.#closed && this.#slots < this.#maxConcurrent
-    );
+    return this.#worker && this.#started && !this.#closed && this.#slots < this.#maxConcurrent;
   }
 
   async #prepare(

@@ -691,7 +691,10 @@ export class PostgresStore implements Store {
       expireLeases: async () => (await run(q.expireLeases)).rowCount ?? 0,
       nextReadyAt: async () => num((await run(q.nextReadyAt)).rows[0]?.t) ?? undefined,
       renewLeases: async (owner, leaseUntil) => (await run(q.renewLeases, [leaseUntil, owner])).rowCount ?? 0,
-      countRunning: async () => Number((await run(q.countRunning)).rows[0]?.n ?? 0),
+      countRunning: async (options) => {
+        if (options?.lockClaims) await run(q.lockMigrations, [q.claimLockKey]);
+        return Number((await run(q.countRunning)).rows[0]?.n ?? 0);
+      },
     };
   }
 

@@ -68,8 +68,12 @@ export interface InstanceStore {
   nextReadyAt(): Promise<number | undefined>;
   /** Extends the lease of the owner's instances; returns how many it still holds. */
   renewLeases(owner: string, leaseUntil: number): Promise<number>;
-  /** Counts instances in `running` or `waitingForPause` (the ones that use a concurrency slot). */
-  countRunning(): Promise<number>;
+  /**
+   * Counts instances in `running` or `waitingForPause` (the ones that use a concurrency slot). With
+   * `lockClaims`, inside a transaction, claims with `maxRunning` wait until the transaction ends, so
+   * the count stays true while it starts instances of its own.
+   */
+  countRunning(options?: { lockClaims?: boolean }): Promise<number>;
 }
 
 /** Steps: one row per `(kind, name, count)` of an instance. */
