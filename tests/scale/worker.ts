@@ -138,6 +138,11 @@ async function handle(c: Command): Promise<Record<string, unknown>> {
       for (let i = 0; i < items.length; i += 100) await rt.createBatch(c.workflow!, items.slice(i, i + 100));
       return {};
     }
+    case "createEach": {
+      // One `create` per item, all at once: a worker with free slots starts them itself.
+      await Promise.all(c.items!.map((item) => rt.create(c.workflow!, item)));
+      return {};
+    }
     case "sendEvent":
       await rt.sendEvent(c.workflow!, c.instance!, { type: c.type!, payload: c.payload });
       return {};
