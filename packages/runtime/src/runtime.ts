@@ -740,11 +740,9 @@ export class Runtime {
       const now = this.clock.now();
       const options = { owner: this.workerId, now, limit, leaseMs: this.#leaseMs };
       // Workers sharing a store hold maxConcurrent together: the claim counts everyone's instances.
-      const rows = this.#exclusive
-        ? await this.store.instances.claim(options)
-        : await this.store.transaction((tx) =>
-            tx.instances.claim({ ...options, maxRunning: this.#maxConcurrent }),
-          );
+      const rows = await this.store.instances.claim(
+        this.#exclusive ? options : { ...options, maxRunning: this.#maxConcurrent },
+      );
       for (const row of rows) this.#startRun(row, now);
       if (rows.length < limit) break;
     }

@@ -236,6 +236,8 @@ export class PostgresStore implements Store {
   readonly #ownsDb: boolean;
   /** `BEGIN` and the session setting that ends a stalled transaction, sent as one simple query. */
   readonly #begin: string;
+  /** `#begin` for a claim: it takes the claim lock too, and its commit need not wait for the disk. */
+  readonly #claimBegin: string;
   /** Single-connection mode: the tail of the queue of operations. */
   #lock: Promise<unknown> = Promise.resolve();
   readonly #inFlight = new Set<Promise<unknown>>();
@@ -255,6 +257,8 @@ export class PostgresStore implements Store {
     if (!Number.isInteger(idle) || idle < 1)
       throw new Error(`transactionIdleTimeoutMs must be a positive whole number of ms, got ${idle}`);
     this.#begin = `BEGIN; SET LOCAL idle_in_transaction_session_timeout = ${idle}`;
+    const claimKey = this.#sql.claimLockKey.replaceAll("'", "''");
+    this.#claimBegin = `${this.#begin}; SET LOCAL synchronous_commit = off; SELECT pg_advisory_xact_lock(hashtextextended('${claimKey}', 0))`;
     if (this.#inTransaction && this.#pool)
       throw new Error("inTransaction needs one connection (a client), not a pool");
     const ops = this.#ops((text, values) =>
@@ -267,6 +271,10 @@ export class PostgresStore implements Store {
     this.steps = ops.steps;
     this.events = ops.events;
     this.history = ops.history;
+    if (!this.#inTransaction) {
+      const claim = ops.instances.claim;
+      this.instances.claim = (o) => (o.maxRunning === undefined ? claim(o) : this.#claimLimited(o));
+    }
     // With a pool, concurrent commits and loads of different runs share statements.
     if (this.#pool) {
       const commits = new WriteBatcher<StepCommit, InstanceStatus | undefined>({
@@ -342,8 +350,24 @@ export class PostgresStore implements Store {
     if (this.#ownsDb) await (this.#db as { end?: () => Promise<void> }).end?.();
   }
 
+  /**
+   * A claim with `maxRunning` outside a transaction: one round trip to begin and take the claim lock,
+   * one for the claim (which counts the running instances itself), one to commit. The commit does not
+   * wait for the WAL flush: a claim lost in a server crash only returns the instances to the queue,
+   * and any later durable write of the claimer flushes the claim first.
+   */
+  #claimLimited(o: ClaimOptions): Promise<InstanceRow[]> {
+    return this.#withTransaction(
+      async (run) =>
+        (
+          await run(this.#sql.claimLimited, [o.owner, o.now, o.now + o.leaseMs, o.limit, o.maxRunning])
+        ).rows.map(toInstance),
+      this.#claimBegin,
+    );
+  }
+
   /** Runs `fn` in a transaction of its own: a pooled client, or the one connection, held throughout. */
-  #withTransaction<T>(fn: (run: Run) => Promise<T>): Promise<T> {
+  #withTransaction<T>(fn: (run: Run) => Promise<T>, begin = this.#begin): Promise<T> {
     return this.#track(async () => {
       if (this.#pool) {
         const client = await this.#pool.connect().catch((e) => Promise.reject(mapPostgresError(e)));
@@ -357,7 +381,7 @@ export class PostgresStore implements Store {
         const events = client as unknown as Partial<Pick<pg.Client, "on" | "off">>;
         events.on?.("error", onError);
         try {
-          return await this.#transactionOn(client, fn);
+          return await this.#transactionOn(client, fn, begin);
         } catch (e) {
           broken ||= PostgresStoreError.is(e, "unavailable");
           throw e;
@@ -366,13 +390,13 @@ export class PostgresStore implements Store {
           client.release(broken);
         }
       }
-      return this.#exclusive(() => this.#transactionOn(this.#db, fn));
+      return this.#exclusive(() => this.#transactionOn(this.#db, fn, begin));
     });
   }
 
-  async #transactionOn<T>(conn: Queryable, fn: (run: Run) => Promise<T>): Promise<T> {
+  async #transactionOn<T>(conn: Queryable, fn: (run: Run) => Promise<T>, begin: string): Promise<T> {
     const nested = this.#inTransaction;
-    await this.#query(conn, nested ? "SAVEPOINT cairn_tx" : this.#begin);
+    await this.#query(conn, nested ? "SAVEPOINT cairn_tx" : begin);
     let value: T;
     try {
       value = await fn((text, values) => this.#query(conn, text, values));

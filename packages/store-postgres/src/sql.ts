@@ -211,6 +211,33 @@ export function queries(schema: string) {
         FROM picked WHERE i.workflow = picked.workflow AND i.id = picked.id
         RETURNING i.*, picked.rank)
       SELECT * FROM claimed ORDER BY rank`,
+    /**
+     * `claim` taking at most $5 (maxRunning) minus the instances running on every worker; run it
+     * under the claim lock, in a statement of its own so its snapshot sees every earlier claim.
+     */
+    claimLimited: `WITH orphans AS (
+        SELECT workflow, id FROM ${s}.instances
+        WHERE status IN ('running', 'waiting', 'waitingForPause') AND lease_until < $2 AND (owner IS NULL OR owner <> $1)
+        ORDER BY lease_until LIMIT $4 FOR UPDATE SKIP LOCKED),
+      ready AS (
+        SELECT workflow, id, priority, ready_at FROM ${s}.instances
+        WHERE ready_at IS NOT NULL AND ready_at <= $2 AND status IN ('queued', 'waiting')
+          AND (lease_until IS NULL OR lease_until < $2)
+        ORDER BY priority, ready_at LIMIT $4 FOR UPDATE SKIP LOCKED),
+      picked AS (
+        SELECT workflow, id, row_number() OVER (ORDER BY p, r) AS rank FROM (
+          SELECT workflow, id, -1 AS p, 0::bigint AS r FROM orphans
+          UNION ALL SELECT workflow, id, priority, ready_at FROM ready) c
+        ORDER BY p, r LIMIT LEAST($4, GREATEST(0, $5 - (SELECT COUNT(*) FROM ${s}.instances
+          WHERE status IN ('running', 'waitingForPause'))))),
+      claimed AS (
+        UPDATE ${s}.instances i
+        SET status = CASE WHEN i.status = 'waitingForPause' THEN i.status ELSE 'running' END,
+            epoch = i.epoch + 1, owner = $1, lease_until = $3, ready_at = NULL, updated_at = $2,
+            started_at = COALESCE(i.started_at, $2)
+        FROM picked WHERE i.workflow = picked.workflow AND i.id = picked.id
+        RETURNING i.*, picked.rank)
+      SELECT * FROM claimed ORDER BY rank`,
     expireLeases: `UPDATE ${s}.instances SET lease_until = 0 WHERE lease_until IS NOT NULL`,
     nextReadyAt: `SELECT MIN(ready_at) AS t FROM ${s}.instances
       WHERE ready_at IS NOT NULL AND status IN ('queued', 'waiting')`,

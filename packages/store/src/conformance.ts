@@ -654,6 +654,26 @@ function claimTests(ctx: Ctx): void {
     expect(order).toEqual(["p0-early", "p0-late", "p1-early", "p1-late"]);
   });
 
+  it("with maxRunning, claims only up to the running instances' cap, in or outside a transaction", async () => {
+    const lease = { owner: "w9", leaseUntil: now + 60_000, epoch: 1, startedAt: now - 10 };
+    await ctx.store.instances.insert(instance("r1", { status: "running", readyAt: null, ...lease }));
+    await ctx.store.instances.insert(instance("r2", { status: "waitingForPause", readyAt: null, ...lease }));
+    await ctx.store.instances.insert(instance("w1", { status: "waiting", readyAt: now + 1000, ...lease }));
+    for (let n = 0; n < 5; n++) await ctx.store.instances.insert(instance(`q${n}`, { readyAt: now - n }));
+    expect(await claim({ maxRunning: 4 })).toHaveLength(2);
+    expect(await claim({ maxRunning: 4 })).toEqual([]);
+    expect(await claim({ maxRunning: 2 })).toEqual([]);
+    await ctx.store.instances.update(W, "r1", { status: "complete", owner: null, leaseUntil: null });
+    expect(
+      await ctx.store.transaction((tx) =>
+        tx.instances.claim({ owner: "w1", now, limit: 10, leaseMs: 30_000, maxRunning: 4 }),
+      ),
+    ).toHaveLength(1);
+    expect(await ctx.store.instances.countRunning()).toBe(4);
+    expect(await ctx.store.transaction((tx) => tx.instances.countRunning({ lockClaims: true }))).toBe(4);
+    expect(await claim({ maxRunning: 100, limit: 1 })).toHaveLength(1);
+  });
+
   it("respects the limit", async () => {
     for (let n = 0; n < 7; n++) await ctx.store.instances.insert(instance(`i-${n}`, { readyAt: now - n }));
     expect(await claim({ limit: 3 })).toHaveLength(3);

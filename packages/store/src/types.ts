@@ -147,7 +147,7 @@ export interface ClaimOptions {
   leaseMs: number;
   /**
    * Cap on instances `running` or `waitingForPause` across all workers after the claim. Claims are
-   * serialized when it is set; it holds only when `claim` runs inside `transaction`.
+   * serialized when it is set: a claim outside `transaction` is a transaction of its own.
    */
   maxRunning?: number;
 }
