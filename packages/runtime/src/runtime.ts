@@ -28,7 +28,15 @@ import {
   WorkflowError,
   type WorkflowInstanceCreateOptions,
 } from "@cairn/core";
-import type { InstanceRow, NewInstance, Store, StoreMessage, StoreTx } from "@cairn/store";
+import {
+  createdRow,
+  type InstanceCreate,
+  type InstanceRow,
+  type NewInstance,
+  type Store,
+  type StoreMessage,
+  type StoreTx,
+} from "@cairn/store";
 import { decodeValue, encodeInput } from "./codec.ts";
 import type { RuntimeHooks } from "./hooks.ts";
 import { InstanceRun, type RunHost } from "./run.ts";
@@ -291,47 +299,33 @@ export class Runtime {
     // A worker with a free slot starts the instance itself, claimed at insert: no claim round, no
     // wake-up message. Workers sharing the store count everyone's instances first (under the claim
     // lock) so maxConcurrent holds across them.
-    let direct = this.#canStartHere();
+    const direct = this.#canStartHere();
     if (direct) this.#slots++;
-    const queued: NewInstance = { ...prepared, createdAt: now };
-    const claimed: NewInstance = {
-      ...queued,
-      status: "running",
-      readyAt: null,
-      startedAt: now,
-      epoch: 1,
-      owner: this.workerId,
-      leaseUntil: now + this.#leaseMs,
+    const create: InstanceCreate = {
+      row: { ...prepared, createdAt: now },
+      history: [{ workflow, instanceId: prepared.id, type: "workflow_queued", timestamp: now }],
+      notify: { kind: "ready", sender: this.workerId },
     };
-    let row = queued;
-    let inserted: boolean;
+    if (direct)
+      create.start = {
+        owner: this.workerId,
+        leaseUntil: now + this.#leaseMs,
+        ...(this.#exclusive ? {} : { maxRunning: this.#maxConcurrent }),
+      };
+    let outcome: "started" | "queued" | "exists";
     try {
-      inserted = await this.store.transaction(async (tx) => {
-        let here = direct;
-        if (here && !this.#exclusive)
-          here = (await tx.instances.countRunning({ lockClaims: true })) < this.#maxConcurrent;
-        row = here ? claimed : queued;
-        if (!(await tx.instances.insert(row))) return false;
-        await tx.history.append([{ workflow, instanceId: row.id, type: "workflow_queued", timestamp: now }]);
-        if (!here) await this.#tell(tx, { kind: "ready" });
-        return true;
-      });
-    } catch (e) {
-      if (direct) this.#slots--;
-      throw e;
+      outcome = await this.store.instances.create(create);
+    } finally {
+      if (direct && outcome! !== "started") this.#slots--;
     }
-    if (direct && (!inserted || row !== claimed)) {
-      this.#slots--;
-      direct = false;
-    }
-    if (!inserted) {
+    if (outcome === "exists")
       throw new WorkflowError(
         "instance.already_exists",
-        `Instance "${row.id}" already exists in workflow "${workflow}"`,
+        `Instance "${prepared.id}" already exists in workflow "${workflow}"`,
       );
-    }
+    const row = createdRow(create, outcome === "started");
     this.#changed(workflow, row.id, row.status ?? "queued");
-    if (direct) this.#startRun(fullRow(row), now, true, true);
+    if (outcome === "started") this.#startRun(fullRow(row), now, true, true);
     else this.#pump();
     return row.id;
   }

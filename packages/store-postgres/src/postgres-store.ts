@@ -7,10 +7,13 @@ import {
 } from "@cairn/core";
 import {
   type ClaimOptions,
+  createdRow,
+  createWith,
   type EventRow,
   type EventStore,
   encodeCursor,
   type HistoryStore,
+  type InstanceCreate,
   type InstanceGuard,
   type InstancePage,
   type InstancePatch,
@@ -236,7 +239,9 @@ export class PostgresStore implements Store {
   readonly #ownsDb: boolean;
   /** `BEGIN` and the session setting that ends a stalled transaction, sent as one simple query. */
   readonly #begin: string;
-  /** `#begin` for a claim: it takes the claim lock too, and its commit need not wait for the disk. */
+  /** `#begin` that also takes the claim lock (claims with `maxRunning` wait for the transaction). */
+  readonly #lockedBegin: string;
+  /** `#lockedBegin` for a claim, whose commit need not wait for the disk. */
   readonly #claimBegin: string;
   /** Single-connection mode: the tail of the queue of operations. */
   #lock: Promise<unknown> = Promise.resolve();
@@ -258,6 +263,7 @@ export class PostgresStore implements Store {
       throw new Error(`transactionIdleTimeoutMs must be a positive whole number of ms, got ${idle}`);
     this.#begin = `BEGIN; SET LOCAL idle_in_transaction_session_timeout = ${idle}`;
     const claimKey = this.#sql.claimLockKey.replaceAll("'", "''");
+    this.#lockedBegin = `${this.#begin}; SELECT pg_advisory_xact_lock(hashtextextended('${claimKey}', 0))`;
     this.#claimBegin = `${this.#begin}; SET LOCAL synchronous_commit = off; SELECT pg_advisory_xact_lock(hashtextextended('${claimKey}', 0))`;
     if (this.#inTransaction && this.#pool)
       throw new Error("inTransaction needs one connection (a client), not a pool");
@@ -274,6 +280,7 @@ export class PostgresStore implements Store {
     if (!this.#inTransaction) {
       const claim = ops.instances.claim;
       this.instances.claim = (o) => (o.maxRunning === undefined ? claim(o) : this.#claimLimited(o));
+      this.instances.create = (c) => this.#create(c);
     }
     // With a pool, concurrent commits and loads of different runs share statements.
     if (this.#pool) {
@@ -539,8 +546,8 @@ export class PostgresStore implements Store {
   }
 
   #ops(run: Run): StoreTx {
-    return {
-      instances: this.#instanceOps(run),
+    const ops: StoreTx = {
+      instances: this.#instanceOps(run, () => ops),
       steps: this.#stepOps(run),
       events: this.#eventOps(run),
       history: this.#historyOps(run),
@@ -548,6 +555,36 @@ export class PostgresStore implements Store {
         await run(this.#sql.notify, [this.#sql.channel, JSON.stringify(message)]);
       },
     };
+    return ops;
+  }
+
+  /**
+   * `instances.create` outside a transaction: one round trip to begin (taking the claim lock when the
+   * running instances must be counted), one statement for the rest, the commit.
+   */
+  #create(c: InstanceCreate): Promise<"started" | "queued" | "exists"> {
+    const counted = c.start?.maxRunning !== undefined;
+    return this.#withTransaction(
+      async (run) => {
+        const started = createdRow(c, true);
+        const res = await run(this.#sql.createInstance, [
+          c.row.workflow,
+          c.row.id,
+          c.row.params,
+          c.row.createdAt,
+          c.start !== undefined,
+          c.start?.maxRunning ?? null,
+          started.owner ?? null,
+          started.leaseUntil ?? null,
+          this.#sql.channel,
+          c.notify ? JSON.stringify(c.notify) : null,
+          ...historyArrays(c.history),
+        ]);
+        const status = res.rows[0]?.status as string | undefined;
+        return status === undefined ? "exists" : status === "running" ? "started" : "queued";
+      },
+      counted ? this.#lockedBegin : this.#begin,
+    );
   }
 
   /**
@@ -605,9 +642,10 @@ export class PostgresStore implements Store {
     };
   }
 
-  #instanceOps(run: Run): InstanceStore {
+  #instanceOps(run: Run, tx: () => StoreTx): InstanceStore {
     const q = this.#sql;
     return {
+      create: (c) => createWith(tx(), c),
       insert: async (r: NewInstance) =>
         ((
           await run(q.insertInstance, [

@@ -78,6 +78,36 @@ export function queries(schema: string) {
         ON CONFLICT DO NOTHING RETURNING workflow, id)
       SELECT MIN(r.n) AS n FROM ins JOIN r ON r.workflow = ins.workflow AND r.id = ins.id
       GROUP BY r.workflow, r.id`,
+    /**
+     * `instances.create` in one statement (under the claim lock when it counts): $1 workflow, $2 id,
+     * $3 params, $4 created at, $5 start it, $6 max running (NULL: no cap), $7 owner, $8 lease until,
+     * $9 channel, $10 message to send when queued (or NULL), $11–$18 history arrays. Returns the
+     * inserted row's status, no row when the id exists.
+     */
+    createInstance: `WITH go AS (
+        SELECT $5::boolean AND ($6::integer IS NULL OR (SELECT COUNT(*) FROM ${s}.instances
+          WHERE status IN ('running', 'waitingForPause')) < $6::integer) AS started),
+      ins AS (
+        INSERT INTO ${s}.instances (workflow, id, status, params, created_at, updated_at, started_at, ready_at,
+          priority, epoch, owner, lease_until)
+        SELECT $1::text, $2::text, CASE WHEN started THEN 'running' ELSE 'queued' END, $3::bytea, $4::bigint,
+          $4::bigint, CASE WHEN started THEN $4::bigint END, CASE WHEN started THEN NULL ELSE $4::bigint END,
+          1, CASE WHEN started THEN 1 ELSE 0 END, CASE WHEN started THEN $7::text END,
+          CASE WHEN started THEN $8::bigint END
+        FROM go
+        ON CONFLICT DO NOTHING RETURNING status),
+      entries AS (
+        INSERT INTO ${s}.history (workflow, instance_id, type, timestamp, step_kind, step_name, step_count,
+          data)
+        SELECT x.workflow, x.instance_id, x.type, x.timestamp, x.step_kind, x.step_name, x.step_count, x.data
+        FROM unnest($11::text[], $12::text[], $13::text[], $14::bigint[], $15::text[], $16::text[],
+          $17::integer[], $18::jsonb[]) WITH ORDINALITY
+          AS x(workflow, instance_id, type, timestamp, step_kind, step_name, step_count, data, n)
+        WHERE EXISTS (SELECT 1 FROM ins)
+        ORDER BY x.n),
+      note AS (
+        SELECT pg_notify($9::text, $10::text) FROM ins WHERE ins.status = 'queued' AND $10::text IS NOT NULL)
+      SELECT status, (SELECT COUNT(*) FROM note) AS notified FROM ins`,
     getInstance: `SELECT * FROM ${s}.instances WHERE workflow = $1 AND id = $2`,
     getInstanceForUpdate: `SELECT * FROM ${s}.instances WHERE workflow = $1 AND id = $2 FOR UPDATE`,
     /** The instance with its steps, events and history, in one statement. */

@@ -11,6 +11,7 @@ import {
 import {
   type ClaimOptions,
   commitStepWith,
+  createWith,
   type EventRow,
   type EventStore,
   encodeCursor,
@@ -309,6 +310,7 @@ export class SqliteStore implements Store {
           r.owner ?? null,
           r.leaseUntil ?? null,
         ) > 0,
+      create: (c) => createWith(this.#tx, c),
       insertMany: async (rows: NewInstance[]) => {
         const out: boolean[] = [];
         for (const r of rows) out.push(await this.#tx.instances.insert(r));

@@ -1,6 +1,6 @@
 import type { InstanceStatus } from "@cairn/core";
 import type { StoreTx } from "./store.ts";
-import type { StepCommit } from "./types.ts";
+import type { InstanceCreate, NewInstance, StepCommit } from "./types.ts";
 
 const OWNED: readonly InstanceStatus[] = ["running", "waiting", "waitingForPause"];
 
@@ -19,4 +19,29 @@ export async function commitStepWith(tx: StoreTx, c: StepCommit): Promise<Instan
   await tx.steps.put(c.step);
   await tx.history.append(history);
   return row.status;
+}
+
+/** The row `instances.create` inserts: queued, or started by `c.start.owner`. */
+export function createdRow(c: InstanceCreate, started: boolean): NewInstance {
+  if (!started || !c.start) return { ...c.row };
+  return {
+    ...c.row,
+    status: "running",
+    readyAt: null,
+    startedAt: c.row.createdAt,
+    epoch: 1,
+    owner: c.start.owner,
+    leaseUntil: c.start.leaseUntil,
+  };
+}
+
+/** `instances.create` from a store's other operations; call it inside `transaction`. */
+export async function createWith(tx: StoreTx, c: InstanceCreate): Promise<"started" | "queued" | "exists"> {
+  let started = c.start !== undefined;
+  if (started && c.start!.maxRunning !== undefined)
+    started = (await tx.instances.countRunning({ lockClaims: true })) < c.start!.maxRunning;
+  if (!(await tx.instances.insert(createdRow(c, started)))) return "exists";
+  await tx.history.append(c.history);
+  if (!started && c.notify) await tx.notify?.(c.notify);
+  return started ? "started" : "queued";
 }

@@ -22,7 +22,15 @@ import {
 } from "@cairn/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Store, StoreTx } from "./store.ts";
-import type { HistoryEntry, InstancePatch, InstanceRow, NewInstance, StepCommit, StepRow } from "./types.ts";
+import type {
+  HistoryEntry,
+  InstanceCreate,
+  InstancePatch,
+  InstanceRow,
+  NewInstance,
+  StepCommit,
+  StepRow,
+} from "./types.ts";
 
 export interface StoreConformanceOptions {
   /**
@@ -225,6 +233,63 @@ function instanceTests(ctx: Ctx): void {
     const again = instance("a", { params: bytes(7), status: "running", createdAt: T0 + 5, priority: 0 });
     expect(await ctx.store.instances.insert(again)).toBe(false);
     expect(await ctx.store.instances.get(W, "a")).toEqual(before);
+  });
+
+  describe("create", () => {
+    const create = (id: string, over: Partial<InstanceCreate> = {}): InstanceCreate => ({
+      row: { workflow: W, id, params: bytes(4, 5), createdAt: T0 },
+      history: [entry(id, { type: "workflow_queued" })],
+      ...over,
+    });
+    const start = { owner: "w1", leaseUntil: T0 + 30_000 };
+
+    it("queues a new instance with its history", async () => {
+      expect(await ctx.store.instances.create(create("a"))).toBe("queued");
+      const row = await ctx.store.instances.get(W, "a");
+      expect(row).toMatchObject({ status: "queued", readyAt: T0, epoch: 0, owner: null, startedAt: null });
+      expectBytes(row!.params, bytes(4, 5));
+      expect((await ctx.store.history.list(W, "a")).map((e) => e.type)).toEqual(["workflow_queued"]);
+    });
+
+    it("starts it claimed by the creating worker when asked", async () => {
+      expect(await ctx.store.instances.create(create("a", { start }))).toBe("started");
+      expect(await ctx.store.instances.get(W, "a")).toMatchObject({
+        status: "running",
+        readyAt: null,
+        startedAt: T0,
+        epoch: 1,
+        owner: "w1",
+        leaseUntil: T0 + 30_000,
+      });
+      // Started instances are not claimable until their lease runs out.
+      expect(await ctx.store.instances.claim({ owner: "w2", now: T0 + 1, limit: 5, leaseMs: 1000 })).toEqual(
+        [],
+      );
+    });
+
+    it("queues instead when the running instances reach maxRunning", async () => {
+      const capped = { ...start, maxRunning: 2 };
+      expect(await ctx.store.instances.create(create("a", { start: capped }))).toBe("started");
+      expect(await ctx.store.instances.create(create("b", { start: capped }))).toBe("started");
+      expect(await ctx.store.instances.create(create("c", { start: capped }))).toBe("queued");
+      expect((await ctx.store.instances.get(W, "c"))?.status).toBe("queued");
+      expect(await ctx.store.transaction((tx) => tx.instances.create(create("d", { start: capped })))).toBe(
+        "queued",
+      );
+      expect(
+        await ctx.store.transaction((tx) =>
+          tx.instances.create(create("e", { start: { ...start, maxRunning: 3 } })),
+        ),
+      ).toBe("started");
+      expect(await ctx.store.instances.countRunning()).toBe(3);
+    });
+
+    it("writes nothing for an id that exists", async () => {
+      await ctx.store.instances.insert(instance("a"));
+      expect(await ctx.store.instances.create(create("a", { start }))).toBe("exists");
+      expect(await ctx.store.instances.get(W, "a")).toMatchObject({ status: "queued", epoch: 0 });
+      expect(await ctx.store.history.list(W, "a")).toEqual([]);
+    });
   });
 
   it("inserts many rows at once, skipping existing ids and repeats of an id", async () => {

@@ -1,10 +1,11 @@
 export { instanceColumn } from "./columns.ts";
-export { commitStepWith } from "./commit.ts";
+export { commitStepWith, createdRow, createWith } from "./commit.ts";
 export { decodeCursor, encodeCursor, parseCursor } from "./cursor.ts";
 export type { EventStore, HistoryStore, InstanceStore, StepStore, Store, StoreTx } from "./store.ts";
 export type {
   ClaimOptions,
   EventRow,
+  InstanceCreate,
   InstanceGuard,
   InstancePage,
   InstancePatch,

@@ -3,6 +3,7 @@ import type {
   ClaimOptions,
   EventRow,
   HistoryEntry,
+  InstanceCreate,
   InstanceGuard,
   InstancePage,
   InstancePatch,
@@ -22,6 +23,12 @@ import type {
 export interface InstanceStore {
   /** Inserts unless an instance with that workflow and id exists; returns whether it was inserted. */
   insert(row: NewInstance): Promise<boolean>;
+  /**
+   * Creates an instance with its history, started by the creating worker or queued (see
+   * `InstanceCreate.start`), atomically. `exists` when the id is taken (nothing is written).
+   * `createWith` builds it from the other operations.
+   */
+  create(c: InstanceCreate): Promise<"started" | "queued" | "exists">;
   /**
    * `insert` for many rows at once, atomically: one result per row, in order. Of rows with the same
    * workflow and id, only the first can be inserted.

@@ -110,6 +110,21 @@ export interface StepCommit {
   statusEntry?: NewHistoryEntry;
 }
 
+/** A new instance for `instances.create`, with what goes with it. */
+export interface InstanceCreate {
+  /** The instance as it is when queued (status `queued`, ready at `createdAt`). */
+  row: Pick<InstanceRow, "workflow" | "id" | "params" | "createdAt">;
+  history: NewHistoryEntry[];
+  /**
+   * Start it at once, claimed by `owner` (status `running`, epoch 1, leased until `leaseUntil`),
+   * while fewer than `maxRunning` instances are `running` or `waitingForPause` across all workers
+   * (claims are serialized meanwhile); otherwise it is queued.
+   */
+  start?: { owner: string; leaseUntil: number; maxRunning?: number };
+  /** A message to send (`tx.notify`) when the instance is queued. */
+  notify?: StoreMessage;
+}
+
 export interface EventRow {
   workflow: string;
   instanceId: string;
