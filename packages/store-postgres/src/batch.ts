@@ -98,7 +98,7 @@ export class WriteBatcher<In, Out> {
         await Promise.all(batch.map((p) => this.#one(p)));
         return;
       }
-      batch.forEach((p, i) => p.resolve(results[i]!));
+      for (const [i, p] of batch.entries()) p.resolve(results[i]!);
     } finally {
       this.#writing--;
       this.#schedule();
