@@ -27,12 +27,16 @@ export interface WriteBatcherOptions<In, Out> {
  * the server together as one statement. Round trips, not the server's work, are what such a write
  * costs most, so a burst of runs shares them. Each write is still fenced and succeeds or fails on its
  * own: when a batch fails as a whole (one bad value), its writes are retried one by one. Writes to
- * one instance keep their order: a batch holds at most one write per instance.
+ * one instance keep their order: a batch holds at most one write per instance, and an instance's
+ * next write waits until the batch holding its previous one is written (so concurrent batches never
+ * lock the same rows).
  */
 export class WriteBatcher<In, Out> {
   readonly #o: Required<Omit<WriteBatcherOptions<In, Out>, "group" | "size">> &
     Pick<WriteBatcherOptions<In, Out>, "group" | "size">;
   #queue: Pending<In, Out>[] = [];
+  /** Instances with a write in a batch being written: their next writes wait for it. */
+  readonly #busy = new Set<string>();
   #writing = 0;
   #scheduled = false;
 
@@ -69,8 +73,8 @@ export class WriteBatcher<In, Out> {
         batch.length < this.#o.maxBatch &&
         (batch.length === 0 || bytes + size <= this.#o.maxBytes) &&
         this.#o.group?.(p.item) === group;
-      // A later write of an instance left for the next batch stays behind it.
-      if (!fits || instances.has(key)) rest.push(p);
+      // A later write of an instance left for the next batch, or still being written, stays behind it.
+      if (!fits || instances.has(key) || this.#busy.has(key)) rest.push(p);
       else {
         bytes += size;
         batch.push(p);
@@ -84,6 +88,8 @@ export class WriteBatcher<In, Out> {
   async #write(): Promise<void> {
     const batch = this.#take();
     if (batch.length === 0) return;
+    const keys = batch.map((p) => this.#o.instance(p.item));
+    for (const k of keys) this.#busy.add(k);
     this.#writing++;
     this.#schedule();
     try {
@@ -100,6 +106,7 @@ export class WriteBatcher<In, Out> {
       }
       for (const [i, p] of batch.entries()) p.resolve(results[i]!);
     } finally {
+      for (const k of keys) this.#busy.delete(k);
       this.#writing--;
       this.#schedule();
     }
