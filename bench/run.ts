@@ -104,7 +104,7 @@ async function main(): Promise<void> {
   // PostgreSQL: the burst, latency and event workloads with 1, 2 and 4 worker processes.
   const pgResult: PostgresBenchResult | undefined = await runPostgresBench({ quick: args.quick, log });
   if (pgResult) {
-    const files = savePostgres(pgResult, { ...result, seconds: pgResult.seconds }, args.save && !args.quick);
+    const files = savePostgres(pgResult, result, args.save && !args.quick);
     for (const file of files) console.log(`wrote ${file}`);
   }
   // HTTP: create throughput and detail latency, loaded from this process over loopback.

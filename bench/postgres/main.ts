@@ -1,16 +1,39 @@
 /**
- * The PostgreSQL section of the bench on its own: `npm run bench:postgres [-- --quick]`. Prints the
- * figures; `npm run bench` runs the same section and records it in bench/results and the docs.
+ * The PostgreSQL section of the bench on its own: `npm run bench:postgres [-- --quick] [-- --save]`.
+ * Prints the figures; with `--save` (and not `--quick`) records them like `npm run bench` does, in
+ * bench/results and the PostgreSQL table of docs/benchmarks.md.
  */
-import { cpus, loadavg, totalmem } from "node:os";
+import { execFileSync } from "node:child_process";
+import { loadavg } from "node:os";
+import { DatabaseSync } from "node:sqlite";
+import { machine } from "../lib/report.ts";
+import { savePostgres } from "./report.ts";
 import { runPostgresBench } from "./run.ts";
 
-const quick = process.argv.includes("--quick");
+const argv = process.argv.slice(2);
+const quick = argv.includes("--quick");
+const save = argv.includes("--save");
 const load = loadavg()[0]!;
-const r = await runPostgresBench({ quick, log: (m) => process.stderr.write(`  ${m}\n`) });
+const date = new Date().toISOString();
+const commit = (() => {
+  try {
+    return execFileSync("git", ["rev-parse", "HEAD"], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    }).trim();
+  } catch {
+    return undefined;
+  }
+})();
+const db = new DatabaseSync(":memory:");
+const sqlite = (db.prepare("SELECT sqlite_version() AS v").get() as { v: string }).v;
+db.close();
+const m = machine(sqlite);
+const r = await runPostgresBench({ quick, log: (msg) => process.stderr.write(`  ${msg}\n`) });
 if (r) {
+  const command = `npm run bench:postgres${argv.length ? ` -- ${argv.join(" ")}` : ""}`;
   console.log(
-    `\nCairn PostgreSQL benchmark — npm run bench:postgres${quick ? " -- --quick" : ""}\n${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.versions.node}, PostgreSQL ${r.server}, load average ${load.toFixed(1)} → ${loadavg()[0]!.toFixed(1)}\n`,
+    `\nCairn PostgreSQL benchmark — ${command}\n${m.cpus} cores (${m.cpuModel}), ${m.memoryGiB} GiB, Node ${m.node}, PostgreSQL ${r.server}, load average ${load.toFixed(1)} → ${loadavg()[0]!.toFixed(1)}\n`,
   );
   console.log(`raw single-row commits: ${Math.round(r.rawCommitsPerSecond)}/s`);
   for (const b of r.burst)
@@ -19,4 +42,7 @@ if (r) {
     );
   console.log(`unloaded create→complete: p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms`);
   console.log(`event round trip: p50 ${r.event.p50} ms, p99 ${r.event.p99} ms`);
+  if (save && !quick)
+    for (const file of savePostgres(r, { date, command, commit, machine: m }, true))
+      console.log(`wrote ${file}`);
 }
