@@ -445,6 +445,27 @@ describe.skipIf(!url)("PostgresStore", () => {
       }
     });
 
+    it("rolls back a one-statement transaction whose statement fails, and the connection stays usable", async () => {
+      const store = await openPostgresStore({ url: url!, schema: newSchema(), poolSize: 1 });
+      try {
+        const create = (id: string) => ({
+          row: { workflow: W, id, params: new Uint8Array([1]), createdAt: T0 },
+          history: [{ workflow: W, instanceId: id, type: "workflow_queued" as const, timestamp: T0 }],
+          start: { owner: "w1", leaseUntil: T0 + 1000, maxRunning: 5 },
+        });
+        const error = await store.instances.create(create("bad\u0000id")).catch((e: unknown) => e);
+        expect(PostgresStoreError.is(error), String(error)).toBe(true);
+        // The one pooled connection is not left inside the failed transaction or holding the lock.
+        expect(await store.instances.create(create("good"))).toBe("started");
+        expect(
+          await store.instances.claim({ owner: "w2", now: T0, limit: 5, leaseMs: 1000, maxRunning: 5 }),
+        ).toEqual([]);
+        expect((await store.history.list(W, "good")).map((e) => e.type)).toEqual(["workflow_queued"]);
+      } finally {
+        await store.close();
+      }
+    });
+
     it("refuses a schema newer than the code", async () => {
       const s = newSchema();
       const store = await openPostgresStore({ url: url!, schema: s });

@@ -363,18 +363,45 @@ export class PostgresStore implements Store {
    * wait for the WAL flush: a claim lost in a server crash only returns the instances to the queue,
    * and any later durable write of the claimer flushes the claim first.
    */
-  #claimLimited(o: ClaimOptions): Promise<InstanceRow[]> {
-    return this.#withTransaction(
-      async (run) =>
-        (
-          await run(this.#sql.claimLimited, [o.owner, o.now, o.now + o.leaseMs, o.limit, o.maxRunning])
-        ).rows.map(toInstance),
-      this.#claimBegin,
-    );
+  async #claimLimited(o: ClaimOptions): Promise<InstanceRow[]> {
+    const values = [o.owner, o.now, o.now + o.leaseMs, o.limit, o.maxRunning];
+    const res = await this.#oneStatementTransaction(this.#claimBegin, this.#sql.claimLimited, values);
+    return res.rows.map(toInstance);
   }
 
   /** Runs `fn` in a transaction of its own: a pooled client, or the one connection, held throughout. */
   #withTransaction<T>(fn: (run: Run) => Promise<T>, begin = this.#begin): Promise<T> {
+    return this.#onConnection((conn) => this.#transactionOn(conn, fn, begin));
+  }
+
+  /**
+   * A transaction of one statement: `begin`, the statement and `COMMIT` are sent at once (pipelined
+   * on the pools Cairn opens; queued one after another on others), so it costs one round trip.
+   */
+  #oneStatementTransaction(begin: string, text: string, values: unknown[]): Promise<QueryResultLike> {
+    if (this.#inTransaction) return this.#withTransaction((run) => run(text, values), begin);
+    return this.#onConnection(async (conn) => {
+      const [b, r, c] = await Promise.allSettled([
+        this.#query(conn, begin),
+        this.#query(conn, text, values),
+        this.#query(conn, "COMMIT"),
+      ]);
+      if (b.status === "rejected") throw b.reason;
+      if (r.status === "rejected") {
+        // The statement failed, so the transaction was rolled back (COMMIT answers ROLLBACK).
+        if (c.status === "fulfilled" && c.value.command !== "ROLLBACK")
+          await this.#query(conn, "ROLLBACK").catch(() => {});
+        throw r.reason;
+      }
+      if (c.status === "rejected") throw c.reason;
+      if (c.value.command === "ROLLBACK")
+        throw new PostgresStoreError("query", "The transaction was rolled back by the server");
+      return r.value;
+    });
+  }
+
+  /** Runs `body` on a connection held throughout: a pooled client, or the one connection. */
+  #onConnection<T>(body: (conn: Queryable) => Promise<T>): Promise<T> {
     return this.#track(async () => {
       if (this.#pool) {
         const client = await this.#pool.connect().catch((e) => Promise.reject(mapPostgresError(e)));
@@ -388,7 +415,7 @@ export class PostgresStore implements Store {
         const events = client as unknown as Partial<Pick<pg.Client, "on" | "off">>;
         events.on?.("error", onError);
         try {
-          return await this.#transactionOn(client, fn, begin);
+          return await body(client);
         } catch (e) {
           broken ||= PostgresStoreError.is(e, "unavailable");
           throw e;
@@ -397,7 +424,7 @@ export class PostgresStore implements Store {
           client.release(broken);
         }
       }
-      return this.#exclusive(() => this.#transactionOn(this.#db, fn, begin));
+      return this.#exclusive(() => body(this.#db));
     });
   }
 
@@ -562,29 +589,28 @@ export class PostgresStore implements Store {
    * `instances.create` outside a transaction: one round trip to begin (taking the claim lock when the
    * running instances must be counted), one statement for the rest, the commit.
    */
-  #create(c: InstanceCreate): Promise<"started" | "queued" | "exists"> {
+  async #create(c: InstanceCreate): Promise<"started" | "queued" | "exists"> {
     const counted = c.start?.maxRunning !== undefined;
-    return this.#withTransaction(
-      async (run) => {
-        const started = createdRow(c, true);
-        const res = await run(this.#sql.createInstance, [
-          c.row.workflow,
-          c.row.id,
-          c.row.params,
-          c.row.createdAt,
-          c.start !== undefined,
-          c.start?.maxRunning ?? null,
-          started.owner ?? null,
-          started.leaseUntil ?? null,
-          this.#sql.channel,
-          c.notify ? JSON.stringify(c.notify) : null,
-          ...historyArrays(c.history),
-        ]);
-        const status = res.rows[0]?.status as string | undefined;
-        return status === undefined ? "exists" : status === "running" ? "started" : "queued";
-      },
+    const started = createdRow(c, true);
+    const res = await this.#oneStatementTransaction(
       counted ? this.#lockedBegin : this.#begin,
+      this.#sql.createInstance,
+      [
+        c.row.workflow,
+        c.row.id,
+        c.row.params,
+        c.row.createdAt,
+        c.start !== undefined,
+        c.start?.maxRunning ?? null,
+        started.owner ?? null,
+        started.leaseUntil ?? null,
+        this.#sql.channel,
+        c.notify ? JSON.stringify(c.notify) : null,
+        ...historyArrays(c.history),
+      ],
     );
+    const status = res.rows[0]?.status as string | undefined;
+    return status === undefined ? "exists" : status === "running" ? "started" : "queued";
   }
 
   /**
@@ -881,7 +907,12 @@ export async function openPostgresStore(options: OpenPostgresStoreOptions): Prom
   let db = options.pool;
   if (!db) {
     if (!options.url) throw new Error("openPostgresStore needs a url or a pool");
-    db = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 10 });
+    // Pipelined clients send a transaction's fixed statements at once (see `#oneStatementTransaction`).
+    db = new pg.Pool({
+      connectionString: options.url,
+      max: options.poolSize ?? 10,
+      pipeline: true,
+    } as pg.PoolConfig);
     // A pooled connection that breaks while idle is dropped by the pool; the next query reports it.
     db.on("error", () => {});
   }
