@@ -50,7 +50,11 @@ ${PG_END}`;
 }
 
 /** Writes `bench/results/postgres-<stamp>.json` (and latest + the doc's PostgreSQL section when `full`). */
-export function savePostgres(r: PostgresBenchResult, run: Pick<BenchResult, "date" | "command" | "commit" | "machine">, full: boolean): string[] {
+export function savePostgres(
+  r: PostgresBenchResult,
+  run: Pick<BenchResult, "date" | "command" | "commit" | "machine">,
+  full: boolean,
+): string[] {
   mkdirSync(RESULTS, { recursive: true });
   const stamp = run.date.replaceAll(":", "-").replace(/\.\d+Z$/, "Z");
   const json = `${JSON.stringify({ date: run.date, command: run.command, commit: run.commit, machine: run.machine, ...r }, null, 2)}\n`;
