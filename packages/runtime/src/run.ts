@@ -52,6 +52,13 @@ export interface RunHost {
   readonly attemptVisibleAfterMs: number;
   readonly stepLimit: number;
   readonly defaultStepConfig: ResolvedStepConfig;
+  /**
+   * Workers sharing a store (and so `maxConcurrent`): takes a slot for an instance that was stored
+   * `waiting` and is about to run again in memory (a hot wait ended, an event arrived, a callback
+   * starts): `ok` once it is stored `running`, `full` when the shared limit is reached, `fenced`
+   * when the run no longer owns it. Absent for a worker alone on its store.
+   */
+  takeSlot?(workflow: string, id: string, epoch: number): Promise<"ok" | "full" | "fenced">;
   /** Called after every commit that changed the instance. */
   changed(workflow: string, id: string, status?: InstanceStatus): void;
   /** Reports errors the run cannot hand to user code (a store that failed). */
@@ -121,6 +128,10 @@ export class InstanceRun {
   #ended = false;
   #persistedStatus: "running" | "waiting" | "waitingForPause";
   #pending: NewHistoryEntry[] = [];
+  /** A `takeSlot` in progress, shared by everything resuming at once. */
+  #slotTaking?: Promise<"ok" | "full" | "fenced">;
+  /** No slot was free: the run stopped its timers and waits to be suspended. */
+  #yielded = false;
   #checkScheduled = false;
   #started = false;
   #resolveDone!: (outcome: RunOutcome) => void;
@@ -381,6 +392,7 @@ export class InstanceRun {
       }
     }
     for (;;) {
+      if (!(await this.#resume())) return never();
       const attempt = attempts + 1;
       const attemptStart = this.#now();
       this.#callbacks++;
@@ -688,6 +700,7 @@ export class InstanceRun {
   }
 
   async #deliver(waiter: Waiter): Promise<void> {
+    if (waiter.settled || this.#ended || !(await this.#resume())) return;
     if (!this.#settle(waiter)) return;
     const step = { kind: waiter.key.kind, name: waiter.key.name, count: waiter.key.count };
     const keyString = stepKeyString(waiter.key);
@@ -729,6 +742,7 @@ export class InstanceRun {
   }
 
   async #timeOut(waiter: Waiter): Promise<void> {
+    if (waiter.settled || this.#ended || !(await this.#resume())) return;
     if (!this.#settle(waiter)) return;
     const step = { kind: waiter.key.kind, name: waiter.key.name, count: waiter.key.count };
     const now = this.#now();
@@ -767,12 +781,52 @@ export class InstanceRun {
         }, remaining);
         this.#hotTimers.add(timer);
       });
-      if (this.#ended) return never();
+      if (this.#ended || !(await this.#resume())) return never();
       return;
     }
     this.#suspensions.add({ wakeAt });
     this.#scheduleCheck();
     return never();
+  }
+
+  /**
+   * Before the run goes on in memory after a wait, with the instance stored `waiting`: takes a slot
+   * of the shared `maxConcurrent` (see `RunHost.takeSlot`). When there is none, the run gives up
+   * its place: its timers stop and it is suspended ready at once, so a claim resumes it, waking ones
+   * first, when a slot frees. Returns whether the run may go on.
+   */
+  async #resume(): Promise<boolean> {
+    if (this.#yielded) return false;
+    if (!this.#host.takeSlot || this.#persistedStatus !== "waiting" || this.#pausing) return !this.#ended;
+    this.#slotTaking ??= this.#host.takeSlot(this.workflow, this.id, this.#epoch).finally(() => {
+      this.#slotTaking = undefined;
+    });
+    let slot: "ok" | "full" | "fenced";
+    try {
+      slot = await this.#slotTaking;
+    } catch (e) {
+      this.#host.log(`Cairn could not take a concurrency slot for instance ${this.id}`, e);
+      slot = "full";
+    }
+    if (this.#ended) return false;
+    if (slot === "fenced") {
+      this.#end("aborted");
+      return false;
+    }
+    if (slot === "ok") {
+      if (this.#persistedStatus === "waiting") {
+        this.#persistedStatus = "running";
+        this.#log(this.#now(), "workflow_running");
+      }
+      return true;
+    }
+    if (!this.#yielded) {
+      this.#yielded = true;
+      this.#cancelTimers();
+      this.#suspensions.add({ wakeAt: this.#now() });
+      this.#scheduleCheck();
+    }
+    return false;
   }
 
   /** Holds a step back while a pause is pending; lets it through if the pause is cancelled. */

@@ -1,4 +1,5 @@
 import {
+  ACTIVE_STATUSES,
   type Clock,
   DEFAULT_MAX_CONCURRENT,
   DEFAULT_RETRY_DELAY,
@@ -158,6 +159,32 @@ export class Runtime {
       changed: (workflow, id, status) => this.#changed(workflow, id, status),
       log: (message, error) => this.#log(message, error),
     };
+    if (!this.#exclusive) this.#host.takeSlot = (workflow, id, epoch) => this.#takeSlot(workflow, id, epoch);
+  }
+
+  /** `RunHost.takeSlot`: counts every worker's running instances under the claim lock. */
+  #takeSlot(workflow: string, id: string, epoch: number): Promise<"ok" | "full" | "fenced"> {
+    return this.store.transaction(async (tx) => {
+      if ((await tx.instances.countRunning({ lockClaims: true })) >= this.#maxConcurrent) {
+        const row = await tx.instances.get(workflow, id);
+        return row?.epoch === epoch && ACTIVE_STATUSES.includes(row.status) ? "full" : "fenced";
+      }
+      const now = this.clock.now();
+      if (
+        await tx.instances.update(
+          workflow,
+          id,
+          { status: "running", updatedAt: now },
+          { epoch, statusIn: ["waiting"] },
+        )
+      )
+        return "ok";
+      // Not waiting any more: still ours if a pause is pending (it holds a slot already).
+      const row = await tx.instances.get(workflow, id);
+      return row?.epoch === epoch && (row.status === "running" || row.status === "waitingForPause")
+        ? "ok"
+        : "fenced";
+    });
   }
 
   /** The workflows this runtime knows, by name. */
