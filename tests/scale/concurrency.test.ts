@@ -102,6 +102,60 @@ describe.skipIf(!base)("scale-out: the concurrency limit", () => {
     for (const w of workers) expect(w.engineLogs, w.config.name).toEqual([]);
   }, 60_000);
 
+  it("holds when a worker's sendEvent wakes parked waiters", async () => {
+    scene = new Scene(base!);
+    const LIMIT = 3;
+    const api = await scene.start("api", { worker: false });
+    const workers = await Promise.all(
+      ["w1", "w2", "w3"].map((n) => scene!.start(n, { maxConcurrent: LIMIT, hotWaitThreshold: 100 })),
+    );
+    const waiters = Array.from({ length: 15 }, (_, i) => ({ id: `e${i}`, params: {} }));
+    await api.request({ cmd: "createMany", workflow: "waiter", items: waiters });
+    // Every waiter parked (evicted to the store, no owner) before the events come.
+    for (let t = 0; ; t++) {
+      const [r] = await scene.query<{ n: string }>(
+        "SELECT COUNT(*) AS n FROM $S.instances WHERE status = 'waiting' AND owner IS NULL",
+      );
+      if (Number(r!.n) === 15) break;
+      if (t > 3000) throw new Error("the waiters did not park");
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    let stop = false;
+    const samples: number[] = [];
+    const sampler = (async () => {
+      while (!stop) {
+        const [r] = await scene!.query<{ n: string }>(
+          "SELECT COUNT(*) AS n FROM $S.instances WHERE status IN ('running', 'waitingForPause')",
+        );
+        samples.push(Number(r!.n));
+        await new Promise((res) => setTimeout(res, 3));
+      }
+    })();
+    const three = Array.from({ length: 30 }, (_, i) => ({ id: `t${i}`, params: { n: i, delayMs: 30 } }));
+    await api.request({ cmd: "createMany", workflow: "three", items: three });
+    await Promise.all(
+      waiters.map((w, i) =>
+        workers[i % 3]!.request({
+          cmd: "sendEvent",
+          workflow: "waiter",
+          instance: w.id,
+          type: "go",
+          payload: { for: w.id },
+        }),
+      ),
+    );
+    const statuses = await scene.waitAllFinal(45, 60_000);
+    stop = true;
+    await sampler;
+    expect(statuses).toEqual({ complete: 45 });
+    expect(Math.max(...samples)).toBeLessThanOrEqual(LIMIT);
+    const rows = await scene.query<{ id: string; output: Buffer }>(
+      "SELECT id, output FROM $S.instances WHERE id LIKE 'e%'",
+    );
+    for (const r of rows) expect((deserialize(r.output) as { got: string }).got).toBe(r.id);
+    for (const w of [api, ...workers]) expect(w.engineLogs, w.config.name).toEqual([]);
+  }, 60_000);
+
   it("holds for instances waking from hot waits in memory: they take a slot or give theirs up", async () => {
     scene = new Scene(base!);
     const LIMIT = 5;

@@ -545,13 +545,17 @@ export class Runtime {
     this.definition(workflow);
     const now = this.clock.now();
     // An unloaded instance waiting for this type is claimed by the same transaction when a slot is
-    // free, so it resumes without a separate claim.
-    const canClaim = this.#canStartHere();
-    if (canClaim) this.#slots++;
+    // free, so it resumes without a separate claim. Workers sharing the store count everyone's
+    // running instances first, under the claim lock (taken before the row's lock, as claims do).
+    const canStart = this.#canStartHere();
+    if (canStart) this.#slots++;
     let claimed: InstanceRow | undefined;
     try {
       await this.store.transaction(async (tx) => {
         claimed = undefined;
+        const canClaim =
+          canStart &&
+          (this.#exclusive || (await tx.instances.countRunning({ lockClaims: true })) < this.#maxConcurrent);
         const row = await tx.instances.get(workflow, id, { lock: true });
         if (!row) throw notFound(workflow, id);
         decideSendEvent(row.status);
@@ -577,12 +581,12 @@ export class Runtime {
         if (await tx.instances.update(workflow, id, patch, guard)) claimed = { ...row, ...patch };
       });
     } catch (e) {
-      if (canClaim) this.#slots--;
+      if (canStart) this.#slots--;
       throw e;
     }
     if (claimed) this.#startRun(claimed, now, true);
     else {
-      if (canClaim) this.#slots--;
+      if (canStart) this.#slots--;
       this.#hot.get(keyOf(workflow, id))?.notifyEvent(type);
     }
     this.#changed(workflow, id, claimed?.status);
