@@ -10,9 +10,12 @@ function harness(concurrency = 2) {
   const singles: Item[] = [];
   const pending: (() => void)[] = [];
   const inFlight = new Set<string>();
+  /** Every item in the order it was sent to the server. */
+  const sent: Item[] = [];
   let overlap = false;
   const hold = <T>(items: Item[], value: () => T) =>
     new Promise<T>((resolve, reject) => {
+      sent.push(...items);
       for (const i of items) {
         if (inFlight.has(i.instance)) overlap = true;
         inFlight.add(i.instance);
@@ -53,7 +56,7 @@ function harness(concurrency = 2) {
       for (const f of now) f();
     }
   };
-  return { batcher, batches, singles, pending, finishAll, overlap: () => overlap };
+  return { batcher, batches, singles, sent, pending, finishAll, overlap: () => overlap };
 }
 
 describe("WriteBatcher", () => {
@@ -71,20 +74,21 @@ describe("WriteBatcher", () => {
     const results = items.map((i) => h.batcher.write(i));
     await tick();
     await tick();
-    // Two batches at once (concurrency 2), three per batch, a's second write held back.
-    expect(h.batches.map((b) => b.map((i) => `${i.instance}${i.n}`))).toEqual([
-      ["a1", "b1", "c1"],
-      ["d1", "e1"],
-    ]);
+    // The first write finds the batcher idle and goes at once; the others gather into a batch of
+    // three (concurrency 2 reached), with a's later writes held back while a1 is being written.
+    expect(h.singles.map((i) => `${i.instance}${i.n}`)).toEqual(["a1"]);
+    expect(h.batches.map((b) => b.map((i) => `${i.instance}${i.n}`))).toEqual([["b1", "c1", "d1"]]);
     await h.finishAll();
-    expect(await Promise.all(results)).toEqual(["a:1", "b:1", "a:2!", "c:1", "d:1", "a:3!", "e:1"]);
-    const order = [...h.batches.flat(), ...h.singles].filter((i) => i.instance === "a").map((i) => i.n);
+    expect(await Promise.all(results)).toEqual(["a:1!", "b:1", "a:2", "c:1", "d:1", "a:3!", "e:1"]);
+    const order = h.sent.filter((i) => i.instance === "a").map((i) => i.n);
     expect(order).toEqual([1, 2, 3]);
     expect(h.overlap()).toBe(false);
   });
 
   it("retries a failed batch write by write, so only the bad one fails", async () => {
     const h = harness();
+    // A first write keeps the batcher busy, so the next three gather into one batch.
+    const first = h.batcher.write({ instance: "first", n: 1 });
     const results = [
       h.batcher.write({ instance: "a", n: 1 }),
       h.batcher.write({ instance: "b", n: 1, bad: true }),
@@ -96,7 +100,9 @@ describe("WriteBatcher", () => {
       ),
     );
     await h.finishAll();
+    expect(await first).toBe("first:1!");
     expect(await Promise.all(results)).toEqual(["a:1!", "bad b", "c:1!"]);
-    expect(h.singles.map((i) => i.instance)).toEqual(["a", "b", "c"]);
+    expect(h.batches.map((b) => b.map((i) => i.instance))).toEqual([["a", "b", "c"]]);
+    expect(h.singles.map((i) => i.instance)).toEqual(["first", "a", "b", "c"]);
   });
 });

@@ -47,7 +47,9 @@ export class WriteBatcher<In, Out> {
   write(item: In): Promise<Out> {
     return new Promise((resolve, reject) => {
       this.#queue.push({ item, resolve, reject });
-      this.#schedule();
+      // Idle: write at once (an unloaded worker pays no wait); busy: gather until the loop turns.
+      if (this.#writing === 0 && !this.#scheduled && this.#queue.length === 1) void this.#write();
+      else this.#schedule();
     });
   }
 
