@@ -7,11 +7,10 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { DatabaseSync } from "node:sqlite";
 import { type Args, parseArgs, SECTION_IDS, type SectionId } from "./lib/args.ts";
 import { MODES, type Section, type SectionContext, type Synchronous } from "./lib/metrics.ts";
 import { rawCommitRate } from "./lib/raw-commit.ts";
-import { type BenchResult, type ModeResult, machine, save } from "./lib/report.ts";
+import { type BenchResult, gitCommit, type ModeResult, machine, save, sqliteVersion } from "./lib/report.ts";
 import { renderText, tableRows } from "./lib/table.ts";
 import { savePostgres } from "./postgres/report.ts";
 import { type PostgresBenchResult, runPostgresBench } from "./postgres/run.ts";
@@ -54,24 +53,6 @@ async function runMode(args: Args, synchronous: Synchronous): Promise<ModeResult
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-function gitCommit(): string | undefined {
-  try {
-    return execFileSync("git", ["rev-parse", "HEAD"], {
-      encoding: "utf8",
-      stdio: ["ignore", "pipe", "ignore"],
-    }).trim();
-  } catch {
-    return undefined;
-  }
-}
-
-function sqliteVersion(): string {
-  const db = new DatabaseSync(":memory:");
-  const row = db.prepare("SELECT sqlite_version() AS v").get() as { v: string };
-  db.close();
-  return row.v;
 }
 
 async function main(): Promise<void> {

@@ -1,6 +1,8 @@
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem, type } from "node:os";
 import { dirname, join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import type { SectionId } from "./args.ts";
 import type { SectionResult, Synchronous } from "./metrics.ts";
 import { renderMarkdown, tableRows } from "./table.ts";
@@ -33,6 +35,26 @@ export interface BenchResult {
   /** The machine's 1-minute load average when the run started and ended: other work skews figures. */
   loadAverage: { start: number; end: number };
   modes: ModeResult[];
+}
+
+/** The commit measured: HEAD of the repository, when there is one. */
+export function gitCommit(): string | undefined {
+  try {
+    return execFileSync("git", ["rev-parse", "HEAD"], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    }).trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** The version of SQLite that `node:sqlite` embeds. */
+export function sqliteVersion(): string {
+  const db = new DatabaseSync(":memory:");
+  const row = db.prepare("SELECT sqlite_version() AS v").get() as { v: string };
+  db.close();
+  return row.v;
 }
 
 export function machine(sqliteVersion: string): Machine {

@@ -3,10 +3,8 @@
  * Prints the figures; with `--save` (and not `--quick`) records them like `npm run bench` does, in
  * bench/results and the PostgreSQL table of docs/benchmarks.md.
  */
-import { execFileSync } from "node:child_process";
 import { loadavg } from "node:os";
-import { DatabaseSync } from "node:sqlite";
-import { machine } from "../lib/report.ts";
+import { gitCommit, machine, sqliteVersion } from "../lib/report.ts";
 import { savePostgres } from "./report.ts";
 import { runPostgresBench } from "./run.ts";
 
@@ -15,20 +13,8 @@ const quick = argv.includes("--quick");
 const save = argv.includes("--save");
 const load = loadavg()[0]!;
 const date = new Date().toISOString();
-const commit = (() => {
-  try {
-    return execFileSync("git", ["rev-parse", "HEAD"], {
-      encoding: "utf8",
-      stdio: ["ignore", "pipe", "ignore"],
-    }).trim();
-  } catch {
-    return undefined;
-  }
-})();
-const db = new DatabaseSync(":memory:");
-const sqlite = (db.prepare("SELECT sqlite_version() AS v").get() as { v: string }).v;
-db.close();
-const m = machine(sqlite);
+const commit = gitCommit();
+const m = machine(sqliteVersion());
 const r = await runPostgresBench({ quick, log: (msg) => process.stderr.write(`  ${msg}\n`) });
 if (r) {
   const command = `npm run bench:postgres${argv.length ? ` -- ${argv.join(" ")}` : ""}`;

@@ -13,6 +13,36 @@ afterEach(async () => {
   scene = undefined;
 });
 
+/**
+ * Samples, every few milliseconds from a connection of the test's own, how many instances use a
+ * concurrency slot (`running` or `waitingForPause`) until `stop()`, which returns the samples.
+ */
+function sampleRunning(scene: Scene): { stop(): Promise<number[]> } {
+  let stopped = false;
+  const samples: number[] = [];
+  const done = (async () => {
+    const client = await scene.db.connect();
+    try {
+      while (!stopped) {
+        const r = await client.query(
+          `SELECT COUNT(*) AS n FROM "${scene.schema}".instances WHERE status IN ('running', 'waitingForPause')`,
+        );
+        samples.push(Number(r.rows[0].n));
+        await new Promise((res) => setTimeout(res, 3));
+      }
+    } finally {
+      client.release();
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await done;
+      return samples;
+    },
+  };
+}
+
 describe.skipIf(!base)("scale-out: the concurrency limit", () => {
   it("is never exceeded across 3 workers (sampled)", async () => {
     scene = new Scene(base!);
@@ -22,26 +52,10 @@ describe.skipIf(!base)("scale-out: the concurrency limit", () => {
       ["w1", "w2", "w3"].map((n) => scene!.start(n, { maxConcurrent: LIMIT, hotWaitThreshold: 1000 })),
     );
     const three = Array.from({ length: 60 }, (_, i) => ({ id: `c${i}`, params: { n: i, delayMs: 20 } }));
-    let stop = false;
-    const samples: number[] = [];
-    const sampler = (async () => {
-      const client = await scene!.db.connect();
-      try {
-        while (!stop) {
-          const r = await client.query(
-            `SELECT COUNT(*) AS n FROM "${scene!.schema}".instances WHERE status IN ('running', 'waitingForPause')`,
-          );
-          samples.push(Number(r.rows[0].n));
-          await new Promise((res) => setTimeout(res, 3));
-        }
-      } finally {
-        client.release();
-      }
-    })();
+    const sampler = sampleRunning(scene);
     await api.request({ cmd: "createMany", workflow: "three", items: three });
     const statuses = await scene.waitAllFinal(60, 60_000);
-    stop = true;
-    await sampler;
+    const samples = await sampler.stop();
     expect(statuses).toEqual({ complete: 60 });
     const max = Math.max(...samples);
     console.log(`${samples.length} samples of running instances, max ${max} (limit ${LIMIT})`);
@@ -61,17 +75,7 @@ describe.skipIf(!base)("scale-out: the concurrency limit", () => {
     const workers = await Promise.all(
       ["w1", "w2", "w3"].map((n) => scene!.start(n, { maxConcurrent: LIMIT, hotWaitThreshold: 1000 })),
     );
-    let stop = false;
-    const samples: number[] = [];
-    const sampler = (async () => {
-      while (!stop) {
-        const [r] = await scene!.query<{ n: string }>(
-          "SELECT COUNT(*) AS n FROM $S.instances WHERE status IN ('running', 'waitingForPause')",
-        );
-        samples.push(Number(r!.n));
-        await new Promise((res) => setTimeout(res, 3));
-      }
-    })();
+    const sampler = sampleRunning(scene);
     await Promise.all(
       workers.map((w, k) =>
         w.request({
@@ -85,8 +89,7 @@ describe.skipIf(!base)("scale-out: the concurrency limit", () => {
       ),
     );
     const statuses = await scene.waitAllFinal(45, 60_000);
-    stop = true;
-    await sampler;
+    const samples = await sampler.stop();
     expect(statuses).toEqual({ complete: 45 });
     expect(Math.max(...samples)).toBeLessThanOrEqual(LIMIT);
     // Started at creation by the creating worker: the first claim is the insert (epoch 1), and the
@@ -120,17 +123,7 @@ describe.skipIf(!base)("scale-out: the concurrency limit", () => {
       if (t > 3000) throw new Error("the waiters did not park");
       await new Promise((res) => setTimeout(res, 10));
     }
-    let stop = false;
-    const samples: number[] = [];
-    const sampler = (async () => {
-      while (!stop) {
-        const [r] = await scene!.query<{ n: string }>(
-          "SELECT COUNT(*) AS n FROM $S.instances WHERE status IN ('running', 'waitingForPause')",
-        );
-        samples.push(Number(r!.n));
-        await new Promise((res) => setTimeout(res, 3));
-      }
-    })();
+    const sampler = sampleRunning(scene);
     const three = Array.from({ length: 30 }, (_, i) => ({ id: `t${i}`, params: { n: i, delayMs: 30 } }));
     await api.request({ cmd: "createMany", workflow: "three", items: three });
     await Promise.all(
@@ -145,8 +138,7 @@ describe.skipIf(!base)("scale-out: the concurrency limit", () => {
       ),
     );
     const statuses = await scene.waitAllFinal(45, 60_000);
-    stop = true;
-    await sampler;
+    const samples = await sampler.stop();
     expect(statuses).toEqual({ complete: 45 });
     expect(Math.max(...samples)).toBeLessThanOrEqual(LIMIT);
     const rows = await scene.query<{ id: string; output: Buffer }>(
@@ -163,25 +155,14 @@ describe.skipIf(!base)("scale-out: the concurrency limit", () => {
     const workers = await Promise.all(
       ["w1", "w2", "w3"].map((n) => scene!.start(n, { maxConcurrent: LIMIT, hotWaitThreshold: 1000 })),
     );
-    let stop = false;
-    const samples: number[] = [];
-    const sampler = (async () => {
-      while (!stop) {
-        const [r] = await scene!.query<{ n: string }>(
-          "SELECT COUNT(*) AS n FROM $S.instances WHERE status IN ('running', 'waitingForPause')",
-        );
-        samples.push(Number(r!.n));
-        await new Promise((res) => setTimeout(res, 3));
-      }
-    })();
+    const sampler = sampleRunning(scene);
     // Sleepers wake in memory (150 ms is below the hot-wait threshold) while others keep the slots busy.
     const sleepers = Array.from({ length: 20 }, (_, i) => ({ id: `s${i}`, params: { sleepMs: 150 } }));
     const three = Array.from({ length: 40 }, (_, i) => ({ id: `t${i}`, params: { n: i, delayMs: 20 } }));
     await api.request({ cmd: "createMany", workflow: "sleeper", items: sleepers });
     await api.request({ cmd: "createMany", workflow: "three", items: three });
     const statuses = await scene.waitAllFinal(60, 60_000);
-    stop = true;
-    await sampler;
+    const samples = await sampler.stop();
     expect(statuses).toEqual({ complete: 60 });
     const max = Math.max(...samples);
     console.log(`${samples.length} samples with hot sleepers, max ${max} (limit ${LIMIT})`);

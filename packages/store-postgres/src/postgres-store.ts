@@ -198,6 +198,25 @@ const statementName = (text: string): string => {
   return name;
 };
 
+/** A step row's values from `kind` on, in the column order of `putStep` and `commitStep`. */
+function stepColumns(s: StepRow): unknown[] {
+  return [
+    s.kind,
+    s.name,
+    s.count,
+    s.seq,
+    s.status,
+    json(s.config),
+    s.attempts,
+    s.result,
+    json(s.error),
+    s.startedAt,
+    s.endedAt,
+    s.wakeAt,
+    s.eventType,
+  ];
+}
+
 /** Parallel arrays of history entries' columns, for `unnest`. */
 function historyArrays(entries: NewHistoryEntry[]): unknown[] {
   return [
@@ -496,6 +515,7 @@ export class PostgresStore implements Store {
   /** Several step commits, of distinct instances, in one statement (see `WriteBatcher`). */
   async #commitMany(commits: StepCommit[]): Promise<(InstanceStatus | undefined)[]> {
     const col = <T>(f: (c: StepCommit) => T) => commits.map(f);
+    const steps = commits.map((c) => stepColumns(c.step));
     const h = batchHistory(commits.map((c) => (c.statusEntry ? [...c.history, c.statusEntry] : c.history)));
     const res = await this.#query(this.#db, this.#sql.commitSteps, [
       col((c) => c.workflow),
@@ -503,19 +523,7 @@ export class PostgresStore implements Store {
       col((c) => c.epoch),
       col((c) => c.status),
       col((c) => c.now),
-      col((c) => c.step.kind),
-      col((c) => c.step.name),
-      col((c) => c.step.count),
-      col((c) => c.step.seq),
-      col((c) => c.step.status),
-      col((c) => json(c.step.config)),
-      col((c) => c.step.attempts),
-      col((c) => c.step.result),
-      col((c) => json(c.step.error)),
-      col((c) => c.step.startedAt),
-      col((c) => c.step.endedAt),
-      col((c) => c.step.wakeAt),
-      col((c) => c.step.eventType),
+      ...steps[0]!.map((_, k) => steps.map((row) => row[k])),
       col((c) => c.history.length),
       ...historyArrays(h.entries),
       h.item,
@@ -803,42 +811,14 @@ export class PostgresStore implements Store {
           c.epoch,
           c.status,
           c.now,
-          s.kind,
-          s.name,
-          s.count,
-          s.seq,
-          s.status,
-          json(s.config),
-          s.attempts,
-          s.result,
-          json(s.error),
-          s.startedAt,
-          s.endedAt,
-          s.wakeAt,
-          s.eventType,
+          ...stepColumns(s),
           ...historyArrays(entries),
           c.history.length,
         ]);
         return res.rows[0]?.status as InstanceStatus | undefined;
       },
       put: async (s: StepRow) => {
-        await run(q.putStep, [
-          s.workflow,
-          s.instanceId,
-          s.kind,
-          s.name,
-          s.count,
-          s.seq,
-          s.status,
-          json(s.config),
-          s.attempts,
-          s.result,
-          json(s.error),
-          s.startedAt,
-          s.endedAt,
-          s.wakeAt,
-          s.eventType,
-        ]);
+        await run(q.putStep, [s.workflow, s.instanceId, ...stepColumns(s)]);
       },
       delete: async (workflow, instanceId, keys) => {
         if (!keys) await run(q.deleteInstanceSteps, [workflow, instanceId]);

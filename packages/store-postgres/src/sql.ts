@@ -41,6 +41,70 @@ const COLUMN_TYPES: Record<string, string> = {
   lease_until: "bigint",
 };
 
+/**
+ * Appends history entries from parallel arrays (the columns of `appendHistory`), starting at
+ * parameter `$first`, plus `extra` integer arrays; `rest` follows the unnest (joins, a filter), and
+ * rows keep the arrays' order, so event ids do too.
+ */
+function historyInsert(s: string, first: number, rest = "", extra: string[] = [], from = ""): string {
+  const types = [
+    "text",
+    "text",
+    "text",
+    "bigint",
+    "text",
+    "text",
+    "integer",
+    "jsonb",
+    ...extra.map(() => "integer"),
+  ];
+  const arrays = types.map((t, i) => `$${first + i}::${t}[]`).join(", ");
+  const cols = [
+    "workflow",
+    "instance_id",
+    "type",
+    "timestamp",
+    "step_kind",
+    "step_name",
+    "step_count",
+    "data",
+    ...extra,
+  ];
+  return `INSERT INTO ${s}.history (workflow, instance_id, type, timestamp, step_kind, step_name, step_count, data)
+        SELECT x.workflow, x.instance_id, x.type, x.timestamp, x.step_kind, x.step_name, x.step_count, x.data
+        FROM ${from}unnest(${arrays}) WITH ORDINALITY AS x(${cols.join(", ")}, n)
+        ${rest}
+        ORDER BY x.n`;
+}
+
+/**
+ * The claim statement: $1 owner, $2 now, $3 lease until, $4 limit; `limit` is how many to take in all.
+ */
+function claimSql(s: string, limit: string): string {
+  return `WITH orphans AS (
+        SELECT workflow, id FROM ${s}.instances
+        WHERE status IN ('running', 'waiting', 'waitingForPause') AND lease_until < $2 AND (owner IS NULL OR owner <> $1)
+        ORDER BY lease_until LIMIT $4 FOR UPDATE SKIP LOCKED),
+      ready AS (
+        SELECT workflow, id, priority, ready_at FROM ${s}.instances
+        WHERE ready_at IS NOT NULL AND ready_at <= $2 AND status IN ('queued', 'waiting')
+          AND (lease_until IS NULL OR lease_until < $2)
+        ORDER BY priority, ready_at LIMIT $4 FOR UPDATE SKIP LOCKED),
+      picked AS (
+        SELECT workflow, id, row_number() OVER (ORDER BY p, r) AS rank FROM (
+          SELECT workflow, id, -1 AS p, 0::bigint AS r FROM orphans
+          UNION ALL SELECT workflow, id, priority, ready_at FROM ready) c
+        ORDER BY p, r LIMIT ${limit}),
+      claimed AS (
+        UPDATE ${s}.instances i
+        SET status = CASE WHEN i.status = 'waitingForPause' THEN i.status ELSE 'running' END,
+            epoch = i.epoch + 1, owner = $1, lease_until = $3, ready_at = NULL, updated_at = $2,
+            started_at = COALESCE(i.started_at, $2)
+        FROM picked WHERE i.workflow = picked.workflow AND i.id = picked.id
+        RETURNING i.*, picked.rank)
+      SELECT * FROM claimed ORDER BY rank`;
+}
+
 export function queries(schema: string) {
   const s = quoteSchema(schema);
   return {
@@ -97,14 +161,7 @@ export function queries(schema: string) {
         FROM go
         ON CONFLICT DO NOTHING RETURNING status),
       entries AS (
-        INSERT INTO ${s}.history (workflow, instance_id, type, timestamp, step_kind, step_name, step_count,
-          data)
-        SELECT x.workflow, x.instance_id, x.type, x.timestamp, x.step_kind, x.step_name, x.step_count, x.data
-        FROM unnest($11::text[], $12::text[], $13::text[], $14::bigint[], $15::text[], $16::text[],
-          $17::integer[], $18::jsonb[]) WITH ORDINALITY
-          AS x(workflow, instance_id, type, timestamp, step_kind, step_name, step_count, data, n)
-        WHERE EXISTS (SELECT 1 FROM ins)
-        ORDER BY x.n),
+        ${historyInsert(s, 11, "WHERE EXISTS (SELECT 1 FROM ins)")}),
       note AS (
         SELECT pg_notify($9::text, $10::text) FROM ins WHERE ins.status = 'queued' AND $10::text IS NOT NULL)
       SELECT status, (SELECT COUNT(*) FROM note) AS notified FROM ins`,
@@ -127,21 +184,13 @@ export function queries(schema: string) {
      */
     updateInstanceLogged(sets: string[], guard: InstanceGuardShape, first: number): string {
       const assignments = sets.map((c, i) => `${c} = $${i + 1}${c === "error" ? "::jsonb" : ""}`);
-      const p = (i: number) => `$${first + i}`;
       const target =
         sets.length === 0
           ? `SELECT 1 FROM ${s}.instances WHERE ${guardedInstance(guard, 1)} FOR UPDATE`
           : `UPDATE ${s}.instances SET ${assignments.join(", ")} WHERE ${guardedInstance(guard, sets.length + 1)} RETURNING 1`;
       return `WITH applied AS (${target}),
         entries AS (
-          INSERT INTO ${s}.history (workflow, instance_id, type, timestamp, step_kind, step_name, step_count,
-            data)
-          SELECT x.workflow, x.instance_id, x.type, x.timestamp, x.step_kind, x.step_name, x.step_count, x.data
-          FROM unnest(${p(0)}::text[], ${p(1)}::text[], ${p(2)}::text[], ${p(3)}::bigint[], ${p(4)}::text[],
-            ${p(5)}::text[], ${p(6)}::integer[], ${p(7)}::jsonb[]) WITH ORDINALITY
-            AS x(workflow, instance_id, type, timestamp, step_kind, step_name, step_count, data, n)
-          WHERE EXISTS (SELECT 1 FROM applied)
-          ORDER BY x.n)
+          ${historyInsert(s, first, "WHERE EXISTS (SELECT 1 FROM applied)")})
         SELECT 1 FROM applied`;
     },
     /**
@@ -168,21 +217,13 @@ export function queries(schema: string) {
         where.push("t.owner = v.g_owner");
       }
       if (guard.statuses) where.push(`t.status = ANY(${p()}::text[])`);
-      const h = Array.from({ length: 9 }, p);
       return `WITH v AS (
           SELECT * FROM unnest(${arrays.join(", ")}) WITH ORDINALITY AS v(${cols.join(", ")}, i)),
         applied AS (
           UPDATE ${s}.instances t SET ${sets.map((c) => `${c} = v.v_${c}`).join(", ")} FROM v
           WHERE ${where.join(" AND ")} RETURNING v.i),
         entries AS (
-          INSERT INTO ${s}.history (workflow, instance_id, type, timestamp, step_kind, step_name, step_count,
-            data)
-          SELECT x.workflow, x.instance_id, x.type, x.timestamp, x.step_kind, x.step_name, x.step_count, x.data
-          FROM unnest(${h[0]}::text[], ${h[1]}::text[], ${h[2]}::text[], ${h[3]}::bigint[], ${h[4]}::text[],
-            ${h[5]}::text[], ${h[6]}::integer[], ${h[7]}::jsonb[], ${h[8]}::integer[]) WITH ORDINALITY
-            AS x(workflow, instance_id, type, timestamp, step_kind, step_name, step_count, data, ci, n)
-          JOIN applied ON applied.i = x.ci
-          ORDER BY x.n)
+          ${historyInsert(s, n, "JOIN applied ON applied.i = x.ci", ["ci"])})
         SELECT i FROM applied`;
     },
     /** Whether the instance exists and matches the guard: what an update with an empty patch reports. */
@@ -219,55 +260,16 @@ export function queries(schema: string) {
      * Instances of dead workers come first, then ready ones by priority and readyAt; rows come back in
      * that order.
      */
-    claim: `WITH orphans AS (
-        SELECT workflow, id FROM ${s}.instances
-        WHERE status IN ('running', 'waiting', 'waitingForPause') AND lease_until < $2 AND (owner IS NULL OR owner <> $1)
-        ORDER BY lease_until LIMIT $4 FOR UPDATE SKIP LOCKED),
-      ready AS (
-        SELECT workflow, id, priority, ready_at FROM ${s}.instances
-        WHERE ready_at IS NOT NULL AND ready_at <= $2 AND status IN ('queued', 'waiting')
-          AND (lease_until IS NULL OR lease_until < $2)
-        ORDER BY priority, ready_at LIMIT $4 FOR UPDATE SKIP LOCKED),
-      picked AS (
-        SELECT workflow, id, row_number() OVER (ORDER BY p, r) AS rank FROM (
-          SELECT workflow, id, -1 AS p, 0::bigint AS r FROM orphans
-          UNION ALL SELECT workflow, id, priority, ready_at FROM ready) c
-        ORDER BY p, r LIMIT $4),
-      claimed AS (
-        UPDATE ${s}.instances i
-        SET status = CASE WHEN i.status = 'waitingForPause' THEN i.status ELSE 'running' END,
-            epoch = i.epoch + 1, owner = $1, lease_until = $3, ready_at = NULL, updated_at = $2,
-            started_at = COALESCE(i.started_at, $2)
-        FROM picked WHERE i.workflow = picked.workflow AND i.id = picked.id
-        RETURNING i.*, picked.rank)
-      SELECT * FROM claimed ORDER BY rank`,
+    claim: claimSql(s, "$4"),
     /**
      * `claim` taking at most $5 (maxRunning) minus the instances running on every worker; run it
      * under the claim lock, in a statement of its own so its snapshot sees every earlier claim.
      */
-    claimLimited: `WITH orphans AS (
-        SELECT workflow, id FROM ${s}.instances
-        WHERE status IN ('running', 'waiting', 'waitingForPause') AND lease_until < $2 AND (owner IS NULL OR owner <> $1)
-        ORDER BY lease_until LIMIT $4 FOR UPDATE SKIP LOCKED),
-      ready AS (
-        SELECT workflow, id, priority, ready_at FROM ${s}.instances
-        WHERE ready_at IS NOT NULL AND ready_at <= $2 AND status IN ('queued', 'waiting')
-          AND (lease_until IS NULL OR lease_until < $2)
-        ORDER BY priority, ready_at LIMIT $4 FOR UPDATE SKIP LOCKED),
-      picked AS (
-        SELECT workflow, id, row_number() OVER (ORDER BY p, r) AS rank FROM (
-          SELECT workflow, id, -1 AS p, 0::bigint AS r FROM orphans
-          UNION ALL SELECT workflow, id, priority, ready_at FROM ready) c
-        ORDER BY p, r LIMIT LEAST($4, GREATEST(0, $5 - (SELECT COUNT(*) FROM ${s}.instances
-          WHERE status IN ('running', 'waitingForPause'))))),
-      claimed AS (
-        UPDATE ${s}.instances i
-        SET status = CASE WHEN i.status = 'waitingForPause' THEN i.status ELSE 'running' END,
-            epoch = i.epoch + 1, owner = $1, lease_until = $3, ready_at = NULL, updated_at = $2,
-            started_at = COALESCE(i.started_at, $2)
-        FROM picked WHERE i.workflow = picked.workflow AND i.id = picked.id
-        RETURNING i.*, picked.rank)
-      SELECT * FROM claimed ORDER BY rank`,
+    claimLimited: claimSql(
+      s,
+      `LEAST($4, GREATEST(0, $5 - (SELECT COUNT(*) FROM ${s}.instances
+        WHERE status IN ('running', 'waitingForPause'))))`,
+    ),
     expireLeases: `UPDATE ${s}.instances SET lease_until = 0 WHERE lease_until IS NOT NULL`,
     nextReadyAt: `SELECT MIN(ready_at) AS t FROM ${s}.instances
       WHERE ready_at IS NOT NULL AND status IN ('queued', 'waiting')`,
@@ -316,14 +318,7 @@ export function queries(schema: string) {
           result = EXCLUDED.result, error = EXCLUDED.error, started_at = EXCLUDED.started_at,
           ended_at = EXCLUDED.ended_at, wake_at = EXCLUDED.wake_at, event_type = EXCLUDED.event_type),
       entries AS (
-        INSERT INTO ${s}.history (workflow, instance_id, type, timestamp, step_kind, step_name, step_count,
-          data)
-        SELECT x.workflow, x.instance_id, x.type, x.timestamp, x.step_kind, x.step_name, x.step_count, x.data
-        FROM inst, unnest($19::text[], $20::text[], $21::text[], $22::bigint[], $23::text[], $24::text[],
-          $25::integer[], $26::jsonb[]) WITH ORDINALITY
-          AS x(workflow, instance_id, type, timestamp, step_kind, step_name, step_count, data, n)
-        WHERE x.n <= $27::integer OR EXISTS (SELECT 1 FROM changed)
-        ORDER BY x.n)
+        ${historyInsert(s, 19, "WHERE x.n <= $27::integer OR EXISTS (SELECT 1 FROM changed)", [], "inst, ")})
       SELECT status FROM inst`,
     /**
      * Many `steps.commit`s of different instances in one statement, each fenced on its own. Arrays
@@ -360,15 +355,13 @@ export function queries(schema: string) {
           result = EXCLUDED.result, error = EXCLUDED.error, started_at = EXCLUDED.started_at,
           ended_at = EXCLUDED.ended_at, wake_at = EXCLUDED.wake_at, event_type = EXCLUDED.event_type),
       entries AS (
-        INSERT INTO ${s}.history (workflow, instance_id, type, timestamp, step_kind, step_name, step_count,
-          data)
-        SELECT x.workflow, x.instance_id, x.type, x.timestamp, x.step_kind, x.step_name, x.step_count, x.data
-        FROM unnest($20::text[], $21::text[], $22::text[], $23::bigint[], $24::text[], $25::text[],
-          $26::integer[], $27::jsonb[], $28::integer[], $29::integer[]) WITH ORDINALITY
-          AS x(workflow, instance_id, type, timestamp, step_kind, step_name, step_count, data, ci, place, n)
-        JOIN c ON c.i = x.ci JOIN inst ON inst.i = x.ci
-        WHERE x.place <= c.plain OR EXISTS (SELECT 1 FROM changed WHERE changed.i = x.ci)
-        ORDER BY x.n)
+        ${historyInsert(
+          s,
+          20,
+          `JOIN c ON c.i = x.ci JOIN inst ON inst.i = x.ci
+        WHERE x.place <= c.plain OR EXISTS (SELECT 1 FROM changed WHERE changed.i = x.ci)`,
+          ["ci", "place"],
+        )})
       SELECT c.i, inst.status FROM c LEFT JOIN inst ON inst.i = c.i ORDER BY c.i`,
     deleteInstanceSteps: `DELETE FROM ${s}.steps WHERE workflow = $1 AND instance_id = $2`,
     /** $3 kinds, $4 names, $5 counts: parallel arrays of step keys. */
@@ -396,13 +389,7 @@ export function queries(schema: string) {
       AND consumed_by = ANY($3::text[])`,
 
     /** Parallel arrays, one element per entry; ids are assigned in array order. */
-    appendHistory: `INSERT INTO ${s}.history (workflow, instance_id, type, timestamp, step_kind, step_name,
-        step_count, data)
-      SELECT workflow, instance_id, type, timestamp, step_kind, step_name, step_count, data
-      FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::integer[],
-        $8::jsonb[]) WITH ORDINALITY
-        AS x(workflow, instance_id, type, timestamp, step_kind, step_name, step_count, data, n)
-      ORDER BY n`,
+    appendHistory: historyInsert(s, 1),
     /** $3 after event id, $4 limit (NULL for all). */
     listHistory: `SELECT * FROM ${s}.history WHERE workflow = $1 AND instance_id = $2 AND event_id > $3
       ORDER BY event_id LIMIT $4`,
