@@ -93,6 +93,22 @@ CREATE TABLE ${s}.history (
 CREATE INDEX history_by_instance ON ${s}.history (workflow, instance_id, event_id);
 `,
   },
+  {
+    version: 2,
+    name: "count running instances under the claim lock",
+    // In READ COMMITTED a statement sees the data of when it started; a function's own statement sees
+    // what was committed when it runs. So one statement can wait for the claim lock and then count
+    // every claim committed before it got the lock, without a transaction around it.
+    sql: (s) => `
+CREATE FUNCTION ${s}.running_after_claim_lock(lock_key text) RETURNS bigint
+  LANGUAGE plpgsql VOLATILE AS $fn$
+BEGIN
+  PERFORM pg_advisory_xact_lock(hashtextextended(lock_key, 0));
+  RETURN (SELECT COUNT(*) FROM ${s}.instances WHERE status IN ('running', 'waitingForPause'));
+END
+$fn$;
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

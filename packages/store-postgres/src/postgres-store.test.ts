@@ -446,7 +446,7 @@ describe.skipIf(!url)("PostgresStore", () => {
       }
     });
 
-    it("rolls back a one-statement transaction whose statement fails, and the connection stays usable", async () => {
+    it("a create whose statement fails leaves nothing behind, and the connection stays usable", async () => {
       const store = await openPostgresStore({ url: url!, schema: newSchema(), poolSize: 1 });
       try {
         const create = (id: string) => ({

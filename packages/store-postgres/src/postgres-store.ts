@@ -258,10 +258,8 @@ export class PostgresStore implements Store {
   readonly #ownsDb: boolean;
   /** `BEGIN` and the session setting that ends a stalled transaction, sent as one simple query. */
   readonly #begin: string;
-  /** `#begin` that also takes the claim lock (claims with `maxRunning` wait for the transaction). */
-  readonly #lockedBegin: string;
-  /** `#lockedBegin` for a claim, whose commit need not wait for the disk. */
-  readonly #claimBegin: string;
+  /** Runs one statement outside any transaction of the store's. */
+  readonly #run: Run;
   /** Single-connection mode: the tail of the queue of operations. */
   #lock: Promise<unknown> = Promise.resolve();
   readonly #inFlight = new Set<Promise<unknown>>();
@@ -281,14 +279,11 @@ export class PostgresStore implements Store {
     if (!Number.isInteger(idle) || idle < 1)
       throw new Error(`transactionIdleTimeoutMs must be a positive whole number of ms, got ${idle}`);
     this.#begin = `BEGIN; SET LOCAL idle_in_transaction_session_timeout = ${idle}`;
-    const claimKey = this.#sql.claimLockKey.replaceAll("'", "''");
-    this.#lockedBegin = `${this.#begin}; SELECT pg_advisory_xact_lock(hashtextextended('${claimKey}', 0))`;
-    this.#claimBegin = `${this.#begin}; SET LOCAL synchronous_commit = off; SELECT pg_advisory_xact_lock(hashtextextended('${claimKey}', 0))`;
     if (this.#inTransaction && this.#pool)
       throw new Error("inTransaction needs one connection (a client), not a pool");
-    const ops = this.#ops((text, values) =>
-      this.#track(() => this.#exclusive(() => this.#query(this.#db, text, values))),
-    );
+    this.#run = (text, values) =>
+      this.#track(() => this.#exclusive(() => this.#query(this.#db, text, values)));
+    const ops = this.#ops(this.#run);
     this.instances = ops.instances;
     if (this.#poolOptions())
       this.instances.renewLeases = async (owner, leaseUntil) =>
@@ -377,46 +372,17 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * A claim with `maxRunning` outside a transaction: one round trip to begin and take the claim lock,
-   * one for the claim (which counts the running instances itself), one to commit. The commit does not
-   * wait for the WAL flush: a claim lost in a server crash only returns the instances to the queue,
-   * and any later durable write of the claimer flushes the claim first.
+   * A claim with `maxRunning` outside a transaction: one statement that waits for the claim lock,
+   * counts the running instances and claims (see `claimLimited`).
    */
   async #claimLimited(o: ClaimOptions): Promise<InstanceRow[]> {
     const values = [o.owner, o.now, o.now + o.leaseMs, o.limit, o.maxRunning];
-    const res = await this.#oneStatementTransaction(this.#claimBegin, this.#sql.claimLimited, values);
-    return res.rows.map(toInstance);
+    return (await this.#run(this.#sql.claimLimited, values)).rows.map(toInstance);
   }
 
   /** Runs `fn` in a transaction of its own: a pooled client, or the one connection, held throughout. */
-  #withTransaction<T>(fn: (run: Run) => Promise<T>, begin = this.#begin): Promise<T> {
-    return this.#onConnection((conn) => this.#transactionOn(conn, fn, begin));
-  }
-
-  /**
-   * A transaction of one statement: `begin`, the statement and `COMMIT` are sent at once (pipelined
-   * on the pools Cairn opens; queued one after another on others), so it costs one round trip.
-   */
-  #oneStatementTransaction(begin: string, text: string, values: unknown[]): Promise<QueryResultLike> {
-    if (this.#inTransaction) return this.#withTransaction((run) => run(text, values), begin);
-    return this.#onConnection(async (conn) => {
-      const [b, r, c] = await Promise.allSettled([
-        this.#query(conn, begin),
-        this.#query(conn, text, values),
-        this.#query(conn, "COMMIT"),
-      ]);
-      if (b.status === "rejected") throw b.reason;
-      if (r.status === "rejected") {
-        // The statement failed, so the transaction was rolled back (COMMIT answers ROLLBACK).
-        if (c.status === "fulfilled" && c.value.command !== "ROLLBACK")
-          await this.#query(conn, "ROLLBACK").catch(() => {});
-        throw r.reason;
-      }
-      if (c.status === "rejected") throw c.reason;
-      if (c.value.command === "ROLLBACK")
-        throw new PostgresStoreError("query", "The transaction was rolled back by the server");
-      return r.value;
-    });
+  #withTransaction<T>(fn: (run: Run) => Promise<T>): Promise<T> {
+    return this.#onConnection((conn) => this.#transactionOn(conn, fn));
   }
 
   /** Runs `body` on a connection held throughout: a pooled client, or the one connection. */
@@ -447,9 +413,9 @@ export class PostgresStore implements Store {
     });
   }
 
-  async #transactionOn<T>(conn: Queryable, fn: (run: Run) => Promise<T>, begin: string): Promise<T> {
+  async #transactionOn<T>(conn: Queryable, fn: (run: Run) => Promise<T>): Promise<T> {
     const nested = this.#inTransaction;
-    await this.#query(conn, nested ? "SAVEPOINT cairn_tx" : begin);
+    await this.#query(conn, nested ? "SAVEPOINT cairn_tx" : this.#begin);
     let value: T;
     try {
       value = await fn((text, values) => this.#query(conn, text, values));
@@ -593,30 +559,22 @@ export class PostgresStore implements Store {
     return ops;
   }
 
-  /**
-   * `instances.create` outside a transaction: one round trip to begin (taking the claim lock when the
-   * running instances must be counted), one statement for the rest, the commit.
-   */
+  /** `instances.create` outside a transaction: one statement (see `createInstance`). */
   async #create(c: InstanceCreate): Promise<"started" | "queued" | "exists"> {
-    const counted = c.start?.maxRunning !== undefined;
     const started = createdRow(c, true);
-    const res = await this.#oneStatementTransaction(
-      counted ? this.#lockedBegin : this.#begin,
-      this.#sql.createInstance,
-      [
-        c.row.workflow,
-        c.row.id,
-        c.row.params,
-        c.row.createdAt,
-        c.start !== undefined,
-        c.start?.maxRunning ?? null,
-        started.owner ?? null,
-        started.leaseUntil ?? null,
-        this.#sql.channel,
-        c.notify ? JSON.stringify(c.notify) : null,
-        ...historyArrays(c.history),
-      ],
-    );
+    const res = await this.#run(this.#sql.createInstance, [
+      c.row.workflow,
+      c.row.id,
+      c.row.params,
+      c.row.createdAt,
+      c.start !== undefined,
+      c.start?.maxRunning ?? null,
+      started.owner ?? null,
+      started.leaseUntil ?? null,
+      this.#sql.channel,
+      c.notify ? JSON.stringify(c.notify) : null,
+      ...historyArrays(c.history),
+    ]);
     const status = res.rows[0]?.status as string | undefined;
     return status === undefined ? "exists" : status === "running" ? "started" : "queued";
   }
@@ -887,12 +845,7 @@ export async function openPostgresStore(options: OpenPostgresStoreOptions): Prom
   let db = options.pool;
   if (!db) {
     if (!options.url) throw new Error("openPostgresStore needs a url or a pool");
-    // Pipelined clients send a transaction's fixed statements at once (see `#oneStatementTransaction`).
-    db = new pg.Pool({
-      connectionString: options.url,
-      max: options.poolSize ?? 10,
-      pipeline: true,
-    } as pg.PoolConfig);
+    db = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 10 });
     // A pooled connection that breaks while idle is dropped by the pool; the next query reports it.
     db.on("error", () => {});
   }

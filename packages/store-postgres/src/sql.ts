@@ -80,7 +80,7 @@ function historyInsert(s: string, first: number, rest = "", extra: string[] = []
 /**
  * The claim statement: $1 owner, $2 now, $3 lease until, $4 limit; `limit` is how many to take in all.
  */
-function claimSql(s: string, limit: string): string {
+function claimSql(s: string, limit: string, extra = ""): string {
   return `WITH orphans AS (
         SELECT workflow, id FROM ${s}.instances
         WHERE status IN ('running', 'waiting', 'waitingForPause') AND lease_until < $2 AND (owner IS NULL OR owner <> $1)
@@ -102,15 +102,18 @@ function claimSql(s: string, limit: string): string {
             started_at = COALESCE(i.started_at, $2)
         FROM picked WHERE i.workflow = picked.workflow AND i.id = picked.id
         RETURNING i.*, picked.rank)
-      SELECT * FROM claimed ORDER BY rank`;
+      SELECT claimed.*${extra} FROM claimed ORDER BY rank`;
 }
 
 export function queries(schema: string) {
   const s = quoteSchema(schema);
+  const claimLockKey = `cairn.claim:${schema}`;
+  /** Waits for the claim lock, then counts the running instances (see migration 2). */
+  const runningAfterLock = `${s}.running_after_claim_lock('${claimLockKey.replaceAll("'", "''")}')`;
   return {
     /** The advisory lock key that serialises migrations of this schema across processes. */
     migrationLockKey: `cairn.migrate:${schema}`,
-    claimLockKey: `cairn.claim:${schema}`,
+    claimLockKey,
     /** The LISTEN/NOTIFY channel of this schema. */
     channel: `cairn_${schema}`,
     notify: "SELECT pg_notify($1, $2)",
@@ -143,14 +146,13 @@ export function queries(schema: string) {
       SELECT MIN(r.n) AS n FROM ins JOIN r ON r.workflow = ins.workflow AND r.id = ins.id
       GROUP BY r.workflow, r.id`,
     /**
-     * `instances.create` in one statement (under the claim lock when it counts): $1 workflow, $2 id,
+     * `instances.create` in one statement (counting under the claim lock when $6 is set): $1 workflow, $2 id,
      * $3 params, $4 created at, $5 start it, $6 max running (NULL: no cap), $7 owner, $8 lease until,
      * $9 channel, $10 message to send when queued (or NULL), $11–$18 history arrays. Returns the
      * inserted row's status, no row when the id exists.
      */
     createInstance: `WITH go AS (
-        SELECT $5::boolean AND ($6::integer IS NULL OR (SELECT COUNT(*) FROM ${s}.instances
-          WHERE status IN ('running', 'waitingForPause')) < $6::integer) AS started),
+        SELECT $5::boolean AND ($6::integer IS NULL OR ${runningAfterLock} < $6::integer) AS started),
       ins AS (
         INSERT INTO ${s}.instances (workflow, id, status, params, created_at, updated_at, started_at, ready_at,
           priority, epoch, owner, lease_until)
@@ -262,13 +264,15 @@ export function queries(schema: string) {
      */
     claim: claimSql(s, "$4"),
     /**
-     * `claim` taking at most $5 (maxRunning) minus the instances running on every worker; run it
-     * under the claim lock, in a statement of its own so its snapshot sees every earlier claim.
+     * `claim` taking at most $5 (maxRunning) minus the instances running on every worker, counted
+     * under the claim lock (held until the statement's transaction ends).
      */
     claimLimited: claimSql(
       s,
-      `LEAST($4, GREATEST(0, $5 - (SELECT COUNT(*) FROM ${s}.instances
-        WHERE status IN ('running', 'waitingForPause'))))`,
+      `LEAST($4, GREATEST(0, $5 - ${runningAfterLock}))`,
+      // Its commit need not wait for the WAL flush: a claim lost in a server crash only returns the
+      // instances to the queue, and any later durable write of the claimer flushes it first.
+      ", (SELECT set_config('synchronous_commit', 'off', true)) AS async",
     ),
     expireLeases: `UPDATE ${s}.instances SET lease_until = 0 WHERE lease_until IS NOT NULL`,
     nextReadyAt: `SELECT MIN(ready_at) AS t FROM ${s}.instances
