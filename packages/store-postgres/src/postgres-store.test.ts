@@ -467,6 +467,73 @@ describe.skipIf(!url)("PostgresStore", () => {
       }
     });
 
+    it("never deadlocks: lease renewals and batched writes of many instances lock rows in one order", async () => {
+      const store = await openPostgresStore({ url: url!, schema: newSchema() });
+      try {
+        const n = 120;
+        await store.instances.insertMany(
+          Array.from({ length: n }, (_, i) => ({
+            workflow: W,
+            // Ids whose key order differs from the order they are written in.
+            id: `d${(i * 37) % n}`,
+            params: new Uint8Array(),
+            createdAt: T0,
+            readyAt: T0,
+          })),
+        );
+        const claimed = await store.instances.claim({ owner: "w", now: T0 + 1, limit: n, leaseMs: 60_000 });
+        expect(claimed).toHaveLength(n);
+        const errors: unknown[] = [];
+        const until = Date.now() + 1500;
+        const renewals = (async () => {
+          while (Date.now() < until)
+            await store.instances.renewLeases("w", T0 + 120_000).catch((e) => errors.push(e));
+        })();
+        let wave = 0;
+        while (Date.now() < until) {
+          wave++;
+          // Each wave in a different order, so concurrent batches hold rows in different orders.
+          const rows = wave % 2 ? claimed : [...claimed].reverse();
+          await Promise.all(
+            rows.map((r, i) =>
+              store.steps
+                .commit({
+                  workflow: W,
+                  instanceId: r.id,
+                  epoch: r.epoch,
+                  status: (wave + i) % 2 ? "running" : "waiting",
+                  now: T0 + wave,
+                  step: {
+                    workflow: W,
+                    instanceId: r.id,
+                    kind: "do",
+                    name: `s${wave}`,
+                    count: 1,
+                    seq: wave,
+                    status: "succeeded",
+                    config: null,
+                    attempts: 1,
+                    result: null,
+                    error: null,
+                    startedAt: T0,
+                    endedAt: T0,
+                    wakeAt: null,
+                    eventType: null,
+                  },
+                  history: [],
+                })
+                .catch((e) => errors.push(e)),
+            ),
+          );
+        }
+        await renewals;
+        expect(errors.map(String)).toEqual([]);
+        expect(wave).toBeGreaterThan(2);
+      } finally {
+        await store.close();
+      }
+    });
+
     it("refuses a schema newer than the code", async () => {
       const s = newSchema();
       const store = await openPostgresStore({ url: url!, schema: s });

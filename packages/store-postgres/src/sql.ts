@@ -221,8 +221,11 @@ export function queries(schema: string) {
       if (guard.statuses) where.push(`t.status = ANY(${p()}::text[])`);
       return `WITH v AS (
           SELECT * FROM unnest(${arrays.join(", ")}) WITH ORDINALITY AS v(${cols.join(", ")}, i)),
+        locked AS (
+          SELECT v.* FROM ${s}.instances t JOIN v ON ${where.join(" AND ")}
+          ORDER BY t.workflow, t.id FOR UPDATE OF t),
         applied AS (
-          UPDATE ${s}.instances t SET ${sets.map((c) => `${c} = v.v_${c}`).join(", ")} FROM v
+          UPDATE ${s}.instances t SET ${sets.map((c) => `${c} = v.v_${c}`).join(", ")} FROM locked v
           WHERE ${where.join(" AND ")} RETURNING v.i),
         entries AS (
           ${historyInsert(s, n, "JOIN applied ON applied.i = x.ci", ["ci"])})
@@ -277,8 +280,13 @@ export function queries(schema: string) {
     expireLeases: `UPDATE ${s}.instances SET lease_until = 0 WHERE lease_until IS NOT NULL`,
     nextReadyAt: `SELECT MIN(ready_at) AS t FROM ${s}.instances
       WHERE ready_at IS NOT NULL AND status IN ('queued', 'waiting')`,
-    renewLeases: `UPDATE ${s}.instances SET lease_until = $1
-      WHERE owner = $2 AND status IN ('running', 'waiting', 'waitingForPause')`,
+    /** Locks its rows in key order first, like every statement that locks several instances. */
+    renewLeases: `WITH owned AS (
+        SELECT workflow, id FROM ${s}.instances
+        WHERE owner = $2 AND status IN ('running', 'waiting', 'waitingForPause')
+        ORDER BY workflow, id FOR UPDATE)
+      UPDATE ${s}.instances i SET lease_until = $1 FROM owned
+      WHERE i.workflow = owned.workflow AND i.id = owned.id`,
     countRunning: `SELECT COUNT(*) AS n FROM ${s}.instances WHERE status IN ('running', 'waitingForPause')`,
 
     listSteps: `SELECT * FROM ${s}.steps WHERE workflow = $1 AND instance_id = $2
@@ -330,7 +338,8 @@ export function queries(schema: string) {
      * columns (as `putStep` from kind on), $19 how many of the commit's history entries are not its
      * status entry. History arrays $20–$27 (as `appendHistory`) with $28 the commit each entry belongs
      * to (1-based) and $29 its place in it. Returns each commit's index with the instance's status
-     * before it, or NULL when fenced.
+     * before it, or NULL when fenced. Rows are locked in key order, as in every statement that locks
+     * several instances, so such statements never deadlock each other.
      */
     commitSteps: `WITH c AS (
         SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::text[],
@@ -342,7 +351,7 @@ export function queries(schema: string) {
         SELECT c.i, i.workflow, i.id, i.status FROM ${s}.instances i
         JOIN c ON i.workflow = c.workflow AND i.id = c.id AND i.epoch = c.epoch
         WHERE i.status IN ('running', 'waiting', 'waitingForPause')
-        FOR UPDATE OF i),
+        ORDER BY i.workflow, i.id FOR UPDATE OF i),
       changed AS (
         UPDATE ${s}.instances i SET status = c.status, updated_at = c.now FROM inst JOIN c ON c.i = inst.i
         WHERE i.workflow = inst.workflow AND i.id = inst.id
