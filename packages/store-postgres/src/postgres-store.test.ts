@@ -38,6 +38,31 @@ afterAll(async () => {
   await admin.end();
 });
 
+const W = "orders";
+const T0 = 1_767_225_600_000;
+
+/** A succeeded `do` step row of `instanceId`, with `over` applied. */
+function doneStep(instanceId: string, name: string, over: Partial<StepRow> = {}): StepRow {
+  return {
+    workflow: W,
+    instanceId,
+    kind: "do",
+    name,
+    count: 1,
+    seq: 1,
+    status: "succeeded",
+    config: null,
+    attempts: 1,
+    result: null,
+    error: null,
+    startedAt: T0,
+    endedAt: T0,
+    wakeAt: null,
+    eventType: null,
+    ...over,
+  };
+}
+
 /** A pool that records the text of every statement sent through `pool.query`. */
 function spyPool(): { pool: pg.Pool; texts: string[] } {
   const pool = new pg.Pool({ connectionString: url, max: 4 });
@@ -66,9 +91,6 @@ describe.skipIf(!url)("PostgresStore", () => {
   });
 
   describe("postgres-specific", () => {
-    const W = "orders";
-    const T0 = 1_767_225_600_000;
-
     it("never gives one instance to two stores claiming concurrently from one schema", async () => {
       const s = newSchema();
       const stores = await Promise.all([1, 2, 3, 4].map(() => openPostgresStore({ url: url!, schema: s })));
@@ -225,14 +247,14 @@ describe.skipIf(!url)("PostgresStore", () => {
       const store = await openPostgresStore({ pool, schema: newSchema() });
       try {
         const n = 60;
-        for (let i = 0; i < n; i++)
-          await store.instances.insert({
+        await store.instances.insertMany(
+          Array.from({ length: n }, (_, i) => ({
             workflow: W,
             id: `c${i}`,
             params: new Uint8Array(),
             createdAt: T0,
-            readyAt: T0,
-          });
+          })),
+        );
         const claimed = await store.instances.claim({ owner: "w", now: T0 + 1, limit: n, leaseMs: 60_000 });
         expect(claimed).toHaveLength(n);
         const byId = new Map(claimed.map((r) => [r.id, r]));
@@ -245,24 +267,14 @@ describe.skipIf(!url)("PostgresStore", () => {
           epoch: byId.get(`c${i}`)!.epoch,
           status: i % 3 === 0 ? "waiting" : "running",
           now: T0 + 5,
-          step: {
-            workflow: W,
-            instanceId: `c${i}`,
-            kind: "do",
-            name,
-            count: 1,
-            seq: 1,
-            status: "succeeded",
-            config: null,
-            attempts: 1,
+          step: doneStep(`c${i}`, name, {
             result: new Uint8Array([i, 0, 255]),
             error: i % 2 ? { name: "Error", message: `first try ${i}` } : null,
             startedAt: T0 + 2,
             endedAt: T0 + 5,
             wakeAt: i % 4 ? null : T0 + 1000,
-            eventType: null,
             ...over,
-          },
+          }),
           history: [
             {
               workflow: W,
@@ -327,23 +339,7 @@ describe.skipIf(!url)("PostgresStore", () => {
         for (let i = 0; i < n; i++) {
           for (let k = 3; k >= 1; k--)
             if (i % 4 !== 0)
-              await store.steps.put({
-                workflow: W,
-                instanceId: `l${i}`,
-                kind: "do",
-                name: `s${k}`,
-                count: 1,
-                seq: k,
-                status: "succeeded",
-                config: null,
-                attempts: 1,
-                result: new Uint8Array([i, k]),
-                error: null,
-                startedAt: T0,
-                endedAt: T0,
-                wakeAt: null,
-                eventType: null,
-              });
+              await store.steps.put(doneStep(`l${i}`, `s${k}`, { seq: k, result: new Uint8Array([i, k]) }));
           for (let k = 0; k < i % 3; k++)
             await store.events.insert({
               workflow: W,
@@ -380,15 +376,16 @@ describe.skipIf(!url)("PostgresStore", () => {
       const store = await openPostgresStore({ pool, schema: newSchema() });
       try {
         const n = 30;
-        for (let i = 0; i < n; i++)
-          await store.instances.insert({
+        await store.instances.insertMany(
+          Array.from({ length: n }, (_, i) => ({
             workflow: W,
             id: `u${i}`,
             params: new Uint8Array(),
             createdAt: T0,
-            status: "running",
+            status: "running" as const,
             epoch: 1,
-          });
+          })),
+        );
         await store.instances.update(W, "u3", { epoch: 2 });
         const end = (i: number, over: Partial<InstancePatch> = {}) => {
           const patch: InstancePatch =
@@ -503,23 +500,7 @@ describe.skipIf(!url)("PostgresStore", () => {
                   epoch: r.epoch,
                   status: (wave + i) % 2 ? "running" : "waiting",
                   now: T0 + wave,
-                  step: {
-                    workflow: W,
-                    instanceId: r.id,
-                    kind: "do",
-                    name: `s${wave}`,
-                    count: 1,
-                    seq: wave,
-                    status: "succeeded",
-                    config: null,
-                    attempts: 1,
-                    result: null,
-                    error: null,
-                    startedAt: T0,
-                    endedAt: T0,
-                    wakeAt: null,
-                    eventType: null,
-                  },
+                  step: doneStep(r.id, `s${wave}`, { seq: wave }),
                   history: [],
                 })
                 .catch((e) => errors.push(e)),

@@ -338,7 +338,7 @@ export class PostgresStore implements Store {
     const q = this.#sql;
     for (;;) {
       const done = await this.#withTransaction(async (run) => {
-        await run(q.lockMigrations, [q.migrationLockKey]);
+        await run(q.advisoryLock, [q.migrationLockKey]);
         if ((await run(q.schemaExists, [this.schema])).rows.length === 0) await run(q.createSchema);
         await run(q.createMigrations);
         const current = Number((await run(q.schemaVersion)).rows[0]!.v);
@@ -382,11 +382,6 @@ export class PostgresStore implements Store {
 
   /** Runs `fn` in a transaction of its own: a pooled client, or the one connection, held throughout. */
   #withTransaction<T>(fn: (run: Run) => Promise<T>): Promise<T> {
-    return this.#onConnection((conn) => this.#transactionOn(conn, fn));
-  }
-
-  /** Runs `body` on a connection held throughout: a pooled client, or the one connection. */
-  #onConnection<T>(body: (conn: Queryable) => Promise<T>): Promise<T> {
     return this.#track(async () => {
       if (this.#pool) {
         const client = await this.#pool.connect().catch((e) => Promise.reject(mapPostgresError(e)));
@@ -400,7 +395,7 @@ export class PostgresStore implements Store {
         const events = client as unknown as Partial<Pick<pg.Client, "on" | "off">>;
         events.on?.("error", onError);
         try {
-          return await body(client);
+          return await this.#transactionOn(client, fn);
         } catch (e) {
           broken ||= PostgresStoreError.is(e, "unavailable");
           throw e;
@@ -409,7 +404,7 @@ export class PostgresStore implements Store {
           client.release(broken);
         }
       }
-      return this.#exclusive(() => body(this.#db));
+      return this.#exclusive(() => this.#transactionOn(this.#db, fn));
     });
   }
 
@@ -736,7 +731,7 @@ export class PostgresStore implements Store {
         let limit = o.limit;
         if (o.maxRunning !== undefined) {
           // Serialize claimers so the count below stays true until this transaction commits.
-          await run(q.lockMigrations, [q.claimLockKey]);
+          await run(q.advisoryLock, [q.claimLockKey]);
           limit = Math.min(limit, o.maxRunning - Number((await run(q.countRunning)).rows[0]?.n ?? 0));
         }
         if (limit <= 0) return [];
@@ -746,7 +741,7 @@ export class PostgresStore implements Store {
       nextReadyAt: async () => num((await run(q.nextReadyAt)).rows[0]?.t) ?? undefined,
       renewLeases: async (owner, leaseUntil) => (await run(q.renewLeases, [leaseUntil, owner])).rowCount ?? 0,
       countRunning: async (options) => {
-        if (options?.lockClaims) await run(q.lockMigrations, [q.claimLockKey]);
+        if (options?.lockClaims) await run(q.advisoryLock, [q.claimLockKey]);
         return Number((await run(q.countRunning)).rows[0]?.n ?? 0);
       },
     };

@@ -119,7 +119,8 @@ export function queries(schema: string) {
     notify: "SELECT pg_notify($1, $2)",
     schemaExists: "SELECT 1 FROM pg_namespace WHERE nspname = $1",
     createSchema: `CREATE SCHEMA IF NOT EXISTS ${s}`,
-    lockMigrations: "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+    /** Takes the advisory lock named $1 until the transaction ends (migrations, claims). */
+    advisoryLock: "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
     createMigrations: `CREATE TABLE IF NOT EXISTS ${s}.cairn_migrations (
       version integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)`,
     schemaVersion: `SELECT COALESCE(MAX(version), 0) AS v FROM ${s}.cairn_migrations`,
