@@ -553,9 +553,7 @@ export class Runtime {
     try {
       await this.store.transaction(async (tx) => {
         claimed = undefined;
-        const canClaim =
-          canStart &&
-          (this.#exclusive || (await tx.instances.countRunning({ lockClaims: true })) < this.#maxConcurrent);
+        const canClaim = canStart && (this.#exclusive || (await this.#roomForParked(tx, workflow, id)));
         const row = await tx.instances.get(workflow, id, { lock: true });
         if (!row) throw notFound(workflow, id);
         decideSendEvent(row.status);
@@ -591,6 +589,17 @@ export class Runtime {
     }
     this.#changed(workflow, id, claimed?.status);
     this.#pump();
+  }
+
+  /**
+   * With a shared store: whether `sendEvent` may claim the instance if it turns out to be a parked
+   * waiter. Only then is the claim lock taken (before the row's lock, as everywhere) and everyone's
+   * running instances counted; events for running or owned instances skip it.
+   */
+  async #roomForParked(tx: StoreTx, workflow: string, id: string): Promise<boolean> {
+    const peek = await tx.instances.get(workflow, id);
+    if (peek?.status !== "waiting" || peek.owner !== null) return false;
+    return (await tx.instances.countRunning({ lockClaims: true })) < this.#maxConcurrent;
   }
 
   async delete(workflow: string, id: string): Promise<void> {
