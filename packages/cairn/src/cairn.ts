@@ -1,4 +1,11 @@
-import type { Clock, Duration, Workflow, WorkflowClass } from "@cairn/core";
+import {
+  type Clock,
+  type Duration,
+  parseStoreLocation,
+  type StoreLocation,
+  type Workflow,
+  type WorkflowClass,
+} from "@cairn/core";
 import { Runtime, type RuntimeHooks } from "@cairn/runtime";
 import type { Store } from "@cairn/store";
 import { openSqliteStore } from "@cairn/store-sqlite";
@@ -126,8 +133,14 @@ async function openStore(
 ): Promise<Store> {
   if (typeof store === "object") return store;
   if (typeof store !== "string")
-    throw new TypeError('createCairn: store must be a SQLite path, ":memory:" or a Store');
-  if (/^postgres(ql)?:\/\//.test(store)) {
+    throw new TypeError('createCairn: store must be a SQLite path, ":memory:", a postgres:// URL or a Store');
+  let location: StoreLocation;
+  try {
+    location = parseStoreLocation(store);
+  } catch (e) {
+    throw new TypeError(`createCairn: ${(e as Error).message}`);
+  }
+  if (location.kind === "postgres") {
     const { openPostgresStore } = await import("@cairn/store-postgres");
     const url = new URL(store);
     const schema = url.searchParams.get("schema") ?? undefined;

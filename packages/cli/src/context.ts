@@ -3,7 +3,9 @@
  * `--token`, `--json`) and a client built from them. Commands never touch `process` directly, so
  * they run in-process in tests.
  */
+import { resolve } from "node:path";
 import { type CairnClient, createClient } from "@cairn/client";
+import { parseStoreLocation } from "@cairn/core";
 import type { Command } from "commander";
 
 /** The process around the CLI; tests pass their own. */
@@ -106,4 +108,18 @@ export function portNumber(value: string): number {
   if (!/^\d+$/.test(value.trim()) || Number(value) > 65535)
     throw new UsageError(`--port must be a port number (0-65535), got "${value}"`);
   return Number(value);
+}
+
+/**
+ * `--store` of `dev` and `start`: a SQLite path (resolved against `cwd`), `:memory:` or a
+ * `postgres://` URL. Any other scheme is a usage error, before anything is created.
+ */
+export function storeArgument(value: string, cwd: string): string {
+  let location: ReturnType<typeof parseStoreLocation>;
+  try {
+    location = parseStoreLocation(value);
+  } catch (e) {
+    throw new UsageError(`--store: ${(e as Error).message}`);
+  }
+  return location.kind === "sqlite" ? resolve(cwd, location.path) : value;
 }

@@ -1,5 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
+import { parseStoreLocation } from "@cairn/core";
 import type { RuntimeHooks } from "@cairn/runtime";
 import { type Cairn, type CairnOptions, createCairn } from "cairn";
 import { ENV_SLOT } from "./cloudflare-workers.ts";
@@ -86,8 +87,8 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
   const log = options.log ?? ((message: string, error?: unknown) => console.error(message, error ?? ""));
   const project = await loadProject(dir, options.config ? { config: options.config } : {});
   const store = options.store ?? project.storePath;
-  if (store !== ":memory:" && !/^postgres(ql)?:\/\//.test(store))
-    mkdirSync(dirname(store), { recursive: true });
+  const location = parseStoreLocation(store);
+  if (location.kind === "sqlite") mkdirSync(dirname(location.path), { recursive: true });
 
   const drain = new Drain();
   const userHooks = { ...options.cairn?.hooks, ...project.options.hooks };

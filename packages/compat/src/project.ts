@@ -1,6 +1,6 @@
 import { existsSync, statSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
-import type { WorkflowClass } from "@cairn/core";
+import { parseStoreLocation, type StoreLocation, type WorkflowClass } from "@cairn/core";
 import type { CairnOptions } from "cairn";
 import { importProjectModule } from "./loader.ts";
 import { findWranglerConfig, loadWranglerConfig } from "./wrangler.ts";
@@ -156,12 +156,16 @@ async function loadCairnProject(root: string, configPath: string): Promise<Loade
     throw new ProjectError(
       `${shown}: store must be a path (a Store object cannot be shared with the server)`,
     );
-  const storePath =
-    store === undefined
-      ? join(root, ".cairn", "cairn.db")
-      : store === ":memory:" || /^postgres(ql)?:\/\//.test(store) || isAbsolute(store)
-        ? store
-        : resolve(root, store);
+  let storePath = join(root, ".cairn", "cairn.db");
+  if (store !== undefined) {
+    let location: StoreLocation;
+    try {
+      location = parseStoreLocation(store);
+    } catch (e) {
+      throw new ProjectError(`${shown}: ${(e as Error).message}`);
+    }
+    storePath = location.kind === "sqlite" && !isAbsolute(store) ? resolve(root, store) : store;
+  }
   return {
     name: typeof name === "string" ? name : basename(root),
     kind: "cairn",

@@ -48,6 +48,11 @@ export {
   stepLabel,
 } from "./step-key.ts";
 export {
+  describeStoreLocation,
+  parseStoreLocation,
+  type StoreLocation,
+} from "./store-location.ts";
+export {
   checkPayloadSize,
   validateEventType,
   validateInstanceId,

@@ -1,3 +1,4 @@
+import { createRequire } from "node:module";
 import {
   API_PREFIX,
   changeStatusBody,
@@ -33,6 +34,9 @@ import { openApiDocument } from "./openapi.ts";
 import { subscribe } from "./subscribe.ts";
 import { instanceDetail, instanceSummary, stepResult } from "./views.ts";
 
+/** This package's version, reported by `GET /api/v1/health`. */
+const VERSION: string = createRequire(import.meta.url)("../package.json").version;
+
 /** Largest body of a single create, event or control request: a 1 MiB payload plus room for JSON. */
 export const SINGLE_BODY_LIMIT = MAX_PAYLOAD_BYTES + 64 * 1024;
 /** Largest body of a batch create. */
@@ -63,6 +67,12 @@ export interface ApiOptions {
    * `{ dir: dashboardDir }` with `dashboardDir` from `@cairn/dashboard`.
    */
   dashboard?: DashboardOptions;
+  /**
+   * What the host loaded, for `GET /api/v1/project` (the dashboard shows `error` as a banner):
+   * `cairn dev` passes the project's name, workflows, bindings, store and, after a failed reload,
+   * the load error. Default: `{}`.
+   */
+  project?: () => unknown;
 }
 
 /** The token each app was created with: `startServer` lets such apps listen beyond loopback. */
@@ -167,6 +177,7 @@ export function createApi(options: ApiOptions): Hono {
   const api = new Hono();
 
   api.get("/openapi.json", (c) => c.json(openApiDocument()));
+  api.get("/health", (c) => health(c, runtime));
 
   if (token !== undefined)
     api.use("*", async (c, next) => {
@@ -182,6 +193,8 @@ export function createApi(options: ApiOptions): Hono {
       if (verdict !== "ok") throw unauthorized(verdict);
       return next();
     });
+
+  api.get("/project", (c) => ok(c, options.project?.() ?? {}));
 
   const workflowSummary = async (name: string): Promise<WorkflowSummary> => {
     const def = runtime.definition(name);
@@ -390,4 +403,40 @@ function summarize(
 
 async function summaryOf(runtime: Runtime, workflow: string, id: string): Promise<InstanceSummary> {
   return instanceSummary(await runtime.instance(workflow, id));
+}
+
+/** How long `GET /health` waits for the store before answering 503. */
+export const HEALTH_TIMEOUT_MS = 2000;
+
+/**
+ * `GET /api/v1/health`, for load balancers (no token needed): 200 `{ status: "ok", store, version }`
+ * when the store answers a read within `HEALTH_TIMEOUT_MS`, else 503 `{ status: "unavailable", … }`.
+ */
+async function health(c: Context, runtime: Runtime) {
+  const store = runtime.store.kind;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      runtime.store.instances.get("health", "health"),
+      new Promise((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`no answer within ${HEALTH_TIMEOUT_MS} ms`)),
+          HEALTH_TIMEOUT_MS,
+        );
+      }),
+    ]);
+    return c.json({ status: "ok", store, version: VERSION });
+  } catch (e) {
+    return c.json(
+      {
+        status: "unavailable",
+        store,
+        version: VERSION,
+        error: `the store cannot be reached: ${(e as Error)?.message ?? e}`,
+      },
+      503,
+    );
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -300,6 +300,46 @@ export function openApiDocument(): JsonSchema {
           responses: { "200": { description: "OpenAPI 3.1 document", content: json({ type: "object" }) } },
         },
       },
+      "/health": {
+        get: {
+          operationId: "health",
+          summary: "Health check for load balancers (no token needed)",
+          security: [],
+          responses: {
+            "200": {
+              description: "The store answers",
+              content: json({
+                type: "object",
+                properties: {
+                  status: { const: "ok" },
+                  store: { type: "string", description: '"sqlite" or "postgres"' },
+                  version: { type: "string" },
+                },
+                required: ["status", "store", "version"],
+              }),
+            },
+            "503": {
+              description: "The store cannot be reached",
+              content: json({
+                type: "object",
+                properties: {
+                  status: { const: "unavailable" },
+                  store: { type: "string" },
+                  version: { type: "string" },
+                  error: { type: "string" },
+                },
+              }),
+            },
+          },
+        },
+      },
+      "/project": {
+        get: {
+          operationId: "project",
+          summary: "What the host loaded (name, workflows, bindings, store) or why it failed (`error`)",
+          responses: { ...ok("project", { type: "object" }), ...errors() },
+        },
+      },
       "/workflows": {
         get: {
           operationId: "listWorkflows",

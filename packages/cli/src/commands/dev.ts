@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import { type CliContext, portNumber } from "../context.ts";
+import { type CliContext, portNumber, storeArgument } from "../context.ts";
 import { serveUntilStopped } from "../serve.ts";
 
 interface DevFlags {
@@ -21,10 +21,14 @@ export function registerDev(parent: Command, ctx: CliContext): void {
     .argument("[dir]", "project directory", ".")
     .option("--port <port>", "port to listen on (0: any free port)", portNumber, 8787)
     .option("--host <host>", "address to listen on", "127.0.0.1")
-    .option("--store <path>", "SQLite file (default: <dir>/.cairn/cairn.db)")
+    .option(
+      "--store <path>",
+      "SQLite file, :memory: or postgres://user@host/db[?schema=name] (default: <dir>/.cairn/cairn.db)",
+    )
     .option("--config <file>", "wrangler.jsonc / wrangler.toml / cairn.config.ts to use")
     .action(async (dir: string, options: DevFlags, command: Command) => {
       const { token } = ctx.globals(command);
+      const store = options.store === undefined ? undefined : storeArgument(options.store, ctx.io.cwd);
       const { runDev } = await import("@cairn/compat");
       const log = (line: string) => ctx.io.stderr(line.endsWith("\n") ? line : `${line}\n`);
       const dev = await runDev(resolve(ctx.io.cwd, dir), {
@@ -33,7 +37,7 @@ export function registerDev(parent: Command, ctx: CliContext): void {
         token,
         log,
         server: import.meta.resolve("@cairn/dashboard/server"),
-        ...(options.store ? { store: resolve(ctx.io.cwd, options.store) } : {}),
+        ...(store ? { store } : {}),
         ...(options.config ? { config: resolve(ctx.io.cwd, options.config) } : {}),
       });
       await serveUntilStopped(ctx, command, { url: dev.url, stop: () => dev.close() }, "⎔ Cairn dev server");

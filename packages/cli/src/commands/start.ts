@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import { type CliContext, portNumber } from "../context.ts";
+import { type CliContext, portNumber, storeArgument } from "../context.ts";
 import { serveUntilStopped } from "../serve.ts";
 
 interface StartFlags {
@@ -31,11 +31,8 @@ export function registerStart(parent: Command, ctx: CliContext): void {
         import("@cairn/compat"),
         import("@cairn/dashboard/server"),
       ]);
+      const store = options.store === undefined ? undefined : storeArgument(options.store, ctx.io.cwd);
       const log = (line: string) => ctx.io.stderr(line.endsWith("\n") ? line : `${line}\n`);
-      const store =
-        options.store && options.store !== ":memory:" && !/^postgres(ql)?:\/\//.test(options.store)
-          ? resolve(ctx.io.cwd, options.store)
-          : options.store;
       const started = await runStart({
         dir: resolve(ctx.io.cwd, dir),
         ...(options.config ? { config: resolve(ctx.io.cwd, options.config) } : {}),
