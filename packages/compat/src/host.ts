@@ -6,6 +6,7 @@ import { type Cairn, type CairnOptions, createCairn } from "cairn";
 import { ENV_SLOT } from "./cloudflare-workers.ts";
 import { projectGraphs } from "./graphs.ts";
 import { type FetchContext, type LoadedProject, loadProject } from "./project.ts";
+import { projectInfo } from "./project-info.ts";
 
 /**
  * `createApi` of `@cairn/server`: the HTTP API (under /api/v1) for a runtime, requiring `token` if
@@ -15,6 +16,8 @@ export type CreateApi = (options: {
   runtime: Cairn["runtime"];
   token?: string;
   graph?: (workflow: string) => unknown | Promise<unknown>;
+  /** What was loaded, for `GET /api/v1/project`. */
+  project?: () => unknown;
 }) => unknown;
 
 /** `startServer` of `@cairn/server`: serves the API app, and `fetch` for every other path. */
@@ -37,6 +40,10 @@ export interface HostOptions {
   store?: string;
   /** A configuration file to use instead of looking in `dir`. */
   config?: string;
+  /** The wrangler environment to use (`env.<name>`). */
+  env?: string;
+  /** Read `.dev.vars` / `.env` secrets into `env` (development). */
+  secrets?: boolean;
   startServer: StartServer;
   createApi: CreateApi;
   /** More `createCairn` options (e.g. `defaultRetryDelay`); the project's own come first. */
@@ -85,7 +92,11 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
   if (typeof options?.startServer !== "function" || typeof options.createApi !== "function")
     throw new TypeError("hostProject needs startServer and createApi (from @cairn/server)");
   const log = options.log ?? ((message: string, error?: unknown) => console.error(message, error ?? ""));
-  const project = await loadProject(dir, options.config ? { config: options.config } : {});
+  const project = await loadProject(dir, {
+    ...(options.config ? { config: options.config } : {}),
+    ...(options.env ? { env: options.env } : {}),
+    ...(options.secrets ? { secrets: true } : {}),
+  });
   const store = options.store ?? project.storePath;
   const location = parseStoreLocation(store);
   if (location.kind === "sqlite") mkdirSync(dirname(location.path), { recursive: true });
@@ -144,6 +155,7 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
     const app = options.createApi({
       runtime: cairn.runtime,
       graph,
+      project: () => projectInfo(project, store),
       ...(options.token ? { token: options.token } : {}),
     });
     server = serverHandle(

@@ -1,4 +1,5 @@
 export { type DevOptions, type DevServer, runDev } from "./dev.ts";
+export { type DevSecrets, readDevSecrets } from "./dev-vars.ts";
 export { bundleEntry, projectGraphs } from "./graphs.ts";
 export {
   type CloseOptions,
@@ -10,7 +11,13 @@ export {
   hostProject,
   type StartServer,
 } from "./host.ts";
-export { CLOUDFLARE_MODULES, importProjectModule, installCloudflareModules } from "./loader.ts";
+export { describeLoadError, type LoadFailure } from "./load-error.ts";
+export {
+  CLOUDFLARE_MODULES,
+  importProjectModule,
+  installCloudflareModules,
+  missingExtends,
+} from "./loader.ts";
 export {
   CAIRN_CONFIG_FILES,
   type FetchContext,
@@ -22,6 +29,7 @@ export {
   ProjectError,
   type ProjectWorkflow,
 } from "./project.ts";
+export { bannerLines, listenErrorMessage, type ProjectInfo, projectInfo } from "./project-info.ts";
 export {
   DEFAULT_SHUTDOWN_TIMEOUT_MS,
   runStart,
@@ -32,8 +40,10 @@ export {
   findWranglerConfig,
   loadWranglerConfig,
   parseWranglerConfig,
+  UNSUPPORTED_SECTIONS,
   WRANGLER_CONFIG_FILES,
   type WranglerConfig,
   WranglerConfigError,
+  type WranglerConfigOptions,
   type WranglerWorkflow,
 } from "./wrangler.ts";

@@ -49,6 +49,54 @@ export function describeLoadError(error: unknown, root: string): LoadFailure {
     };
   }
 
+  if (e.code === "ERR_CAIRN_NOT_PROVIDED") {
+    const { specifier, parentURL } = e as unknown as { specifier: string; parentURL?: string };
+    const text = e.message.replace(/; imported from .*$/, "");
+    const importer = parentURL?.startsWith("file:") ? fileURLToPath(parentURL) : parentURL;
+    const found = importer ? findImport(importer, specifier, true) : undefined;
+    if (importer && found)
+      return {
+        message: `${shown(importer)}:${found.line}:${found.column}: ${text}`,
+        file: shown(importer),
+        line: found.line,
+        column: found.column,
+      };
+    return { message: importer ? `${shown(importer)}: ${text}` : text };
+  }
+
+  // esbuild's TransformError (through tsx) carries its messages only as text:
+  // "<file>:<line>:<column>: ERROR: <text>", the column counted from 0.
+  if (e.name === "TransformError" || /^Transform failed with \d+ error/.test(e.message ?? "")) {
+    const found = [...(e.message ?? "").matchAll(/^(.+?):(\d+):(\d+): ERROR: (.*)$/gm)];
+    if (found.length > 0) {
+      const [, file, line, column] = found[0]!;
+      return {
+        message: found.map(([, f, l, c, text]) => `${shown(f!)}:${l}:${Number(c) + 1}: ${text}`).join("\n"),
+        file: shown(file!),
+        line: Number(line),
+        column: Number(column) + 1,
+      };
+    }
+  }
+
+  // require() of a file that is not there (tsx loads TypeScript outside "type": "module" as CommonJS).
+  if (e.code === "MODULE_NOT_FOUND" && Array.isArray((e as { requireStack?: unknown }).requireStack)) {
+    const specifier = /^Cannot find module '([^']+)'/.exec(e.message)?.[1];
+    const importer = String((e as unknown as { requireStack: string[] }).requireStack[0] ?? "").replace(
+      /\?.*$/,
+      "",
+    );
+    if (specifier && importer) {
+      const found = findImport(importer, specifier, true);
+      const what = specifier.startsWith(".") || isAbsolute(specifier) ? "module" : "package";
+      return {
+        message: `${shown(importer)}${found ? `:${found.line}:${found.column}` : ""}: cannot find ${what} "${specifier}"`,
+        file: shown(importer),
+        ...(found ? { line: found.line, column: found.column } : {}),
+      };
+    }
+  }
+
   if (e.code === "ERR_MODULE_NOT_FOUND" || e.code === "MODULE_NOT_FOUND") {
     const m = /Cannot find (module|package) '([^']+)' imported from (.+)$/m.exec(e.message);
     if (m) {

@@ -7,6 +7,8 @@ export interface StartOptions {
   config?: string;
   /** Store path; default `<dir>/.cairn/cairn.db`. */
   store?: string;
+  /** The wrangler environment to use (`env.<name>`). */
+  env?: string;
   /** `false`: serve the API only and run no instances (other processes sharing the store do). */
   worker?: boolean;
   /** Default "127.0.0.1". */
@@ -52,6 +54,7 @@ export async function runStart(options: StartOptions): Promise<StartedProject> {
   const timeoutMs = options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
   const hosted = await hostProject(options.dir ?? process.cwd(), {
     ...(options.config ? { config: options.config } : {}),
+    ...(options.env ? { env: options.env } : {}),
     ...(options.store ? { store: options.store } : {}),
     ...(options.host ? { host: options.host } : {}),
     ...(options.port !== undefined ? { port: options.port } : {}),

@@ -43,6 +43,7 @@ describe("loadWranglerConfig", () => {
       workflows: [workflow],
       vars: { GREETING: "hi", LIMIT: 3, ON: true, OBJ: { a: 1 } },
       path: join(dir, "wrangler.jsonc"),
+      warnings: [],
     });
   });
 

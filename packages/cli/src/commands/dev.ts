@@ -8,11 +8,12 @@ interface DevFlags {
   host: string;
   store?: string;
   config?: string;
+  env?: string;
 }
 
 /**
  * `cairn dev [dir]`: run a Worker project (wrangler config or cairn.config.ts) in a child process
- * that restarts when its files change.
+ * that restarts when its files change, with secrets from `.dev.vars` (or `.env`).
  */
 export function registerDev(parent: Command, ctx: CliContext): void {
   parent
@@ -26,6 +27,7 @@ export function registerDev(parent: Command, ctx: CliContext): void {
       "SQLite file, :memory: or postgres://user@host/db[?schema=name] (default: <dir>/.cairn/cairn.db)",
     )
     .option("--config <file>", "wrangler.jsonc / wrangler.toml / cairn.config.ts to use")
+    .option("--env <name>", "wrangler environment to use (the config's env.<name> section)")
     .action(async (dir: string, options: DevFlags, command: Command) => {
       const { token } = ctx.globals(command);
       const store = options.store === undefined ? undefined : storeArgument(options.store, ctx.io.cwd);
@@ -39,6 +41,7 @@ export function registerDev(parent: Command, ctx: CliContext): void {
         server: import.meta.resolve("@cairn/dashboard/server"),
         ...(store ? { store } : {}),
         ...(options.config ? { config: resolve(ctx.io.cwd, options.config) } : {}),
+        ...(options.env ? { env: options.env } : {}),
       });
       await serveUntilStopped(ctx, command, { url: dev.url, stop: () => dev.close() }, "⎔ Cairn dev server");
     });

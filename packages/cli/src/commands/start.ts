@@ -8,6 +8,7 @@ interface StartFlags {
   host: string;
   port: number;
   config?: string;
+  env?: string;
   worker: boolean;
 }
 
@@ -25,9 +26,10 @@ export function registerStart(parent: Command, ctx: CliContext): void {
     .option("--host <host>", "address to listen on", "127.0.0.1")
     .option("--port <port>", "port to listen on (0: any free port)", portNumber, 8787)
     .option("--config <file>", "wrangler.jsonc / wrangler.toml / cairn.config.ts to use")
+    .option("--env <name>", "wrangler environment to use (the config's env.<name> section)")
     .action(async (dir: string, options: StartFlags, command: Command) => {
       const { token } = ctx.globals(command);
-      const [{ runStart }, { createApi, startServer }] = await Promise.all([
+      const [{ runStart, listenErrorMessage }, { createApi, startServer }] = await Promise.all([
         import("@cairn/compat"),
         import("@cairn/dashboard/server"),
       ]);
@@ -36,6 +38,7 @@ export function registerStart(parent: Command, ctx: CliContext): void {
       const started = await runStart({
         dir: resolve(ctx.io.cwd, dir),
         ...(options.config ? { config: resolve(ctx.io.cwd, options.config) } : {}),
+        ...(options.env ? { env: options.env } : {}),
         ...(store ? { store } : {}),
         host: options.host,
         port: options.port,
@@ -45,6 +48,9 @@ export function registerStart(parent: Command, ctx: CliContext): void {
         startServer,
         handleSignals: false,
         log,
+      }).catch((e) => {
+        const line = listenErrorMessage(e, options.host, options.port);
+        throw line ? new Error(line) : e;
       });
       await serveUntilStopped(
         ctx,
