@@ -18,6 +18,7 @@ export {
   NonRetryableError,
   type SerializedError,
   serializeError,
+  trimStack,
   WorkflowError,
   WorkflowFatalError,
   WorkflowTimeoutError,
