@@ -122,3 +122,54 @@ describe("cairn dev with a project that does not load", () => {
     }
   }, 90_000);
 });
+
+describe("cairn start logs", () => {
+  it("--log-format json writes JSON lines; --log-level debug adds one per request", async () => {
+    const server = cairnServer([
+      "start",
+      dir,
+      "--port",
+      "0",
+      "--store",
+      ":memory:",
+      "--log-format",
+      "json",
+      "--log-level",
+      "debug",
+      "--json",
+    ]);
+    let stderr = "";
+    try {
+      const url = await server.ready;
+      expect((await fetch(`${url}/`)).status).toBe(200);
+      const health = await fetch(`${url}/api/v1/health`);
+      expect(await health.json()).toMatchObject({ status: "ok", store: "sqlite" });
+      await waitFor(
+        () => (server.output().stderr.includes("/api/v1/health") ? true : undefined),
+        "the request log",
+      );
+    } finally {
+      await server.stop();
+      stderr = server.output().stderr;
+    }
+    const records = stderr
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(records[0]).toMatchObject({
+      level: "info",
+      msg: expect.stringMatching(/^Cairn: hello listening on http/),
+    });
+    expect(records).toContainEqual(
+      expect.objectContaining({ level: "debug", method: "GET", path: "/", status: 200, msg: "GET / 200" }),
+    );
+    expect(records).toContainEqual(expect.objectContaining({ level: "info", msg: "Cairn: stopped" }));
+    for (const r of records) expect(r.time).toEqual(expect.any(String));
+  }, 60_000);
+
+  it("refuses an unknown --log-format", async () => {
+    const r = await cairn(["start", dir, "--log-format", "xml"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('error: --log-format must be text or json, got "xml"');
+  });
+});

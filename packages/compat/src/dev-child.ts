@@ -10,6 +10,7 @@
 import { serveLoadFailure } from "./dev-fallback.ts";
 import { hostProject } from "./host.ts";
 import { describeLoadError } from "./load-error.ts";
+import { createLogger } from "./logger.ts";
 import { listenErrorMessage, projectInfo } from "./project-info.ts";
 
 interface ChildOptions {
@@ -35,6 +36,7 @@ async function main(): Promise<void> {
     throw new Error(`${options.server} does not export startServer and createApi`);
   const host = options.host ?? "127.0.0.1";
   const port = options.port ?? 8787;
+  const logger = createLogger({ format: "text" });
   let close: () => Promise<void>;
   try {
     const hosted = await hostProject(options.dir, {
@@ -45,6 +47,8 @@ async function main(): Promise<void> {
       port,
       ...(options.token ? { token: options.token } : {}),
       secrets: true,
+      devLogger: logger,
+      log: (message, error) => logger.error({ err: error }, message),
       startServer: server.startServer as never,
       createApi: server.createApi as never,
     });

@@ -186,3 +186,66 @@ describe("cairn dev configuration", () => {
     expect(staging.lines).toContain("  secrets    env.API_KEY (from .dev.vars.staging)");
   }, 60_000);
 });
+
+describe("cairn dev output", () => {
+  it("prints failed attempts and errored instances, and console output with its instance", async () => {
+    const dir = project({
+      "wrangler.json": JSON.stringify({
+        name: "noisy",
+        main: "src/index.ts",
+        workflows: [
+          { binding: "FLAKY", name: "flaky", class_name: "Flaky" },
+          { binding: "BROKEN", name: "broken", class_name: "Broken" },
+        ],
+      }),
+      "src/index.ts": `
+import { WorkflowEntrypoint } from "cloudflare:workers";
+import { NonRetryableError } from "cloudflare:workflows";
+export class Flaky extends WorkflowEntrypoint {
+  async run(event, step) {
+    console.log("starting", event.payload.n);
+    return await step.do("fetch rate", { retries: { limit: 2, delay: 10 } }, async (ctx) => {
+      console.log("attempt", ctx.attempt);
+      if (ctx.attempt < 2) throw new Error("rate service down");
+      return 1.5;
+    });
+  }
+}
+export class Broken extends WorkflowEntrypoint {
+  async run(event, step) {
+    await step.do("charge", async () => { throw new NonRetryableError("card declined"); });
+  }
+}
+export default {
+  async fetch(request, env) {
+    const url = new URL(request.url);
+    const binding = url.pathname === "/broken" ? env.BROKEN : env.FLAKY;
+    const instance = await binding.create({ id: url.searchParams.get("id"), params: { n: 7 } });
+    return new Response(instance.id);
+  },
+};
+`,
+    });
+    const d = await dev(dir);
+    await fetch(`${d.server.url}/flaky?id=f-1`);
+    await fetch(`${d.server.url}/broken?id=b-1`);
+    const text = () => d.output.join("");
+    await waitFor(
+      () => (text().includes("errored in step") && text().includes("attempt 2") ? true : undefined),
+      "the lines",
+    );
+    const lines = text().split("\n");
+    expect(lines).toContain("[flaky f-1] starting 7");
+    expect(lines).toContain('[flaky f-1 step "fetch rate"] attempt 1');
+    expect(lines).toContain('[flaky f-1 step "fetch rate"] attempt 2');
+    expect(lines).toContain(
+      '⚠ step "fetch rate" attempt 1 of 3 failed (will retry): rate service down  workflow=flaky instance=f-1 step="fetch rate" attempt=1',
+    );
+    expect(lines).toContain(
+      '⚠ step "charge" attempt 1 of 6 failed: NonRetryableError: card declined  workflow=broken instance=b-1 step=charge attempt=1',
+    );
+    expect(lines).toContain(
+      '✘ instance b-1 of broken errored in step "charge": NonRetryableError: card declined  workflow=broken instance=b-1 step=charge',
+    );
+  }, 30_000);
+});

@@ -4,7 +4,9 @@ import { parseStoreLocation } from "@cairn/core";
 import type { RuntimeHooks } from "@cairn/runtime";
 import { type Cairn, type CairnOptions, createCairn } from "cairn";
 import { ENV_SLOT } from "./cloudflare-workers.ts";
+import { attributeConsole, observeAttempt, reportErroredInstances, withRunContext } from "./dev-log.ts";
 import { projectGraphs } from "./graphs.ts";
+import type { Logger } from "./logger.ts";
 import { type FetchContext, type LoadedProject, loadProject } from "./project.ts";
 import { projectInfo } from "./project-info.ts";
 
@@ -27,6 +29,7 @@ export type StartServer = (options: {
   port?: number;
   token?: string;
   fetch?: (request: Request) => Response | Promise<Response>;
+  onRequest?: (info: { method: string; path: string; status: number; ms: number }) => void;
 }) => unknown;
 
 export interface HostOptions {
@@ -50,6 +53,13 @@ export interface HostOptions {
   cairn?: Partial<Omit<CairnOptions, "workflows" | "store">>;
   /** Where errors of the fetch handler and the engine are reported. Default: console.error. */
   log?: (message: string, error?: unknown) => void;
+  /**
+   * `cairn dev`: log each failed step attempt and errored instance here, and prefix the workflows'
+   * console output with the instance it came from.
+   */
+  devLogger?: Logger;
+  /** Called after every HTTP request (`cairn start` logs them at debug level). */
+  onRequest?: (info: { method: string; path: string; status: number; ms: number }) => void;
 }
 
 export interface CloseOptions {
@@ -103,20 +113,27 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
 
   const drain = new Drain();
   const userHooks = { ...options.cairn?.hooks, ...project.options.hooks };
+  const devLogger = options.devLogger;
   const hooks: RuntimeHooks = {
     ...userHooks,
-    wrapStep: (info, next) =>
-      drain.wrap(() => (userHooks.wrapStep ? userHooks.wrapStep(info, next) : next())),
+    wrapStep: (info, next) => {
+      const attempt = () => (userHooks.wrapStep ? userHooks.wrapStep(info, next) : next());
+      return drain.wrap(devLogger ? () => observeAttempt(devLogger, info, attempt) : attempt);
+    },
   };
+  if (devLogger) attributeConsole();
   const cairn = await createCairn({
     log: (message, error) => log(message, error),
     ...options.cairn,
     ...project.options,
     hooks,
     store,
-    workflows: project.workflows,
+    workflows: devLogger
+      ? project.workflows.map((w) => ({ ...w, class: withRunContext(w.class, w.name) }))
+      : project.workflows,
     env: { ...options.cairn?.env, ...project.vars },
   });
+  if (devLogger) reportErroredInstances(cairn.runtime, devLogger);
   const env = cairn.env as Record<string, unknown>;
   (globalThis as Record<symbol, unknown>)[ENV_SLOT] = env;
 
@@ -165,6 +182,7 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
         port,
         ...(options.token ? { token: options.token } : {}),
         ...(fetch ? { fetch } : {}),
+        ...(options.onRequest ? { onRequest: options.onRequest } : {}),
       }),
       host,
       port,

@@ -19,6 +19,14 @@ export {
   missingExtends,
 } from "./loader.ts";
 export {
+  createLogger,
+  LOG_LEVELS,
+  type LogFormat,
+  type Logger,
+  type LoggerOptions,
+  type LogLevel,
+} from "./logger.ts";
+export {
   CAIRN_CONFIG_FILES,
   type FetchContext,
   type FetchHandler,

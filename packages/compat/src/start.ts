@@ -1,4 +1,5 @@
 import { type CreateApi, type HostedProject, hostProject, type StartServer } from "./host.ts";
+import type { Logger } from "./logger.ts";
 
 export interface StartOptions {
   /** The project directory. Default: the current directory. */
@@ -22,8 +23,13 @@ export interface StartOptions {
   shutdownTimeoutMs?: number;
   /** Shut down on SIGTERM and SIGINT (a second signal exits at once). Default true. */
   handleSignals?: boolean;
-  /** Notices (listening, shutting down). Default: console.log. */
+  /** Notices (listening, shutting down). Default: console.log, or `logger` when given. */
   log?: (line: string) => void;
+  /**
+   * One logger for everything: notices at info, errors of the fetch handler and the engine at
+   * error (with their stack), and every HTTP request at debug.
+   */
+  logger?: Logger;
 }
 
 export interface StartedProject extends HostedProject {
@@ -50,7 +56,9 @@ export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
  * ```
  */
 export async function runStart(options: StartOptions): Promise<StartedProject> {
-  const log = options.log ?? ((line: string) => console.log(line));
+  const logger = options.logger;
+  const log =
+    options.log ?? (logger ? (line: string) => logger.info(line) : (line: string) => console.log(line));
   const timeoutMs = options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
   const hosted = await hostProject(options.dir ?? process.cwd(), {
     ...(options.config ? { config: options.config } : {}),
@@ -62,6 +70,13 @@ export async function runStart(options: StartOptions): Promise<StartedProject> {
     ...(options.worker === false ? { cairn: { worker: false } } : {}),
     startServer: options.startServer,
     createApi: options.createApi,
+    ...(logger
+      ? {
+          log: (message: string, error?: unknown) => logger.error({ err: error }, message),
+          onRequest: (r: { method: string; path: string; status: number; ms: number }) =>
+            logger.debug({ ...r, ms: Math.round(r.ms * 10) / 10 }, `${r.method} ${r.path} ${r.status}`),
+        }
+      : {}),
   });
   log(`Cairn: ${hosted.project.name} listening on ${hosted.url}`);
 

@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { API_PREFIX } from "@cairn/api";
 import { createAdaptorServer } from "@hono/node-server";
@@ -26,6 +27,8 @@ export interface ServerOptions {
    * answers 404, or with the dashboard, redirects `/` to `/_cairn/`.
    */
   fetch?: (request: Request) => Response | Promise<Response>;
+  /** Called after every response with its method, path, status and duration (for request logs). */
+  onRequest?: (info: { method: string; path: string; status: number; ms: number }) => void;
 }
 
 export interface RunningServer {
@@ -95,6 +98,19 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       return delegate(request);
     },
   });
+  const onRequest = options.onRequest;
+  if (onRequest)
+    server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+      const started = performance.now();
+      res.once("close", () =>
+        onRequest({
+          method: req.method ?? "GET",
+          path: (req.url ?? "/").split("?")[0]!,
+          status: res.statusCode,
+          ms: performance.now() - started,
+        }),
+      );
+    });
   await new Promise<void>((resolve, reject) => {
     const onError = (e: Error) => reject(e);
     server.once("error", onError);
