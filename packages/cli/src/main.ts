@@ -86,6 +86,11 @@ export function processIo(): CliIo {
     cwd: process.cwd(),
     now: () => Date.now(),
     columns: process.stdout.isTTY ? Math.max(60, process.stdout.columns || 80) : 80,
+    readStdin: async () => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+      return Buffer.concat(chunks).toString("utf8");
+    },
     untilStopped: () =>
       new Promise<void>((resolve) => {
         const stop = () => {
