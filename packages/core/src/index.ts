@@ -31,6 +31,7 @@ export {
 } from "./history.ts";
 export { decidePause, decideResume, decideSendEvent, decideTerminate, type Transition } from "./lifecycle.ts";
 export * from "./limits.ts";
+export { MIN_NODE_VERSION, nodeVersionProblem } from "./node-version.ts";
 export {
   ACTIVE_STATUSES,
   type FinalStatus,

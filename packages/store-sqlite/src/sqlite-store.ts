@@ -1,10 +1,11 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
+import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
 import {
   type HistoryEntry,
   type InstanceStatus,
   type NewHistoryEntry,
+  nodeVersionProblem,
   parseStepKeyString,
   type StepKind,
 } from "@cairn/core";
@@ -31,6 +32,20 @@ import {
 } from "@cairn/store";
 import { LATEST_VERSION, MIGRATIONS } from "./migrations.ts";
 import { instanceColumn, sql } from "./sql.ts";
+
+/**
+ * `node:sqlite`, loaded when a store is opened rather than imported statically, so that importing
+ * Cairn on a Node.js without it fails with a line saying which version is needed instead of
+ * "No such built-in module: node:sqlite".
+ */
+function sqlite(): typeof import("node:sqlite") {
+  const mod = process.getBuiltinModule?.("node:sqlite") as typeof import("node:sqlite") | undefined;
+  if (mod) return mod;
+  throw new Error(
+    nodeVersionProblem(process.versions.node) ??
+      `node:sqlite is not available in this Node.js ${process.versions.node} (it needs no flag from Node.js 22.13)`,
+  );
+}
 
 export interface SqliteStoreOptions {
   /** A file path, or ":memory:". */
@@ -155,7 +170,7 @@ export class SqliteStore implements Store {
 
   constructor(options: SqliteStoreOptions) {
     if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
-    this.db = new DatabaseSync(options.path);
+    this.db = new (sqlite().DatabaseSync)(options.path);
     this.db.exec(
       `PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = OFF; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;`,
     );
