@@ -6,6 +6,7 @@
 import { createRequire } from "node:module";
 import { CairnApiError } from "@cairn/client";
 import { Command, CommanderError } from "commander";
+import { registerBackup } from "./commands/backup.ts";
 import { registerDev } from "./commands/dev.ts";
 import { registerDiagram } from "./commands/diagram.ts";
 import { registerInstancesDelete } from "./commands/instances-delete.ts";
@@ -51,6 +52,7 @@ export function createProgram(ctx: CliContext): Command {
   registerDev(program, ctx);
   registerStart(program, ctx);
   registerMigrate(program, ctx);
+  registerBackup(program, ctx);
 
   const workflows = program
     .command("workflows")
