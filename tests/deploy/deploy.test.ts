@@ -151,7 +151,9 @@ describe("deploy/compose.yaml", async () => {
     "the Cairn service's command runs against PostgreSQL and reports it in the health check",
     async () => {
       const compose = read("compose.yaml");
-      const command = JSON.parse(/^\s+command: (\[.+\])$/m.exec(compose)![1]!) as string[];
+      const command = JSON.parse(
+        /^\s+command:\s*(\[[^\]]*\])/m.exec(compose)![1]!.replace(/,\s*\]$/, "]"),
+      ) as string[];
       const schema = `deploy_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
       const url = new URL(base!);
       url.searchParams.set("schema", schema);
