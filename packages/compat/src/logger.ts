@@ -79,7 +79,12 @@ function textLine(record: Record<string, unknown>): string {
   const fields = Object.entries(record)
     .filter(([k]) => !OMITTED.has(k))
     .map(([k, v]) => `${k}=${typeof v === "string" && !/\s/.test(v) ? v : JSON.stringify(v)}`);
-  const err = record.err as { message?: string } | undefined;
+  const err = record.err as { message?: string; stack?: string } | undefined;
   const text = [record.msg, err?.message ? `: ${err.message}` : ""].join("");
-  return `${mark ? `${mark} ` : ""}${text}${fields.length ? `  ${fields.join(" ")}` : ""}`;
+  // The error's own frames, without Node's and installed packages' (a user's code is neither).
+  const frames = (err?.stack ?? "")
+    .split("\n")
+    .filter((l) => /^\s+at /.test(l) && !l.includes("node:") && !l.includes("/node_modules/"))
+    .map((l) => `    ${l.trim()}`);
+  return `${mark ? `${mark} ` : ""}${text}${fields.length ? `  ${fields.join(" ")}` : ""}${frames.length ? `\n${frames.join("\n")}` : ""}`;
 }
