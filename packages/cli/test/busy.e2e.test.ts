@@ -69,7 +69,14 @@ async function answersWhileBusy(url: string, id: string) {
   const list = await api.listInstances("busy");
   const other = await api.createInstance("busy", { instance_id: `${id}-later` });
   await api.pause("busy", other.id);
+  const graph = await fetch(`${url}/api/v1/workflows/busy/graph`);
+  const dashboard = await fetch(`${url}/_cairn/`);
   expect(trace()).toEqual(["start"]);
+  expect(graph.status).toBe(200);
+  expect(
+    ((await graph.json()) as { result: { workflow: { class_name: string } } }).result.workflow.class_name,
+  ).toBe("Busy");
+  expect(dashboard.status).toBe(200);
   expect(detail.status).toBe("running");
   expect(list.instances.map((i) => i.id)).toContain(id);
   // The attempt overran its timeout: it is stored as a timeout failure, its result discarded.

@@ -3,6 +3,7 @@ import type { InstanceStatus } from "@cairn/core";
 import type { Store } from "@cairn/store";
 import { openSqliteStore } from "@cairn/store-sqlite";
 import { type Cairn, createCairn } from "cairn";
+import { projectGraphs } from "./graphs.ts";
 import {
   type CloseOptions,
   type CreateApi,
@@ -212,9 +213,16 @@ export async function hostProjectInWorker(dir: string, options: WorkerHostOption
         : {}),
       log: (message, error) => log(message, error),
     });
+    // Diagrams: the entry is bundled and analysed here (code is read, never run), once, at the first
+    // request for a graph; a workflow the bundle does not show is asked of the project's thread,
+    // which falls back to the class's own source.
+    let graphs: ReturnType<typeof projectGraphs> | undefined;
+    const summary = started.project;
+    const graph = async (workflow: string) =>
+      (await (graphs ??= projectGraphs(summary, log))).get(workflow) ?? call("graph", [workflow]);
     const app = options.createApi({
       runtime: cairn.runtime,
-      graph: (workflow) => call("graph", [workflow]),
+      graph,
       ...(options.token ? { token: options.token } : {}),
     });
     server = serverHandle(
