@@ -98,6 +98,29 @@ describe("a busy step", { timeout: 90_000 }, () => {
     }
   });
 
+  const postgres = process.env.CAIRN_TEST_POSTGRES_URL;
+  if (!postgres) {
+    if (process.env.CAIRN_REQUIRE_POSTGRES === "1")
+      throw new Error("CAIRN_TEST_POSTGRES_URL is not set, and CAIRN_REQUIRE_POSTGRES=1 requires it");
+    console.warn("Skipping the PostgreSQL busy-step test: CAIRN_TEST_POSTGRES_URL is not set");
+  }
+  it.skipIf(!postgres)("does not hold up the API of cairn start on PostgreSQL", async () => {
+    const schema = `t_busy_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+    const url = new URL(postgres!);
+    url.searchParams.set("schema", schema);
+    const server = cairnServer(["start", dir, "--port", "0", "--store", url.toString(), "--json"]);
+    try {
+      await answersWhileBusy(await server.ready, "p-1");
+    } finally {
+      expect(await server.stop()).toBe(0);
+      const { default: pg } = await import("pg");
+      const db = new pg.Client({ connectionString: postgres });
+      await db.connect();
+      await db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await db.end();
+    }
+  });
+
   it("does not hold up the API of cairn dev", async () => {
     const server = cairnServer(["dev", dir, "--port", "0", "--store", join(stores, "dev.db"), "--json"]);
     try {

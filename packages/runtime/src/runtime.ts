@@ -273,7 +273,7 @@ export class Runtime {
     if (this.#worker && !this.#exclusive) await this.store.instances.renewLeases(this.workerId, 0);
   }
 
-  /** Calls `listener` after every stored change of an instance made through this runtime. */
+  /** Calls `listener` after every stored change of an instance made through this runtime (or announced to it). */
   onChange(listener: Listener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
