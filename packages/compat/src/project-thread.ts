@@ -31,6 +31,8 @@ const remoteError = (e: unknown): RemoteError => ({
 async function main(): Promise<void> {
   const project = await loadProject(data.dir, data.config ? { config: data.config } : {});
   const storePath = data.store ?? project.storePath;
+  // Another thread cannot open this thread's in-memory database: the host runs it in one thread.
+  if (storePath === ":memory:") return post({ type: "in-memory" });
   const postgres = /^postgres(ql)?:\/\//.test(storePath);
   if (storePath !== ":memory:" && !postgres) mkdirSync(dirname(storePath), { recursive: true });
 

@@ -1,4 +1,4 @@
-import { type CreateApi, hostProject, type StartServer } from "./host.ts";
+import type { CreateApi, StartServer } from "./host.ts";
 import { hostProjectInWorker, type ServedProject } from "./worker-host.ts";
 
 export interface StartOptions {
@@ -53,23 +53,16 @@ export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
 export async function runStart(options: StartOptions): Promise<StartedProject> {
   const log = options.log ?? ((line: string) => console.log(line));
   const timeoutMs = options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
-  const common = {
+  const hosted = await hostProjectInWorker(options.dir ?? process.cwd(), {
     ...(options.config ? { config: options.config } : {}),
     ...(options.store ? { store: options.store } : {}),
     ...(options.host ? { host: options.host } : {}),
     ...(options.port !== undefined ? { port: options.port } : {}),
     ...(options.token ? { token: options.token } : {}),
+    ...(options.worker === false ? { worker: false } : {}),
     startServer: options.startServer,
     createApi: options.createApi,
-  };
-  const dir = options.dir ?? process.cwd();
-  const hosted: ServedProject =
-    options.store === ":memory:"
-      ? await hostProject(dir, {
-          ...common,
-          ...(options.worker === false ? { cairn: { worker: false } } : {}),
-        })
-      : await hostProjectInWorker(dir, { ...common, ...(options.worker === false ? { worker: false } : {}) });
+  });
   log(`Cairn: ${hosted.project.name} listening on ${hosted.url}`);
 
   let resolveClosed!: () => void;

@@ -161,6 +161,31 @@ describe("hostProjectInWorker", () => {
     );
   });
 
+  it("runs a project whose store is in memory in one thread (a second thread could not open it)", async () => {
+    const dir = makeProject({
+      "cairn.config.ts": `
+        import { WorkflowEntrypoint } from "cairn";
+        class Quick extends WorkflowEntrypoint {
+          async run(_event, step) { return step.do("one", async () => "done"); }
+        }
+        export default { store: ":memory:", workflows: [{ binding: "QUICK", name: "quick", class: Quick }] };
+      `,
+    });
+    cleanup.push(() => removeProject(dir));
+    for (const store of [undefined, ":memory:"]) {
+      const served = await hostProjectInWorker(dir, { port: 0, ...server, ...(store ? { store } : {}) });
+      cleanup.push(() => served.close());
+      const instance = await (served.cairn.env.QUICK as any).create();
+      expect(
+        await waitFor(async () => {
+          const s = await instance.status();
+          return s.status === "complete" ? s : undefined;
+        }, "completion"),
+      ).toEqual({ status: "complete", output: "done" });
+      await served.close();
+    }
+  });
+
   it("fails to start with the project's error when it cannot be loaded", async () => {
     const dir = makeProject({ "cairn.config.ts": "export default { workflows: 3 };" });
     cleanup.push(() => removeProject(dir));

@@ -9,6 +9,7 @@ import {
   type CreateApi,
   DEFAULT_HOST,
   DEFAULT_PORT,
+  hostProject,
   type ServerHandle,
   type StartServer,
   serverHandle,
@@ -39,7 +40,10 @@ export interface WorkerHostOptions {
   /** Default "127.0.0.1". */
   host?: string;
   token?: string;
-  /** A PostgreSQL URL or a SQLite file; default the project's `storePath`. Not ":memory:". */
+  /**
+   * A PostgreSQL URL or a SQLite file; default the project's `storePath`. With ":memory:" (which a
+   * second thread cannot open) the project runs in this thread, as `hostProject` runs it.
+   */
   store?: string;
   config?: string;
   /** `false`: run no instances (other processes sharing the store do). */
@@ -76,6 +80,7 @@ export type FromThread =
       beforeCreate: boolean;
     }
   | { type: "error"; error: RemoteError }
+  | { type: "in-memory" }
   | { type: "changed"; workflow: string; id: string; status?: InstanceStatus }
   | { type: "reply"; id: number; ok: true; value: unknown }
   | { type: "reply"; id: number; ok: false; error: RemoteError }
@@ -125,9 +130,21 @@ function localError(e: RemoteError): Error {
 export async function hostProjectInWorker(dir: string, options: WorkerHostOptions): Promise<ServedProject> {
   if (typeof options?.startServer !== "function" || typeof options.createApi !== "function")
     throw new TypeError("hostProjectInWorker needs startServer and createApi (from @cairn/server)");
-  if (options.store === ":memory:")
-    throw new TypeError("hostProjectInWorker needs a store two threads can open: a file or a PostgreSQL URL");
   const log = options.log ?? ((message: string, error?: unknown) => console.error(message, error ?? ""));
+  // An in-memory database cannot be opened by a second thread: such a project runs in this one.
+  const inOneThread = () =>
+    hostProject(dir, {
+      ...(options.config ? { config: options.config } : {}),
+      ...(options.store ? { store: options.store } : {}),
+      ...(options.host ? { host: options.host } : {}),
+      ...(options.port !== undefined ? { port: options.port } : {}),
+      ...(options.token ? { token: options.token } : {}),
+      ...(options.worker === false ? { cairn: { worker: false } } : {}),
+      startServer: options.startServer,
+      createApi: options.createApi,
+      log,
+    });
+  if (options.store === ":memory:") return inOneThread();
   const data: ThreadData = {
     dir,
     ...(options.config ? { config: options.config } : {}),
@@ -143,7 +160,7 @@ export async function hostProjectInWorker(dir: string, options: WorkerHostOption
   let cairn: Cairn | undefined;
   let onClosed: (() => void) | undefined;
 
-  const ready = new Promise<Extract<FromThread, { type: "ready" }>>((resolve, reject) => {
+  const ready = new Promise<Extract<FromThread, { type: "ready" | "in-memory" }>>((resolve, reject) => {
     const gone = (error: Error) => {
       if (exited) return;
       exited = true;
@@ -156,7 +173,7 @@ export async function hostProjectInWorker(dir: string, options: WorkerHostOption
       if (!stopping && cairn) (options.onCrash ?? defaultCrash(log))(error);
     };
     worker.on("message", (m: FromThread) => {
-      if (m.type === "ready") resolve(m);
+      if (m.type === "ready" || m.type === "in-memory") resolve(m);
       else if (m.type === "error") reject(localError(m.error));
       else if (m.type === "changed") cairn?.runtime.announce(m.workflow, m.id, m.status);
       else if (m.type === "reply") {
@@ -176,7 +193,7 @@ export async function hostProjectInWorker(dir: string, options: WorkerHostOption
       worker.postMessage({ type: "call", id, method, args } satisfies ToThread);
     });
 
-  let started: Extract<FromThread, { type: "ready" }>;
+  let started: Extract<FromThread, { type: "ready" | "in-memory" }>;
   try {
     started = await ready;
   } catch (e) {
@@ -185,6 +202,12 @@ export async function hostProjectInWorker(dir: string, options: WorkerHostOption
     throw e;
   }
   ready.catch(() => {});
+  if (started.type === "in-memory") {
+    // The project's own config keeps its state in memory.
+    stopping = true;
+    await worker.terminate();
+    return inOneThread();
+  }
 
   // The API's own connection, opened once the project's thread has prepared the store.
   const postgres = /^postgres(ql)?:\/\//.test(started.store);
