@@ -50,7 +50,10 @@ export interface WorkerHostOptions {
   worker?: boolean;
   startServer: StartServer;
   createApi: CreateApi;
-  /** Errors of the engine and the server. Default: console.error. */
+  /**
+   * Errors of the API's side (its engine, the server). Default: console.error. The project's
+   * thread reports its own (the engine running the project, the fetch handler) to its console.error.
+   */
   log?: (message: string, error?: unknown) => void;
   /**
    * Called when the project's thread dies on its own (an uncaught error in the project's code).
