@@ -1,6 +1,8 @@
 /**
- * Errors that cross Cairn's API carry a stable `code` and read `"(<code>) <text>"`, like Cloudflare's
- * `WorkflowError`. The set of codes is closed: the HTTP layer maps each one to a status.
+ * Errors that cross Cairn's API carry a stable `code` (the set is closed: the HTTP layer maps each one
+ * to a status). Their `message` is Cloudflare's for the same situation: `"instance.not_found"` for an
+ * instance that does not exist (Cloudflare's binding throws exactly that), otherwise
+ * `"(<code>) <text>"`, the form of Cloudflare's own `WorkflowError`s.
  */
 export type ErrorCode =
   | "instance.not_found"
@@ -39,14 +41,22 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   "body",
 ];
 
-/** The one error class Cairn throws for bad input and impossible operations. */
+/** Codes whose message is the bare code, as Cloudflare's binding throws them (`e.message === "instance.not_found"`). */
+const BARE_MESSAGE_CODES: ReadonlySet<ErrorCode> = new Set(["instance.not_found"]);
+
+/**
+ * The one error class Cairn throws for bad input and impossible operations.
+ *
+ * `code` is stable; `text` is Cairn's description (what the HTTP API and CLI show, as `"(<code>)
+ * <text>"`); `message` is what Cloudflare's message is in the same situation (see `errorMessage`).
+ */
 export class WorkflowError extends Error {
   override name = "WorkflowError";
   readonly code: ErrorCode;
   readonly text: string;
 
   constructor(code: ErrorCode, text: string) {
-    super(`(${code}) ${text}`);
+    super(errorMessage(code, text));
     this.code = code;
     this.text = text;
   }
@@ -62,6 +72,11 @@ export class WorkflowError extends Error {
   toJSON(): { name: string; code: ErrorCode; message: string } {
     return { name: this.name, code: this.code, message: this.message };
   }
+}
+
+/** The `message` of a `WorkflowError`: the bare code for `instance.not_found`, else `"(<code>) <text>"`. */
+export function errorMessage(code: ErrorCode, text: string): string {
+  return BARE_MESSAGE_CODES.has(code) ? code : `(${code}) ${text}`;
 }
 
 /**

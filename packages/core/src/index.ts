@@ -14,6 +14,7 @@ export {
   deserializeError,
   ERROR_CODES,
   type ErrorCode,
+  errorMessage,
   isNonRetryable,
   NonRetryableError,
   type SerializedError,

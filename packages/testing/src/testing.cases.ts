@@ -495,7 +495,7 @@ export function defineTestingCases({ test, check }: { test: TestFn; check: Check
     }
     check.equal(charged, 3);
     await introspector.dispose();
-    await check.rejects(cairn.env.WF.get("known"), /not found/);
+    await check.rejects(cairn.env.WF.get("known"), "instance.not_found");
     // The session is over: a new one may start, and new instances are no longer modified.
     await using again = await introspectWorkflow(cairn.env.WF);
     check.deepEqual(await again.get(), []);
@@ -538,7 +538,7 @@ export function defineTestingCases({ test, check }: { test: TestFn; check: Check
     await cairn.env.WF.create({ id: "d1" });
     await cairn.runUntilIdle();
     await instance[Symbol.asyncDispose]();
-    await check.rejects(cairn.env.WF.get("d1"), /not found/);
+    await check.rejects(cairn.env.WF.get("d1"), "instance.not_found");
     // The id is free again, without the old modifications.
     await using fresh = await introspectWorkflowInstance(cairn.env.WF, "d1");
     await cairn.env.WF.create({ id: "d1" });
