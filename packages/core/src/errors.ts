@@ -104,6 +104,24 @@ export class WorkflowTimeoutError extends Error {
   override name = "WorkflowTimeoutError";
 }
 
+/**
+ * What `step.waitForEvent` throws into `run()` when its timeout passes (or is forced): Cloudflare's
+ * message, `"Execution timed out after <timeout>ms"` (the configured timeout), and the name `"Error"`,
+ * which is what a Cloudflare workflow sees (the error reaches it over RPC, which keeps only the
+ * standard error names) and what its examples assert. It is still a `WorkflowTimeoutError` for
+ * `instanceof`. The wait's stored step error keeps the name `WorkflowTimeoutError`.
+ */
+export function eventTimeoutError(message: string): WorkflowTimeoutError {
+  const error = new WorkflowTimeoutError(message);
+  error.name = "Error";
+  return error;
+}
+
+/** The message of a `waitForEvent` timeout, as Cloudflare words it. */
+export function eventTimeoutMessage(timeoutMs: number): string {
+  return `Execution timed out after ${timeoutMs}ms`;
+}
+
 /** Failures of the engine itself that end an instance (unserialisable results, step limit). */
 export class WorkflowFatalError extends Error {
   override name = "WorkflowFatalError";

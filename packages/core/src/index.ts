@@ -15,6 +15,8 @@ export {
   ERROR_CODES,
   type ErrorCode,
   errorMessage,
+  eventTimeoutError,
+  eventTimeoutMessage,
   isNonRetryable,
   NonRetryableError,
   type SerializedError,

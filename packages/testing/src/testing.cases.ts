@@ -354,7 +354,7 @@ export function defineTestingCases({ test, check }: { test: TestFn; check: Check
         });
         return { draft, approvedBy: approval.payload.by };
       } catch (e) {
-        await step.do("notify timeout", async () => (e as Error).name);
+        await step.do("notify timeout", async () => `${(e as Error).name}: ${(e as Error).message}`);
         return { draft, approvedBy: null };
       }
     }
@@ -384,7 +384,10 @@ export function defineTestingCases({ test, check }: { test: TestFn; check: Check
     await using instance = await introspectWorkflowInstance(cairn.env.WF, "to");
     await instance.modify(async (m) => m.forceEventTimeout({ name: "approval" }));
     await cairn.env.WF.create({ id: "to" });
-    check.equal(await instance.waitForStepResult({ name: "notify timeout" }), "WorkflowTimeoutError");
+    check.equal(
+      await instance.waitForStepResult({ name: "notify timeout" }),
+      "Error: Execution timed out after 604800000ms",
+    );
     await instance.waitForStatus("complete");
     check.deepEqual(await instance.getOutput(), { draft: "draft 1", approvedBy: null });
     check.equal(cairn.clock.now(), start);
