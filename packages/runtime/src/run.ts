@@ -47,7 +47,8 @@ export interface RunHost {
   readonly store: Store;
   readonly clock: Clock;
   readonly env: Record<string, unknown>;
-  readonly hooks: RuntimeHooks;
+  /** Read at each use: `Runtime.addHooks` may change them while instances run. */
+  hooks: RuntimeHooks;
   /** Waits at or below this many ms keep the run in memory; longer ones evict it. */
   readonly hotWaitMs: number;
   /** A step callback still running after this many ms is stored as running. */
