@@ -15,7 +15,7 @@ export default defineConfig({
       "examples/**/*.test.ts",
     ],
     // Cloudflare's examples run in their own vitest (packages/vitest/test/cloudflare-examples.test.ts).
-    exclude: [...configDefaults.exclude, "tests/cloudflare-fixtures/**"],
+    exclude: [...configDefaults.exclude, "tests/cloudflare-fixtures/**", "packages/vitest/test/fixtures/**"],
     testTimeout: 20_000,
     hookTimeout: 20_000,
   },

@@ -107,4 +107,17 @@ describe("Cloudflare's examples run unchanged on cairn/vitest", () => {
     });
     expect(code).toBe(0);
   }, 120_000);
+
+  test("defineWorkersConfig (the pool-workers shape): env with vars and bindings, SELF, exports, waitOnExecutionContext", async () => {
+    const dir = fileURLToPath(new URL("./fixtures/pool-workers", import.meta.url));
+    const { code, output, report } = await runVitest(dir);
+    expect(failures(report), output).toBe("");
+    expect(outcomes(report)).toEqual({
+      "env has the wrangler vars and miniflare.bindings, in both modules": "passed",
+      "SELF and exports.default call the Worker's fetch handler": "passed",
+      "waitOnExecutionContext waits for ctx.waitUntil work": "passed",
+      "a workflow started through SELF can be introspected": "passed",
+    });
+    expect(code).toBe(0);
+  }, 120_000);
 });
