@@ -10,5 +10,6 @@ export {
   PROVIDE_KEY,
   type ResolvedWorkerOptions,
   type WorkersPoolOptions,
+  type WorkersPoolOptionsContext,
   type WorkersUserConfig,
 } from "./plugin.ts";

@@ -42,6 +42,18 @@ describe("cloudflareTest", () => {
     ]);
   });
 
+  test("an options function gets inject() for the config's test.provide", async () => {
+    const root = new URL("../test/fixtures/pool-workers", import.meta.url).pathname;
+    const plugin = cloudflareTest(({ inject }) => ({ miniflare: { bindings: { TOKEN: inject("token") } } }));
+    const out = await (plugin.config as (c: object) => Promise<any>)({
+      root,
+      test: { provide: { token: "t-1" } },
+    });
+    expect(Object.values(out.test.provide)).toEqual([
+      { configPath: root, bindings: { TOKEN: "t-1" }, defaultRetryDelay: 10 },
+    ]);
+  });
+
   test("resolves cloudflare:test, cloudflare:workers and cloudflare:workflows to Cairn's modules", () => {
     const resolve = cloudflareTest().resolveId as (id: string) => string | null;
     expect(resolve("cloudflare:test")).toMatch(/[\\/]vitest[\\/](src|dist)[\\/]cloudflare-test\.(ts|js)$/);

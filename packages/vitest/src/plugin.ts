@@ -40,9 +40,14 @@ export interface ResolvedWorkerOptions {
   defaultRetryDelay: number | string;
 }
 
+/** What an options function receives, like Cloudflare's: `inject` reads the config's `test.provide`. */
+export interface WorkersPoolOptionsContext {
+  inject(key: string): unknown;
+}
+
 type OptionsInput =
   | WorkersPoolOptions
-  | ((context?: unknown) => WorkersPoolOptions | Promise<WorkersPoolOptions>);
+  | ((context: WorkersPoolOptionsContext) => WorkersPoolOptions | Promise<WorkersPoolOptions>);
 
 /** Cairn's modules each `cloudflare:*` specifier loads in tests. */
 const MODULES: Record<string, string> = {
@@ -72,7 +77,9 @@ export function cloudflareTest(options: OptionsInput = {}): Plugin {
     name: "cairn:cloudflare-test",
     enforce: "pre",
     async config(config: ViteUserConfig) {
-      const given = typeof options === "function" ? await options() : options;
+      const provided = (config.test?.provide ?? {}) as Record<string, unknown>;
+      const given =
+        typeof options === "function" ? await options({ inject: (key) => provided[key] }) : options;
       if (typeof given !== "object" || given === null)
         throw new TypeError("cloudflareTest: options must be an object like { wrangler: { configPath } }");
       const root = resolve(config.root ?? process.cwd());
