@@ -94,7 +94,10 @@ export interface BindingOwner {
   binding?: string;
 }
 
-const owners = new WeakMap<object, BindingOwner>();
+/** Shared by every copy of this module in a process (a test runner may load two), like the bindings. */
+const owners: WeakMap<object, BindingOwner> = ((globalThis as Record<symbol, unknown>)[
+  Symbol.for("cairn.runtime.bindingOwners")
+] ??= new WeakMap<object, BindingOwner>()) as WeakMap<object, BindingOwner>;
 
 /**
  * The runtime and workflow behind a workflow binding made by any Cairn runtime (`cairn.env.X`, or

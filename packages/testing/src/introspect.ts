@@ -53,8 +53,13 @@ interface Owner {
 /** Which test Cairn each binding object (`cairn.env.X`) belongs to. */
 const owners = new WeakMap<object, Owner>();
 
-/** The harness added to a Cairn not made by `createTestCairn`, at its first introspection. */
-const adopted = new WeakMap<Runtime, Harness>();
+/**
+ * The harness added to a Cairn not made by `createTestCairn`, at its first introspection (shared by
+ * every copy of this module in a process, so a runtime gets one).
+ */
+const adopted: WeakMap<Runtime, Harness> = ((globalThis as Record<symbol, unknown>)[
+  Symbol.for("cairn.testing.adopted")
+] ??= new WeakMap<Runtime, Harness>()) as WeakMap<Runtime, Harness>;
 
 /** Records the bindings of a test Cairn so the introspection functions can find it. */
 export function registerBindings(harness: Harness, workflows: { binding: string; name: string }[]): void {
