@@ -2,9 +2,10 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type { RuntimeHooks } from "@cairn/runtime";
 import { type Cairn, type CairnOptions, createCairn } from "cairn";
-import { ENV_SLOT } from "./cloudflare-workers.ts";
+import { ENV_SLOT, EXPORTS_SLOT } from "./cloudflare-workers.ts";
 import { projectGraphs } from "./graphs.ts";
 import { type FetchContext, type FetchHandler, type LoadedProject, loadProject } from "./project.ts";
+import { trackedContext, workerExports } from "./worker-exports.ts";
 
 /**
  * `createApi` of `@cairn/server`: the HTTP API (under /api/v1) for a runtime, requiring `token` if
@@ -107,6 +108,12 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
   });
   const env = cairn.env as Record<string, unknown>;
   (globalThis as Record<symbol, unknown>)[ENV_SLOT] = env;
+  const entrypoints = workerExports(
+    project.module,
+    () => env,
+    () => trackedContext(log),
+  );
+  (globalThis as Record<symbol, unknown>)[EXPORTS_SLOT] = entrypoints;
 
   const pending = new Set<Promise<unknown>>();
   const fetch = project.fetch ? serveFetch(project.fetch, env, pending, log) : undefined;
@@ -153,6 +160,8 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
       await cairn.close();
       if ((globalThis as Record<symbol, unknown>)[ENV_SLOT] === env)
         delete (globalThis as Record<symbol, unknown>)[ENV_SLOT];
+      if ((globalThis as Record<symbol, unknown>)[EXPORTS_SLOT] === entrypoints)
+        delete (globalThis as Record<symbol, unknown>)[EXPORTS_SLOT];
     })());
   return { url: server.url, cairn, project, close };
 }

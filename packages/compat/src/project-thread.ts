@@ -11,10 +11,11 @@ import type { RuntimeHooks } from "@cairn/runtime";
 import type { Store } from "@cairn/store";
 import { openSqliteStore } from "@cairn/store-sqlite";
 import { type Cairn, createCairn } from "cairn";
-import { ENV_SLOT } from "./cloudflare-workers.ts";
+import { ENV_SLOT, EXPORTS_SLOT } from "./cloudflare-workers.ts";
 import { projectGraphs } from "./graphs.ts";
 import { Drain, serveFetch, until } from "./host.ts";
 import { loadProject } from "./project.ts";
+import { trackedContext, workerExports } from "./worker-exports.ts";
 import type { FromThread, RemoteError, ThreadData, ToThread } from "./worker-host.ts";
 
 const port = parentPort!;
@@ -68,6 +69,11 @@ async function main(): Promise<void> {
   }
   const env = cairn.env as Record<string, unknown>;
   (globalThis as Record<symbol, unknown>)[ENV_SLOT] = env;
+  (globalThis as Record<symbol, unknown>)[EXPORTS_SLOT] = workerExports(
+    project.module,
+    () => env,
+    () => trackedContext(log),
+  );
   cairn.runtime.onChange((workflow, id, status) =>
     post({ type: "changed", workflow, id, ...(status ? { status } : {}) }),
   );

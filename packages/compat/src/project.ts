@@ -3,6 +3,7 @@ import { basename, dirname, isAbsolute, join, relative, resolve } from "node:pat
 import type { WorkflowClass } from "@cairn/core";
 import type { CairnOptions } from "cairn";
 import { importProjectModule } from "./loader.ts";
+import { fetchHandler } from "./worker-exports.ts";
 import { findWranglerConfig, loadWranglerConfig } from "./wrangler.ts";
 
 /** The files of a Cairn-native project, in the order they are looked for. */
@@ -52,6 +53,8 @@ export interface LoadedProject {
   vars: Record<string, unknown>;
   /** The default export's `fetch`, bound to it, when the entry module has one. */
   fetch?: FetchHandler;
+  /** The entry module's exports (for `exports` of `cloudflare:workers`). */
+  module: Record<string, unknown>;
   /** Where the project keeps its state by default: `<dir>/.cairn/cairn.db`, or the Cairn config's `store`. */
   storePath: string;
   /** Other `createCairn` options of a Cairn-native project (maxConcurrent, hooks, …). */
@@ -118,7 +121,7 @@ async function loadWranglerProject(root: string, configPath: string): Promise<Lo
     checkWorkflowClass(cls, `${shown}: export "${w.class_name}" (workflow "${w.name}")`);
     return { binding: w.binding, name: w.name, class: cls as WorkflowClass, className: w.class_name };
   });
-  const fetch = fetchHandler(mod.default, shown);
+  const fetch = projectFetchHandler(mod.default, shown);
   return {
     name: config.name ?? basename(root),
     kind: "wrangler",
@@ -128,6 +131,7 @@ async function loadWranglerProject(root: string, configPath: string): Promise<Lo
     workflows,
     vars: { ...config.vars },
     ...(fetch ? { fetch } : {}),
+    module: mod,
     storePath: join(root, ".cairn", "cairn.db"),
     options: {},
   };
@@ -147,7 +151,7 @@ async function loadCairnProject(root: string, configPath: string): Promise<Loade
     checkWorkflowClass(w.class, `${shown}: workflows[${i}].class (workflow "${w.name}")`);
     return { binding: w.binding, name: w.name, class: w.class };
   });
-  const fetch = fetchHandler(
+  const fetch = projectFetchHandler(
     config.fetch !== undefined ? config : mod.fetch ? { fetch: mod.fetch } : undefined,
     shown,
   );
@@ -171,6 +175,7 @@ async function loadCairnProject(root: string, configPath: string): Promise<Loade
     workflows,
     vars: { ...(env ?? {}) },
     ...(fetch ? { fetch } : {}),
+    module: mod,
     storePath,
     options,
   };
@@ -216,24 +221,11 @@ function checkWorkflowClass(cls: unknown, what: string): void {
   }
 }
 
-/**
- * The fetch handler of a default export: an object with `fetch(request, env, ctx)`, or a class (e.g.
- * extending `WorkerEntrypoint`) whose instances, made per request with `(ctx, env)`, have `fetch(request)`.
- */
-function fetchHandler(def: unknown, shown: string): FetchHandler | undefined {
-  if (def === undefined || def === null) return undefined;
-  if (typeof def === "function" && typeof def.prototype?.fetch === "function") {
-    const Cls = def as new (
-      ctx: FetchContext,
-      env: Record<string, unknown>,
-    ) => { fetch(r: Request): Response };
-    return (request, env, ctx) => new Cls(ctx, env).fetch(request);
+/** The fetch handler of a default export (see `fetchHandler`), failing with a `ProjectError`. */
+function projectFetchHandler(def: unknown, shown: string): FetchHandler | undefined {
+  try {
+    return fetchHandler(def, shown);
+  } catch (e) {
+    throw new ProjectError((e as Error).message);
   }
-  if (typeof def === "object" && "fetch" in def) {
-    const f = (def as { fetch: unknown }).fetch;
-    if (typeof f !== "function")
-      throw new ProjectError(`${shown}: the default export's fetch is not a function`);
-    return f.bind(def) as FetchHandler;
-  }
-  return undefined;
 }
