@@ -96,6 +96,26 @@ function parse<S extends z.ZodType>(schema: S, value: unknown, where: "body" | "
   return parsed.data;
 }
 
+/** How long a closing connection goes on dropping a refused body after the answer (see `jsonBody`). */
+const LINGER_MS = 2000;
+
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+
+/** Reads and drops up to about `budget` bytes of a body; whether it ended (or the client went away). */
+async function discard(reader: ReadableStreamDefaultReader<Uint8Array>, budget: number): Promise<boolean> {
+  let dropped = 0;
+  try {
+    while (dropped <= budget) {
+      const { done, value } = await reader.read();
+      if (done) return true;
+      dropped += value.byteLength;
+    }
+  } catch {
+    return true;
+  }
+  return false;
+}
+
 /** The bodies `jsonBody` read, by request context. */
 const bodies = new WeakMap<Context, string>();
 
@@ -116,7 +136,8 @@ function readJson(c: Context): unknown {
  * chunked), for `readJson`. A non-empty body must say `Content-Type: application/json` (415
  * otherwise); a larger one is answered 413. A refused body is read to its end first (up to
  * `MAX_DRAIN_BYTES`) so the connection can carry the next request; beyond that the answer says
- * `Connection: close`. (Hono's `bodyLimit` leaves a refused body half read on a keep-alive
+ * `Connection: close`, is sent at once, and the body is dropped for up to `LINGER_MS` more before
+ * the connection closes (so the client reads the answer instead of a reset). (Hono's `bodyLimit` leaves a refused body half read on a keep-alive
  * connection, hence this middleware.)
  */
 function jsonBody(maxSize: number): MiddlewareHandler {
@@ -140,29 +161,30 @@ function jsonBody(maxSize: number): MiddlewareHandler {
       error: HttpError,
       read: { reader?: ReadableStreamDefaultReader<Uint8Array>; ended?: boolean } = {},
     ) => {
-      const reader = read.reader;
-      let ended = read.ended === true || raw.body === null;
-      if (!ended && (declared === undefined || declared <= maxSize + MAX_DRAIN_BYTES)) {
-        const r = reader ?? raw.body!.getReader();
-        let drained = 0;
-        try {
-          while (drained <= MAX_DRAIN_BYTES) {
-            const { done, value } = await r.read();
-            if (done) ended = true;
-            if (done) break;
-            drained += value.byteLength;
-          }
-        } catch {
-          // the client went away
-        }
-        if (!ended) await r.cancel().catch(() => {});
-      }
       const { status, error: body } = describeError(error);
-      return c.json(
-        errorEnvelope(body),
-        status as ContentfulStatusCode,
-        ended ? {} : { connection: "close" },
-      );
+      const reader = read.ended ? undefined : (read.reader ?? raw.body?.getReader());
+      const drainable = declared === undefined || declared <= maxSize + MAX_DRAIN_BYTES;
+      if (!reader || (drainable && (await discard(reader, MAX_DRAIN_BYTES))))
+        return c.json(errorEnvelope(body), status as ContentfulStatusCode);
+      // Too long to drain: answer at once and close the connection, but go on dropping what the
+      // client still sends for a while, so that it reads the answer before the connection closes.
+      const bytes = new TextEncoder().encode(JSON.stringify(errorEnvelope(body)));
+      const lingered = Promise.race([discard(reader, MAX_DRAIN_BYTES), delay(LINGER_MS)]);
+      const stream = new ReadableStream<Uint8Array>({
+        start: (controller) => controller.enqueue(bytes),
+        pull: async (controller) => {
+          await lingered;
+          controller.close();
+        },
+      });
+      return new Response(stream, {
+        status,
+        headers: {
+          "content-type": "application/json",
+          "content-length": String(bytes.byteLength),
+          connection: "close",
+        },
+      });
     };
 
     if (type !== undefined && !isJsonType(type)) return refuse(notJson());

@@ -202,6 +202,49 @@ describe("HTTP transport", () => {
     }
   });
 
+  it("answers 413 with Connection: close to a chunked body too long to drain", async () => {
+    h = await harness();
+    server = await startServer({ app: h.app, port: 0 });
+    const result = await new Promise<Reply>((resolve, reject) => {
+      const req = httpRequest(
+        `${server!.url}/api/v1/workflows/echo/instances`,
+        { method: "POST", headers: json },
+        (res) => {
+          let body = "";
+          res.setEncoding("utf8");
+          res.on("data", (c: string) => {
+            body += c;
+          });
+          res.on("end", () =>
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body, localPort: undefined }),
+          );
+        },
+      );
+      // Writing on after the answer may fail once the server closes; the answer must come first.
+      let answered = false;
+      req.on("response", () => {
+        answered = true;
+      });
+      req.on("error", (e) => {
+        if (!answered) reject(e);
+      });
+      // 40 MiB in chunks, more than the limit plus MAX_DRAIN_BYTES.
+      const chunk = "x".repeat(1024 * 1024);
+      let sent = 0;
+      const write = () => {
+        while (sent < 40) {
+          sent++;
+          if (!req.write(chunk)) return void req.once("drain", write);
+        }
+        req.end();
+      };
+      write();
+    });
+    expect(result.status).toBe(413);
+    expect(result.headers.connection).toBe("close");
+    expect(JSON.parse(result.body).errors[0].code).toBe("payload.too_large");
+  });
+
   it("keeps the connection after a 415 and after a fetch handler that ignores the body", async () => {
     h = await harness();
     server = await startServer({ app: h.app, port: 0, fetch: () => new Response("ignored") });
