@@ -137,8 +137,8 @@ function readJson(c: Context): unknown {
  * otherwise); a larger one is answered 413. A refused body is read to its end first (up to
  * `MAX_DRAIN_BYTES`) so the connection can carry the next request; beyond that the answer says
  * `Connection: close`, is sent at once, and the body is dropped for up to `LINGER_MS` more before
- * the connection closes (so the client reads the answer instead of a reset). (Hono's `bodyLimit` leaves a refused body half read on a keep-alive
- * connection, hence this middleware.)
+ * the connection closes, so the client reads the answer instead of a reset. (Hono's `bodyLimit`
+ * leaves a refused body half read on a keep-alive connection, hence this middleware.)
  */
 function jsonBody(maxSize: number): MiddlewareHandler {
   return async (c, next) => {

@@ -52,6 +52,14 @@ function isApiPath(pathname: string): boolean {
   return pathname === API_PREFIX || pathname.startsWith(`${API_PREFIX}/`);
 }
 
+function hostPatternOf(host: string): string[] {
+  try {
+    return parseHostAllow([host]);
+  } catch {
+    return [];
+  }
+}
+
 const isWildcard = (host: string) => host === "0.0.0.0" || host === "::" || host === "[::]";
 
 /** Methods the `Request` constructor refuses; such requests are handed on as they came. */
@@ -127,7 +135,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     );
   const hostAllow = parseHostAllow(options.hostAllow ?? [], "startServer: hostAllow");
   const checksHost = options.hostAllow !== undefined || !isWildcard(host);
-  if (!isWildcard(host)) hostAllow.push(...parseHostAllow([host], "startServer: host"));
+  // The address listened on is answered too, when it can be a Host value (not "fe80::1%eth0").
+  if (!isWildcard(host)) hostAllow.push(...hostPatternOf(host));
   const delegate = options.fetch;
   const dashboard = servesDashboard(app);
   const server = createAdaptorServer({
