@@ -1,4 +1,5 @@
 import {
+  type ErrorCode,
   type HistoryEventType,
   INSTANCE_STATUSES,
   type InstanceStatus,
@@ -245,8 +246,14 @@ export interface SubscribeEvent {
   [detail: string]: unknown;
 }
 
-/** The HTTP status each error code maps to. */
-export const ERROR_STATUS: Record<string, number> = {
+/** Codes the HTTP layer answers with itself, beside the engine's `ErrorCode`s. */
+export type HttpErrorCode = "unauthorized" | "not_found" | "internal";
+
+/** Every `code` an error response can carry. */
+export type ApiErrorCode = ErrorCode | HttpErrorCode;
+
+/** The HTTP status each error code maps to: keyed by the code union, so a new code must get one. */
+export const ERROR_STATUS: Readonly<Record<ApiErrorCode, number>> = {
   "instance.not_found": 404,
   "workflow.not_found": 404,
   "instance.already_exists": 409,
@@ -254,6 +261,7 @@ export const ERROR_STATUS: Record<string, number> = {
   "instance.cannot_restart": 409,
   "instance.cannot_pause": 409,
   "instance.cannot_send_event": 409,
+  "instance.changed": 409,
   "instance.invalid_id": 400,
   "workflow.invalid_name": 400,
   "workflow.invalid_event_type": 400,

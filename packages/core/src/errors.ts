@@ -1,6 +1,8 @@
 /**
  * Errors that cross Cairn's API carry a stable `code` and read `"(<code>) <text>"`, like Cloudflare's
- * `WorkflowError`. The set of codes is closed: the HTTP layer maps each one to a status.
+ * `WorkflowError`. The set of codes is closed: the HTTP layer maps each one to a status (a new code
+ * does not compile until it has one). `instance.changed`: the instance changed while a control
+ * command ran (another process won the race); trying again is safe. `body`: malformed input.
  */
 export type ErrorCode =
   | "instance.not_found"
@@ -10,6 +12,7 @@ export type ErrorCode =
   | "instance.cannot_restart"
   | "instance.cannot_pause"
   | "instance.cannot_send_event"
+  | "instance.changed"
   | "workflow.not_found"
   | "workflow.invalid_name"
   | "workflow.invalid_event_type"
@@ -28,6 +31,7 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   "instance.cannot_restart",
   "instance.cannot_pause",
   "instance.cannot_send_event",
+  "instance.changed",
   "workflow.not_found",
   "workflow.invalid_name",
   "workflow.invalid_event_type",

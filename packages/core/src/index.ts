@@ -24,6 +24,8 @@ export {
 } from "./errors.ts";
 export {
   FINAL_HISTORY_EVENTS,
+  type HistoryData,
+  type HistoryDataOf,
   type HistoryEntry,
   type HistoryEventType,
   type NewHistoryEntry,
