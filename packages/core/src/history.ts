@@ -2,28 +2,31 @@ import type { ResolvedStepConfig } from "./config.ts";
 import type { SerializedError } from "./errors.ts";
 import type { StepKind } from "./step-key.ts";
 
-/** History entry types: the event names of SPEC §5 (and of Cloudflare's `subscribe()`). */
-export type HistoryEventType =
-  | "workflow_queued"
-  | "workflow_started"
-  | "workflow_running"
-  | "workflow_paused"
-  | "workflow_waiting_for_pause"
-  | "workflow_waiting"
-  | "workflow_completed"
-  | "workflow_errored"
-  | "workflow_terminated"
-  | "step_started"
-  | "step_completed"
-  | "step_errored"
-  | "attempt_started"
-  | "attempt_completed"
-  | "attempt_errored"
-  | "sleep_started"
-  | "sleep_completed"
-  | "wait_started"
-  | "wait_completed"
-  | "wait_timed_out";
+/** History entry types: the event names of SPEC §5 (and of Cloudflare's `subscribe()`), in its order. */
+export const HISTORY_EVENT_TYPES = [
+  "workflow_queued",
+  "workflow_started",
+  "workflow_running",
+  "workflow_paused",
+  "workflow_waiting_for_pause",
+  "workflow_waiting",
+  "workflow_completed",
+  "workflow_errored",
+  "workflow_terminated",
+  "step_started",
+  "step_completed",
+  "step_errored",
+  "attempt_started",
+  "attempt_completed",
+  "attempt_errored",
+  "sleep_started",
+  "sleep_completed",
+  "wait_started",
+  "wait_completed",
+  "wait_timed_out",
+] as const;
+
+export type HistoryEventType = (typeof HISTORY_EVENT_TYPES)[number];
 
 export const FINAL_HISTORY_EVENTS: readonly HistoryEventType[] = [
   "workflow_completed",

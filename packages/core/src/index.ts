@@ -24,6 +24,7 @@ export {
 } from "./errors.ts";
 export {
   FINAL_HISTORY_EVENTS,
+  HISTORY_EVENT_TYPES,
   type HistoryData,
   type HistoryDataOf,
   type HistoryEntry,
