@@ -4,7 +4,7 @@ import type { RuntimeHooks } from "@cairn/runtime";
 import { type Cairn, type CairnOptions, createCairn } from "cairn";
 import { ENV_SLOT } from "./cloudflare-workers.ts";
 import { projectGraphs } from "./graphs.ts";
-import { type FetchContext, type LoadedProject, loadProject } from "./project.ts";
+import { type FetchContext, type FetchHandler, type LoadedProject, loadProject } from "./project.ts";
 
 /**
  * `createApi` of `@cairn/server`: the HTTP API (under /api/v1) for a runtime, requiring `token` if
@@ -109,29 +109,7 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
   (globalThis as Record<symbol, unknown>)[ENV_SLOT] = env;
 
   const pending = new Set<Promise<unknown>>();
-  const handler = project.fetch;
-  const fetch = handler
-    ? async (request: Request): Promise<Response> => {
-        const ctx: FetchContext = {
-          waitUntil(promise) {
-            const p = Promise.resolve(promise).catch((e) => log("waitUntil: a promise failed", e));
-            pending.add(p);
-            p.finally(() => pending.delete(p));
-          },
-          passThroughOnException() {},
-          props: {},
-        };
-        try {
-          const response = await handler(request, env, ctx);
-          if (!(response instanceof Response))
-            throw new TypeError("the fetch handler did not return a Response");
-          return response;
-        } catch (e) {
-          log(`${request.method} ${new URL(request.url).pathname}: the fetch handler threw`, e);
-          return new Response(`Internal error: ${(e as Error)?.message ?? String(e)}\n`, { status: 500 });
-        }
-      }
-    : undefined;
+  const fetch = project.fetch ? serveFetch(project.fetch, env, pending, log) : undefined;
 
   let server: ServerHandle;
   const host = options.host ?? DEFAULT_HOST;
@@ -179,11 +157,42 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
   return { url: server.url, cairn, project, close };
 }
 
-const until = (deadline: number) =>
+/**
+ * The project's fetch handler as the server calls it: with `env` and a `ctx` whose `waitUntil`
+ * promises are kept in `pending`; a throw or a non-Response answers 500.
+ */
+export function serveFetch(
+  handler: FetchHandler,
+  env: Record<string, unknown>,
+  pending: Set<Promise<unknown>>,
+  log: (message: string, error?: unknown) => void,
+): (request: Request) => Promise<Response> {
+  return async (request) => {
+    const ctx: FetchContext = {
+      waitUntil(promise) {
+        const p = Promise.resolve(promise).catch((e) => log("waitUntil: a promise failed", e));
+        pending.add(p);
+        p.finally(() => pending.delete(p));
+      },
+      passThroughOnException() {},
+      props: {},
+    };
+    try {
+      const response = await handler(request, env, ctx);
+      if (!(response instanceof Response)) throw new TypeError("the fetch handler did not return a Response");
+      return response;
+    } catch (e) {
+      log(`${request.method} ${new URL(request.url).pathname}: the fetch handler threw`, e);
+      return new Response(`Internal error: ${(e as Error)?.message ?? String(e)}\n`, { status: 500 });
+    }
+  };
+}
+
+export const until = (deadline: number) =>
   new Promise<void>((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref());
 
 /** Counts step callbacks in flight; once held, new attempts wait forever (the close drops them). */
-class Drain {
+export class Drain {
   #inFlight = 0;
   #held = false;
   #idle: (() => void)[] = [];
@@ -207,13 +216,13 @@ class Drain {
   }
 }
 
-interface ServerHandle {
+export interface ServerHandle {
   url: string;
   close(): Promise<void>;
 }
 
 /** Accepts what `startServer` returns: `{ url, close }`, `{ port, close }`, or a Node `http.Server`. */
-function serverHandle(result: any, host: string, port: number): ServerHandle {
+export function serverHandle(result: any, host: string, port: number): ServerHandle {
   if (!result || typeof result !== "object") throw new TypeError("startServer returned no server");
   const shownHost =
     host === "0.0.0.0" || host === "::" ? "localhost" : host.includes(":") ? `[${host}]` : host;

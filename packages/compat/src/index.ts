@@ -29,6 +29,12 @@ export {
   type StartOptions,
 } from "./start.ts";
 export {
+  hostProjectInWorker,
+  type ProjectSummary,
+  type ServedProject,
+  type WorkerHostOptions,
+} from "./worker-host.ts";
+export {
   findWranglerConfig,
   loadWranglerConfig,
   parseWranglerConfig,

@@ -542,29 +542,33 @@ export class InstanceRun {
     };
     const next = async () => callback(ctx);
     const { wrapStep } = this.#host.hooks;
+    const { clock } = this.#host;
+    const timedOut = (): AttemptResult => ({
+      ok: false,
+      error: new WorkflowTimeoutError(`Execution timed out after ${timeoutMs}ms`),
+    });
     return new Promise<AttemptResult>((resolve) => {
       let settled = false;
-      const timer = this.#host.clock.setTimer(() => {
+      const deadline = clock.now() + timeoutMs;
+      const timer = clock.setTimer(() => {
         if (settled) return;
         settled = true;
-        resolve({ ok: false, error: new WorkflowTimeoutError(`Execution timed out after ${timeoutMs}ms`) });
+        resolve(timedOut());
       }, timeoutMs);
+      // A callback that blocks the thread settles before its timer can fire: one that settles past
+      // its deadline timed out all the same, and its outcome is discarded.
+      const settle = (result: AttemptResult) => {
+        if (settled) return;
+        settled = true;
+        timer.cancel();
+        resolve(clock.now() > deadline ? timedOut() : result);
+      };
       const work = wrapStep
         ? wrapStep({ workflow: this.workflow, instanceId: this.id, step: key, attempt, config }, next)
         : next();
       work.then(
-        (value) => {
-          if (settled) return;
-          settled = true;
-          timer.cancel();
-          resolve({ ok: true, value });
-        },
-        (error) => {
-          if (settled) return;
-          settled = true;
-          timer.cancel();
-          resolve({ ok: false, error });
-        },
+        (value) => settle({ ok: true, value }),
+        (error) => settle({ ok: false, error }),
       );
     });
   }

@@ -198,15 +198,15 @@ export class Runtime {
     this.#started = true;
     if (!this.#worker) return;
     if (this.#exclusive) await this.store.instances.expireLeases();
-    else {
-      this.#armHeartbeat();
-      if (this.store.listen)
-        this.#unlisten = await this.store.listen(
-          (m) => this.#onMessage(m),
-          (e) => this.#log("Cairn lost its notification channel; polling until it reconnects", e),
-          () => void this.#catchUp(),
-        );
-    }
+    else this.#armHeartbeat();
+    // A store shared with other processes, or with other threads of this one (the API's connection
+    // to the same SQLite file), tells this worker about work they wrote.
+    if (this.store.listen)
+      this.#unlisten = await this.store.listen(
+        (m) => this.#onMessage(m),
+        (e) => this.#log("Cairn lost its notification channel; polling until it reconnects", e),
+        () => void this.#catchUp(),
+      );
     if (this.#pollMs !== undefined) this.#armPoll();
     this.#pump();
   }
@@ -273,10 +273,18 @@ export class Runtime {
     if (this.#worker && !this.#exclusive) await this.store.instances.renewLeases(this.workerId, 0);
   }
 
-  /** Calls `listener` after every stored change of an instance made through this runtime. */
+  /** Calls `listener` after every stored change of an instance made through this runtime (or announced to it). */
   onChange(listener: Listener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * Tells `onChange` listeners about a change another runtime stored (e.g. the worker thread of the
+   * same process), so they learn of it without polling.
+   */
+  announce(workflow: string, instanceId: string, status?: InstanceStatus): void {
+    this.#changed(workflow, instanceId, status);
   }
 
   /**
