@@ -102,6 +102,25 @@ export interface RouteGroup<Deps> {
   routes: ApiRoute<Deps>[];
 }
 
+/**
+ * Declares a route. The handler's `body` and `query` are typed from the schemas; a bad body or query
+ * is answered `400 body` naming the field, before (body) or when (query) the handler reads it.
+ *
+ * ```ts
+ * const getObject = defineRoute<ObjectApiDeps, undefined, typeof objectQuery>({
+ *   method: "get",
+ *   path: "/objects/{namespace}/{id}",
+ *   operationId: "getObject",
+ *   summary: "One Durable Object",
+ *   params: { namespace: "namespace name", id: "object id" },
+ *   query: objectQuery,
+ *   response: { description: "the object", result: ObjectSummarySchema },
+ *   errors: [404],
+ *   handle: async ({ c, param, query }, { objects }) =>
+ *     c.json(envelope(await objects.describe(param("namespace"), param("id"), query))),
+ * });
+ * ```
+ */
 export function defineRoute<
   Deps,
   B extends z.ZodType | undefined = undefined,
