@@ -86,7 +86,13 @@ describe("sql.exec", () => {
     const { dir } = open();
     const s = stub();
     await s.sql("CREATE TABLE t (id INTEGER PRIMARY KEY, x TEXT, b BLOB)");
-    const ins = await s.sql("INSERT INTO t (x, b) VALUES (?, ?), (?, ?)", "one", new Uint8Array([1, 2]), "two", null);
+    const ins = await s.sql(
+      "INSERT INTO t (x, b) VALUES (?, ?), (?, ?)",
+      "one",
+      new Uint8Array([1, 2]),
+      "two",
+      null,
+    );
     expect(ins.written).toBe(2);
     const sel = await s.sql("SELECT id, x, b FROM t ORDER BY id");
     expect(sel.columns).toEqual(["id", "x", "b"]);
@@ -103,7 +109,12 @@ describe("sql.exec", () => {
     expect(existsSync(file)).toBe(true);
     await turns();
     const db = new DatabaseSync(file, { readOnly: true });
-    expect(db.prepare("SELECT x FROM t ORDER BY id").all().map((r: any) => r.x)).toEqual(["one", "two"]);
+    expect(
+      db
+        .prepare("SELECT x FROM t ORDER BY id")
+        .all()
+        .map((r: any) => r.x),
+    ).toEqual(["one", "two"]);
     db.close();
   });
 
@@ -120,7 +131,9 @@ describe("sql.exec", () => {
     const s = stub();
     await s.sql("CREATE TABLE t (x TEXT UNIQUE)");
     await s.sql("INSERT INTO t VALUES ('a')");
-    await expect(s.sql("SELECT * FROM nope")).rejects.toThrow(/no such table: nope.*query: SELECT \* FROM nope/);
+    await expect(s.sql("SELECT * FROM nope")).rejects.toThrow(
+      /no such table: nope.*query: SELECT \* FROM nope/,
+    );
     await expect(s.sql("INSERT INTO t VALUES ('a')")).rejects.toThrow(/UNIQUE constraint failed/);
     await expect(s.one("SELECT * FROM t WHERE x = 'zz'")).rejects.toThrow(
       "Expected exactly one result from SQL query, but got no results.",
@@ -128,7 +141,9 @@ describe("sql.exec", () => {
     await expect(s.sql("BEGIN TRANSACTION")).rejects.toThrow(/please use the state.storage.transaction\(\)/);
     await expect(s.sql("SELECT * FROM _cf_KV")).rejects.toThrow(/access to _cf_KV.* is prohibited/);
     await expect(s.sql("PRAGMA journal_mode = DELETE")).rejects.toThrow(/PRAGMA journal_mode is not allowed/);
-    await expect(s.sql("SELECT ?", { x: 1 })).rejects.toThrow(/binding 1 must be a string, number, ArrayBuffer or null/);
+    await expect(s.sql("SELECT ?", { x: 1 })).rejects.toThrow(
+      /binding 1 must be a string, number, ArrayBuffer or null/,
+    );
     expect((await s.sql("SELECT x FROM t")).rows).toEqual([{ x: "a" }]);
   });
 
@@ -153,7 +168,12 @@ describe("key-value storage", () => {
     expect(a.when).toBeInstanceOf(Date);
     expect(a.m.get(1)).toBe(2);
     await s.put({ b: 2, c: 3 });
-    expect(await s.get(["c", "b", "zz"])).toEqual(new Map([["b", 2], ["c", 3]]));
+    expect(await s.get(["c", "b", "zz"])).toEqual(
+      new Map([
+        ["b", 2],
+        ["c", 3],
+      ]),
+    );
     expect(await s.del("a")).toBe(true);
     expect(await s.del("a")).toBe(false);
     expect(await s.del(["b", "c", "zz"])).toBe(2);
