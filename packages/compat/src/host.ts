@@ -1,7 +1,9 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
+import { type UpgradeListener, upgradeListener } from "@cairn/objects";
 import type { RuntimeHooks } from "@cairn/runtime";
 import { type Cairn, type CairnOptions, createCairn } from "cairn";
+import type { WebSocket as WsSocket } from "ws";
 import { ENV_SLOT } from "./cloudflare-workers.ts";
 import { projectGraphs } from "./graphs.ts";
 import { type FetchContext, type LoadedProject, loadProject } from "./project.ts";
@@ -23,6 +25,8 @@ export type StartServer = (options: {
   port?: number;
   token?: string;
   fetch?: (request: Request) => Response | Promise<Response>;
+  /** WebSocket upgrades (Node's `'upgrade'` listener); a server that does not know it ignores it. */
+  upgrade?: UpgradeListener;
 }) => unknown;
 
 export interface HostOptions {
@@ -39,7 +43,7 @@ export interface HostOptions {
   startServer: StartServer;
   createApi: CreateApi;
   /** More `createCairn` options (e.g. `defaultRetryDelay`); the project's own come first. */
-  cairn?: Partial<Omit<CairnOptions, "workflows" | "store">>;
+  cairn?: Partial<Omit<CairnOptions, "workflows" | "store" | "objects" | "migrations">>;
   /** Where errors of the fetch handler and the engine are reported. Default: console.error. */
   log?: (message: string, error?: unknown) => void;
 }
@@ -103,6 +107,8 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
     hooks,
     store,
     workflows: project.workflows,
+    objects: project.objects,
+    ...(project.migrations ? { migrations: project.migrations } : {}),
     env: { ...options.cairn?.env, ...project.vars },
   });
   const env = cairn.env as Record<string, unknown>;
@@ -133,6 +139,9 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
       }
     : undefined;
 
+  // WebSocket upgrades go through the same fetch handler; a 101 response with a webSocket is bridged.
+  const sockets = new Set<WsSocket>();
+  const upgrade = fetch ? upgradeListener(fetch, { connections: sockets, log }) : undefined;
   let server: ServerHandle;
   const host = options.host ?? DEFAULT_HOST;
   const port = options.port ?? DEFAULT_PORT;
@@ -152,6 +161,7 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
         port,
         ...(options.token ? { token: options.token } : {}),
         ...(fetch ? { fetch } : {}),
+        ...(upgrade ? { upgrade } : {}),
       }),
       host,
       port,
@@ -166,6 +176,7 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
     (closing ??= (async () => {
       const deadline = Date.now() + Math.max(0, closeOptions.timeoutMs ?? 0);
       // Stop taking requests, but do not wait for open connections (an SSE stream) past the deadline.
+      for (const ws of sockets) ws.close(1001, "server closing");
       await Promise.race([server.close().catch((e) => log("closing the server failed", e)), until(deadline)]);
       if (closeOptions.timeoutMs) {
         drain.hold();

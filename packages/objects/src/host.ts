@@ -279,11 +279,7 @@ export class ObjectHost {
           );
         if (!className || !/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(className))
           throw new TypeError(`createObjectHost: binding ${b.binding} needs a className`);
-        if (classNames && !classNames.has(className))
-          throw new WorkflowError(
-            "do.missing_migration",
-            `${className}: the class of binding ${b.binding} has no migration (add it to new_sqlite_classes of a migrations[] entry)`,
-          );
+        if (classNames && !classNames.has(className)) throw missingMigration(className, b.binding);
         let ch = this.#classes.get(className);
         if (!ch) {
           ch = new ClassHost(this, b, className, this.#registry.namespaceKey(className, this.#clock.now()));
@@ -844,6 +840,14 @@ export class ObjectHost {
       `No Durable Object namespace "${namespace}" (bindings: ${[...this.#classes.values()].map((c) => c.binding).join(", ") || "none"})`,
     );
   }
+}
+
+/** The error for a bound class no migration creates: `(do.missing_migration) <class>: …`. */
+export function missingMigration(className: string, binding: string): WorkflowError {
+  return new WorkflowError(
+    "do.missing_migration",
+    `${className}: the class of Durable Object binding ${binding} has no migration (add it to new_sqlite_classes of a migrations[] entry)`,
+  );
 }
 
 /** Opens a host (see `ObjectHost`). */

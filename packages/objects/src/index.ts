@@ -15,6 +15,7 @@ export {
   createObjectHost,
   DurableObjectNamespace,
   type DurableObjectStub,
+  missingMigration,
   type NamespaceInfo,
   type ObjectBinding,
   type ObjectDetail,
@@ -46,6 +47,7 @@ export {
   type SqlStorageValue,
   type SyncKvStorage,
 } from "./storage.ts";
+export { bridge, type UpgradeListener, type UpgradeOptions, upgradeListener } from "./upgrade.ts";
 export {
   installWorkersGlobals,
   Response,

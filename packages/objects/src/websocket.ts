@@ -131,6 +131,8 @@ export class WebSocket extends EventTarget {
   }
 
   close(code?: number, reason?: string): void {
+    // After the peer's close was answered (or our own), closing again does nothing.
+    if (this.#readyState === CLOSED || this.#closeSent) return;
     if (code !== undefined && code !== 1000 && (code < 3000 || code > 4999))
       throw new TypeError(`Invalid WebSocket close code: ${code} (use 1000 or 3000–4999)`);
     if (reason !== undefined && Buffer.byteLength(reason) > 123)
@@ -310,6 +312,11 @@ export class Response extends BaseResponse {
       Object.defineProperty(this, "ok", { value: false });
     } else super(body, init);
     (this as Record<symbol, unknown>)[WEBSOCKET] = webSocket;
+  }
+
+  /** Every Node `Response` counts (e.g. from `Response.json()`), so replacing the global breaks no `instanceof`. */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return value instanceof BaseResponse;
   }
 
   /** The client end of a WebSocketPair, on a 101 response. */

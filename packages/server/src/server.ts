@@ -1,4 +1,6 @@
+import type { IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
 import { API_PREFIX } from "@cairn/api";
 import { createAdaptorServer } from "@hono/node-server";
 import type { Hono } from "hono";
@@ -26,6 +28,12 @@ export interface ServerOptions {
    * answers 404, or with the dashboard, redirects `/` to `/_cairn/`.
    */
   fetch?: (request: Request) => Response | Promise<Response>;
+  /**
+   * Handles HTTP upgrade requests (WebSockets) outside `/api/v1`: Node's `'upgrade'` listener, e.g.
+   * `upgradeListener(fetch)` of `@cairn/objects`, which sends them through the Worker's `fetch`.
+   * Without it, upgrade requests are refused.
+   */
+  upgrade?: (request: IncomingMessage, socket: Duplex, head: Buffer) => void;
 }
 
 export interface RunningServer {
@@ -95,6 +103,17 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       return delegate(request);
     },
   });
+  if (options.upgrade) {
+    const upgrade = options.upgrade;
+    server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      const pathname = new URL(req.url ?? "/", "http://x").pathname;
+      if (isApiPath(pathname) || (dashboard && isDashboardPath(pathname))) {
+        socket.end("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        return;
+      }
+      upgrade(req, socket, head);
+    });
+  }
   await new Promise<void>((resolve, reject) => {
     const onError = (e: Error) => reject(e);
     server.once("error", onError);
