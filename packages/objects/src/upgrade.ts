@@ -69,7 +69,6 @@ export function upgradeListener(
 
 /** Connects a real connection to the client end of a pair: each side's messages and close reach the other. */
 export function bridge(conn: WsSocket, client: WebSocket): void {
-  client.accept();
   client.addEventListener("message", (e) => {
     const data = (e as MessageEvent).data as string | ArrayBuffer;
     if (conn.readyState === conn.OPEN) conn.send(typeof data === "string" ? data : Buffer.from(data));
@@ -82,6 +81,8 @@ export function bridge(conn: WsSocket, client: WebSocket): void {
     }
   });
   client.addEventListener("error", () => conn.terminate());
+  // Accepting delivers what the object sent before the connection was up (listeners are in place).
+  client.accept();
   conn.on("message", (data, isBinary) => {
     if (client.readyState !== 1) return;
     const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
