@@ -1,3 +1,6 @@
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { deserialize } from "node:v8";
 import { FakeClock } from "@cairn/core";
 import { afterEach, describe, expect, it } from "vitest";
 import { cleanDirs, tempDir, turns } from "../test/helpers.ts";
@@ -227,6 +230,31 @@ describe("concurrency", () => {
     const gated = host!.namespaces.GATED!.getByName("g") as any;
     const logs = await Promise.all([gated.first(), gated.first()]);
     expect(logs[1]).toEqual(["init", "call", "call"]);
+  });
+});
+
+describe("output gate", () => {
+  const committed = (file: string) => {
+    const db = new DatabaseSync(file, { readOnly: true });
+    try {
+      const row = db.prepare("SELECT value FROM _cf_KV WHERE key = 'n'").get() as
+        | { value: Uint8Array }
+        | undefined;
+      return row ? deserialize(row.value) : undefined;
+    } finally {
+      db.close();
+    }
+  };
+
+  it("a write made before an RPC result or a response is committed when the caller gets it", async () => {
+    const dir = tempDir();
+    const { ns } = open({ dir });
+    const stub = ns.getByName("g");
+    await stub.increment();
+    const file = join(dir, "Counter", `${ns.idFromName("g")}.sqlite`);
+    // Read from another connection the moment the result arrives (before any later turn of the loop).
+    expect(await stub.increment(5).then(() => committed(file))).toBe(6);
+    expect(await stub.fetch("http://do/count").then(() => committed(file))).toBe(7);
   });
 });
 
