@@ -9,6 +9,7 @@ import { createObjectHost, type ObjectHost } from "./host.ts";
 import { DurableObjectId } from "./ids.ts";
 
 const constructed: string[] = [];
+let release: () => void = () => {};
 
 class Counter extends DurableObject<{ OTHER: any }> {
   constructor(ctx: any, env: any) {
@@ -43,6 +44,10 @@ class Counter extends DurableObject<{ OTHER: any }> {
   }
   async viaOther(name: string): Promise<number> {
     return this.env.OTHER.getByName(name).increment(10);
+  }
+  async hold(): Promise<string> {
+    await new Promise<void>((r) => (release = r));
+    return "held";
   }
   async slow(ms: number): Promise<string> {
     await new Promise((r) => setTimeout(r, ms));
@@ -279,11 +284,12 @@ describe("unload and reload", () => {
     const { ns } = open({ clock, idleTimeoutMs: 10 });
     const stub = ns.getByName("a");
     await stub.increment();
-    const slow = stub.slow(30);
+    const held = stub.hold();
     await turns();
     await clock.advance(20);
     expect(host!.listNamespaces().find((n) => n.binding === "COUNTER")?.loaded).toBe(1);
-    await slow;
+    release();
+    expect(await held).toBe("held");
     await clock.advance(20);
     expect(host!.listNamespaces().find((n) => n.binding === "COUNTER")?.loaded).toBe(0);
   });

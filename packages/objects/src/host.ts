@@ -494,9 +494,8 @@ export class ObjectHost {
     const existing = ch.loaded.get(hex);
     if (existing) return existing;
     const obj = new LoadedObject(ch, id);
-    const db = this.#openDb(ch.className, hex);
     obj.storage = new ObjectStorage({
-      db,
+      db: () => this.#openDb(ch.className, hex),
       alarms: {
         get: () => this.#registry.getAlarm(ch.className, hex)?.time ?? null,
         set: (time) => {

@@ -84,9 +84,32 @@ export class Registry {
     return (this.#s.getKey!.get(className) as { key: Uint8Array }).key;
   }
 
-  /** Records an access (creating the row the first time). */
+  #touches = new Map<string, [string, string, string | null, number]>();
+
+  /**
+   * Records an access (creating the row the first time). Accesses are written together at the end
+   * of the turn (one transaction), so loading many objects at once costs one commit.
+   */
   touch(className: string, id: string, name: string | undefined, now: number): void {
-    this.#s.touch!.run(className, id, name ?? null, now, now);
+    if (this.#touches.size === 0) setImmediate(() => this.flushTouches());
+    const key = `${className}/${id}`;
+    const prev = this.#touches.get(key);
+    this.#touches.set(key, [className, id, name ?? prev?.[2] ?? null, now]);
+  }
+
+  /** Writes the pending accesses now. */
+  flushTouches(): void {
+    if (this.#touches.size === 0 || !this.#db.isOpen) return;
+    const rows = [...this.#touches.values()];
+    this.#touches.clear();
+    this.#db.exec("BEGIN");
+    try {
+      for (const [c, id, name, now] of rows) this.#s.touch!.run(c, id, name, now, now);
+      this.#db.exec("COMMIT");
+    } catch (e) {
+      this.#db.exec("ROLLBACK");
+      throw e;
+    }
   }
 
   getAlarm(className: string, id: string): { time: number; retries: number } | null {
@@ -159,6 +182,7 @@ export class Registry {
 
   /** Objects of a class, most recently used first. */
   list(className: string, options: { limit?: number; offset?: number } = {}): ObjectRecord[] {
+    this.flushTouches();
     const rows = this.#db
       .prepare("SELECT * FROM do_objects WHERE class = ? ORDER BY last_access DESC, id LIMIT ? OFFSET ?")
       .all(className, options.limit ?? 100, options.offset ?? 0) as Record<string, any>[];
@@ -166,6 +190,7 @@ export class Registry {
   }
 
   count(className: string): number {
+    this.flushTouches();
     return Number(
       (
         this.#db.prepare("SELECT count(*) AS n FROM do_objects WHERE class = ?").get(className) as {
@@ -176,6 +201,7 @@ export class Registry {
   }
 
   get(className: string, id: string): ObjectRecord | undefined {
+    this.flushTouches();
     const row = this.#db.prepare("SELECT * FROM do_objects WHERE class = ? AND id = ?").get(className, id) as
       | Record<string, any>
       | undefined;
@@ -183,6 +209,7 @@ export class Registry {
   }
 
   close(): void {
+    this.flushTouches();
     this.#db.close();
   }
 }

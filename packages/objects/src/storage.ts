@@ -186,7 +186,8 @@ export interface DurableObjectTransaction {
 }
 
 export interface ObjectStorageOptions {
-  db: DatabaseSync;
+  /** The object's database, or a function opening it at the first storage call (objects that never touch storage make no file). */
+  db: DatabaseSync | (() => DatabaseSync);
   alarms: AlarmAccess;
   /**
    * Runs `fn` with the object's input gate closed (no other event is delivered meanwhile); the host
@@ -211,7 +212,9 @@ export interface ObjectStorageOptions {
 export class ObjectStorage {
   readonly sql: SqlStorage;
   readonly kv: SyncKvStorage;
-  readonly #db: DatabaseSync;
+  #opened: DatabaseSync | undefined;
+  readonly #open: () => DatabaseSync;
+  readonly #maxBytes: number;
   readonly #alarms: AlarmAccess;
   readonly #gate: <T>(fn: () => Promise<T>) => Promise<T>;
   readonly #onCommitError: (error: unknown) => void;
@@ -227,15 +230,12 @@ export class ObjectStorage {
   #closed = false;
 
   constructor(options: ObjectStorageOptions) {
-    this.#db = options.db;
+    const db = options.db;
+    this.#open = typeof db === "function" ? db : () => db;
+    this.#maxBytes = options.maxBytes ?? MAX_OBJECT_BYTES;
     this.#alarms = options.alarms;
     this.#gate = options.gate ?? ((fn) => fn());
     this.#onCommitError = options.onCommitError ?? (() => {});
-    const db = this.#db;
-    db.exec(`CREATE TABLE IF NOT EXISTS ${KV_TABLE} (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID`);
-    const pageSize = Number((db.prepare("PRAGMA page_size").get() as { page_size: number }).page_size);
-    db.exec(`PRAGMA max_page_count = ${Math.floor((options.maxBytes ?? MAX_OBJECT_BYTES) / pageSize)}`);
-    db.setAuthorizer((action, a, b) => this.#authorize(action, a, b));
     const self = this;
     this.sql = {
       exec: (query, ...bindings) => self.#exec(query, bindings) as never,
@@ -251,6 +251,19 @@ export class ObjectStorage {
       delete: (key) => this.#write(() => this.#deleteOne(checkKey(key))),
       list: (options) => this.#list(options ?? {}) as never,
     };
+  }
+
+  /** The database, opened (and set up) at first use. */
+  get #db(): DatabaseSync {
+    if (this.#opened) return this.#opened;
+    if (this.#closed) throw new Error("This Durable Object's storage is closed (the object was unloaded)");
+    const db = this.#open();
+    db.exec(`CREATE TABLE IF NOT EXISTS ${KV_TABLE} (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID`);
+    const pageSize = Number((db.prepare("PRAGMA page_size").get() as { page_size: number }).page_size);
+    db.exec(`PRAGMA max_page_count = ${Math.floor(this.#maxBytes / pageSize)}`);
+    db.setAuthorizer((action, a, b) => this.#authorize(action, a, b));
+    this.#opened = db;
+    return db;
   }
 
   // ---- key-value API (async shape, synchronous underneath) ----
@@ -438,7 +451,7 @@ export class ObjectStorage {
 
   /** Commits synchronously; throws if the commit fails (the writes are then lost). */
   commitNow(): void {
-    if (this.#closed || this.#asyncTxns > 0 || !this.#db.isTransaction) return;
+    if (this.#closed || this.#asyncTxns > 0 || !this.#opened?.isTransaction) return;
     try {
       this.#db.exec("COMMIT");
     } catch (e) {
@@ -449,7 +462,7 @@ export class ObjectStorage {
 
   /** Whether writes are waiting to be committed. */
   get dirty(): boolean {
-    return !this.#closed && this.#db.isTransaction;
+    return !this.#closed && this.#opened?.isTransaction === true;
   }
 
   /** Commits what is pending and closes the database. */
@@ -461,13 +474,13 @@ export class ObjectStorage {
       this.#closed = true;
       this.#cache.clear();
       this.#userCache.clear();
-      this.#db.close();
+      this.#opened?.close();
     }
   }
 
   /** Drops uncommitted writes (the database stays open). */
   rollback(): void {
-    if (!this.#closed && this.#db.isTransaction && this.#asyncTxns === 0) this.#db.exec("ROLLBACK");
+    if (!this.#closed && this.#opened?.isTransaction && this.#asyncTxns === 0) this.#opened.exec("ROLLBACK");
   }
 
   /** Drops uncommitted writes and closes the database (the object is being reset). */
@@ -477,9 +490,9 @@ export class ObjectStorage {
     this.#cache.clear();
     this.#userCache.clear();
     try {
-      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+      if (this.#opened?.isTransaction) this.#opened.exec("ROLLBACK");
     } finally {
-      this.#db.close();
+      this.#opened?.close();
     }
   }
 
