@@ -96,6 +96,8 @@ class LoadedObject implements StateHost {
   /** Plain (non-hibernatable) WebSockets this object serves: it stays loaded while they are open. */
   pins = 0;
   pumpScheduled = false;
+  /** Events started back to back in this turn. */
+  chained = 0;
   idleTimer: TimerHandle | undefined;
   gone = false;
 
@@ -405,7 +407,6 @@ export class ObjectHost {
       return this.deliver(ch, id, async (obj) => {
         const cursor = obj.storage.sql.exec(query);
         const rows = [...cursor.raw()];
-        await obj.storage.flush();
         return { columns: cursor.columnNames, rows, rowsWritten: cursor.rowsWritten };
       });
     }
@@ -450,14 +451,39 @@ export class ObjectHost {
           } catch (e) {
             p = Promise.reject(e);
           }
-          p.then(resolve, reject).finally(() => {
+          const done = () => {
             obj.active--;
+            // The next event starts at once: its writes join the same implicit transaction.
+            this.#startNext(obj);
             this.maybeIdle(obj);
-          });
+          };
+          // The output gate: the outcome leaves once the writes made before it are committed.
+          p.then(
+            (value) => {
+              done();
+              obj.storage.flush().then(() => resolve(value), reject);
+            },
+            (error) => {
+              done();
+              obj.storage.flush().then(() => reject(error), reject);
+            },
+          );
         },
         fail: reject,
       });
     });
+  }
+
+  /** Starts the next queued event right after one finished (at most 64 in a row per turn). */
+  #startNext(obj: LoadedObject): void {
+    if (obj.gone || obj.blocks > 0 || obj.queue.length === 0) return;
+    if (obj.chained >= 64) {
+      this.schedulePump(obj);
+      return;
+    }
+    if (obj.chained++ === 0) setImmediate(() => (obj.chained = 0));
+    obj.queue.shift()!.start(obj);
+    if (obj.queue.length > 0) this.schedulePump(obj);
   }
 
   #enqueue(ch: ClassHost, id: DurableObjectId, event: QueuedEvent): void {
@@ -623,16 +649,11 @@ export class ObjectHost {
       const fn = findMethod(obj.instance, method);
       if (!fn) throw new TypeError(`The RPC receiver does not implement the method "${method}".`);
       let result: unknown;
-      let failed = false;
-      let error: unknown;
       try {
         result = await fn.apply(obj.instance, copy);
       } catch (e) {
-        failed = true;
-        error = e;
+        throw remoteError(e);
       }
-      await obj.storage.flush();
-      if (failed) throw remoteError(error);
       return cloneMessage(result, `the result of ${method}()`);
     });
   }
@@ -654,16 +675,11 @@ export class ObjectHost {
       if (typeof obj.instance.fetch !== "function")
         throw new TypeError("Handler does not export a fetch() function.");
       let response: unknown;
-      let failed = false;
-      let error: unknown;
       try {
         response = await obj.instance.fetch(request);
       } catch (e) {
-        failed = true;
-        error = e;
+        throw remoteError(e);
       }
-      await obj.storage.flush();
-      if (failed) throw remoteError(error);
       if (!(response instanceof Response))
         throw new TypeError(`${ch.className}.fetch() did not return a Response`);
       const client = responseWebSocket(response);
@@ -690,11 +706,7 @@ export class ObjectHost {
     const id = ch.ids.fromString(hex);
     const event = (what: string, run: (obj: LoadedObject) => unknown) => {
       this.deliver(ch, id, async (obj) => {
-        try {
-          await run(obj);
-        } finally {
-          await obj.storage.flush();
-        }
+        await run(obj);
       }).catch((e) => this.#log(`${ch.className} ${hex}: ${what} threw`, e));
     };
     return {
@@ -767,16 +779,7 @@ export class ObjectHost {
           );
           return;
         }
-        let error: unknown;
-        let failed = false;
-        try {
-          await obj.instance.alarm({ retryCount: due.retries, isRetry: due.retries > 0 });
-        } catch (e) {
-          failed = true;
-          error = e;
-        }
-        await obj.storage.flush();
-        if (failed) throw error;
+        await obj.instance.alarm({ retryCount: due.retries, isRetry: due.retries > 0 });
       })
         .then(
           () => this.#registry.clearAlarm(ch.className, due.id, due.time),

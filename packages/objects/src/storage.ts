@@ -221,9 +221,9 @@ export class ObjectStorage {
   readonly #cache = new Map<string, StatementSync>();
   readonly #userCache = new Map<string, StatementSync>();
   #commitScheduled = false;
+  #commitWaiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
   /** Open `transaction()` closures; commits wait for them. */
   #asyncTxns = 0;
-  #txnDone: (() => void)[] = [];
   #savepoint = 0;
   #user = false;
   #denied: string | undefined;
@@ -396,7 +396,6 @@ export class ObjectStorage {
       } finally {
         this.#savepoint--;
         if (--this.#asyncTxns === 0) {
-          for (const f of this.#txnDone.splice(0)) f();
           this.#scheduleCommit();
         }
       }
@@ -444,20 +443,29 @@ export class ObjectStorage {
    * Commits the implicit transaction now (the output gate): resolves when every write made before
    * the call is durable. Waits for open `transaction()` closures first.
    */
-  async flush(): Promise<void> {
-    while (this.#asyncTxns > 0) await new Promise<void>((r) => this.#txnDone.push(r));
-    this.commitNow();
+  flush(): Promise<void> {
+    if (this.#asyncTxns === 0 && !this.dirty) return Promise.resolve();
+    // Wait for the end-of-turn commit: events that ran in the same turn share it (group commit),
+    // while the input gate lets the next event start.
+    return new Promise<void>((resolve, reject) => {
+      this.#commitWaiters.push({ resolve, reject });
+      this.#scheduleCommit();
+    });
   }
 
   /** Commits synchronously; throws if the commit fails (the writes are then lost). */
   commitNow(): void {
-    if (this.#closed || this.#asyncTxns > 0 || !this.#opened?.isTransaction) return;
-    try {
-      this.#db.exec("COMMIT");
-    } catch (e) {
-      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
-      throw e;
+    if (this.#closed || this.#asyncTxns > 0) return;
+    if (this.#opened?.isTransaction) {
+      try {
+        this.#opened.exec("COMMIT");
+      } catch (e) {
+        if (this.#opened.isTransaction) this.#opened.exec("ROLLBACK");
+        this.#settleWaiters(e);
+        throw e;
+      }
     }
+    this.#settleWaiters();
   }
 
   /** Whether writes are waiting to be committed. */
@@ -486,6 +494,7 @@ export class ObjectStorage {
   /** Drops uncommitted writes and closes the database (the object is being reset). */
   discard(): void {
     if (this.#closed) return;
+    this.#settleWaiters(new Error("The Durable Object was reset before its writes were committed"));
     this.#closed = true;
     this.#cache.clear();
     this.#userCache.clear();
@@ -509,12 +518,20 @@ export class ObjectStorage {
     this.#commitScheduled = true;
     setImmediate(() => {
       this.#commitScheduled = false;
+      if (this.#asyncTxns > 0) return; // the transaction's end schedules the commit again
       try {
         this.commitNow();
       } catch (e) {
         this.#onCommitError(e);
       }
     });
+  }
+
+  #settleWaiters(error?: unknown): void {
+    for (const w of this.#commitWaiters.splice(0)) {
+      if (error === undefined) w.resolve();
+      else w.reject(error);
+    }
   }
 
   #write<T>(fn: () => T): T {
