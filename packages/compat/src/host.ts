@@ -16,6 +16,8 @@ export type CreateApi = (options: {
   runtime: Cairn["runtime"];
   token?: string;
   graph?: (workflow: string) => unknown | Promise<unknown>;
+  /** The Durable Objects host, for the `/objects` routes. */
+  objects?: Cairn["objects"];
 }) => unknown;
 
 /** `startServer` of `@cairn/server`: serves the API app, and `fetch` for every other path. */
@@ -152,6 +154,7 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
     const app = options.createApi({
       runtime: cairn.runtime,
       graph,
+      ...(project.objects.length ? { objects: cairn.objects } : {}),
       ...(options.token ? { token: options.token } : {}),
     });
     server = serverHandle(

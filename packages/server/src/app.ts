@@ -29,6 +29,7 @@ import type { z } from "zod";
 import { checkToken } from "./auth.ts";
 import { type DashboardOptions, serveDashboard } from "./dashboard.ts";
 import { describeError, envelope, errorEnvelope, HttpError, validationError } from "./errors.ts";
+import { type ObjectsView, registerObjectRoutes } from "./objects.ts";
 import { openApiDocument } from "./openapi.ts";
 import { subscribe } from "./subscribe.ts";
 import { instanceDetail, instanceSummary, stepResult } from "./views.ts";
@@ -63,6 +64,8 @@ export interface ApiOptions {
    * `{ dir: dashboardDir }` with `dashboardDir` from `@cairn/dashboard`.
    */
   dashboard?: DashboardOptions;
+  /** Durable Objects (`cairn.objects`): serves `/objects/*` read-only views and SQL (docs/objects.md). */
+  objects?: ObjectsView;
 }
 
 /** The token each app was created with: `startServer` lets such apps listen beyond loopback. */
@@ -361,6 +364,8 @@ export function createApi(options: ApiOptions): Hono {
       log,
     });
   });
+
+  if (options.objects) registerObjectRoutes(api, options.objects);
 
   // Mounting copies the routes, so it comes after they are all defined.
   app.route(API_PREFIX, api);

@@ -16,6 +16,7 @@ export {
   servesDashboard,
 } from "./dashboard.ts";
 export { describeError, envelope, errorEnvelope, HttpError, validationError } from "./errors.ts";
+export { type ObjectsView, registerObjectRoutes } from "./objects.ts";
 export { openApiDocument } from "./openapi.ts";
 export { type RunningServer, type ServerOptions, startServer } from "./server.ts";
 export {
