@@ -151,3 +151,29 @@ export default { fetch: () => new Response("ok") };`,
     expect(await (hosted.cairn.env.C as any).getByName("x").add()).toBe(3);
   });
 });
+
+describe("cairn dev", () => {
+  it("serves the workflows starter's WebSocket route from the dev child process, unchanged", async () => {
+    const { runDev } = await import("./dev.ts");
+    const dir = copyExample();
+    const lines: string[] = [];
+    const dev = await runDev(dir, {
+      port: 0,
+      server: new URL("../../server/src/index.ts", import.meta.url).href,
+      log: (l) => lines.push(l),
+      output: () => {},
+    });
+    cleanup.push(() => dev.close());
+    expect(lines[0]).toMatch(/^Cairn dev: workflows-starter-template \(my-workflow\) ready on /);
+    const started = await fetch(`${dev.url}/api/workflow/start`, { method: "POST" }).then(
+      (r) => r.json() as any,
+    );
+    const { frames } = await connect(`${dev.url.replace("http", "ws")}/ws?instanceId=${started.instanceId}`);
+    await waitFor(
+      () => (frames.at(-1)?.stepStatuses?.["process data"] === "completed" ? true : undefined),
+      "a step update over the WebSocket",
+      20_000,
+    );
+    expect(frames[0]).toMatchObject({ type: "workflow_update" });
+  }, 60_000);
+});
