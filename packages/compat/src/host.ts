@@ -1,6 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import { type UpgradeListener, upgradeListener } from "@cairn/objects";
+import { installWorkersGlobals, type UpgradeListener, upgradeListener } from "@cairn/objects";
 import type { RuntimeHooks } from "@cairn/runtime";
 import { type Cairn, type CairnOptions, createCairn } from "cairn";
 import type { WebSocket as WsSocket } from "ws";
@@ -90,6 +90,8 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
   if (typeof options?.startServer !== "function" || typeof options.createApi !== "function")
     throw new TypeError("hostProject needs startServer and createApi (from @cairn/server)");
   const log = options.log ?? ((message: string, error?: unknown) => console.error(message, error ?? ""));
+  // WebSocketPair and the 101-capable Response, as a Worker sees them.
+  installWorkersGlobals();
   const project = await loadProject(dir, options.config ? { config: options.config } : {});
   const store = options.store ?? project.storePath;
   if (store !== ":memory:" && !/^postgres(ql)?:\/\//.test(store))

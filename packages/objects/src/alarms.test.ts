@@ -146,6 +146,22 @@ describe("alarms", () => {
     expect(runs.map((r) => r.name)).toEqual(["sooner", "later"]);
   });
 
+  it("an alarm of a class this host does not bind waits without spinning the timer", async () => {
+    clock = new FakeClock();
+    const { ns, dir } = open();
+    await ns.getByName("a").schedule(clock.now() + 1000);
+    await host!.close();
+    class Other extends Timer {}
+    host = createObjectHost({ dir, clock, objects: [{ binding: "OTHER", class: Other }], log: () => {} });
+    await clock.advance(10_000);
+    expect(runs).toEqual([]);
+    expect(clock.pendingTimers).toBe(0);
+    await host.close();
+    open(dir);
+    await clock.advance(0);
+    expect(runs.length).toBe(1);
+  });
+
   it("keeps one timer for many alarms (Cairn timers, not one setTimeout each)", async () => {
     clock = new FakeClock();
     const { ns } = open();

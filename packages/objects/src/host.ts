@@ -245,6 +245,8 @@ export class ObjectHost {
   #alarmTimer: TimerHandle | undefined;
   #alarmArmedAt: number | undefined;
   readonly #alarmsRunning = new Set<string>();
+  /** Alarms of classes not bound in this process: they wait (and must not keep the timer spinning). */
+  readonly #alarmsUnbound = new Set<string>();
   #closed = false;
 
   constructor(options: ObjectHostOptions) {
@@ -252,7 +254,7 @@ export class ObjectHost {
       throw new TypeError('createObjectHost: dir must be a directory path or ":memory:"');
     if (!Array.isArray(options.objects))
       throw new TypeError("createObjectHost: objects must be an array of { binding, class }");
-    installWorkersGlobals();
+    if (options.objects.length > 0) installWorkersGlobals();
     this.dir = options.dir;
     this.#memory = options.dir === ":memory:";
     this.#clock = options.clock ?? systemClock;
@@ -705,6 +707,7 @@ export class ObjectHost {
   socketOwner(ch: ClassHost, hex: string): SocketOwner {
     const id = ch.ids.fromString(hex);
     const event = (what: string, run: (obj: LoadedObject) => unknown) => {
+      if (this.#closed) return;
       this.deliver(ch, id, async (obj) => {
         await run(obj);
       }).catch((e) => this.#log(`${ch.className} ${hex}: ${what} threw`, e));
@@ -750,11 +753,15 @@ export class ObjectHost {
     this.#alarmArmedAt = undefined;
     const now = this.#clock.now();
     let next: number | null;
-    if (this.#alarmsRunning.size === 0) next = this.#registry.nextAlarm();
+    if (this.#alarmsRunning.size === 0 && this.#alarmsUnbound.size === 0) next = this.#registry.nextAlarm();
     else {
-      // Skip alarms already running (they stay stored until they finish).
+      // Skip alarms already running (they stay stored until they finish) and those of unbound classes.
       const due = this.#registry.dueAlarms(Number.MAX_SAFE_INTEGER);
-      next = due.find((a) => !this.#alarmsRunning.has(`${a.className}/${a.id}`))?.time ?? null;
+      next =
+        due.find((a) => {
+          const key = `${a.className}/${a.id}`;
+          return !this.#alarmsRunning.has(key) && !this.#alarmsUnbound.has(key);
+        })?.time ?? null;
     }
     if (next === null) return;
     this.#alarmArmedAt = next;
@@ -767,9 +774,13 @@ export class ObjectHost {
     if (this.#closed) return;
     for (const due of this.#registry.dueAlarms(this.#clock.now())) {
       const key = `${due.className}/${due.id}`;
-      if (this.#alarmsRunning.has(key)) continue;
+      if (this.#alarmsRunning.has(key) || this.#alarmsUnbound.has(key)) continue;
       const ch = this.#classes.get(due.className);
-      if (!ch) continue; // A class no longer bound: its alarms wait until it is bound again.
+      if (!ch) {
+        // A class not bound here: its alarm waits until a host that binds it starts.
+        this.#alarmsUnbound.add(key);
+        continue;
+      }
       this.#alarmsRunning.add(key);
       const id = ch.ids.fromString(due.id);
       this.deliver(ch, id, async (obj) => {
