@@ -14,9 +14,11 @@ import type { AddressInfo } from "node:net";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  type WebSocket as CairnWebSocket,
   createObjectHost,
   DurableObject,
   type ObjectHost,
+  Response,
   upgradeListener,
   WebSocketPair,
 } from "@cairn/objects";
@@ -27,6 +29,14 @@ import { summarize } from "./lib/stats.ts";
 const argv = process.argv.slice(2);
 const quick = argv.includes("--quick");
 const save = !argv.includes("--no-save");
+const flag = (name: string) => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+/** `--synchronous NORMAL` measures objects with SQLite's NORMAL durability (FULL by default). */
+const synchronous = (flag("--synchronous") ?? "FULL").toUpperCase() as "FULL" | "NORMAL";
+/** `--only a,b` runs some sections (a RPC one object, b 1,000 objects, c WebSocket, d real sockets, e pairs). */
+const only = new Set((flag("--only") ?? "a,b,c,d,e").split(","));
 const log = (m: string) => process.stderr.write(`  ${m}\n`);
 
 class Counter extends DurableObject {
@@ -36,12 +46,13 @@ class Counter extends DurableObject {
     return n;
   }
   override async fetch(request: Request): Promise<Response> {
-    const [client, server] = Object.values(new WebSocketPair());
+    const pair = new WebSocketPair();
+    const [client, server] = [pair[0], pair[1]];
     this.ctx.acceptWebSocket(server);
     if (new URL(request.url).searchParams.has("attach")) server.serializeAttachment({ joined: Date.now() });
     return new Response(null, { status: 101, webSocket: client });
   }
-  webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {
+  override webSocketMessage(ws: CairnWebSocket, message: string | ArrayBuffer): void {
     ws.send(message);
   }
 }
@@ -55,7 +66,13 @@ const rssMiB = () => {
 const ms = (t0: number) => performance.now() - t0;
 
 function open(dir: string, idleTimeoutMs = 10_000): ObjectHost {
-  return createObjectHost({ dir, objects: [{ binding: "C", class: Counter }], idleTimeoutMs, log: () => {} });
+  return createObjectHost({
+    dir,
+    objects: [{ binding: "C", class: Counter }],
+    idleTimeoutMs,
+    synchronous,
+    log: () => {},
+  });
 }
 
 /** Runs `total` calls with `inFlight` at a time; returns per-call latencies and calls/s. */
@@ -234,19 +251,20 @@ const result: Record<string, unknown> = {
   commit: gitCommit(),
   machine: machine(sqliteVersion()),
   quick,
+  synchronous,
   loadAverage: { start: loadavg()[0]! },
 };
 try {
   log("(a) RPC, one object");
-  result.rpcOneObject = await rpcOneObject(dir);
+  if (only.has("a")) result.rpcOneObject = await rpcOneObject(dir);
   log("(b) RPC, 1,000 objects");
-  result.rpcManyObjects = await rpcManyObjects(dir);
+  if (only.has("b")) result.rpcManyObjects = await rpcManyObjects(dir);
   log("(c) WebSocket round trip");
-  result.webSocket = await webSocketRoundTrip(dir);
+  if (only.has("c")) result.webSocket = await webSocketRoundTrip(dir);
   log("(d) idle objects with real sockets");
-  result.idleRealSockets = await idleRealSockets(dir);
+  if (only.has("d")) result.idleRealSockets = await idleRealSockets(dir);
   log("(e) idle objects with in-process sockets");
-  result.idlePairSockets = await idlePairSockets(dir);
+  if (only.has("e")) result.idlePairSockets = await idlePairSockets(dir);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
@@ -256,16 +274,21 @@ result.seconds = ms(started) / 1000;
 const r = result as any;
 const f = (x: number, d = 2) => x.toFixed(d);
 console.log(`\nCairn Durable Objects benchmark — ${result.command}`);
-console.log(
-  [
+const lines = [
+  r.rpcOneObject &&
     `RPC, one object (KV write per call): sequential p50 ${f(r.rpcOneObject.sequentialMs.p50, 3)} ms, p99 ${f(r.rpcOneObject.sequentialMs.p99, 3)} ms; 100 in flight: ${Math.round(r.rpcOneObject.throughputPerSecond)}/s (p50 ${f(r.rpcOneObject.concurrentMs.p50)} ms, p99 ${f(r.rpcOneObject.concurrentMs.p99)} ms)`,
+  r.rpcManyObjects &&
     `RPC, 1,000 objects: first calls (create) ${Math.round(r.rpcManyObjects.firstCallsPerSecond)}/s; 100 in flight: ${Math.round(r.rpcManyObjects.throughputPerSecond)}/s (p50 ${f(r.rpcManyObjects.concurrentMs.p50)} ms, p99 ${f(r.rpcManyObjects.concurrentMs.p99)} ms)`,
+  r.webSocket &&
     `WebSocket round trip (loopback, hibernatable echo): p50 ${f(r.webSocket.roundTripMs.p50, 3)} ms, p99 ${f(r.webSocket.roundTripMs.p99, 3)} ms`,
+  r.idleRealSockets &&
     `Idle objects, real sockets: ${r.idleRealSockets.sockets} (fd limit ${r.idleRealSockets.fdLimit}), loaded after idle ${r.idleRealSockets.loadedAfterIdle}, RSS ${f(r.idleRealSockets.rssMiB, 0)} MiB (+${f(r.idleRealSockets.rssDeltaMiB, 0)} MiB, ${f(r.idleRealSockets.kibPerSocket, 1)} KiB each), woke on a message: ${r.idleRealSockets.wokeAndEchoed}`,
+  r.idlePairSockets &&
     `Idle objects, in-process sockets: ${r.idlePairSockets.objects}, opened ${Math.round(r.idlePairSockets.openPerSecond)}/s, loaded after idle ${r.idlePairSockets.loadedAfterIdle}, RSS ${f(r.idlePairSockets.rssMiB, 0)} MiB (+${f(r.idlePairSockets.rssDeltaMiB, 0)} MiB, ${f(r.idlePairSockets.kibPerObject, 2)} KiB each)`,
-    `${r.machine.cpus} cores, Node ${r.machine.node}, ${f(r.seconds, 0)} s, load average ${f(r.loadAverage.start, 1)} → ${f(r.loadAverage.end, 1)}`,
-  ].join("\n"),
-);
+  `synchronous=${synchronous}; ${r.machine.cpus} cores, Node ${r.machine.node}, ${f(r.seconds, 0)} s, load average ${f(r.loadAverage.start, 1)} → ${f(r.loadAverage.end, 1)}`,
+];
+console.log(lines.filter(Boolean).join("\n"));
+const full = !quick && only.size === 5 && synchronous === "FULL";
 if (save) {
   const results = join(import.meta.dirname, "results");
   mkdirSync(results, { recursive: true });
@@ -273,10 +296,10 @@ if (save) {
     .replaceAll(":", "-")
     .replace(/\.\d+Z$/, "Z");
   const json = `${JSON.stringify(result, null, 2)}\n`;
-  const file = join(results, `objects-${stamp}${quick ? "-quick" : ""}.json`);
+  const file = join(results, `objects-${stamp}${full ? "" : `-partial-${synchronous.toLowerCase()}`}.json`);
   writeFileSync(file, json);
   console.log(`wrote ${file}`);
-  if (!quick) {
+  if (full) {
     writeFileSync(join(results, "latest-objects.json"), json);
     console.log(`wrote ${join(results, "latest-objects.json")}`);
   }

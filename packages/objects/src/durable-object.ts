@@ -1,4 +1,5 @@
 import type { DurableObjectState } from "./state.ts";
+import type { WebSocket } from "./websocket.ts";
 
 /**
  * The base class of a Durable Object, compatible with `import { DurableObject } from
@@ -27,6 +28,13 @@ export abstract class DurableObject<Env = unknown, Props = unknown> {
     this.ctx = ctx;
     this.env = env;
   }
+
+  /** Optional handlers, as in Cloudflare's declaration of the class. */
+  fetch?(request: Request): Response | Promise<Response>;
+  alarm?(alarmInfo?: { retryCount: number; isRetry: boolean }): void | Promise<void>;
+  webSocketMessage?(ws: WebSocket, message: string | ArrayBuffer): void | Promise<void>;
+  webSocketClose?(ws: WebSocket, code: number, reason: string, wasClean: boolean): void | Promise<void>;
+  webSocketError?(ws: WebSocket, error: unknown): void | Promise<void>;
 }
 
 /** A class the host can construct as a Durable Object (extending `DurableObject` or not). */
