@@ -258,7 +258,10 @@ export class ObjectStorage {
     if (this.#opened) return this.#opened;
     if (this.#closed) throw new Error("This Durable Object's storage is closed (the object was unloaded)");
     const db = this.#open();
+    // The hidden table is made inside the first implicit transaction: a new object costs one commit.
+    db.exec("BEGIN");
     db.exec(`CREATE TABLE IF NOT EXISTS ${KV_TABLE} (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID`);
+    this.#scheduleCommit();
     const pageSize = Number((db.prepare("PRAGMA page_size").get() as { page_size: number }).page_size);
     db.exec(`PRAGMA max_page_count = ${Math.floor(this.#maxBytes / pageSize)}`);
     db.setAuthorizer((action, a, b) => this.#authorize(action, a, b));
