@@ -2,7 +2,7 @@
  * The child process of `runDev`: hosts the project and reports to the supervisor over IPC. Options
  * come as JSON in `CAIRN_DEV_CHILD` (see `ChildOptions` in dev.ts).
  */
-import { hostProject } from "./host.ts";
+import { hostProjectInWorker } from "./worker-host.ts";
 
 interface ChildOptions {
   dir: string;
@@ -24,7 +24,7 @@ async function main(): Promise<void> {
   const server = (await import(options.server)) as Record<string, unknown>;
   if (typeof server.startServer !== "function" || typeof server.createApi !== "function")
     throw new Error(`${options.server} does not export startServer and createApi`);
-  const hosted = await hostProject(options.dir, {
+  const hosted = await hostProjectInWorker(options.dir, {
     ...(options.config ? { config: options.config } : {}),
     ...(options.store ? { store: options.store } : {}),
     ...(options.host ? { host: options.host } : {}),

@@ -4,9 +4,10 @@ import { installWorkersGlobals, type UpgradeListener, upgradeListener } from "@c
 import type { RuntimeHooks } from "@cairn/runtime";
 import { type Cairn, type CairnOptions, createCairn } from "cairn";
 import type { WebSocket as WsSocket } from "ws";
-import { ENV_SLOT } from "./cloudflare-workers.ts";
+import { ENV_SLOT, EXPORTS_SLOT } from "./cloudflare-workers.ts";
 import { projectGraphs } from "./graphs.ts";
-import { type FetchContext, type LoadedProject, loadProject } from "./project.ts";
+import { type FetchContext, type FetchHandler, type LoadedProject, loadProject } from "./project.ts";
+import { trackedContext, workerExports } from "./worker-exports.ts";
 
 /**
  * `createApi` of `@cairn/server`: the HTTP API (under /api/v1) for a runtime, requiring `token` if
@@ -117,31 +118,15 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
   });
   const env = cairn.env as Record<string, unknown>;
   (globalThis as Record<symbol, unknown>)[ENV_SLOT] = env;
+  const entrypoints = workerExports(
+    project.module,
+    () => env,
+    () => trackedContext(log),
+  );
+  (globalThis as Record<symbol, unknown>)[EXPORTS_SLOT] = entrypoints;
 
   const pending = new Set<Promise<unknown>>();
-  const handler = project.fetch;
-  const fetch = handler
-    ? async (request: Request): Promise<Response> => {
-        const ctx: FetchContext = {
-          waitUntil(promise) {
-            const p = Promise.resolve(promise).catch((e) => log("waitUntil: a promise failed", e));
-            pending.add(p);
-            p.finally(() => pending.delete(p));
-          },
-          passThroughOnException() {},
-          props: {},
-        };
-        try {
-          const response = await handler(request, env, ctx);
-          if (!(response instanceof Response))
-            throw new TypeError("the fetch handler did not return a Response");
-          return response;
-        } catch (e) {
-          log(`${request.method} ${new URL(request.url).pathname}: the fetch handler threw`, e);
-          return new Response(`Internal error: ${(e as Error)?.message ?? String(e)}\n`, { status: 500 });
-        }
-      }
-    : undefined;
+  const fetch = project.fetch ? serveFetch(project.fetch, env, pending, log) : undefined;
 
   // WebSocket upgrades go through the same fetch handler; a 101 response with a webSocket is bridged.
   const sockets = new Set<WsSocket>();
@@ -191,15 +176,48 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
       await cairn.close();
       if ((globalThis as Record<symbol, unknown>)[ENV_SLOT] === env)
         delete (globalThis as Record<symbol, unknown>)[ENV_SLOT];
+      if ((globalThis as Record<symbol, unknown>)[EXPORTS_SLOT] === entrypoints)
+        delete (globalThis as Record<symbol, unknown>)[EXPORTS_SLOT];
     })());
   return { url: server.url, cairn, project, close };
 }
 
-const until = (deadline: number) =>
+/**
+ * The project's fetch handler as the server calls it: with `env` and a `ctx` whose `waitUntil`
+ * promises are kept in `pending`; a throw or a non-Response answers 500.
+ */
+export function serveFetch(
+  handler: FetchHandler,
+  env: Record<string, unknown>,
+  pending: Set<Promise<unknown>>,
+  log: (message: string, error?: unknown) => void,
+): (request: Request) => Promise<Response> {
+  return async (request) => {
+    const ctx: FetchContext = {
+      waitUntil(promise) {
+        const p = Promise.resolve(promise).catch((e) => log("waitUntil: a promise failed", e));
+        pending.add(p);
+        p.finally(() => pending.delete(p));
+      },
+      passThroughOnException() {},
+      props: {},
+    };
+    try {
+      const response = await handler(request, env, ctx);
+      if (!(response instanceof Response)) throw new TypeError("the fetch handler did not return a Response");
+      return response;
+    } catch (e) {
+      log(`${request.method} ${new URL(request.url).pathname}: the fetch handler threw`, e);
+      return new Response(`Internal error: ${(e as Error)?.message ?? String(e)}\n`, { status: 500 });
+    }
+  };
+}
+
+export const until = (deadline: number) =>
   new Promise<void>((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref());
 
 /** Counts step callbacks in flight; once held, new attempts wait forever (the close drops them). */
-class Drain {
+export class Drain {
   #inFlight = 0;
   #held = false;
   #idle: (() => void)[] = [];
@@ -223,13 +241,13 @@ class Drain {
   }
 }
 
-interface ServerHandle {
+export interface ServerHandle {
   url: string;
   close(): Promise<void>;
 }
 
 /** Accepts what `startServer` returns: `{ url, close }`, `{ port, close }`, or a Node `http.Server`. */
-function serverHandle(result: any, host: string, port: number): ServerHandle {
+export function serverHandle(result: any, host: string, port: number): ServerHandle {
   if (!result || typeof result !== "object") throw new TypeError("startServer returned no server");
   const shownHost =
     host === "0.0.0.0" || host === "::" ? "localhost" : host.includes(":") ? `[${host}]` : host;

@@ -4,6 +4,7 @@ import { type WorkflowClass, WorkflowError } from "@cairn/core";
 import { type DurableObjectClass, type Migration, missingMigration, planMigrations } from "@cairn/objects";
 import type { CairnOptions } from "cairn";
 import { importProjectModule } from "./loader.ts";
+import { fetchHandler } from "./worker-exports.ts";
 import { findWranglerConfig, loadWranglerConfig } from "./wrangler.ts";
 
 /** The files of a Cairn-native project, in the order they are looked for. */
@@ -65,6 +66,8 @@ export interface LoadedProject {
   vars: Record<string, unknown>;
   /** The default export's `fetch`, bound to it, when the entry module has one. */
   fetch?: FetchHandler;
+  /** The entry module's exports (for `exports` of `cloudflare:workers`). */
+  module: Record<string, unknown>;
   /** Where the project keeps its state by default: `<dir>/.cairn/cairn.db`, or the Cairn config's `store`. */
   storePath: string;
   /** Other `createCairn` options of a Cairn-native project (maxConcurrent, hooks, …). */
@@ -148,7 +151,7 @@ async function loadWranglerProject(root: string, configPath: string): Promise<Lo
     if (!classes.has(o.class_name)) throw missingMigration(o.class_name, o.name);
     return { binding: o.name, class: cls as DurableObjectClass, className: o.class_name };
   });
-  const fetch = fetchHandler(mod.default, shown);
+  const fetch = projectFetchHandler(mod.default, shown);
   return {
     name: config.name ?? basename(root),
     kind: "wrangler",
@@ -160,6 +163,7 @@ async function loadWranglerProject(root: string, configPath: string): Promise<Lo
     migrations: config.migrations,
     vars: { ...config.vars },
     ...(fetch ? { fetch } : {}),
+    module: mod,
     storePath: join(root, ".cairn", "cairn.db"),
     options: {},
   };
@@ -190,7 +194,7 @@ async function loadCairnProject(root: string, configPath: string): Promise<Loade
     checkWorkflowClass(w.class, `${shown}: workflows[${i}].class (workflow "${w.name}")`);
     return { binding: w.binding, name: w.name, class: w.class };
   });
-  const fetch = fetchHandler(
+  const fetch = projectFetchHandler(
     config.fetch !== undefined ? config : mod.fetch ? { fetch: mod.fetch } : undefined,
     shown,
   );
@@ -216,6 +220,7 @@ async function loadCairnProject(root: string, configPath: string): Promise<Loade
     ...(migrations ? { migrations } : {}),
     vars: { ...(env ?? {}) },
     ...(fetch ? { fetch } : {}),
+    module: mod,
     storePath,
     options,
   };
@@ -261,24 +266,11 @@ function checkWorkflowClass(cls: unknown, what: string): void {
   }
 }
 
-/**
- * The fetch handler of a default export: an object with `fetch(request, env, ctx)`, or a class (e.g.
- * extending `WorkerEntrypoint`) whose instances, made per request with `(ctx, env)`, have `fetch(request)`.
- */
-function fetchHandler(def: unknown, shown: string): FetchHandler | undefined {
-  if (def === undefined || def === null) return undefined;
-  if (typeof def === "function" && typeof def.prototype?.fetch === "function") {
-    const Cls = def as new (
-      ctx: FetchContext,
-      env: Record<string, unknown>,
-    ) => { fetch(r: Request): Response };
-    return (request, env, ctx) => new Cls(ctx, env).fetch(request);
+/** The fetch handler of a default export (see `fetchHandler`), failing with a `ProjectError`. */
+function projectFetchHandler(def: unknown, shown: string): FetchHandler | undefined {
+  try {
+    return fetchHandler(def, shown);
+  } catch (e) {
+    throw new ProjectError((e as Error).message);
   }
-  if (typeof def === "object" && "fetch" in def) {
-    const f = (def as { fetch: unknown }).fetch;
-    if (typeof f !== "function")
-      throw new ProjectError(`${shown}: the default export's fetch is not a function`);
-    return f.bind(def) as FetchHandler;
-  }
-  return undefined;
 }

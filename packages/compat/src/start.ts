@@ -1,4 +1,5 @@
-import { type CreateApi, type HostedProject, hostProject, type StartServer } from "./host.ts";
+import type { CreateApi, StartServer } from "./host.ts";
+import { hostProjectInWorker, type ServedProject } from "./worker-host.ts";
 
 export interface StartOptions {
   /** The project directory. Default: the current directory. */
@@ -24,7 +25,7 @@ export interface StartOptions {
   log?: (line: string) => void;
 }
 
-export interface StartedProject extends HostedProject {
+export interface StartedProject extends ServedProject {
   /**
    * Graceful shutdown: stop serving, hold new step attempts, give the ones in flight up to
    * `shutdownTimeoutMs` to finish and be stored, then close. Unfinished instances resume at the next
@@ -38,8 +39,10 @@ export interface StartedProject extends HostedProject {
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
 
 /**
- * `cairn start`: serves a project (see `hostProject`) in this process until SIGTERM/SIGINT, then
- * shuts down gracefully.
+ * `cairn start`: serves a project until SIGTERM/SIGINT, then shuts down gracefully. The project's
+ * code runs in a worker thread and the HTTP API in this one (see `hostProjectInWorker`), so a
+ * busy step does not hold up the API; with a ":memory:" store, which one thread alone can open,
+ * everything runs in this thread (see `hostProject`).
  *
  * ```ts
  * import { createApi, startServer } from "@cairn/server";
@@ -50,13 +53,13 @@ export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
 export async function runStart(options: StartOptions): Promise<StartedProject> {
   const log = options.log ?? ((line: string) => console.log(line));
   const timeoutMs = options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
-  const hosted = await hostProject(options.dir ?? process.cwd(), {
+  const hosted = await hostProjectInWorker(options.dir ?? process.cwd(), {
     ...(options.config ? { config: options.config } : {}),
     ...(options.store ? { store: options.store } : {}),
     ...(options.host ? { host: options.host } : {}),
     ...(options.port !== undefined ? { port: options.port } : {}),
     ...(options.token ? { token: options.token } : {}),
-    ...(options.worker === false ? { cairn: { worker: false } } : {}),
+    ...(options.worker === false ? { worker: false } : {}),
     startServer: options.startServer,
     createApi: options.createApi,
   });

@@ -5,6 +5,8 @@ import {
   DEFAULT_EVENT_TIMEOUT,
   deserializeError,
   type ExecutionContext,
+  eventTimeoutError,
+  eventTimeoutMessage,
   type InstanceStatus,
   isNonRetryable,
   MAX_EVENT_TIMEOUT_MS,
@@ -45,7 +47,8 @@ export interface RunHost {
   readonly store: Store;
   readonly clock: Clock;
   readonly env: Record<string, unknown>;
-  readonly hooks: RuntimeHooks;
+  /** Read at each use: `Runtime.addHooks` may change them while instances run. */
+  hooks: RuntimeHooks;
   /** Waits at or below this many ms keep the run in memory; longer ones evict it. */
   readonly hotWaitMs: number;
   /** A step callback still running after this many ms is stored as running. */
@@ -80,6 +83,8 @@ interface Waiter {
   key: RunKey;
   startedAt: number;
   timeoutAt: number;
+  /** The configured timeout (Cloudflare's timeout message names it, even when a test forces it). */
+  timeoutMs: number;
   settled: boolean;
   resolve(event: WorkflowStepEvent): void;
   reject(error: Error): void;
@@ -359,7 +364,10 @@ export class InstanceRun {
     }
     const stored = this.#steps.get(stepKeyString(key));
     if (stored?.status === "succeeded") return decodeValue<T>(stored.result);
-    if (stored?.status === "failed") throw deserializeError(stored.error!);
+    if (stored?.status === "failed")
+      throw kind === "waitForEvent"
+        ? eventTimeoutError(stored.error?.message ?? eventTimeoutMessage(0))
+        : deserializeError(stored.error!);
     await this.#passGate();
     let value: T;
     try {
@@ -540,29 +548,33 @@ export class InstanceRun {
     };
     const next = async () => callback(ctx);
     const { wrapStep } = this.#host.hooks;
+    const { clock } = this.#host;
+    const timedOut = (): AttemptResult => ({
+      ok: false,
+      error: new WorkflowTimeoutError(`Execution timed out after ${timeoutMs}ms`),
+    });
     return new Promise<AttemptResult>((resolve) => {
       let settled = false;
-      const timer = this.#host.clock.setTimer(() => {
+      const deadline = clock.now() + timeoutMs;
+      const timer = clock.setTimer(() => {
         if (settled) return;
         settled = true;
-        resolve({ ok: false, error: new WorkflowTimeoutError(`Execution timed out after ${timeoutMs}ms`) });
+        resolve(timedOut());
       }, timeoutMs);
+      // A callback that blocks the thread settles before its timer can fire: one that settles past
+      // its deadline timed out all the same, and its outcome is discarded.
+      const settle = (result: AttemptResult) => {
+        if (settled) return;
+        settled = true;
+        timer.cancel();
+        resolve(clock.now() > deadline ? timedOut() : result);
+      };
       const work = wrapStep
         ? wrapStep({ workflow: this.workflow, instanceId: this.id, step: key, attempt, config }, next)
         : next();
       work.then(
-        (value) => {
-          if (settled) return;
-          settled = true;
-          timer.cancel();
-          resolve({ ok: true, value });
-        },
-        (error) => {
-          if (settled) return;
-          settled = true;
-          timer.cancel();
-          resolve({ ok: false, error });
-        },
+        (value) => settle({ ok: true, value }),
+        (error) => settle({ ok: false, error }),
       );
     });
   }
@@ -629,6 +641,7 @@ export class InstanceRun {
       key,
       startedAt,
       timeoutAt,
+      timeoutMs,
       settled: false,
       resolve: () => {},
       reject: () => {},
@@ -746,9 +759,9 @@ export class InstanceRun {
     if (!this.#settle(waiter)) return;
     const step = { kind: waiter.key.kind, name: waiter.key.name, count: waiter.key.count };
     const now = this.#now();
-    const error = new WorkflowTimeoutError(
-      `Waiting for event "${waiter.type}" in step ${stepLabel(waiter.key)} timed out after ${now - waiter.startedAt}ms`,
-    );
+    const error = eventTimeoutError(eventTimeoutMessage(waiter.timeoutMs));
+    // Stored (and shown by the API) under the engine's name for it, like Cloudflare's wait log.
+    const recorded = { name: "WorkflowTimeoutError", message: error.message };
     const row: StepRow = {
       workflow: this.workflow,
       instanceId: this.id,
@@ -758,13 +771,13 @@ export class InstanceRun {
       config: null,
       attempts: 0,
       result: null,
-      error: serializeError(error),
+      error: recorded,
       startedAt: waiter.startedAt,
       endedAt: now,
       wakeAt: null,
       eventType: waiter.type,
     };
-    await this.#commit([this.#entry(now, "wait_timed_out", step, { error: serializeError(error) })], row);
+    await this.#commit([this.#entry(now, "wait_timed_out", step, { error: recorded })], row);
     this.#steps.set(stepKeyString(waiter.key), row);
     waiter.reject(error);
   }

@@ -39,7 +39,7 @@ import {
   type StoreTx,
 } from "@cairn/store";
 import { decodeValue, encodeInput } from "./codec.ts";
-import type { RuntimeHooks } from "./hooks.ts";
+import { composeHooks, type RuntimeHooks } from "./hooks.ts";
 import { InstanceRun, type RunHost } from "./run.ts";
 
 /** A workflow the runtime can run: like an entry of wrangler's `workflows[]`. */
@@ -86,6 +86,28 @@ export interface RuntimeOptions {
 /** Told about every stored change of an instance; `status` is its new status when the change set one. */
 type Listener = (workflow: string, instanceId: string, status?: InstanceStatus) => void;
 
+/** Which runtime and workflow a binding object (`env.X`) belongs to. */
+export interface BindingOwner {
+  runtime: Runtime;
+  workflow: string;
+  /** The `env` property it is, when it is one of the runtime's `env` bindings. */
+  binding?: string;
+}
+
+/** Shared by every copy of this module in a process (a test runner may load two), like the bindings. */
+const owners: WeakMap<object, BindingOwner> = ((globalThis as Record<symbol, unknown>)[
+  Symbol.for("cairn.runtime.bindingOwners")
+] ??= new WeakMap<object, BindingOwner>()) as WeakMap<object, BindingOwner>;
+
+/**
+ * The runtime and workflow behind a workflow binding made by any Cairn runtime (`cairn.env.X`, or
+ * `runtime.binding(name)`); `undefined` for anything else. The testing helpers use it to introspect
+ * the bindings of any Cairn.
+ */
+export function bindingOwner(binding: unknown): BindingOwner | undefined {
+  return typeof binding === "object" && binding !== null ? owners.get(binding) : undefined;
+}
+
 const keyOf = (workflow: string, id: string) => `${workflow}\u0000${id}`;
 
 /**
@@ -120,6 +142,8 @@ export class Runtime {
   #unlisten?: () => Promise<void>;
   #started = false;
   #closed = false;
+  readonly #baseHooks: RuntimeHooks;
+  readonly #addedHooks: { hooks: RuntimeHooks }[] = [];
 
   constructor(options: RuntimeOptions) {
     this.store = options.store;
@@ -144,14 +168,20 @@ export class Runtime {
       this.#definitions.set(def.name, def);
     }
     this.env = { ...options.env };
-    for (const def of options.workflows) if (def.binding) this.env[def.binding] = this.binding(def.name);
+    for (const def of options.workflows)
+      if (def.binding) {
+        const binding = this.binding(def.name);
+        owners.set(binding, { runtime: this, workflow: def.name, binding: def.binding });
+        this.env[def.binding] = binding;
+      }
+    this.#baseHooks = options.hooks ?? {};
     const retryDelay = options.defaultRetryDelay ?? DEFAULT_RETRY_DELAY;
     parseDuration(retryDelay, "defaultRetryDelay");
     this.#host = {
       store: this.store,
       clock: this.clock,
       env: this.env,
-      hooks: options.hooks ?? {},
+      hooks: this.#baseHooks,
       hotWaitMs: parseDuration(options.hotWaitThreshold ?? "5 seconds", "hotWaitThreshold"),
       attemptVisibleAfterMs: 250,
       stepLimit,
@@ -198,15 +228,15 @@ export class Runtime {
     this.#started = true;
     if (!this.#worker) return;
     if (this.#exclusive) await this.store.instances.expireLeases();
-    else {
-      this.#armHeartbeat();
-      if (this.store.listen)
-        this.#unlisten = await this.store.listen(
-          (m) => this.#onMessage(m),
-          (e) => this.#log("Cairn lost its notification channel; polling until it reconnects", e),
-          () => void this.#catchUp(),
-        );
-    }
+    else this.#armHeartbeat();
+    // A store shared with other processes, or with other threads of this one (the API's connection
+    // to the same SQLite file), tells this worker about work they wrote.
+    if (this.store.listen)
+      this.#unlisten = await this.store.listen(
+        (m) => this.#onMessage(m),
+        (e) => this.#log("Cairn lost its notification channel; polling until it reconnects", e),
+        () => void this.#catchUp(),
+      );
     if (this.#pollMs !== undefined) this.#armPoll();
     this.#pump();
   }
@@ -273,10 +303,43 @@ export class Runtime {
     if (this.#worker && !this.#exclusive) await this.store.instances.renewLeases(this.workerId, 0);
   }
 
-  /** Calls `listener` after every stored change of an instance made through this runtime. */
+  /** Whether `close()` was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Adds hooks to the ones the runtime was created with, from now on (instances already running see
+   * them at their next step). The added hooks run inside the existing ones (see `composeHooks`).
+   * Returns a function that removes them again.
+   */
+  addHooks(hooks: RuntimeHooks): () => void {
+    const added = { hooks };
+    this.#addedHooks.push(added);
+    this.#composeHooks();
+    return () => {
+      const i = this.#addedHooks.indexOf(added);
+      if (i >= 0) this.#addedHooks.splice(i, 1);
+      this.#composeHooks();
+    };
+  }
+
+  #composeHooks(): void {
+    this.#host.hooks = this.#addedHooks.reduce((outer, a) => composeHooks(a.hooks, outer), this.#baseHooks);
+  }
+
+  /** Calls `listener` after every stored change of an instance made through this runtime (or announced to it). */
   onChange(listener: Listener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * Tells `onChange` listeners about a change another runtime stored (e.g. the worker thread of the
+   * same process), so they learn of it without polling.
+   */
+  announce(workflow: string, instanceId: string, status?: InstanceStatus): void {
+    this.#changed(workflow, instanceId, status);
   }
 
   /**
@@ -692,7 +755,7 @@ export class Runtime {
   binding(workflow: string): import("@cairn/core").Workflow {
     const runtime = this;
     const handle = (id: string) => new InstanceHandle(runtime, workflow, id);
-    return {
+    const binding: import("@cairn/core").Workflow = {
       async create(options) {
         return handle(await runtime.create(workflow, options));
       },
@@ -706,6 +769,8 @@ export class Runtime {
       },
       deleteBatch: (ids) => runtime.deleteBatch(workflow, ids),
     };
+    owners.set(binding, { runtime, workflow });
+    return binding;
   }
 
   // ---- work ---------------------------------------------------------------------------------

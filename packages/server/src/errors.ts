@@ -29,18 +29,20 @@ export function errorEnvelope(error: ApiError): Envelope<null> {
 }
 
 /**
- * The status and `{ code, message }` an error is answered with. `WorkflowError`s and `HttpError`s
- * keep their code and message; anything else is a 500 `internal` without details (no stacks leave
- * the server).
+ * The status and `{ code, message }` an error is answered with. `WorkflowError`s keep their code and
+ * read `"(<code>) <text>"`; `HttpError`s keep their code and message; anything else is a 500
+ * `internal` without details (no stacks leave the server).
  */
 export function describeError(e: unknown): { status: number; error: ApiError; unexpected: boolean } {
   if (e instanceof HttpError)
     return { status: e.status, error: { code: e.code, message: e.message }, unexpected: false };
   if (WorkflowError.is(e)) {
     const code = e.code;
+    // Cairn's description, "(<code>) <text>": the in-process message may be the bare code.
+    const text = (e as Partial<WorkflowError>).text;
     return {
       status: ERROR_STATUS[code] ?? 400,
-      error: { code, message: (e as Error).message },
+      error: { code, message: typeof text === "string" ? `(${code}) ${text}` : (e as Error).message },
       unexpected: false,
     };
   }
