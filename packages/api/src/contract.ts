@@ -264,6 +264,8 @@ export const ERROR_STATUS: Record<string, number> = {
   "payload.too_large": 413,
   body: 400,
   unauthorized: 401,
+  forbidden: 403,
   not_found: 404,
+  unsupported_media_type: 415,
   internal: 500,
 };

@@ -11,6 +11,7 @@ interface ChildOptions {
   host?: string;
   port?: number;
   token?: string;
+  hostAllow?: string[];
   server: string;
   shutdownTimeoutMs?: number;
 }
@@ -30,6 +31,7 @@ async function main(): Promise<void> {
     ...(options.host ? { host: options.host } : {}),
     ...(options.port !== undefined ? { port: options.port } : {}),
     ...(options.token ? { token: options.token } : {}),
+    ...(options.hostAllow ? { hostAllow: options.hostAllow } : {}),
     startServer: server.startServer as never,
     createApi: server.createApi as never,
   });

@@ -27,6 +27,7 @@ export type StartServer = (options: {
   host?: string;
   port?: number;
   token?: string;
+  hostAllow?: string[];
   fetch?: (request: Request) => Response | Promise<Response>;
   /** WebSocket upgrades (Node's `'upgrade'` listener); a server that does not know it ignores it. */
   upgrade?: UpgradeListener;
@@ -39,6 +40,11 @@ export interface HostOptions {
   host?: string;
   /** A bearer token the API requires. */
   token?: string;
+  /**
+   * Host names requests may be addressed to besides loopback names (see `startServer`'s
+   * `hostAllow`); every other `Host` is refused.
+   */
+  hostAllow?: string[];
   /** Store path (or ":memory:"); default the project's `storePath` (`<dir>/.cairn/cairn.db`). */
   store?: string;
   /** A configuration file to use instead of looking in `dir`. */
@@ -150,6 +156,7 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
         host,
         port,
         ...(options.token ? { token: options.token } : {}),
+        ...(options.hostAllow ? { hostAllow: options.hostAllow } : {}),
         ...(fetch ? { fetch } : {}),
         ...(upgrade ? { upgrade } : {}),
       }),

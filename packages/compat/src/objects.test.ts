@@ -86,6 +86,15 @@ describe("Durable Objects in a wrangler project", () => {
       "wait for approval": "completed",
       final: "completed",
     });
+    // A WebSocket upgrade addressed to a foreign Host is refused like any request (DNS rebinding).
+    const foreign = new WebSocket(`${hosted.url.replace("http", "ws")}/ws?instanceId=x`, {
+      headers: { host: "rebound.example" },
+    });
+    foreign.on("error", () => {});
+    const refused = await new Promise<number>((r) =>
+      foreign.once("unexpected-response", (_q, res) => r(res.statusCode!)),
+    );
+    expect(refused).toBe(403);
     // Without Upgrade the route answers as the project wrote it.
     expect((await fetch(`${hosted.url}/ws?instanceId=x`)).status).toBe(426);
     const status = await fetch(`${hosted.url}/api/workflow/status/${started.instanceId}`).then(

@@ -15,6 +15,11 @@ export interface StartOptions {
   /** Default 8787. */
   port?: number;
   token?: string;
+  /**
+   * Host names requests may be addressed to besides loopback names (see `startServer`'s
+   * `hostAllow`); every other `Host` is refused.
+   */
+  hostAllow?: string[];
   startServer: StartServer;
   createApi: CreateApi;
   /** How long step callbacks in flight may take to finish at shutdown. Default 10,000 ms. */
@@ -59,6 +64,7 @@ export async function runStart(options: StartOptions): Promise<StartedProject> {
     ...(options.host ? { host: options.host } : {}),
     ...(options.port !== undefined ? { port: options.port } : {}),
     ...(options.token ? { token: options.token } : {}),
+    ...(options.hostAllow ? { hostAllow: options.hostAllow } : {}),
     ...(options.worker === false ? { worker: false } : {}),
     startServer: options.startServer,
     createApi: options.createApi,

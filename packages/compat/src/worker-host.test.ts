@@ -126,7 +126,7 @@ describe("hostProjectInWorker", () => {
     await expect((served.cairn.env.WAITS as any).create({ id: "refused-1" })).rejects.toThrow(
       "refused refused-1",
     );
-    await expect(served.cairn.runtime.instance("waits", "refused-1")).rejects.toThrow(/not found/);
+    await expect(served.cairn.runtime.instance("waits", "refused-1")).rejects.toThrow("instance.not_found");
     await (served.cairn.env.WAITS as any).create({ id: "fine-1" });
     expect((await served.cairn.runtime.instance("waits", "fine-1")).id).toBe("fine-1");
   });

@@ -41,6 +41,11 @@ export interface WorkerHostOptions {
   host?: string;
   token?: string;
   /**
+   * Host names requests may be addressed to besides loopback names (see `startServer`'s
+   * `hostAllow`); every other `Host` is refused.
+   */
+  hostAllow?: string[];
+  /**
    * A PostgreSQL URL or a SQLite file; default the project's `storePath`. With ":memory:" (which a
    * second thread cannot open) the project runs in this thread, as `hostProject` runs it.
    */
@@ -143,6 +148,7 @@ export async function hostProjectInWorker(dir: string, options: WorkerHostOption
       ...(options.host ? { host: options.host } : {}),
       ...(options.port !== undefined ? { port: options.port } : {}),
       ...(options.token ? { token: options.token } : {}),
+      ...(options.hostAllow ? { hostAllow: options.hostAllow } : {}),
       ...(options.worker === false ? { cairn: { worker: false } } : {}),
       startServer: options.startServer,
       createApi: options.createApi,
@@ -260,6 +266,7 @@ export async function hostProjectInWorker(dir: string, options: WorkerHostOption
         host,
         port,
         ...(options.token ? { token: options.token } : {}),
+        ...(options.hostAllow ? { hostAllow: options.hostAllow } : {}),
         ...(started.fetch ? { fetch: (request: Request) => forward(worker, request, streams) } : {}),
       }),
       host,

@@ -22,13 +22,13 @@ import {
 } from "@cairn/core";
 import type { Runtime } from "@cairn/runtime";
 import type { InstanceRow } from "@cairn/store";
-import { type Context, Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
+import { type Context, Hono, type MiddlewareHandler } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
 import { checkToken } from "./auth.ts";
 import { type DashboardOptions, serveDashboard } from "./dashboard.ts";
 import { describeError, envelope, errorEnvelope, HttpError, validationError } from "./errors.ts";
+import { crossSite, isJsonType } from "./guard.ts";
 import { type ObjectsView, registerObjectRoutes } from "./objects.ts";
 import { openApiDocument } from "./openapi.ts";
 import { subscribe } from "./subscribe.ts";
@@ -38,6 +38,11 @@ import { instanceDetail, instanceSummary, stepResult } from "./views.ts";
 export const SINGLE_BODY_LIMIT = MAX_PAYLOAD_BYTES + 64 * 1024;
 /** Largest body of a batch create. */
 export const BATCH_BODY_LIMIT = 8 * 1024 * 1024;
+/**
+ * How many bytes of a refused body (too large, not JSON) are read and discarded so the connection
+ * can carry the next request; a longer body is refused with `Connection: close` instead.
+ */
+export const MAX_DRAIN_BYTES = 16 * 1024 * 1024;
 /** How often an idle event stream sends a comment, so proxies keep it open. */
 export const SSE_KEEP_ALIVE_MS = 15_000;
 
@@ -94,9 +99,33 @@ function parse<S extends z.ZodType>(schema: S, value: unknown, where: "body" | "
   return parsed.data;
 }
 
-/** Reads the body as JSON; an empty body is `undefined`. */
-async function readJson(c: Context): Promise<unknown> {
-  const text = await c.req.text();
+/** How long a closing connection goes on dropping a refused body after the answer (see `jsonBody`). */
+const LINGER_MS = 2000;
+
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+
+/** Reads and drops up to about `budget` bytes of a body; whether it ended (or the client went away). */
+async function discard(reader: ReadableStreamDefaultReader<Uint8Array>, budget: number): Promise<boolean> {
+  let dropped = 0;
+  try {
+    while (dropped <= budget) {
+      const { done, value } = await reader.read();
+      if (done) return true;
+      dropped += value.byteLength;
+    }
+  } catch {
+    return true;
+  }
+  return false;
+}
+
+/** The bodies `jsonBody` read, by request context. */
+const bodies = new WeakMap<Context, string>();
+
+/** The body `jsonBody` read, as JSON; an empty body is `undefined`. */
+function readJson(c: Context): unknown {
+  const text = bodies.get(c);
+  if (text === undefined) throw new Error("readJson: the route has no jsonBody middleware");
   if (text.trim() === "") return undefined;
   try {
     return JSON.parse(text);
@@ -105,17 +134,80 @@ async function readJson(c: Context): Promise<unknown> {
   }
 }
 
-function limit(maxSize: number) {
-  return bodyLimit({
-    maxSize,
-    onError: () => {
-      throw new HttpError(
-        "payload.too_large",
-        `Request body is larger than the limit of ${maxSize} bytes`,
-        413,
+/**
+ * Reads a JSON request body of at most `maxSize` bytes, whatever its framing (`Content-Length` or
+ * chunked), for `readJson`. A non-empty body must say `Content-Type: application/json` (415
+ * otherwise); a larger one is answered 413. A refused body is read to its end first (up to
+ * `MAX_DRAIN_BYTES`) so the connection can carry the next request; beyond that the answer says
+ * `Connection: close`, is sent at once, and the body is dropped for up to `LINGER_MS` more before
+ * the connection closes, so the client reads the answer instead of a reset. (Hono's `bodyLimit`
+ * leaves a refused body half read on a keep-alive connection, hence this middleware.)
+ */
+function jsonBody(maxSize: number): MiddlewareHandler {
+  return async (c, next) => {
+    const raw = c.req.raw;
+    const type = c.req.header("content-type");
+    const lengthHeader = c.req.header("content-length");
+    const declared =
+      lengthHeader !== undefined && c.req.header("transfer-encoding") === undefined
+        ? Number(lengthHeader)
+        : undefined;
+    const tooLarge = () =>
+      new HttpError("payload.too_large", `Request body is larger than the limit of ${maxSize} bytes`, 413);
+    const notJson = () =>
+      new HttpError(
+        "unsupported_media_type",
+        `Request body must be JSON sent with Content-Type: application/json, got ${type === undefined ? "no Content-Type" : `"${type}"`}`,
+        415,
       );
-    },
-  });
+    const refuse = async (
+      error: HttpError,
+      read: { reader?: ReadableStreamDefaultReader<Uint8Array>; ended?: boolean } = {},
+    ) => {
+      const { status, error: body } = describeError(error);
+      const reader = read.ended ? undefined : (read.reader ?? raw.body?.getReader());
+      const drainable = declared === undefined || declared <= maxSize + MAX_DRAIN_BYTES;
+      if (!reader || (drainable && (await discard(reader, MAX_DRAIN_BYTES))))
+        return c.json(errorEnvelope(body), status as ContentfulStatusCode);
+      // Too long to drain: answer at once and close the connection, but go on dropping what the
+      // client still sends for a while, so that it reads the answer before the connection closes.
+      const bytes = new TextEncoder().encode(JSON.stringify(errorEnvelope(body)));
+      const lingered = Promise.race([discard(reader, MAX_DRAIN_BYTES), delay(LINGER_MS)]);
+      const stream = new ReadableStream<Uint8Array>({
+        start: (controller) => controller.enqueue(bytes),
+        pull: async (controller) => {
+          await lingered;
+          controller.close();
+        },
+      });
+      return new Response(stream, {
+        status,
+        headers: {
+          "content-type": "application/json",
+          "content-length": String(bytes.byteLength),
+          connection: "close",
+        },
+      });
+    };
+
+    if (type !== undefined && !isJsonType(type)) return refuse(notJson());
+    if (declared !== undefined && declared > maxSize) return refuse(tooLarge());
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    if (raw.body) {
+      const reader = raw.body.getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        size += value.byteLength;
+        chunks.push(value);
+        if (size > maxSize) return refuse(tooLarge(), { reader });
+      }
+    }
+    if (size > 0 && type === undefined) return refuse(notJson(), { ended: true });
+    bodies.set(c, new TextDecoder().decode(Buffer.concat(chunks)));
+    await next();
+  };
 }
 
 /** `date_start`/`date_end`: an ISO date or epoch milliseconds. */
@@ -169,6 +261,22 @@ export function createApi(options: ApiOptions): Hono {
 
   const api = new Hono();
 
+  // Before everything, the OpenAPI document included: a foreign page must not drive the API.
+  api.use("*", async (c, next) => {
+    const why = crossSite({
+      host: c.req.header("host") ?? new URL(c.req.url).host,
+      origin: c.req.header("origin"),
+      secFetchSite: c.req.header("sec-fetch-site"),
+    });
+    if (why !== undefined)
+      throw new HttpError(
+        "forbidden",
+        `Cross-site request refused (${why}): the API answers browsers only from its own origin`,
+        403,
+      );
+    return next();
+  });
+
   api.get("/openapi.json", (c) => c.json(openApiDocument()));
 
   if (token !== undefined)
@@ -221,16 +329,16 @@ export function createApi(options: ApiOptions): Hono {
     return ok(c, g);
   });
 
-  api.post("/workflows/:name/instances", limit(SINGLE_BODY_LIMIT), async (c) => {
+  api.post("/workflows/:name/instances", jsonBody(SINGLE_BODY_LIMIT), async (c) => {
     const name = c.req.param("name");
-    const body = parse(createInstanceBody, (await readJson(c)) ?? {}, "body");
+    const body = parse(createInstanceBody, readJson(c) ?? {}, "body");
     const id = await runtime.create(name, { id: body.instance_id, params: body.params });
     return ok(c, await summaryOf(runtime, name, id), 201);
   });
 
-  api.post("/workflows/:name/instances/batch", limit(BATCH_BODY_LIMIT), async (c) => {
+  api.post("/workflows/:name/instances/batch", jsonBody(BATCH_BODY_LIMIT), async (c) => {
     const name = c.req.param("name");
-    const body = parse(createBatchBody, await readJson(c), "body");
+    const body = parse(createBatchBody, readJson(c), "body");
     const ids = await runtime.createBatch(
       name,
       body.map((b) => ({ id: b.instance_id, params: b.params })),
@@ -242,9 +350,9 @@ export function createApi(options: ApiOptions): Hono {
     return ok(c, result, 201);
   });
 
-  api.post("/workflows/:name/instances/batch/delete", limit(SINGLE_BODY_LIMIT), async (c) => {
+  api.post("/workflows/:name/instances/batch/delete", jsonBody(SINGLE_BODY_LIMIT), async (c) => {
     const name = c.req.param("name");
-    const body = parse(deleteBatchBody, await readJson(c), "body");
+    const body = parse(deleteBatchBody, readJson(c), "body");
     const result: DeleteBatchResult = await runtime.deleteBatch(name, body.instances);
     return ok(c, result);
   });
@@ -310,10 +418,10 @@ export function createApi(options: ApiOptions): Hono {
     throw new HttpError("not_found", `Step "${q.name}" not found in instance "${id}"`, 404);
   });
 
-  api.patch("/workflows/:name/instances/:id/status", limit(SINGLE_BODY_LIMIT), async (c) => {
+  api.patch("/workflows/:name/instances/:id/status", jsonBody(SINGLE_BODY_LIMIT), async (c) => {
     const name = c.req.param("name");
     const id = c.req.param("id");
-    const body = parse(changeStatusBody, await readJson(c), "body");
+    const body = parse(changeStatusBody, readJson(c), "body");
     switch (body.status) {
       case "pause":
         await runtime.pause(name, id);
@@ -336,10 +444,10 @@ export function createApi(options: ApiOptions): Hono {
     return ok(c, result);
   });
 
-  api.post("/workflows/:name/instances/:id/events/:type", limit(SINGLE_BODY_LIMIT), async (c) => {
+  api.post("/workflows/:name/instances/:id/events/:type", jsonBody(SINGLE_BODY_LIMIT), async (c) => {
     const name = c.req.param("name");
     const id = c.req.param("id");
-    const payload = (await readJson(c)) ?? null;
+    const payload = readJson(c) ?? null;
     await runtime.sendEvent(name, id, { type: c.req.param("type"), payload });
     return ok(c, null);
   });

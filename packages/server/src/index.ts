@@ -3,6 +3,7 @@ export {
   appToken,
   BATCH_BODY_LIMIT,
   createApi,
+  MAX_DRAIN_BYTES,
   SINGLE_BODY_LIMIT,
   SSE_KEEP_ALIVE_MS,
   unauthorized,
@@ -16,6 +17,7 @@ export {
   servesDashboard,
 } from "./dashboard.ts";
 export { describeError, envelope, errorEnvelope, HttpError, validationError } from "./errors.ts";
+export { crossSite, type HostPattern, hostAllowed, hostName, isJsonType, parseHostAllow } from "./guard.ts";
 export { type ObjectsView, registerObjectRoutes } from "./objects.ts";
 export { openApiDocument } from "./openapi.ts";
 export { type RunningServer, type ServerOptions, startServer } from "./server.ts";

@@ -220,7 +220,9 @@ function ok(description: string, result: JsonSchema, status = "200", paged = fal
 
 function errors(...statuses: number[]) {
   const out: Record<string, unknown> = {};
-  for (const s of [...new Set([...statuses, 400, 401, 500])].sort())
+  // Every route may refuse a cross-site browser request (403); routes with a body refuse non-JSON (415).
+  const withBody = statuses.includes(413) ? [415] : [];
+  for (const s of [...new Set([...statuses, ...withBody, 400, 401, 403, 500])].sort())
     out[String(s)] = {
       description: errorDescription(s),
       content: json({ $ref: "#/components/schemas/Error" }),

@@ -1,11 +1,12 @@
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import { type CliContext, portNumber } from "../context.ts";
-import { serveUntilStopped } from "../serve.ts";
+import { type CliContext, HOST_ALLOW_HELP, hostList, portNumber } from "../context.ts";
+import { hostAllow, serveUntilStopped } from "../serve.ts";
 
 interface StartFlags {
   store?: string;
   host: string;
+  hostAllow?: string[];
   port: number;
   config?: string;
   worker: boolean;
@@ -23,6 +24,7 @@ export function registerStart(parent: Command, ctx: CliContext): void {
     )
     .option("--no-worker", "serve the API only; run no instances (workers sharing the store do)")
     .option("--host <host>", "address to listen on", "127.0.0.1")
+    .option("--host-allow <hosts>", HOST_ALLOW_HELP, hostList)
     .option("--port <port>", "port to listen on (0: any free port)", portNumber, 8787)
     .option("--config <file>", "wrangler.jsonc / wrangler.toml / cairn.config.ts to use")
     .action(async (dir: string, options: StartFlags, command: Command) => {
@@ -43,6 +45,7 @@ export function registerStart(parent: Command, ctx: CliContext): void {
         host: options.host,
         port: options.port,
         token,
+        ...hostAllow(ctx, options),
         ...(options.worker ? {} : { worker: false }),
         createApi,
         startServer,
