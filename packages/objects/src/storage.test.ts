@@ -147,6 +147,20 @@ describe("sql.exec", () => {
     expect((await s.sql("SELECT x FROM t")).rows).toEqual([{ x: "a" }]);
   });
 
+  it("refuses statements over 100 KB; objects that never touch storage make no file", async () => {
+    const { dir } = open();
+    await expect(stub().sql(`SELECT '${"x".repeat(110 * 1024)}'`)).rejects.toThrow(
+      /the SQL statement is \d+ bytes; the limit is 102400/,
+    );
+    expect((await stub().sql("SELECT 1 AS one")).rows).toEqual([{ one: 1 }]);
+    await host!.namespaces
+      .STORE!.getByName("untouched")
+      .fetch("http://do/")
+      .catch(() => {});
+    const id = host!.namespaces.STORE!.idFromName("untouched").toString();
+    expect(existsSync(join(dir, "Store", `${id}.sqlite`))).toBe(false);
+  });
+
   it("splits statements around quotes, comments and trigger bodies", () => {
     expect(
       splitStatements(
