@@ -3,6 +3,9 @@
  * to a status). Their `message` is Cloudflare's for the same situation: `"instance.not_found"` for an
  * instance that does not exist (Cloudflare's binding throws exactly that), otherwise
  * `"(<code>) <text>"`, the form of Cloudflare's own `WorkflowError`s.
+ * The set of codes is closed (a new code does not compile until the HTTP layer has a status for it).
+ * `instance.changed`: the instance changed while a control command ran (another process won the
+ * race); trying again is safe. `body`: malformed input.
  */
 export type ErrorCode =
   | "instance.not_found"
@@ -12,6 +15,7 @@ export type ErrorCode =
   | "instance.cannot_restart"
   | "instance.cannot_pause"
   | "instance.cannot_send_event"
+  | "instance.changed"
   | "workflow.not_found"
   | "workflow.invalid_name"
   | "workflow.invalid_event_type"
@@ -32,6 +36,7 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   "instance.cannot_restart",
   "instance.cannot_pause",
   "instance.cannot_send_event",
+  "instance.changed",
   "workflow.not_found",
   "workflow.invalid_name",
   "workflow.invalid_event_type",

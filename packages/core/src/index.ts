@@ -27,6 +27,9 @@ export {
 } from "./errors.ts";
 export {
   FINAL_HISTORY_EVENTS,
+  HISTORY_EVENT_TYPES,
+  type HistoryData,
+  type HistoryDataOf,
   type HistoryEntry,
   type HistoryEventType,
   type NewHistoryEntry,

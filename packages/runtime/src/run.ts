@@ -7,6 +7,8 @@ import {
   type ExecutionContext,
   eventTimeoutError,
   eventTimeoutMessage,
+  type HistoryDataOf,
+  type HistoryEventType,
   type InstanceStatus,
   isNonRetryable,
   MAX_EVENT_TIMEOUT_MS,
@@ -605,7 +607,7 @@ export class InstanceRun {
         };
         const sleeping = row;
         await this.#commit(
-          [this.#entry(now, "sleep_started", step, { durationMs, wakeAt: sleeping.wakeAt })],
+          [this.#entry(now, "sleep_started", step, { durationMs, wakeAt: now + durationMs })],
           sleeping,
         );
         this.#steps.set(stepKeyString(key), row);
@@ -1086,15 +1088,15 @@ export class InstanceRun {
     this.#pending.push(this.#entry(timestamp, type));
   }
 
-  #entry(
+  #entry<T extends HistoryEventType>(
     timestamp: number,
-    type: NewHistoryEntry["type"],
+    type: T,
     step?: StepKey,
-    data?: Record<string, unknown>,
+    data?: HistoryDataOf<T>,
   ): NewHistoryEntry {
-    const e: NewHistoryEntry = { workflow: this.workflow, instanceId: this.id, type, timestamp };
+    const e: Record<string, unknown> = { workflow: this.workflow, instanceId: this.id, type, timestamp };
     if (step) e.step = step;
     if (data) e.data = data;
-    return e;
+    return e as NewHistoryEntry;
   }
 }

@@ -741,7 +741,11 @@ export class Runtime {
         { ...d.patch, status: d.status, updatedAt: now },
         { statusIn: [row.status], epoch: row.epoch },
       );
-      if (!ok) throw new WorkflowError("body", `Instance "${id}" changed while the command ran; try again`);
+      if (!ok)
+        throw new WorkflowError(
+          "instance.changed",
+          `Instance "${id}" changed while the command ran; try again`,
+        );
       await tx.history.append(d.history.map((type) => ({ workflow, instanceId: id, type, timestamp: now })));
       return d.status;
     });

@@ -1,4 +1,4 @@
-import { type ApiError, type Envelope, ERROR_STATUS, type ResultInfo } from "@cairn/api";
+import { type ApiError, type ApiErrorCode, type Envelope, ERROR_STATUS, type ResultInfo } from "@cairn/api";
 import { WorkflowError } from "@cairn/core";
 import type { z } from "zod";
 
@@ -8,10 +8,10 @@ import type { z } from "zod";
  */
 export class HttpError extends Error {
   override name = "HttpError";
-  readonly code: string;
+  readonly code: ApiErrorCode;
   readonly status: number;
 
-  constructor(code: string, text: string, status = ERROR_STATUS[code] ?? 500) {
+  constructor(code: ApiErrorCode, text: string, status = ERROR_STATUS[code]) {
     super(`(${code}) ${text}`);
     this.code = code;
     this.status = status;
@@ -41,7 +41,7 @@ export function describeError(e: unknown): { status: number; error: ApiError; un
     // Cairn's description, "(<code>) <text>": the in-process message may be the bare code.
     const text = (e as Partial<WorkflowError>).text;
     return {
-      status: ERROR_STATUS[code] ?? 400,
+      status: ERROR_STATUS[code],
       error: { code, message: typeof text === "string" ? `(${code}) ${text}` : (e as Error).message },
       unexpected: false,
     };

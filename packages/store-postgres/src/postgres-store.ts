@@ -172,7 +172,7 @@ function toHistory(r: Row): HistoryEntry {
   };
   if (r.step_kind !== null)
     entry.step = { kind: r.step_kind as StepKind, name: r.step_name as string, count: Number(r.step_count) };
-  if (r.data !== null && r.data !== undefined) entry.data = r.data as Record<string, unknown>;
+  if (r.data !== null && r.data !== undefined) entry.data = r.data as HistoryEntry["data"];
   return entry;
 }
 

@@ -117,7 +117,7 @@ function toHistory(r: Row): HistoryEntry {
   };
   if (r.step_kind !== null)
     entry.step = { kind: r.step_kind as StepKind, name: r.step_name as string, count: Number(r.step_count) };
-  const data = parse<Record<string, unknown>>(r.data);
+  const data = parse<HistoryEntry["data"]>(r.data);
   if (data) entry.data = data;
   return entry;
 }

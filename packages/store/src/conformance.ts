@@ -128,8 +128,12 @@ function step(instanceId: string, over: Partial<StepRow> = {}): StepRow {
   };
 }
 
-function entry(instanceId: string, over: Partial<NewHistoryEntry> = {}): NewHistoryEntry {
-  return { workflow: W, instanceId, type: "workflow_running", timestamp: T0, ...over };
+/** A history entry; stores keep `data` as opaque JSON, so the suite passes any. */
+function entry(
+  instanceId: string,
+  over: Partial<Omit<NewHistoryEntry, "data">> & { data?: Record<string, unknown> } = {},
+): NewHistoryEntry {
+  return { workflow: W, instanceId, type: "workflow_running", timestamp: T0, ...over } as NewHistoryEntry;
 }
 
 const ids = (rows: { id: string }[]) => rows.map((r) => r.id);
