@@ -109,6 +109,19 @@ async function main(): Promise<void> {
     ],
     { stdio: "inherit" },
   );
+  // Durable Objects: RPC, WebSockets, idle objects with open sockets.
+  console.log("\nCairn Durable Objects benchmark (bench/objects.ts)");
+  execFileSync(
+    process.execPath,
+    [
+      "--expose-gc",
+      "--conditions=source",
+      join(import.meta.dirname, "objects.ts"),
+      ...(args.quick ? ["--quick"] : []),
+      ...(args.save ? [] : ["--no-save"]),
+    ],
+    { stdio: "inherit" },
+  );
 }
 
 await main();

@@ -304,6 +304,9 @@ export const ERROR_STATUS: Readonly<Record<ApiErrorCode, number>> = {
   "step.output_too_large": 413,
   "step.limit_reached": 429,
   "payload.too_large": 413,
+  // Project configuration errors (refused at load); never caused by a request.
+  "do.missing_migration": 500,
+  "do.class_not_found": 500,
   body: 400,
   unauthorized: 401,
   forbidden: 403,

@@ -1,6 +1,7 @@
 /**
- * What `import … from "cloudflare:workers"` loads under Cairn. The workflow API is Cairn's own;
- * the other Workers classes are harmless stand-ins so that modules importing them still load.
+ * What `import … from "cloudflare:workers"` loads under Cairn. Workflows and Durable Objects are
+ * Cairn's own; the other Workers classes are harmless stand-ins so that modules importing them
+ * still load.
  */
 import { type ExecutionContext, NonRetryableError, WorkflowEntrypoint } from "@cairn/core";
 
@@ -12,6 +13,14 @@ export type {
   WorkflowStepConfig,
   WorkflowStepContext,
 } from "@cairn/core";
+export {
+  DurableObject,
+  type DurableObjectId,
+  type DurableObjectNamespace,
+  type DurableObjectState,
+  type DurableObjectStub,
+  type SqlStorageCursor,
+} from "@cairn/objects";
 export { NonRetryableError, WorkflowEntrypoint };
 
 /** Where the host puts the project's `env` for the `env` export (shared by every copy of this module). */
@@ -25,16 +34,6 @@ export abstract class WorkerEntrypoint<Env = unknown, _Props = unknown> {
   protected ctx: ExecutionContext;
   protected env: Env;
   constructor(ctx: ExecutionContext, env: Env) {
-    this.ctx = ctx;
-    this.env = env;
-  }
-}
-
-/** Stand-in for Cloudflare's `DurableObject` base class (Cairn does not run Durable Objects). */
-export abstract class DurableObject<Env = unknown> {
-  protected ctx: unknown;
-  protected env: Env;
-  constructor(ctx: unknown, env: Env) {
     this.ctx = ctx;
     this.env = env;
   }

@@ -1,7 +1,9 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
+import { installWorkersGlobals, type UpgradeListener, upgradeListener } from "@cairn/objects";
 import type { RuntimeHooks } from "@cairn/runtime";
 import { type Cairn, type CairnOptions, createCairn } from "cairn";
+import type { WebSocket as WsSocket } from "ws";
 import { ENV_SLOT, EXPORTS_SLOT } from "./cloudflare-workers.ts";
 import { projectGraphs } from "./graphs.ts";
 import { type FetchContext, type FetchHandler, type LoadedProject, loadProject } from "./project.ts";
@@ -15,6 +17,8 @@ export type CreateApi = (options: {
   runtime: Cairn["runtime"];
   token?: string;
   graph?: (workflow: string) => unknown | Promise<unknown>;
+  /** The Durable Objects host, for the `/objects` routes. */
+  objects?: Cairn["objects"];
 }) => unknown;
 
 /** `startServer` of `@cairn/server`: serves the API app, and `fetch` for every other path. */
@@ -25,6 +29,8 @@ export type StartServer = (options: {
   token?: string;
   hostAllow?: string[];
   fetch?: (request: Request) => Response | Promise<Response>;
+  /** WebSocket upgrades (Node's `'upgrade'` listener); a server that does not know it ignores it. */
+  upgrade?: UpgradeListener;
 }) => unknown;
 
 export interface HostOptions {
@@ -46,7 +52,7 @@ export interface HostOptions {
   startServer: StartServer;
   createApi: CreateApi;
   /** More `createCairn` options (e.g. `defaultRetryDelay`); the project's own come first. */
-  cairn?: Partial<Omit<CairnOptions, "workflows" | "store">>;
+  cairn?: Partial<Omit<CairnOptions, "workflows" | "store" | "objects" | "migrations">>;
   /** Where errors of the fetch handler and the engine are reported. Default: console.error. */
   log?: (message: string, error?: unknown) => void;
 }
@@ -91,6 +97,8 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
   if (typeof options?.startServer !== "function" || typeof options.createApi !== "function")
     throw new TypeError("hostProject needs startServer and createApi (from @cairn/server)");
   const log = options.log ?? ((message: string, error?: unknown) => console.error(message, error ?? ""));
+  // WebSocketPair and the 101-capable Response, as a Worker sees them.
+  installWorkersGlobals();
   const project = await loadProject(dir, options.config ? { config: options.config } : {});
   const store = options.store ?? project.storePath;
   if (store !== ":memory:" && !/^postgres(ql)?:\/\//.test(store))
@@ -110,6 +118,8 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
     hooks,
     store,
     workflows: project.workflows,
+    objects: project.objects,
+    ...(project.migrations ? { migrations: project.migrations } : {}),
     env: { ...options.cairn?.env, ...project.vars },
   });
   const env = cairn.env as Record<string, unknown>;
@@ -124,6 +134,9 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
   const pending = new Set<Promise<unknown>>();
   const fetch = project.fetch ? serveFetch(project.fetch, env, pending, log) : undefined;
 
+  // WebSocket upgrades go through the same fetch handler; a 101 response with a webSocket is bridged.
+  const sockets = new Set<WsSocket>();
+  const upgrade = fetch ? upgradeListener(fetch, { connections: sockets, log }) : undefined;
   let server: ServerHandle;
   const host = options.host ?? DEFAULT_HOST;
   const port = options.port ?? DEFAULT_PORT;
@@ -134,6 +147,7 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
     const app = options.createApi({
       runtime: cairn.runtime,
       graph,
+      ...(project.objects.length ? { objects: cairn.objects } : {}),
       ...(options.token ? { token: options.token } : {}),
     });
     server = serverHandle(
@@ -144,6 +158,7 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
         ...(options.token ? { token: options.token } : {}),
         ...(options.hostAllow ? { hostAllow: options.hostAllow } : {}),
         ...(fetch ? { fetch } : {}),
+        ...(upgrade ? { upgrade } : {}),
       }),
       host,
       port,
@@ -158,6 +173,7 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
     (closing ??= (async () => {
       const deadline = Date.now() + Math.max(0, closeOptions.timeoutMs ?? 0);
       // Stop taking requests, but do not wait for open connections (an SSE stream) past the deadline.
+      for (const ws of sockets) ws.close(1001, "server closing");
       await Promise.race([server.close().catch((e) => log("closing the server failed", e)), until(deadline)]);
       if (closeOptions.timeoutMs) {
         drain.hold();

@@ -34,6 +34,9 @@ async function main(): Promise<void> {
   const storePath = data.store ?? project.storePath;
   // Another thread cannot open this thread's in-memory database: the host runs it in one thread.
   if (storePath === ":memory:") return post({ type: "in-memory" });
+  // Durable Objects (their storage, alarms and WebSockets) are served from the HTTP server's
+  // thread for now: such a project runs in one thread, as `hostProject` runs it.
+  if (project.objects.length > 0) return post({ type: "one-thread", reason: "Durable Objects" });
   const postgres = /^postgres(ql)?:\/\//.test(storePath);
   if (storePath !== ":memory:" && !postgres) mkdirSync(dirname(storePath), { recursive: true });
 

@@ -89,6 +89,7 @@ export type FromThread =
     }
   | { type: "error"; error: RemoteError }
   | { type: "in-memory" }
+  | { type: "one-thread"; reason: string }
   | { type: "changed"; workflow: string; id: string; status?: InstanceStatus }
   | { type: "reply"; id: number; ok: true; value: unknown }
   | { type: "reply"; id: number; ok: false; error: RemoteError }
@@ -169,31 +170,33 @@ export async function hostProjectInWorker(dir: string, options: WorkerHostOption
   let cairn: Cairn | undefined;
   let onClosed: (() => void) | undefined;
 
-  const ready = new Promise<Extract<FromThread, { type: "ready" | "in-memory" }>>((resolve, reject) => {
-    const gone = (error: Error) => {
-      if (exited) return;
-      exited = true;
-      for (const r of replies.values()) r.reject(error);
-      replies.clear();
-      for (const fail of streams) fail(error);
-      streams.clear();
-      onClosed?.();
-      reject(error);
-      if (!stopping && cairn) (options.onCrash ?? defaultCrash(log))(error);
-    };
-    worker.on("message", (m: FromThread) => {
-      if (m.type === "ready" || m.type === "in-memory") resolve(m);
-      else if (m.type === "error") reject(localError(m.error));
-      else if (m.type === "changed") cairn?.runtime.announce(m.workflow, m.id, m.status);
-      else if (m.type === "reply") {
-        const r = replies.get(m.id);
-        replies.delete(m.id);
-        if (r) m.ok ? r.resolve(m.value) : r.reject(localError(m.error));
-      } else if (m.type === "closed") onClosed?.();
-    });
-    worker.on("error", (e) => gone(e));
-    worker.on("exit", (code) => gone(new Error(`the project's thread exited (code ${code})`)));
-  });
+  const ready = new Promise<Extract<FromThread, { type: "ready" | "in-memory" | "one-thread" }>>(
+    (resolve, reject) => {
+      const gone = (error: Error) => {
+        if (exited) return;
+        exited = true;
+        for (const r of replies.values()) r.reject(error);
+        replies.clear();
+        for (const fail of streams) fail(error);
+        streams.clear();
+        onClosed?.();
+        reject(error);
+        if (!stopping && cairn) (options.onCrash ?? defaultCrash(log))(error);
+      };
+      worker.on("message", (m: FromThread) => {
+        if (m.type === "ready" || m.type === "in-memory" || m.type === "one-thread") resolve(m);
+        else if (m.type === "error") reject(localError(m.error));
+        else if (m.type === "changed") cairn?.runtime.announce(m.workflow, m.id, m.status);
+        else if (m.type === "reply") {
+          const r = replies.get(m.id);
+          replies.delete(m.id);
+          if (r) m.ok ? r.resolve(m.value) : r.reject(localError(m.error));
+        } else if (m.type === "closed") onClosed?.();
+      });
+      worker.on("error", (e) => gone(e));
+      worker.on("exit", (code) => gone(new Error(`the project's thread exited (code ${code})`)));
+    },
+  );
   const call = (method: "beforeCreate" | "graph", args: unknown[]) =>
     new Promise<unknown>((resolve, reject) => {
       if (exited) return reject(new Error("the project's thread has stopped"));
@@ -202,7 +205,7 @@ export async function hostProjectInWorker(dir: string, options: WorkerHostOption
       worker.postMessage({ type: "call", id, method, args } satisfies ToThread);
     });
 
-  let started: Extract<FromThread, { type: "ready" | "in-memory" }>;
+  let started: Extract<FromThread, { type: "ready" | "in-memory" | "one-thread" }>;
   try {
     started = await ready;
   } catch (e) {
@@ -211,8 +214,8 @@ export async function hostProjectInWorker(dir: string, options: WorkerHostOption
     throw e;
   }
   ready.catch(() => {});
-  if (started.type === "in-memory") {
-    // The project's own config keeps its state in memory.
+  if (started.type === "in-memory" || started.type === "one-thread") {
+    // The project's own config keeps its state in memory, or it has Durable Objects.
     stopping = true;
     await worker.terminate();
     return inOneThread();

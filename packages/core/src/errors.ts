@@ -24,6 +24,8 @@ export type ErrorCode =
   | "step.output_too_large"
   | "step.limit_reached"
   | "payload.too_large"
+  | "do.missing_migration"
+  | "do.class_not_found"
   | "body";
 
 export const ERROR_CODES: readonly ErrorCode[] = [
@@ -43,6 +45,8 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   "step.output_too_large",
   "step.limit_reached",
   "payload.too_large",
+  "do.missing_migration",
+  "do.class_not_found",
   "body",
 ];
 

@@ -6,6 +6,7 @@ import { checkToken } from "./auth.ts";
 import { type DashboardOptions, serveDashboard } from "./dashboard.ts";
 import { describeError, errorEnvelope, HttpError } from "./errors.ts";
 import { crossSite } from "./guard.ts";
+import { type ObjectsView, objectRoutes } from "./objects.ts";
 import { openApiRoute } from "./openapi.ts";
 import { mountRoutes } from "./routes.ts";
 import { workflowRoutes } from "./workflow-routes.ts";
@@ -36,9 +37,19 @@ export interface ApiOptions {
    * `{ dir: dashboardDir }` with `dashboardDir` from `@cairn/dashboard`.
    */
   dashboard?: DashboardOptions;
+  /** Durable Objects (`cairn.objects`): serves `/objects/*` read-only views and SQL (docs/objects.md). */
+  objects?: ObjectsView;
 }
 
 /** The token each app was created with: `startServer` lets such apps listen beyond loopback. */
+/** An app without Durable Objects answers the Objects routes with no namespaces. */
+const NO_OBJECTS: ObjectsView = {
+  listNamespaces: () => [],
+  listObjects: () => [],
+  describeObject: () => undefined,
+  querySql: async () => ({ columns: [], rows: [], rowsWritten: 0 }),
+};
+
 const appTokens = new WeakMap<object, string>();
 
 /** The token `createApi` was given for this app, if any. */
@@ -133,6 +144,8 @@ export function createApi(options: ApiOptions): Hono {
     pollMs: options.pollMs ?? 1000,
     log,
   });
+
+  mountRoutes(api, objectRoutes.routes, { objects: options.objects ?? NO_OBJECTS });
 
   // Mounting copies the routes, so it comes after they are all defined.
   app.route(API_PREFIX, api);

@@ -10,6 +10,7 @@ export {
 } from "./dashboard.ts";
 export { describeError, envelope, errorEnvelope, HttpError, validationError } from "./errors.ts";
 export { crossSite, type HostPattern, hostAllowed, hostName, isJsonType, parseHostAllow } from "./guard.ts";
+export { type ObjectApiDeps, type ObjectsView, objectRoutes } from "./objects.ts";
 export { API_ROUTE_GROUPS, openApiDocument } from "./openapi.ts";
 export {
   type ApiRoute,

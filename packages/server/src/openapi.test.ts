@@ -33,6 +33,10 @@ describe("OpenAPI document", () => {
         "PATCH /workflows/{name}/instances/{id}/status",
         "POST /workflows/{name}/instances/{id}/events/{type}",
         "GET /workflows/{name}/instances/{id}/subscribe",
+        "GET /objects",
+        "GET /objects/{namespace}",
+        "GET /objects/{namespace}/{id}",
+        "POST /objects/{namespace}/{id}/sql",
       ].sort(),
     );
     for (const [path, ops] of Object.entries(doc.paths)) {

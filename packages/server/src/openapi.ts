@@ -1,5 +1,6 @@
 import { API_PREFIX } from "@cairn/api";
 import { z } from "zod";
+import { objectRoutes } from "./objects.ts";
 import { defineRoute, openApiDocumentOf, type RouteGroup } from "./routes.ts";
 import { workflowRoutes } from "./workflow-routes.ts";
 
@@ -25,6 +26,7 @@ export const openApiRoute = defineRoute<void>({
 export const API_ROUTE_GROUPS: RouteGroup<never>[] = [
   { tag: "meta", description: "The API itself", routes: [openApiRoute] },
   workflowRoutes,
+  objectRoutes,
 ];
 
 let cached: Record<string, unknown> | undefined;

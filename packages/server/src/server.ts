@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { Readable } from "node:stream";
+import { type Duplex, Readable } from "node:stream";
 import { API_PREFIX } from "@cairn/api";
 import { createAdaptorServer } from "@hono/node-server";
 import type { Hono } from "hono";
@@ -38,6 +38,12 @@ export interface ServerOptions {
    * answered, since the names the server is reached by are not known.
    */
   hostAllow?: string[];
+  /**
+   * Handles HTTP upgrade requests (WebSockets) outside `/api/v1`: Node's `'upgrade'` listener, e.g.
+   * `upgradeListener(fetch)` of `@cairn/objects`, which sends them through the Worker's `fetch`.
+   * Without it, upgrade requests are refused.
+   */
+  upgrade?: (request: IncomingMessage, socket: Duplex, head: Buffer) => void;
 }
 
 export interface RunningServer {
@@ -178,6 +184,22 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       return delegate(request);
     },
   });
+  if (options.upgrade) {
+    const upgrade = options.upgrade;
+    server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      // The same Host rule as every other request (DNS rebinding reaches WebSockets too).
+      if (checksHost && !hostAllowed(req.headers.host, hostAllow)) {
+        socket.end("HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        return;
+      }
+      const pathname = new URL(req.url ?? "/", "http://x").pathname;
+      if (isApiPath(pathname) || (dashboard && isDashboardPath(pathname))) {
+        socket.end("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        return;
+      }
+      upgrade(req, socket, head);
+    });
+  }
   await new Promise<void>((resolve, reject) => {
     const onError = (e: Error) => reject(e);
     server.once("error", onError);
