@@ -154,6 +154,16 @@ export class InstanceRun {
     return this.#pausing;
   }
 
+  /** The epoch the instance was claimed with: commands read at a later epoch do not concern this run. */
+  get epoch(): number {
+    return this.#epoch;
+  }
+
+  /** When the instance was created: with `epoch`, tells this run from one of a re-created instance. */
+  get createdAt(): number {
+    return this.#row.createdAt;
+  }
+
   /**
    * Loads stored state and starts `run()`. A `fresh` instance (just created by this process) has no
    * steps or events yet, so nothing is loaded.

@@ -176,6 +176,11 @@ export interface StoreMessage {
   workflow?: string;
   instanceId?: string;
   eventType?: string;
+  /**
+   * The instance's epoch when the command was decided: a run claimed at a later epoch ignores it
+   * (pause, resume, abort).
+   */
+  epoch?: number;
   /** The worker that sent it (workers ignore their own messages). */
   sender?: string;
 }
