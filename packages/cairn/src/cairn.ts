@@ -37,7 +37,10 @@ export interface CairnOptions {
   pollMs?: number;
   /** This worker's identity in leases. Default: random. */
   workerId?: string;
-  /** PostgreSQL: connections in the pool opened for a `postgres://` store. Default 10. */
+  /**
+   * PostgreSQL: connections in the pool opened for a `postgres://` store. Default 10. A server that
+   * cannot be reached at start is retried (backing off up to 5 s, each retry logged) until it can.
+   */
   poolSize?: number;
   /** SQLite durability: "FULL" (default) or "NORMAL". */
   synchronous?: "FULL" | "NORMAL";
@@ -81,7 +84,12 @@ export async function createCairn<Env = Record<string, unknown>>(options: CairnO
     if (bindings.has(w.binding)) throw new TypeError(`createCairn: binding "${w.binding}" is used twice`);
     bindings.add(w.binding);
   }
-  const store = await openStore(options.store ?? DEFAULT_STORE_PATH, options.synchronous, options.poolSize);
+  const store = await openStore(
+    options.store ?? DEFAULT_STORE_PATH,
+    options.synchronous,
+    options.poolSize,
+    options.log,
+  );
   let runtime: Runtime;
   try {
     runtime = new Runtime({
@@ -123,6 +131,7 @@ async function openStore(
   store: string | Store,
   synchronous?: "FULL" | "NORMAL",
   poolSize?: number,
+  log?: (message: string, error: unknown) => void,
 ): Promise<Store> {
   if (typeof store === "object") return store;
   if (typeof store !== "string")
@@ -132,7 +141,13 @@ async function openStore(
     const url = new URL(store);
     const schema = url.searchParams.get("schema") ?? undefined;
     url.searchParams.delete("schema");
-    return openPostgresStore({ url: url.toString(), schema, ...(poolSize ? { poolSize } : {}) });
+    // A database that cannot be reached yet is waited for, each retry logged.
+    return openPostgresStore({
+      url: url.toString(),
+      schema,
+      ...(poolSize ? { poolSize } : {}),
+      ...(log ? { log: (message: string, error?: unknown) => log(message, error) } : {}),
+    });
   }
   return openSqliteStore({ path: store, synchronous });
 }

@@ -5,6 +5,7 @@ export {
   DEFAULT_RETRY_DELAY,
   defaultStepConfig,
   type ResolvedStepConfig,
+  reconnectDelayMs,
   resolveStepConfig,
   retryDelayMs,
   type WorkflowStepConfig,

@@ -14,4 +14,7 @@ export const MIN_EVENT_TIMEOUT_MS = 1000;
 export const MAX_EVENT_TIMEOUT_MS = 365 * DAY_MS;
 export const DEFAULT_EVENT_TIMEOUT = "24 hours";
 export const DEFAULT_MAX_CONCURRENT = 10_000;
+/** A worker that cannot reach its database at start retries after this, doubling up to the max. */
+export const RECONNECT_BASE_MS = 250;
+export const RECONNECT_MAX_MS = 5000;
 export const NAME_PATTERN = /^[a-zA-Z0-9_][a-zA-Z0-9\-_]*$/;

@@ -3,6 +3,7 @@ import {
   type InstanceStatus,
   type NewHistoryEntry,
   parseStepKeyString,
+  reconnectDelayMs,
   type StepKind,
 } from "@cairn/core";
 import {
@@ -88,6 +89,14 @@ export interface OpenPostgresStoreOptions {
   poolSize?: number;
   /** See `PostgresStoreOptions.transactionIdleTimeoutMs`; default 5000. */
   transactionIdleTimeoutMs?: number;
+  /**
+   * How long to keep trying to reach the server when it cannot be reached at open (it is down, or
+   * not up yet): retries back off from 250 ms to 5 s, each logged. Default: forever (a worker waits
+   * for its database, as it rides out outages once running). 0 fails at once.
+   */
+  connectRetryMs?: number;
+  /** Where the retries are reported. Default: console.error. */
+  log?: (message: string, error?: unknown) => void;
 }
 
 interface PoolLike extends Queryable {
@@ -852,11 +861,36 @@ export async function openPostgresStore(options: OpenPostgresStoreOptions): Prom
       : { transactionIdleTimeoutMs: options.transactionIdleTimeoutMs }),
     ownsDb: !options.pool,
   });
-  try {
-    await store.migrate();
-  } catch (e) {
-    await store.close();
-    throw e;
+  const log = options.log ?? ((message: string) => console.error(message));
+  const giveUpAt = Date.now() + (options.connectRetryMs ?? Number.POSITIVE_INFINITY);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await store.migrate();
+      if (attempt > 1) log(`Cairn reached PostgreSQL at ${where(options)} (attempt ${attempt})`);
+      return store;
+    } catch (e) {
+      const error = mapPostgresError(e);
+      const delay = reconnectDelayMs(attempt + 1);
+      if (!PostgresStoreError.is(error, "unavailable") || Date.now() + delay > giveUpAt) {
+        await store.close();
+        throw error;
+      }
+      log(
+        `Cairn cannot reach PostgreSQL at ${where(options)} (${(error as Error).message}); retrying in ${delay} ms (attempt ${attempt})`,
+        error,
+      );
+      await new Promise((r) => setTimeout(r, delay));
+    }
   }
-  return store;
+}
+
+/** The server and database a store talks to, for messages (never the password). */
+function where(options: OpenPostgresStoreOptions): string {
+  if (!options.url) return "the given pool";
+  try {
+    const u = new URL(options.url);
+    return `${u.hostname || "localhost"}:${u.port || "5432"}${u.pathname}`;
+  } catch {
+    return "the given url";
+  }
 }
