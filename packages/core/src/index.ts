@@ -32,6 +32,14 @@ export {
 export { decidePause, decideResume, decideSendEvent, decideTerminate, type Transition } from "./lifecycle.ts";
 export * from "./limits.ts";
 export {
+  ATTEMPT_LOST_ERROR,
+  decideLostAttempt,
+  type LostAttemptDecision,
+  lostInARow,
+  type SuspectLane,
+  suspectLane,
+} from "./recovery.ts";
+export {
   ACTIVE_STATUSES,
   type FinalStatus,
   INSTANCE_STATUSES,

@@ -1,5 +1,6 @@
 import {
   ACTIVE_STATUSES,
+  ATTEMPT_MARKER_AFTER_MS,
   type Clock,
   DEFAULT_MAX_CONCURRENT,
   DEFAULT_RETRY_DELAY,
@@ -12,6 +13,7 @@ import {
   defaultStepConfig,
   type InstanceStatus,
   type InstanceStatusDetails,
+  LOST_RETRY_ALONE_MS,
   MAX_BATCH_SIZE,
   type NewHistoryEntry,
   parseDuration,
@@ -41,6 +43,7 @@ import {
 import { decodeValue, encodeInput } from "./codec.ts";
 import type { RuntimeHooks } from "./hooks.ts";
 import { InstanceRun, type RunHost } from "./run.ts";
+import { SuspectLanes } from "./suspects.ts";
 
 /** A workflow the runtime can run: like an entry of wrangler's `workflows[]`. */
 export interface WorkflowDefinition {
@@ -153,7 +156,8 @@ export class Runtime {
       env: this.env,
       hooks: options.hooks ?? {},
       hotWaitMs: parseDuration(options.hotWaitThreshold ?? "5 seconds", "hotWaitThreshold"),
-      attemptVisibleAfterMs: 250,
+      attemptMarkerAfterMs: ATTEMPT_MARKER_AFTER_MS,
+      suspects: new SuspectLanes(this.clock, LOST_RETRY_ALONE_MS),
       stepLimit,
       defaultStepConfig: defaultStepConfig(retryDelay),
       changed: (workflow, id, status) => this.#changed(workflow, id, status),

@@ -7,6 +7,7 @@ import {
   type StepKind,
 } from "@cairn/core";
 import {
+  type ClaimedInstance,
   type ClaimOptions,
   createdRow,
   createWith,
@@ -117,6 +118,13 @@ const bytes = (v: unknown): Uint8Array | null =>
   v === null || v === undefined
     ? null
     : new Uint8Array((v as Uint8Array).buffer, (v as Uint8Array).byteOffset, (v as Uint8Array).byteLength);
+
+/** A row `claim` returned (with its `taken_over` column). */
+function toClaimed(r: Row): ClaimedInstance {
+  const row: ClaimedInstance = toInstance(r);
+  if (r.taken_over === true) row.takenOver = true;
+  return row;
+}
 
 function toInstance(r: Row): InstanceRow {
   return {
@@ -384,9 +392,9 @@ export class PostgresStore implements Store {
    * A claim with `maxRunning` outside a transaction: one statement that waits for the claim lock,
    * counts the running instances and claims (see `claimLimited`).
    */
-  async #claimLimited(o: ClaimOptions): Promise<InstanceRow[]> {
+  async #claimLimited(o: ClaimOptions): Promise<ClaimedInstance[]> {
     const values = [o.owner, o.now, o.now + o.leaseMs, o.limit, o.maxRunning];
-    return (await this.#run(this.#sql.claimLimited, values)).rows.map(toInstance);
+    return (await this.#run(this.#sql.claimLimited, values)).rows.map(toClaimed);
   }
 
   /** Runs `fn` in a transaction of its own: a pooled client, or the one connection, held throughout. */
@@ -744,7 +752,7 @@ export class PostgresStore implements Store {
           limit = Math.min(limit, o.maxRunning - Number((await run(q.countRunning)).rows[0]?.n ?? 0));
         }
         if (limit <= 0) return [];
-        return (await run(q.claim, [o.owner, o.now, o.now + o.leaseMs, limit])).rows.map(toInstance);
+        return (await run(q.claim, [o.owner, o.now, o.now + o.leaseMs, limit])).rows.map(toClaimed);
       },
       expireLeases: async () => (await run(q.expireLeases)).rowCount ?? 0,
       nextReadyAt: async () => num((await run(q.nextReadyAt)).rows[0]?.t) ?? undefined,
