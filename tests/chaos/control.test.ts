@@ -251,5 +251,5 @@ describe.each(stores)("control commands on %s", (_name, open) => {
         targets.filter((t) => t.workflow === workflow).map((t) => t.id),
         LONG ? 60_000 : 15_000,
       );
-  });
+  }, 180_000);
 });
