@@ -59,7 +59,10 @@ export interface CairnOptions {
   pollMs?: number;
   /** This worker's identity in leases. Default: random. */
   workerId?: string;
-  /** PostgreSQL: connections in the pool opened for a `postgres://` store. Default 10. */
+  /**
+   * PostgreSQL: connections in the pool opened for a `postgres://` store. Default 10. A server that
+   * cannot be reached at start is retried (backing off up to 5 s, each retry logged) until it can.
+   */
   poolSize?: number;
   /** SQLite durability: "FULL" (default) or "NORMAL". */
   synchronous?: "FULL" | "NORMAL";
@@ -125,7 +128,7 @@ export async function createCairn<Env = Record<string, unknown>>(options: CairnO
   });
   let store: Store;
   try {
-    store = await openStore(storeOption, options.synchronous, options.poolSize);
+    store = await openStore(storeOption, options.synchronous, options.poolSize, options.log);
   } catch (e) {
     await objects.close();
     throw e;
@@ -183,6 +186,7 @@ async function openStore(
   store: string | Store,
   synchronous?: "FULL" | "NORMAL",
   poolSize?: number,
+  log?: (message: string, error: unknown) => void,
 ): Promise<Store> {
   if (typeof store === "object") return store;
   if (typeof store !== "string")
@@ -192,7 +196,13 @@ async function openStore(
     const url = new URL(store);
     const schema = url.searchParams.get("schema") ?? undefined;
     url.searchParams.delete("schema");
-    return openPostgresStore({ url: url.toString(), schema, ...(poolSize ? { poolSize } : {}) });
+    // A database that cannot be reached yet is waited for, each retry logged.
+    return openPostgresStore({
+      url: url.toString(),
+      schema,
+      ...(poolSize ? { poolSize } : {}),
+      ...(log ? { log: (message: string, error?: unknown) => log(message, error) } : {}),
+    });
   }
   return openSqliteStore({ path: store, synchronous });
 }

@@ -5,6 +5,7 @@ export {
   DEFAULT_RETRY_DELAY,
   defaultStepConfig,
   type ResolvedStepConfig,
+  reconnectDelayMs,
   resolveStepConfig,
   retryDelayMs,
   type WorkflowStepConfig,
@@ -36,6 +37,14 @@ export {
 } from "./history.ts";
 export { decidePause, decideResume, decideSendEvent, decideTerminate, type Transition } from "./lifecycle.ts";
 export * from "./limits.ts";
+export {
+  ATTEMPT_LOST_ERROR,
+  decideLostAttempt,
+  type LostAttemptDecision,
+  lostInARow,
+  type SuspectLane,
+  suspectLane,
+} from "./recovery.ts";
 export {
   ACTIVE_STATUSES,
   type FinalStatus,

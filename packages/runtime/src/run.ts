@@ -3,6 +3,7 @@ import {
   type Clock,
   canRetry,
   DEFAULT_EVENT_TIMEOUT,
+  decideLostAttempt,
   deserializeError,
   type ExecutionContext,
   eventTimeoutError,
@@ -27,6 +28,7 @@ import {
   serializeError,
   stepKeyString,
   stepLabel,
+  suspectLane,
   type TimerHandle,
   validateEventType,
   validateStepName,
@@ -40,9 +42,18 @@ import {
   type WorkflowStepEvent,
   WorkflowTimeoutError,
 } from "@cairn/core";
-import type { InstancePatch, InstanceRow, StepCommit, StepRow, Store, StoreTx } from "@cairn/store";
+import type {
+  ClaimedInstance,
+  InstancePatch,
+  InstanceRow,
+  StepCommit,
+  StepRow,
+  Store,
+  StoreTx,
+} from "@cairn/store";
 import { decodeValue, encodeValue, unclonableReason } from "./codec.ts";
 import type { RuntimeHooks } from "./hooks.ts";
+import type { SuspectLanes } from "./suspects.ts";
 
 /** What a run needs from the runtime that started it. */
 export interface RunHost {
@@ -53,8 +64,13 @@ export interface RunHost {
   hooks: RuntimeHooks;
   /** Waits at or below this many ms keep the run in memory; longer ones evict it. */
   readonly hotWaitMs: number;
-  /** A step callback still running after this many ms is stored as running. */
-  readonly attemptVisibleAfterMs: number;
+  /**
+   * A step callback still running after this many ms is stored as running (the "attempt started"
+   * marker: a process that dies during it counts the attempt).
+   */
+  readonly attemptMarkerAfterMs: number;
+  /** Orders attempts that may have killed the previous process (see `SuspectLanes`). */
+  readonly suspects: SuspectLanes;
   readonly stepLimit: number;
   readonly defaultStepConfig: ResolvedStepConfig;
   /**
@@ -141,10 +157,15 @@ export class InstanceRun {
   #yielded = false;
   #checkScheduled = false;
   #started = false;
+  /**
+   * Taken over from a process that stopped while running the instance: attempts are recorded as
+   * started before their callbacks run, until one attempt has ended in this process.
+   */
+  #recovering: boolean;
   #resolveDone!: (outcome: RunOutcome) => void;
   readonly done: Promise<RunOutcome>;
 
-  constructor(host: RunHost, workflowClass: WorkflowClass, row: InstanceRow, claimedAt: number) {
+  constructor(host: RunHost, workflowClass: WorkflowClass, row: ClaimedInstance, claimedAt: number) {
     this.#host = host;
     this.#class = workflowClass;
     this.#row = row;
@@ -154,11 +175,22 @@ export class InstanceRun {
     this.#pausing = row.status === "waitingForPause";
     this.#persistedStatus = this.#pausing ? "waitingForPause" : "running";
     this.#claimedAt = claimedAt;
+    this.#recovering = row.takenOver === true;
     this.done = new Promise((r) => (this.#resolveDone = r));
   }
 
   get pausing(): boolean {
     return this.#pausing;
+  }
+
+  /** The epoch the instance was claimed with: commands read at a later epoch do not concern this run. */
+  get epoch(): number {
+    return this.#epoch;
+  }
+
+  /** When the instance was created: with `epoch`, tells this run from one of a re-created instance. */
+  get createdAt(): number {
+    return this.#row.createdAt;
   }
 
   /**
@@ -392,7 +424,13 @@ export class InstanceRun {
     const config = stored?.config ?? resolveStepConfig(key.name, userConfig, this.#host.defaultStepConfig);
     const timeoutMs = parseDuration(config.timeout);
     const startedAt = stored?.startedAt ?? this.#now();
+    // An attempt in flight when the process running it stopped: it failed.
+    if (stored?.status === "running") {
+      stored = await this.#recordLostAttempt(key, stored, config);
+      if (stored.status === "failed") throw deserializeError(stored.error!);
+    }
     let attempts = stored?.attempts ?? 0;
+    let lastError = stored?.error ?? null;
     if (stored?.status === "retrying" && stored.wakeAt !== null) {
       this.#waits++;
       try {
@@ -406,14 +444,35 @@ export class InstanceRun {
       const attempt = attempts + 1;
       const attemptStart = this.#now();
       this.#callbacks++;
-      // A callback still running after a moment is made visible (step row `running`, its start
-      // entries), so the API and dashboard show it and a crash during it counts the attempt.
+      // The "attempt started" marker (step row `running`, its start entries): written once the
+      // callback has run for a moment, so the API and dashboard show it and a crash during it counts
+      // the attempt; fast attempts write none. A suspect of the last crash (see `suspectLane`) writes
+      // it before its callback runs, so one that kills the process without yielding is counted too,
+      // and takes its turn among the other suspects.
       let shown: Promise<void> | undefined;
-      const visibility = this.#host.clock.setTimer(() => {
-        shown = this.#showAttempt(key, config, startedAt, attempt, attemptStart);
-      }, this.#host.attemptVisibleAfterMs);
+      let marker: TimerHandle | undefined;
+      const lane = suspectLane(this.#recovering, lastError);
+      const suspect =
+        lane === "alone"
+          ? await this.#host.suspects.alone()
+          : lane === "alongside"
+            ? await this.#host.suspects.alongside()
+            : undefined;
+      if (this.#ended) {
+        suspect?.();
+        return never();
+      }
+      if (lane) {
+        shown = this.#showAttempt(key, config, startedAt, attempt, attemptStart, lastError);
+        await shown;
+      } else
+        marker = this.#host.clock.setTimer(() => {
+          shown = this.#showAttempt(key, config, startedAt, attempt, attemptStart, lastError);
+        }, this.#host.attemptMarkerAfterMs);
       let result = await this.#attempt(key, attempt, config, timeoutMs, callback);
-      visibility.cancel();
+      suspect?.();
+      marker?.cancel();
+      this.#recovering = false;
       // The outcome must land after the "running" row, never before it.
       if (shown) await shown;
       let encoded: Uint8Array | undefined;
@@ -498,7 +557,44 @@ export class InstanceRun {
       }
       await this.#passGate();
       attempts = attempt;
+      lastError = error;
     }
+  }
+
+  /**
+   * Stores that the attempt of a `running` step row (the marker of an attempt in flight when the
+   * process stopped) failed, and what follows (`decideLostAttempt`): a retry wait or the step's
+   * failure. Returns the stored row.
+   */
+  async #recordLostAttempt(key: RunKey, stored: StepRow, config: ResolvedStepConfig): Promise<StepRow> {
+    const d = decideLostAttempt({
+      name: key.name,
+      attempts: stored.attempts,
+      config,
+      previousError: stored.error,
+    });
+    const now = this.#now();
+    const step = { kind: key.kind, name: key.name, count: key.count };
+    const row: StepRow = { ...stored, seq: key.seq, config, error: d.error };
+    const entries: NewHistoryEntry[] = [];
+    if (d.retry) {
+      const delay = this.#adjust(key, "retry", d.delayMs);
+      Object.assign(row, { status: "retrying", endedAt: null, wakeAt: now + delay });
+      entries.push(
+        this.#entry(now, "attempt_errored", step, {
+          attempt: d.attempt,
+          error: d.error,
+          retryDelayMs: delay,
+        }),
+      );
+    } else {
+      Object.assign(row, { status: "failed", endedAt: now, wakeAt: null });
+      entries.push(this.#entry(now, "attempt_errored", step, { attempt: d.attempt, error: d.error }));
+      entries.push(this.#entry(now, "step_errored", step, { error: d.error }));
+    }
+    await this.#commit(entries, row);
+    this.#steps.set(stepKeyString(key), row);
+    return row;
   }
 
   /** Stores that an attempt is under way: the step row as `running` and the attempt's start entries. */
@@ -508,6 +604,7 @@ export class InstanceRun {
     startedAt: number,
     attempt: number,
     attemptStart: number,
+    previousError: SerializedError | null,
   ) {
     const step = { kind: key.kind, name: key.name, count: key.count };
     const entries: NewHistoryEntry[] = [];
@@ -522,7 +619,8 @@ export class InstanceRun {
       config,
       attempts: attempt,
       result: null,
-      error: null,
+      // The previous attempt's error: on recovery it tells whether that one was lost too.
+      error: previousError,
       startedAt,
       endedAt: null,
       wakeAt: null,

@@ -10,6 +10,7 @@ import {
   type StepKind,
 } from "@cairn/core";
 import {
+  type ClaimedInstance,
   type ClaimOptions,
   commitStepWith,
   createWith,
@@ -161,6 +162,8 @@ export class SqliteStore implements Store {
   readonly #tx: StoreTx;
   readonly #statements = new Map<string, StatementSync>();
   #queue: Pending[] = [];
+  /** Instances `expireLeases` found left running by the previous process, until claimed. */
+  readonly #leftRunning = new Set<string>();
   #scheduled = false;
   #closed = false;
   /** With `channel`: its name, the sending end, and the transaction running now (its messages). */
@@ -441,9 +444,21 @@ export class SqliteStore implements Store {
           limit = Math.min(limit, o.maxRunning - Number(this.#get(sql.countRunning)?.n ?? 0));
         if (limit <= 0) return [];
         const n = o.now;
-        return this.#all(sql.claim, o.owner, n + o.leaseMs, n, n, n, n, n, o.owner, limit).map(toInstance);
+        const rows = this.#all(sql.claim, o.owner, n + o.leaseMs, n, n, n, n, n, o.owner, limit);
+        return rows.map((r) => {
+          const row: ClaimedInstance = toInstance(r);
+          const key = `${row.workflow}\u0000${row.id}`;
+          if (this.#leftRunning.delete(key)) row.takenOver = true;
+          return row;
+        });
       },
-      expireLeases: async () => this.#run(sql.expireLeases),
+      expireLeases: async () => {
+        const rows = this.#all(sql.expireLeases);
+        for (const r of rows)
+          if (r.status === "running" || r.status === "waiting" || r.status === "waitingForPause")
+            this.#leftRunning.add(`${r.workflow}\u0000${r.id}`);
+        return rows.length;
+      },
       nextReadyAt: async () => num(this.#get(sql.nextReadyAt)?.t) ?? undefined,
       renewLeases: async (owner, leaseUntil) => this.#run(sql.renewLeases, leaseUntil, owner),
       countRunning: async () => Number(this.#get(sql.countRunning)?.n ?? 0),
