@@ -1,4 +1,4 @@
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 
 export default defineConfig({
   // Workspace packages resolve to their TypeScript sources in tests (the "source" export condition),
@@ -14,6 +14,8 @@ export default defineConfig({
       "tests/**/*.test.ts",
       "examples/**/*.test.ts",
     ],
+    // Cloudflare's examples run in their own vitest (packages/vitest/test/cloudflare-examples.test.ts).
+    exclude: [...configDefaults.exclude, "tests/cloudflare-fixtures/**", "packages/vitest/test/fixtures/**"],
     testTimeout: 20_000,
     hookTimeout: 20_000,
   },

@@ -97,6 +97,31 @@ async function main(): Promise<void> {
       stdio: "inherit",
     },
   );
+  // API latency while a step keeps its thread busy (`cairn start`), written to bench/results/busy-*.json.
+  console.log("\nCairn busy-step benchmark (bench/busy.ts)");
+  execFileSync(
+    process.execPath,
+    [
+      join(import.meta.dirname, "busy.ts"),
+      "--busy-ms",
+      args.quick ? "3000" : "8000",
+      ...(args.save && !args.quick ? [] : ["--no-save"]),
+    ],
+    { stdio: "inherit" },
+  );
+  // Durable Objects: RPC, WebSockets, idle objects with open sockets.
+  console.log("\nCairn Durable Objects benchmark (bench/objects.ts)");
+  execFileSync(
+    process.execPath,
+    [
+      "--expose-gc",
+      "--conditions=source",
+      join(import.meta.dirname, "objects.ts"),
+      ...(args.quick ? ["--quick"] : []),
+      ...(args.save ? [] : ["--no-save"]),
+    ],
+    { stdio: "inherit" },
+  );
 }
 
 await main();

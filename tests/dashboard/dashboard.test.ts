@@ -75,14 +75,27 @@ describe.skipIf(missing !== undefined && !inCi)("dashboard in Chromium", () => {
     await open("/workflows/echo?status=complete&q=bulk-&per=100");
     const seen: string[] = [];
     const pages: string[][] = [];
+    // The rows of page n, once loaded (the previous page stays shown until they arrive).
+    const rowsOf = (n: number) => page.locator(`[data-testid="instances"][data-page="${n}"] tbody tr`);
+    // Every state the page goes through: the label and the first row shown, to check they always match.
+    await page.evaluate(() => {
+      const w = window as unknown as { shownStates: string[] };
+      w.shownStates = [];
+      const record = () => {
+        const label = document.querySelector('[data-testid="page"]')?.textContent ?? "";
+        const first = document.querySelector('[data-testid="instances"] tbody tr')?.getAttribute("data-id");
+        w.shownStates.push(`${label}|${first ?? ""}`);
+      };
+      new MutationObserver(record).observe(document.body, {
+        subtree: true,
+        childList: true,
+        characterData: true,
+      });
+    });
     for (let n = 1; ; n++) {
-      await page
-        .getByTestId("page")
-        .filter({ hasText: `Page ${n} ·` })
-        .waitFor();
-      const ids = await page
-        .locator('[data-testid="instances"] tbody tr')
-        .evaluateAll((rows) => rows.map((r) => r.getAttribute("data-id")!));
+      await rowsOf(n).first().waitFor();
+      expect(await page.getByTestId("page").textContent()).toMatch(new RegExp(`^Page ${n} · \\d+ shown$`));
+      const ids = await rowsOf(n).evaluateAll((rows) => rows.map((r) => r.getAttribute("data-id")!));
       pages.push(ids);
       seen.push(...ids);
       const next = page.getByRole("button", { name: "Next →" });
@@ -90,6 +103,13 @@ describe.skipIf(missing !== undefined && !inCi)("dashboard in Chromium", () => {
       await next.click();
     }
     expect(pages).toHaveLength(10);
+    const states = await page.evaluate(() => (window as unknown as { shownStates: string[] }).shownStates);
+    expect(states.length).toBeGreaterThan(0);
+    for (const state of states) {
+      const [label, first] = state.split("|");
+      const n = /^Page (\d+) · /.exec(label!)?.[1];
+      if (n !== undefined) expect(pages[Number(n) - 1], state).toContain(first);
+    }
     expect(new Set(seen).size).toBe(1000);
     expect(seen).toEqual(
       Array.from({ length: 1000 }, (_, i) => `bulk-${String(i).padStart(4, "0")}`)
@@ -98,10 +118,8 @@ describe.skipIf(missing !== undefined && !inCi)("dashboard in Chromium", () => {
     );
     // Previous walks back through the same pages.
     await page.getByRole("button", { name: "← Previous" }).click();
-    await page.getByTestId("page").filter({ hasText: "Page 9 ·" }).waitFor();
-    expect(await page.locator('[data-testid="instances"] tbody tr').first().getAttribute("data-id")).toBe(
-      pages[8]![0],
-    );
+    await rowsOf(9).first().waitFor();
+    expect(await rowsOf(9).first().getAttribute("data-id")).toBe(pages[8]![0]);
     // Oldest first, and a date range that matches nothing.
     await page.getByLabel("Order").selectOption("asc");
     await page.getByTestId("page").filter({ hasText: "Page 1 ·" }).waitFor();

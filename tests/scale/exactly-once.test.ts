@@ -17,8 +17,10 @@ afterEach(async () => {
 describe.skipIf(!base)("scale-out: work shared by worker processes", () => {
   it("3 workers share 2,000 instances: each completes once, each step callback runs once", async () => {
     scene = new Scene(base!);
-    const api = await scene.start("api", { worker: false });
-    const workers = await Promise.all(["w1", "w2", "w3"].map((n) => scene!.start(n)));
+    // Leases long enough that a loaded machine never lets one lapse: this test is about sharing work,
+    // not takeover (tests/scale/takeover.test.ts), and a lapsed lease legitimately re-runs a callback.
+    const api = await scene.start("api", { worker: false, leaseMs: 15_000 });
+    const workers = await Promise.all(["w1", "w2", "w3"].map((n) => scene!.start(n, { leaseMs: 15_000 })));
     const N = 2000;
     const items = Array.from({ length: N }, (_, i) => ({ id: `i${i}`, params: { n: i } }));
     await api.request({ cmd: "createMany", workflow: "three", items }, 60_000);

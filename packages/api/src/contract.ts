@@ -1,9 +1,9 @@
 import {
-  type HistoryEventType,
+  type ErrorCode,
+  HISTORY_EVENT_TYPES,
   INSTANCE_STATUSES,
   type InstanceStatus,
   MAX_BATCH_SIZE,
-  type SerializedError,
 } from "@cairn/core";
 import { z } from "zod";
 
@@ -23,6 +23,7 @@ export const API_PREFIX = "/api/v1";
 // ---- envelopes -----------------------------------------------------------------------------
 
 export interface ApiError {
+  /** An `ApiErrorCode`; clients should accept codes they do not know. */
   code: string;
   message: string;
 }
@@ -35,11 +36,22 @@ export interface Envelope<T> {
   result_info?: ResultInfo;
 }
 
-export interface ResultInfo {
-  /** Present when another page follows; pass it back as `cursor`. */
-  cursor?: string;
-  per_page: number;
-  count: number;
+export const resultInfoSchema = z.object({
+  cursor: z.string().optional().describe("present when another page follows; pass it back as `cursor`"),
+  per_page: z.number().int(),
+  count: z.number().int(),
+});
+export type ResultInfo = z.infer<typeof resultInfoSchema>;
+
+/** The envelope of a successful response around `result` (with `result_info` for pages). */
+export function envelopeSchema<S extends z.ZodType>(result: S, paged = false) {
+  const base = z.object({
+    success: z.literal(true),
+    errors: z.array(z.unknown()).max(0).describe("empty on success"),
+    messages: z.array(z.string()),
+    result,
+  });
+  return paged ? base.extend({ result_info: resultInfoSchema }) : base;
 }
 
 // ---- requests ------------------------------------------------------------------------------
@@ -123,130 +135,169 @@ export const subscribeQuery = z
   .strict();
 
 // ---- responses -----------------------------------------------------------------------------
+// Each response shape is a zod schema (documented in the OpenAPI document) and its type is inferred.
+
+export const serializedErrorSchema = z.object({
+  name: z.string(),
+  message: z.string(),
+  /** The stack trimmed to the user's frames (instance errors). */
+  stack: z.string().optional(),
+  /** Where an instance error happened: in a step, or in `run()` outside any step. */
+  where: z.enum(["step", "run"]).optional(),
+  step: z
+    .object({ type: z.enum(["step", "sleep", "waitForEvent"]), name: z.string(), count: z.number().int() })
+    .optional(),
+});
+const iso = z.string().describe("ISO 8601 date and time");
 
 /** `GET /workflows` items and `GET /workflows/:name`. */
-export interface WorkflowSummary {
-  id: string;
-  name: string;
-  class_name: string;
-  /** Instance counts per status (every status present, zero when none). */
-  instances: Record<InstanceStatus, number>;
-  /** When the most recent instance was created, if any. */
-  triggered_on: string | null;
-}
+export const workflowSummarySchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  class_name: z.string(),
+  instances: z
+    .object(
+      Object.fromEntries(INSTANCE_STATUSES.map((s) => [s, z.number().int()])) as Record<
+        InstanceStatus,
+        z.ZodNumber
+      >,
+    )
+    .describe("instance counts per status (every status present, zero when none)"),
+  triggered_on: iso.nullable().describe("when the most recent instance was created, if any"),
+});
+export type WorkflowSummary = z.infer<typeof workflowSummarySchema>;
 
 /** `POST …/instances` result and list items. */
-export interface InstanceSummary {
-  id: string;
-  status: InstanceStatus;
-  workflow: string;
-  created_on: string;
-  modified_on: string;
-  started_on: string | null;
-  ended_on: string | null;
-}
+export const instanceSummarySchema = z.object({
+  id: z.string(),
+  status: instanceStatusSchema,
+  workflow: z.string(),
+  created_on: iso,
+  modified_on: iso,
+  started_on: iso.nullable(),
+  ended_on: iso.nullable(),
+});
+export type InstanceSummary = z.infer<typeof instanceSummarySchema>;
 
-export interface AttemptDetail {
-  start: string;
-  end: string | null;
-  success: boolean | null;
-  error: SerializedError | null;
-}
+export const attemptDetailSchema = z.object({
+  start: iso,
+  end: iso.nullable(),
+  success: z.boolean().nullable(),
+  error: serializedErrorSchema.nullable(),
+});
+export type AttemptDetail = z.infer<typeof attemptDetailSchema>;
 
-export interface DoStepDetail {
-  type: "step";
-  name: string;
-  /** `"<name>-<count>"` */
-  label: string;
-  count: number;
-  start: string;
-  end: string | null;
-  success: boolean | null;
-  /** JSON form of the result (see `toJson`); `"[REDACTED]"` for sensitive steps. */
-  output: unknown;
-  error: SerializedError | null;
-  config: unknown;
-  attempts: AttemptDetail[];
-  /** When the next attempt starts, while waiting between retries. */
-  retry_at?: string | null;
-}
+const stepCommon = {
+  name: z.string(),
+  label: z.string().describe('"<name>-<count>"'),
+  count: z.number().int(),
+  start: iso,
+  end: iso.nullable(),
+};
+const output = z
+  .unknown()
+  .describe(
+    'JSON form of the value (see toJson); "[REDACTED]" for sensitive steps; in the instance detail, outputs over 4 KiB of JSON are { $truncated: true, bytes, preview }',
+  );
 
-export interface SleepStepDetail {
-  type: "sleep";
-  name: string;
-  label: string;
-  count: number;
-  start: string;
-  end: string | null;
-  /** When the sleep ends (or ended). */
-  until: string | null;
-  finished: boolean;
-}
+export const doStepDetailSchema = z.object({
+  type: z.literal("step"),
+  ...stepCommon,
+  success: z.boolean().nullable(),
+  output,
+  error: serializedErrorSchema.nullable(),
+  config: z.unknown(),
+  attempts: z.array(attemptDetailSchema),
+  retry_at: iso.nullable().optional().describe("when the next attempt starts, while waiting between retries"),
+});
+export type DoStepDetail = z.infer<typeof doStepDetailSchema>;
 
-export interface WaitStepDetail {
-  type: "waitForEvent";
-  name: string;
-  label: string;
-  count: number;
-  start: string;
-  end: string | null;
-  finished: boolean;
-  event_type: string | null;
-  /** When the wait times out, while waiting. */
-  timeout_at?: string | null;
-  output: unknown;
-  error: SerializedError | null;
-}
+export const sleepStepDetailSchema = z.object({
+  type: z.literal("sleep"),
+  ...stepCommon,
+  until: iso.nullable().describe("when the sleep ends (or ended)"),
+  finished: z.boolean(),
+});
+export type SleepStepDetail = z.infer<typeof sleepStepDetailSchema>;
 
-export type StepDetail = DoStepDetail | SleepStepDetail | WaitStepDetail;
+export const waitStepDetailSchema = z.object({
+  type: z.literal("waitForEvent"),
+  ...stepCommon,
+  finished: z.boolean(),
+  event_type: z.string().nullable(),
+  timeout_at: iso.nullable().optional().describe("when the wait times out, while waiting"),
+  output,
+  error: serializedErrorSchema.nullable(),
+});
+export type WaitStepDetail = z.infer<typeof waitStepDetailSchema>;
+
+export const stepDetailSchema = z.discriminatedUnion("type", [
+  doStepDetailSchema,
+  sleepStepDetailSchema,
+  waitStepDetailSchema,
+]);
+export type StepDetail = z.infer<typeof stepDetailSchema>;
 
 /** `GET …/instances/:id` */
-export interface InstanceDetail extends InstanceSummary {
-  params: unknown;
-  output: unknown;
-  error: SerializedError | null;
-  queued: string;
-  start: string | null;
-  end: string | null;
-  success: boolean | null;
-  step_count: number;
-  steps: StepDetail[];
-}
+export const instanceDetailSchema = instanceSummarySchema.extend({
+  params: z.unknown(),
+  output: z.unknown(),
+  error: serializedErrorSchema.nullable(),
+  queued: iso,
+  start: iso.nullable(),
+  end: iso.nullable(),
+  success: z.boolean().nullable(),
+  step_count: z.number().int(),
+  steps: z.array(stepDetailSchema),
+});
+export type InstanceDetail = z.infer<typeof instanceDetailSchema>;
 
 /** `GET …/instances/:id/step` */
-export interface StepResult {
-  status: "running" | "waiting" | "complete" | "errored";
-  output: unknown;
-  error: SerializedError | null;
-  event_type?: string | null;
-}
+export const stepResultSchema = z.object({
+  status: z.enum(["running", "waiting", "complete", "errored"]),
+  output: z.unknown(),
+  error: serializedErrorSchema.nullable(),
+  event_type: z.string().nullable().optional(),
+});
+export type StepResult = z.infer<typeof stepResultSchema>;
 
 /** `PATCH …/status` result */
-export interface StatusChange {
-  status: InstanceStatus;
-  timestamp: string;
-}
+export const statusChangeSchema = z.object({ status: instanceStatusSchema, timestamp: iso });
+export type StatusChange = z.infer<typeof statusChangeSchema>;
 
 /** `POST …/batch/delete` result */
-export interface DeleteBatchResult {
-  deleted: { id: string }[];
-  errors: { id: string; code: number; message: string }[];
-}
+export const deleteBatchResultSchema = z.object({
+  deleted: z.array(z.object({ id: z.string() })),
+  errors: z.array(z.object({ id: z.string(), code: z.number().int(), message: z.string() })),
+});
+export type DeleteBatchResult = z.infer<typeof deleteBatchResultSchema>;
 
 /** One server-sent event of `GET …/subscribe`: the SSE `event` is `type`, `id` is `eventId`. */
-export interface SubscribeEvent {
-  type: HistoryEventType;
-  instanceId: string;
-  eventId: number;
-  /** Epoch ms. */
-  timestamp: number;
-  stepName?: string;
-  step?: { type: "do" | "sleep" | "waitForEvent"; name: string; count: number };
-  [detail: string]: unknown;
-}
+export const subscribeEventSchema = z.looseObject({
+  type: z.enum(HISTORY_EVENT_TYPES).describe("the history event type, also the SSE `event`"),
+  instanceId: z.string(),
+  eventId: z.number().int().describe("also the SSE `id`; pass it back as `cursor` to resume"),
+  timestamp: z.number().describe("epoch ms"),
+  stepName: z.string().optional(),
+  step: z
+    .object({ type: z.enum(["do", "sleep", "waitForEvent"]), name: z.string(), count: z.number().int() })
+    .optional(),
+});
+export type SubscribeEvent = z.infer<typeof subscribeEventSchema>;
 
-/** The HTTP status each error code maps to. */
-export const ERROR_STATUS: Record<string, number> = {
+/** Codes the HTTP layer answers with itself, beside the engine's `ErrorCode`s. */
+export type HttpErrorCode =
+  | "unauthorized"
+  | "forbidden"
+  | "not_found"
+  | "unsupported_media_type"
+  | "internal";
+
+/** Every `code` an error response can carry. */
+export type ApiErrorCode = ErrorCode | HttpErrorCode;
+
+/** The HTTP status each error code maps to: keyed by the code union, so a new code must get one. */
+export const ERROR_STATUS: Readonly<Record<ApiErrorCode, number>> = {
   "instance.not_found": 404,
   "workflow.not_found": 404,
   "instance.already_exists": 409,
@@ -254,6 +305,7 @@ export const ERROR_STATUS: Record<string, number> = {
   "instance.cannot_restart": 409,
   "instance.cannot_pause": 409,
   "instance.cannot_send_event": 409,
+  "instance.changed": 409,
   "instance.invalid_id": 400,
   "workflow.invalid_name": 400,
   "workflow.invalid_event_type": 400,
@@ -262,8 +314,26 @@ export const ERROR_STATUS: Record<string, number> = {
   "step.output_too_large": 413,
   "step.limit_reached": 429,
   "payload.too_large": 413,
+  // Project configuration errors (refused at load); never caused by a request.
+  "do.missing_migration": 500,
+  "do.class_not_found": 500,
   body: 400,
   unauthorized: 401,
+  forbidden: 403,
   not_found: 404,
+  unsupported_media_type: 415,
   internal: 500,
 };
+
+/** The body of every error response (Cloudflare's envelope with `success: false`). */
+export const errorEnvelopeSchema = z.object({
+  success: z.literal(false),
+  errors: z.array(
+    z.object({
+      code: z.enum(Object.keys(ERROR_STATUS) as [ApiErrorCode, ...ApiErrorCode[]]),
+      message: z.string().describe('"(<code>) <text>"'),
+    }),
+  ),
+  messages: z.array(z.string()),
+  result: z.null(),
+});

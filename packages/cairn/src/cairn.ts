@@ -1,3 +1,4 @@
+import { dirname, join } from "node:path";
 import {
   type Clock,
   type Duration,
@@ -6,6 +7,7 @@ import {
   type Workflow,
   type WorkflowClass,
 } from "@cairn/core";
+import { createObjectHost, type DurableObjectClass, type Migration, type ObjectHost } from "@cairn/objects";
 import { Runtime, type RuntimeHooks } from "@cairn/runtime";
 import type { Store } from "@cairn/store";
 import { openSqliteStore } from "@cairn/store-sqlite";
@@ -19,13 +21,33 @@ export interface WorkflowConfig {
   class: WorkflowClass;
 }
 
+/** One entry of `objects`: a Durable Object class and its binding (wrangler's `durable_objects.bindings[]`). */
+export interface ObjectConfig {
+  /** The name of its namespace in `env`, e.g. "COUNTER". */
+  binding: string;
+  class: DurableObjectClass;
+  /** The name its objects are stored under (wrangler's `class_name`). Default: the class's name. */
+  className?: string;
+}
+
 export interface CairnOptions {
   /**
    * Where state lives: a SQLite file path (default "./.cairn/cairn.db"), ":memory:", a PostgreSQL URL
    * (`postgres://user@host/db`, optionally `?schema=name`; default schema "cairn"), or a `Store`.
    */
   store?: string | Store;
-  workflows: WorkflowConfig[];
+  workflows?: WorkflowConfig[];
+  /** Durable Object classes, each a namespace in `env` (see docs/objects.md). */
+  objects?: ObjectConfig[];
+  /**
+   * Where Durable Objects keep their SQLite files: default `<store's directory>/do` for a SQLite
+   * store, ":memory:" for an in-memory store, "./.cairn/do" for PostgreSQL.
+   */
+  objectsDir?: string;
+  /** Wrangler's `migrations[]`: when given, every bound class must be created by one. */
+  migrations?: Migration[];
+  /** How long an idle Durable Object stays loaded (ms). Default 10,000. */
+  objectIdleTimeoutMs?: number;
   /** Other bindings, visible to workflows as `this.env` next to the workflow bindings. */
   env?: Record<string, unknown>;
   maxConcurrent?: number;
@@ -44,7 +66,10 @@ export interface CairnOptions {
   pollMs?: number;
   /** This worker's identity in leases. Default: random. */
   workerId?: string;
-  /** PostgreSQL: connections in the pool opened for a `postgres://` store. Default 10. */
+  /**
+   * PostgreSQL: connections in the pool opened for a `postgres://` store. Default 10. A server that
+   * cannot be reached at start is retried (backing off up to 5 s, each retry logged) until it can.
+   */
   poolSize?: number;
   /** SQLite durability: "FULL" (default) or "NORMAL". */
   synchronous?: "FULL" | "NORMAL";
@@ -58,6 +83,8 @@ export interface Cairn<Env = Record<string, unknown>> {
   readonly env: Env & Record<string, Workflow<any> | unknown>;
   readonly runtime: Runtime;
   readonly store: Store;
+  /** The Durable Objects host (its namespaces are in `env`). */
+  readonly objects: ObjectHost;
   /** Stops work and closes the store; unfinished instances continue at the next start. */
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -79,22 +106,46 @@ export const DEFAULT_STORE_PATH = "./.cairn/cairn.db";
 export async function createCairn<Env = Record<string, unknown>>(options: CairnOptions): Promise<Cairn<Env>> {
   if (typeof options !== "object" || options === null)
     throw new TypeError("createCairn needs an options object");
-  if (!Array.isArray(options.workflows))
+  const workflows = options.workflows ?? [];
+  if (!Array.isArray(workflows))
     throw new TypeError("createCairn: workflows must be an array of { binding, name, class }");
+  if (options.objects !== undefined && !Array.isArray(options.objects))
+    throw new TypeError("createCairn: objects must be an array of { binding, class }");
   const bindings = new Set<string>();
-  for (const w of options.workflows) {
+  for (const w of workflows) {
     if (typeof w?.binding !== "string" || w.binding === "")
       throw new TypeError(`createCairn: workflow "${w?.name}" needs a binding name`);
     if (bindings.has(w.binding)) throw new TypeError(`createCairn: binding "${w.binding}" is used twice`);
     bindings.add(w.binding);
   }
-  const store = await openStore(options.store ?? DEFAULT_STORE_PATH, options.synchronous, options.poolSize);
+  for (const o of options.objects ?? []) {
+    if (bindings.has(o?.binding)) throw new TypeError(`createCairn: binding "${o.binding}" is used twice`);
+    bindings.add(o?.binding);
+  }
+  const storeOption = options.store ?? DEFAULT_STORE_PATH;
+  const objects = createObjectHost({
+    // Without classes nothing is stored: no files are made.
+    dir: options.objectsDir ?? (options.objects?.length ? objectsDirFor(storeOption) : ":memory:"),
+    objects: options.objects ?? [],
+    ...(options.migrations ? { migrations: options.migrations } : {}),
+    ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.objectIdleTimeoutMs !== undefined ? { idleTimeoutMs: options.objectIdleTimeoutMs } : {}),
+    ...(options.synchronous ? { synchronous: options.synchronous } : {}),
+    ...(options.log ? { log: (m: string, e?: unknown) => options.log!(m, e) } : {}),
+  });
+  let store: Store;
+  try {
+    store = await openStore(storeOption, options.synchronous, options.poolSize, options.log);
+  } catch (e) {
+    await objects.close();
+    throw e;
+  }
   let runtime: Runtime;
   try {
     runtime = new Runtime({
       store,
-      workflows: options.workflows.map((w) => ({ name: w.name, binding: w.binding, class: w.class })),
-      env: options.env,
+      workflows: workflows.map((w) => ({ name: w.name, binding: w.binding, class: w.class })),
+      env: { ...options.env, ...objects.namespaces },
       clock: options.clock,
       maxConcurrent: options.maxConcurrent,
       defaultRetryDelay: options.defaultRetryDelay,
@@ -109,27 +160,40 @@ export async function createCairn<Env = Record<string, unknown>>(options: CairnO
     });
     await runtime.start();
   } catch (e) {
+    await objects.close();
     if (typeof options.store !== "object") await store.close();
     throw e;
   }
+  // Durable Objects see the same bindings as workflows.
+  Object.assign(objects.env, runtime.env);
   const ownsStore = typeof options.store !== "object";
   const close = async () => {
     await runtime.close();
+    await objects.close();
     if (ownsStore) await store.close();
   };
   return {
     env: runtime.env as Cairn<Env>["env"],
     runtime,
     store,
+    objects,
     close,
     [Symbol.asyncDispose]: close,
   };
+}
+
+/** Durable Objects live next to a SQLite store, in memory with an in-memory one. */
+function objectsDirFor(store: string | Store): string {
+  if (typeof store !== "string" || /^postgres(ql)?:\/\//.test(store)) return join(".cairn", "do");
+  if (store === ":memory:") return ":memory:";
+  return join(dirname(store), "do");
 }
 
 async function openStore(
   store: string | Store,
   synchronous?: "FULL" | "NORMAL",
   poolSize?: number,
+  log?: (message: string, error: unknown) => void,
 ): Promise<Store> {
   if (typeof store === "object") return store;
   if (typeof store !== "string")
@@ -145,7 +209,13 @@ async function openStore(
     const url = new URL(store);
     const schema = url.searchParams.get("schema") ?? undefined;
     url.searchParams.delete("schema");
-    return openPostgresStore({ url: url.toString(), schema, ...(poolSize ? { poolSize } : {}) });
+    // A database that cannot be reached yet is waited for, each retry logged.
+    return openPostgresStore({
+      url: url.toString(),
+      schema,
+      ...(poolSize ? { poolSize } : {}),
+      ...(log ? { log: (message: string, error?: unknown) => log(message, error) } : {}),
+    });
   }
   return openSqliteStore({ path: store, synchronous });
 }

@@ -23,11 +23,24 @@ export {
   type WorkflowStepEvent,
   WorkflowTimeoutError,
 } from "@cairn/core";
+export {
+  DurableObject,
+  DurableObjectId,
+  DurableObjectNamespace,
+  DurableObjectState,
+  type DurableObjectStub,
+  type Migration,
+  ObjectHost,
+  SqlStorageCursor,
+  WebSocketPair,
+  WebSocketRequestResponsePair,
+} from "@cairn/objects";
 export { Runtime, type RuntimeHooks } from "@cairn/runtime";
 export {
   type Cairn,
   type CairnOptions,
   createCairn,
   DEFAULT_STORE_PATH,
+  type ObjectConfig,
   type WorkflowConfig,
 } from "./cairn.ts";

@@ -3,7 +3,10 @@
  * (`introspectWorkflowInstance`, `introspectWorkflow`), in vitest or `node:test`. See docs/testing.md.
  */
 import { type TestCairn, type TestCairnOptions, testCairnFactory } from "@cairn/testing";
-import { type Cairn, type CairnOptions, createCairn } from "./cairn.ts";
+import { type CairnOptions as AllOptions, type Cairn, createCairn, type WorkflowConfig } from "./cairn.ts";
+
+/** Test Cairns are about workflows: `workflows` is required here. */
+type CairnOptions = AllOptions & { workflows: WorkflowConfig[] };
 
 export { FakeClock } from "@cairn/core";
 export {

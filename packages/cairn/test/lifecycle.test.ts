@@ -401,7 +401,14 @@ describe("instances", () => {
     const t = await setup(Noop);
     const inst = await t.W.create();
     expect(inst.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
-    await expectCode(t.W.get("nobody"), "instance.not_found");
+    const e = await expectCode(t.W.get("nobody"), "instance.not_found");
+    // Cloudflare's message, which its own fixtures compare: `e.message === "instance.not_found"`.
+    expect(e.message).toBe("instance.not_found");
+    expect(e.name).toBe("WorkflowError");
+    expect((e as { text?: string }).text).toBe('Instance "nobody" not found in workflow "w"');
+    // A handle whose instance went away fails the same way.
+    await (await t.W.get(inst.id)).delete();
+    await expect(inst.status()).rejects.toMatchObject({ message: "instance.not_found" });
   });
 
   test("delete and deleteBatch remove instances and report missing ones", async () => {

@@ -107,6 +107,25 @@ export function positiveInt(what: string): (value: string) => number {
 }
 
 /** Parser for `--port`: 0 (any free port) to 65535. */
+/**
+ * `--host-allow a.example,b.example` (repeatable): host names the server answers besides loopback
+ * names, added to those of `CAIRN_HOST_ALLOW`. Entries are checked by the server, which names a bad one.
+ */
+export function hostList(value: string, previous: string[] = []): string[] {
+  return [...previous, ...splitHosts(value)];
+}
+
+/** A comma-separated list of host names, without empty entries. */
+export function splitHosts(value: string | undefined): string[] {
+  return (value ?? "")
+    .split(",")
+    .map((h) => h.trim())
+    .filter((h) => h !== "");
+}
+
+export const HOST_ALLOW_HELP =
+  "host names to answer besides localhost/127.0.0.1, comma-separated, e.g. cairn.example.com,*.example.com (also CAIRN_HOST_ALLOW)";
+
 export function portNumber(value: string): number {
   if (!/^\d+$/.test(value.trim()) || Number(value) > 65535)
     throw new UsageError(`--port must be a port number (0-65535), got "${value}"`);

@@ -18,6 +18,8 @@ import { registerInstancesResume } from "./commands/instances-resume.ts";
 import { registerInstancesSendEvent } from "./commands/instances-send-event.ts";
 import { registerInstancesTerminate } from "./commands/instances-terminate.ts";
 import { registerMigrate } from "./commands/migrate.ts";
+import { registerObjectsList } from "./commands/objects-list.ts";
+import { registerObjectsSql } from "./commands/objects-sql.ts";
 import { registerStart } from "./commands/start.ts";
 import { registerWorkflowsDescribe } from "./commands/workflows-describe.ts";
 import { registerWorkflowsList } from "./commands/workflows-list.ts";
@@ -74,6 +76,13 @@ export function createProgram(ctx: CliContext): Command {
   registerInstancesRestart(instances, ctx);
   registerInstancesSendEvent(instances, ctx);
   registerInstancesDelete(instances, ctx);
+
+  const objects = program
+    .command("objects")
+    .description("Inspect Durable Objects: namespaces, objects, SQL")
+    .helpCommand(false);
+  registerObjectsList(objects, ctx);
+  registerObjectsSql(objects, ctx);
 
   registerDiagram(program, ctx);
   return program;

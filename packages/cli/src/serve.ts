@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import type { CliContext } from "./context.ts";
+import { type CliContext, splitHosts } from "./context.ts";
 
 /** What `dev` and `start` hold on to while serving. */
 export interface RunningServer {
@@ -25,4 +25,10 @@ export async function serveUntilStopped(
   } finally {
     await server.stop();
   }
+}
+
+/** `--host-allow` entries after those of `CAIRN_HOST_ALLOW`; none: the option is left out. */
+export function hostAllow(ctx: CliContext, options: { hostAllow?: string[] }): { hostAllow?: string[] } {
+  const hosts = [...splitHosts(ctx.io.env.CAIRN_HOST_ALLOW), ...(options.hostAllow ?? [])];
+  return hosts.length > 0 ? { hostAllow: hosts } : {};
 }

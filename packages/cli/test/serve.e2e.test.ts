@@ -3,6 +3,7 @@
  * other `cairn` processes, and stopped with SIGTERM.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@cairn/client";
@@ -81,15 +82,48 @@ async function drive(url: string) {
   expect(await (await fetch(url)).text()).toBe("hello from the worker");
 }
 
+/** The status of a GET sent with this `Host` header (which fetch cannot set). */
+const statusFor = (url: string, host: string) =>
+  new Promise<number>((resolve, reject) => {
+    const req = request(url, { headers: { host, authorization: `Bearer ${TOKEN}` } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on("error", reject);
+    req.end();
+  });
+
+/** Loopback names and the allowed hosts are answered on the API and the project's routes; others 403. */
+async function checkHosts(url: string, allowed: string[]) {
+  const port = new URL(url).port;
+  for (const path of ["/api/v1/workflows", "/"]) {
+    for (const host of [`localhost:${port}`, ...allowed])
+      expect(await statusFor(url + path, host), host).toBe(200);
+    expect(await statusFor(url + path, `evil.test:${port}`)).toBe(403);
+  }
+}
+
 describe("cairn start", { timeout: 90_000 }, () => {
   it("serves a project until SIGTERM, then exits 0", async () => {
-    const server = cairnServer(["start", dir, "--port", "0", "--store", join(stores, "start.db"), "--json"], {
-      CAIRN_TOKEN: TOKEN,
-    });
+    const server = cairnServer(
+      [
+        "start",
+        dir,
+        "--port",
+        "0",
+        "--store",
+        join(stores, "start.db"),
+        "--json",
+        "--host-allow",
+        "cairn.test",
+      ],
+      { CAIRN_TOKEN: TOKEN },
+    );
     try {
       const url = await server.ready;
       expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
       await drive(url);
+      await checkHosts(url, ["cairn.test"]);
       const bad = await cairn(["workflows", "list"], { CAIRN_URL: url, CAIRN_TOKEN: "nope" });
       expect(bad.code).toBe(1);
       expect(bad.stderr).toMatch(/unauthorized/);
@@ -132,10 +166,24 @@ describe("cairn start", { timeout: 90_000 }, () => {
 describe("cairn dev", { timeout: 90_000 }, () => {
   it("runs a project in a child process until SIGTERM", async () => {
     // the default store, <dir>/.cairn/cairn.db, is not watched (a store inside the project would reload it)
-    const server = cairnServer(["dev", dir, "--port", "0", "--json"], { CAIRN_TOKEN: TOKEN });
+    const server = cairnServer(
+      [
+        "dev",
+        dir,
+        "--port",
+        "0",
+        "--json",
+        "--host-allow",
+        "cairn.test,*.cairn.test",
+        "--host-allow",
+        "b.test",
+      ],
+      { CAIRN_TOKEN: TOKEN, CAIRN_HOST_ALLOW: "env.test" },
+    );
     try {
       const url = await server.ready;
       await drive(url);
+      await checkHosts(url, ["cairn.test", "a.cairn.test:1", "b.test", "env.test"]);
     } finally {
       expect(await server.stop()).toBe(0);
     }

@@ -8,10 +8,10 @@
  * (the port is taken), just before exiting 1.
  */
 import { serveLoadFailure } from "./dev-fallback.ts";
-import { hostProject } from "./host.ts";
-import { describeLoadError } from "./load-error.ts";
+import { describeLoadError, type LoadFailure } from "./load-error.ts";
 import { createLogger } from "./logger.ts";
-import { listenErrorMessage, projectInfo } from "./project-info.ts";
+import { listenErrorMessage } from "./project-info.ts";
+import { hostProjectInWorker } from "./worker-host.ts";
 
 interface ChildOptions {
   dir: string;
@@ -21,6 +21,7 @@ interface ChildOptions {
   host?: string;
   port?: number;
   token?: string;
+  hostAllow?: string[];
   server: string;
   shutdownTimeoutMs?: number;
 }
@@ -39,13 +40,14 @@ async function main(): Promise<void> {
   const logger = createLogger({ format: "text" });
   let close: () => Promise<void>;
   try {
-    const hosted = await hostProject(options.dir, {
+    const hosted = await hostProjectInWorker(options.dir, {
       ...(options.config ? { config: options.config } : {}),
       ...(options.env ? { env: options.env } : {}),
       ...(options.store ? { store: options.store } : {}),
       host,
       port,
       ...(options.token ? { token: options.token } : {}),
+      ...(options.hostAllow ? { hostAllow: options.hostAllow } : {}),
       secrets: true,
       devLogger: logger,
       log: (message, error) => logger.error({ err: error }, message),
@@ -56,12 +58,12 @@ async function main(): Promise<void> {
     await send({
       type: "ready",
       url: hosted.url,
-      info: projectInfo(hosted.project, options.store ?? hosted.project.storePath),
+      info: hosted.info,
     });
   } catch (e) {
     const listen = listenErrorMessage(e, host, port);
     if (listen) return fatal(listen);
-    const failure = describeLoadError(e, options.dir);
+    const failure = (e as { loadFailure?: LoadFailure }).loadFailure ?? describeLoadError(e, options.dir);
     try {
       const fallback = await serveLoadFailure(
         {
@@ -70,6 +72,7 @@ async function main(): Promise<void> {
           host,
           port,
           ...(options.token ? { token: options.token } : {}),
+          ...(options.hostAllow ? { hostAllow: options.hostAllow } : {}),
           startServer: server.startServer as never,
           createApi: server.createApi as never,
         },

@@ -12,6 +12,7 @@ export interface FallbackOptions {
   host: string;
   port: number;
   token?: string;
+  hostAllow?: string[];
   createApi: CreateApi;
   startServer: StartServer;
 }
@@ -56,6 +57,7 @@ export async function serveLoadFailure(
       host: options.host,
       port: options.port,
       ...(options.token ? { token: options.token } : {}),
+      ...(options.hostAllow ? { hostAllow: options.hostAllow } : {}),
       fetch: () =>
         new Response(body, { status: 500, headers: { "content-type": "text/plain; charset=utf-8" } }),
     })) as { url: string; close(): Promise<void> };

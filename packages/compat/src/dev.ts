@@ -13,6 +13,11 @@ export interface DevOptions {
   /** Default "127.0.0.1". */
   host?: string;
   token?: string;
+  /**
+   * Host names requests may be addressed to besides loopback names (see `startServer`'s
+   * `hostAllow`); every other `Host` is refused.
+   */
+  hostAllow?: string[];
   /** Store path; default `<dir>/.cairn/cairn.db` (shared by every reload). */
   store?: string;
   /** A configuration file to use instead of looking in `dir`. */
@@ -98,6 +103,7 @@ export async function runDev(dir: string, options: DevOptions = {}): Promise<Dev
             host,
             port,
             token: options.token,
+            hostAllow: options.hostAllow,
             server: options.server ?? "@cairn/server",
             shutdownTimeoutMs: 0,
           }),

@@ -5,8 +5,21 @@
  * helpers and constants the workflow classes import from other files of the project.
  */
 import { dirname } from "node:path";
+import type { WorkflowClass } from "@cairn/core";
 import { analyzeWorkflows, graphOf, type WorkflowGraph } from "@cairn/diagram";
-import type { LoadedProject, ProjectWorkflow } from "./project.ts";
+
+/**
+ * A workflow to find a graph for: its class (whose own source is the fallback), or only the
+ * class's name where the class lives in another thread.
+ */
+export interface GraphWorkflow {
+  name: string;
+  /** The export naming the class (wrangler's `class_name`). */
+  className?: string;
+  class?: WorkflowClass;
+  /** The class's own name, when `class` is not at hand. */
+  classOwnName?: string;
+}
 
 /**
  * Bundles `entry` (TypeScript or JavaScript) into one ESM module, in memory. Bare imports
@@ -38,7 +51,7 @@ export async function bundleEntry(entry: string, tsconfig?: string): Promise<str
  * text (`graphOf`), which misses helpers defined outside the class; failing that it has no graph.
  */
 export async function projectGraphs(
-  project: Pick<LoadedProject, "entry" | "workflows">,
+  project: { entry: string; workflows: GraphWorkflow[] },
   log?: (message: string, error?: unknown) => void,
 ): Promise<Map<string, WorkflowGraph>> {
   let graphs: WorkflowGraph[] = [];
@@ -49,15 +62,17 @@ export async function projectGraphs(
   }
   const byName = new Map<string, WorkflowGraph>();
   for (const workflow of project.workflows) {
-    const graph = pick(graphs, workflow) ?? graphOf(workflow.class);
+    const graph = pick(graphs, workflow) ?? (workflow.class ? graphOf(workflow.class) : undefined);
     if (graph) byName.set(workflow.name, graph);
   }
   return byName;
 }
 
 /** The bundle's graph for a workflow: by its `class_name`, by the class's own name, or renamed (`X2`). */
-function pick(graphs: WorkflowGraph[], workflow: ProjectWorkflow): WorkflowGraph | undefined {
-  const names = [workflow.className, workflow.class.name].filter((n): n is string => !!n);
+function pick(graphs: WorkflowGraph[], workflow: GraphWorkflow): WorkflowGraph | undefined {
+  const names = [workflow.className, workflow.class?.name ?? workflow.classOwnName].filter(
+    (n): n is string => !!n,
+  );
   for (const name of names) {
     const exact = graphs.find((g) => g.workflow.class_name === name);
     if (exact) return exact;

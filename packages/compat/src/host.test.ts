@@ -127,6 +127,35 @@ describe("hostProject", () => {
     expect(logs).toEqual(["GET /boom: the fetch handler threw"]);
   });
 
+  it("exports of cloudflare:workers calls the Worker's own entrypoints in-process", async () => {
+    const dir = makeProject({
+      "wrangler.json": JSON.stringify({
+        main: "index.ts",
+        workflows: [{ binding: "FLOW", name: "flow", class_name: "Flow" }],
+      }),
+      "index.ts": `
+        import { WorkflowEntrypoint, WorkerEntrypoint, exports } from "cloudflare:workers";
+        export class Flow extends WorkflowEntrypoint { async run() { return 1; } }
+        export class Greeter extends WorkerEntrypoint {
+          greet(name: string) { return "hi " + name + " (" + typeof this.env.FLOW + ")"; }
+        }
+        export default {
+          async fetch(request: Request) {
+            if (new URL(request.url).pathname === "/inner") return new Response("inner " + request.method);
+            const inner = await exports.default.fetch("https://self/inner", { method: "POST" });
+            return Response.json({ inner: await inner.text(), greeting: await exports.Greeter.greet("ada") });
+          },
+        };
+      `,
+    });
+    cleanup.push(() => removeProject(dir));
+    const hosted = await host(dir);
+    expect(await get(`${hosted.url}/`)).toEqual({
+      status: 200,
+      body: { inner: "inner POST", greeting: "hi ada (object)" },
+    });
+  });
+
   it("keeps state in <dir>/.cairn/cairn.db: a closed host resumes unfinished instances at the next start", async () => {
     const dir = copyStarter();
     cleanup.push(() => removeProject(dir));

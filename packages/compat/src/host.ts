@@ -1,14 +1,17 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { parseStoreLocation } from "@cairn/core";
+import { installWorkersGlobals, type UpgradeListener, upgradeListener } from "@cairn/objects";
 import type { RuntimeHooks } from "@cairn/runtime";
 import { type Cairn, type CairnOptions, createCairn } from "cairn";
-import { ENV_SLOT } from "./cloudflare-workers.ts";
+import type { WebSocket as WsSocket } from "ws";
+import { ENV_SLOT, EXPORTS_SLOT } from "./cloudflare-workers.ts";
 import { attributeConsole, observeAttempt, reportErroredInstances, withRunContext } from "./dev-log.ts";
 import { projectGraphs } from "./graphs.ts";
 import type { Logger } from "./logger.ts";
-import { type FetchContext, type LoadedProject, loadProject } from "./project.ts";
+import { type FetchContext, type FetchHandler, type LoadedProject, loadProject } from "./project.ts";
 import { projectInfo } from "./project-info.ts";
+import { trackedContext, workerExports } from "./worker-exports.ts";
 
 /**
  * `createApi` of `@cairn/server`: the HTTP API (under /api/v1) for a runtime, requiring `token` if
@@ -20,6 +23,8 @@ export type CreateApi = (options: {
   graph?: (workflow: string) => unknown | Promise<unknown>;
   /** What was loaded, for `GET /api/v1/project`. */
   project?: () => unknown;
+  /** The Durable Objects host, for the `/objects` routes. */
+  objects?: Cairn["objects"];
 }) => unknown;
 
 /** `startServer` of `@cairn/server`: serves the API app, and `fetch` for every other path. */
@@ -28,8 +33,11 @@ export type StartServer = (options: {
   host?: string;
   port?: number;
   token?: string;
+  hostAllow?: string[];
   fetch?: (request: Request) => Response | Promise<Response>;
   onRequest?: (info: { method: string; path: string; status: number; ms: number }) => void;
+  /** WebSocket upgrades (Node's `'upgrade'` listener); a server that does not know it ignores it. */
+  upgrade?: UpgradeListener;
 }) => unknown;
 
 export interface HostOptions {
@@ -39,6 +47,11 @@ export interface HostOptions {
   host?: string;
   /** A bearer token the API requires. */
   token?: string;
+  /**
+   * Host names requests may be addressed to besides loopback names (see `startServer`'s
+   * `hostAllow`); every other `Host` is refused.
+   */
+  hostAllow?: string[];
   /** Store path (or ":memory:"); default the project's `storePath` (`<dir>/.cairn/cairn.db`). */
   store?: string;
   /** A configuration file to use instead of looking in `dir`. */
@@ -50,7 +63,7 @@ export interface HostOptions {
   startServer: StartServer;
   createApi: CreateApi;
   /** More `createCairn` options (e.g. `defaultRetryDelay`); the project's own come first. */
-  cairn?: Partial<Omit<CairnOptions, "workflows" | "store">>;
+  cairn?: Partial<Omit<CairnOptions, "workflows" | "store" | "objects" | "migrations">>;
   /** Where errors of the fetch handler and the engine are reported. Default: console.error. */
   log?: (message: string, error?: unknown) => void;
   /**
@@ -102,6 +115,8 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
   if (typeof options?.startServer !== "function" || typeof options.createApi !== "function")
     throw new TypeError("hostProject needs startServer and createApi (from @cairn/server)");
   const log = options.log ?? ((message: string, error?: unknown) => console.error(message, error ?? ""));
+  // WebSocketPair and the 101-capable Response, as a Worker sees them.
+  installWorkersGlobals();
   const project = await loadProject(dir, {
     ...(options.config ? { config: options.config } : {}),
     ...(options.env ? { env: options.env } : {}),
@@ -131,37 +146,26 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
     workflows: devLogger
       ? project.workflows.map((w) => ({ ...w, class: withRunContext(w.class, w.name) }))
       : project.workflows,
+    objects: project.objects,
+    ...(project.migrations ? { migrations: project.migrations } : {}),
     env: { ...options.cairn?.env, ...project.vars },
   });
   if (devLogger) reportErroredInstances(cairn.runtime, devLogger);
   const env = cairn.env as Record<string, unknown>;
   (globalThis as Record<symbol, unknown>)[ENV_SLOT] = env;
+  const entrypoints = workerExports(
+    project.module,
+    () => env,
+    () => trackedContext(log),
+  );
+  (globalThis as Record<symbol, unknown>)[EXPORTS_SLOT] = entrypoints;
 
   const pending = new Set<Promise<unknown>>();
-  const handler = project.fetch;
-  const fetch = handler
-    ? async (request: Request): Promise<Response> => {
-        const ctx: FetchContext = {
-          waitUntil(promise) {
-            const p = Promise.resolve(promise).catch((e) => log("waitUntil: a promise failed", e));
-            pending.add(p);
-            p.finally(() => pending.delete(p));
-          },
-          passThroughOnException() {},
-          props: {},
-        };
-        try {
-          const response = await handler(request, env, ctx);
-          if (!(response instanceof Response))
-            throw new TypeError("the fetch handler did not return a Response");
-          return response;
-        } catch (e) {
-          log(`${request.method} ${new URL(request.url).pathname}: the fetch handler threw`, e);
-          return new Response(`Internal error: ${(e as Error)?.message ?? String(e)}\n`, { status: 500 });
-        }
-      }
-    : undefined;
+  const fetch = project.fetch ? serveFetch(project.fetch, env, pending, log) : undefined;
 
+  // WebSocket upgrades go through the same fetch handler; a 101 response with a webSocket is bridged.
+  const sockets = new Set<WsSocket>();
+  const upgrade = fetch ? upgradeListener(fetch, { connections: sockets, log }) : undefined;
   let server: ServerHandle;
   const host = options.host ?? DEFAULT_HOST;
   const port = options.port ?? DEFAULT_PORT;
@@ -173,6 +177,7 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
       runtime: cairn.runtime,
       graph,
       project: () => projectInfo(project, store),
+      ...(project.objects.length ? { objects: cairn.objects } : {}),
       ...(options.token ? { token: options.token } : {}),
     });
     server = serverHandle(
@@ -181,8 +186,10 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
         host,
         port,
         ...(options.token ? { token: options.token } : {}),
+        ...(options.hostAllow ? { hostAllow: options.hostAllow } : {}),
         ...(fetch ? { fetch } : {}),
         ...(options.onRequest ? { onRequest: options.onRequest } : {}),
+        ...(upgrade ? { upgrade } : {}),
       }),
       host,
       port,
@@ -197,6 +204,7 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
     (closing ??= (async () => {
       const deadline = Date.now() + Math.max(0, closeOptions.timeoutMs ?? 0);
       // Stop taking requests, but do not wait for open connections (an SSE stream) past the deadline.
+      for (const ws of sockets) ws.close(1001, "server closing");
       await Promise.race([server.close().catch((e) => log("closing the server failed", e)), until(deadline)]);
       if (closeOptions.timeoutMs) {
         drain.hold();
@@ -206,15 +214,48 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
       await cairn.close();
       if ((globalThis as Record<symbol, unknown>)[ENV_SLOT] === env)
         delete (globalThis as Record<symbol, unknown>)[ENV_SLOT];
+      if ((globalThis as Record<symbol, unknown>)[EXPORTS_SLOT] === entrypoints)
+        delete (globalThis as Record<symbol, unknown>)[EXPORTS_SLOT];
     })());
   return { url: server.url, cairn, project, close };
 }
 
-const until = (deadline: number) =>
+/**
+ * The project's fetch handler as the server calls it: with `env` and a `ctx` whose `waitUntil`
+ * promises are kept in `pending`; a throw or a non-Response answers 500.
+ */
+export function serveFetch(
+  handler: FetchHandler,
+  env: Record<string, unknown>,
+  pending: Set<Promise<unknown>>,
+  log: (message: string, error?: unknown) => void,
+): (request: Request) => Promise<Response> {
+  return async (request) => {
+    const ctx: FetchContext = {
+      waitUntil(promise) {
+        const p = Promise.resolve(promise).catch((e) => log("waitUntil: a promise failed", e));
+        pending.add(p);
+        p.finally(() => pending.delete(p));
+      },
+      passThroughOnException() {},
+      props: {},
+    };
+    try {
+      const response = await handler(request, env, ctx);
+      if (!(response instanceof Response)) throw new TypeError("the fetch handler did not return a Response");
+      return response;
+    } catch (e) {
+      log(`${request.method} ${new URL(request.url).pathname}: the fetch handler threw`, e);
+      return new Response(`Internal error: ${(e as Error)?.message ?? String(e)}\n`, { status: 500 });
+    }
+  };
+}
+
+export const until = (deadline: number) =>
   new Promise<void>((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref());
 
 /** Counts step callbacks in flight; once held, new attempts wait forever (the close drops them). */
-class Drain {
+export class Drain {
   #inFlight = 0;
   #held = false;
   #idle: (() => void)[] = [];
@@ -238,13 +279,13 @@ class Drain {
   }
 }
 
-interface ServerHandle {
+export interface ServerHandle {
   url: string;
   close(): Promise<void>;
 }
 
 /** Accepts what `startServer` returns: `{ url, close }`, `{ port, close }`, or a Node `http.Server`. */
-function serverHandle(result: any, host: string, port: number): ServerHandle {
+export function serverHandle(result: any, host: string, port: number): ServerHandle {
   if (!result || typeof result !== "object") throw new TypeError("startServer returned no server");
   const shownHost =
     host === "0.0.0.0" || host === "::" ? "localhost" : host.includes(":") ? `[${host}]` : host;

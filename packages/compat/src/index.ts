@@ -1,3 +1,4 @@
+export { ENV_SLOT, EXPORTS_SLOT } from "./cloudflare-workers.ts";
 export { type DevOptions, type DevServer, runDev } from "./dev.ts";
 export { type DevSecrets, readDevSecrets } from "./dev-vars.ts";
 export { bundleEntry, projectGraphs } from "./graphs.ts";
@@ -44,6 +45,21 @@ export {
   type StartedProject,
   type StartOptions,
 } from "./start.ts";
+export {
+  fetcherOf,
+  fetchHandler,
+  type TrackedContext,
+  toRequest,
+  trackedContext,
+  type WorkerFetcher,
+  workerExports,
+} from "./worker-exports.ts";
+export {
+  hostProjectInWorker,
+  type ProjectSummary,
+  type ServedProject,
+  type WorkerHostOptions,
+} from "./worker-host.ts";
 export {
   findWranglerConfig,
   loadWranglerConfig,

@@ -1,9 +1,11 @@
 import { existsSync, statSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
-import { parseStoreLocation, type StoreLocation, type WorkflowClass } from "@cairn/core";
+import { parseStoreLocation, type StoreLocation, type WorkflowClass, WorkflowError } from "@cairn/core";
+import { type DurableObjectClass, type Migration, missingMigration, planMigrations } from "@cairn/objects";
 import type { CairnOptions } from "cairn";
 import { readDevSecrets } from "./dev-vars.ts";
 import { importProjectModule } from "./loader.ts";
+import { fetchHandler } from "./worker-exports.ts";
 import { findWranglerConfig, loadWranglerConfig } from "./wrangler.ts";
 
 /** The files of a Cairn-native project, in the order they are looked for. */
@@ -36,6 +38,14 @@ export interface ProjectWorkflow {
   className?: string;
 }
 
+/** A Durable Object binding of a project. */
+export interface ProjectObject {
+  binding: string;
+  class: DurableObjectClass;
+  /** The export naming the class (wrangler's `class_name`). */
+  className: string;
+}
+
 /** A project ready to run: what `createCairn` needs, plus the optional fetch handler. */
 export interface LoadedProject {
   /** The wrangler `name`, the config's `name`, or the directory's name. */
@@ -49,14 +59,20 @@ export interface LoadedProject {
   /** The module imported: wrangler's `main`, or the Cairn config itself (absolute). */
   entry: string;
   workflows: ProjectWorkflow[];
+  /** Durable Object bindings (wrangler's `durable_objects.bindings`, or the Cairn config's `objects`). */
+  objects: ProjectObject[];
+  /** Wrangler's `migrations` (undefined for a Cairn-native project without them). */
+  migrations?: Migration[];
   /** Wrangler `vars`, or the Cairn config's `env`: visible in `env` next to the workflow bindings. */
   vars: Record<string, unknown>;
   /** The default export's `fetch`, bound to it, when the entry module has one. */
   fetch?: FetchHandler;
+  /** The entry module's exports (for `exports` of `cloudflare:workers`). */
+  module: Record<string, unknown>;
   /** Where the project keeps its state by default: `<dir>/.cairn/cairn.db`, or the Cairn config's `store`. */
   storePath: string;
   /** Other `createCairn` options of a Cairn-native project (maxConcurrent, hooks, …). */
-  options: Partial<Omit<CairnOptions, "workflows" | "env" | "store">>;
+  options: Partial<Omit<CairnOptions, "workflows" | "env" | "store" | "objects" | "migrations">>;
   /** The wrangler environment selected with `env`, if any. */
   env?: string;
   /** Names of the secrets read into `vars` from `.dev.vars` or `.env` (with `secrets: true`). */
@@ -149,7 +165,24 @@ async function loadWranglerProject(
     checkWorkflowClass(cls, `${shown}: export "${w.class_name}" (workflow "${w.name}")`);
     return { binding: w.binding, name: w.name, class: cls as WorkflowClass, className: w.class_name };
   });
-  const fetch = fetchHandler(mod.default, shown);
+  const classes = planMigrations(config.migrations, []).classes;
+  const objects = config.durableObjects.map((o) => {
+    const cls = mod[o.class_name];
+    if (cls === undefined)
+      throw new WorkflowError(
+        "do.class_not_found",
+        `${o.class_name}: ${shown} does not export it (Durable Object binding ${o.name} in ${basename(configPath)}); ` +
+          `exports: ${Object.keys(mod).join(", ") || "none"}`,
+      );
+    if (typeof cls !== "function" || typeof (cls as Function).prototype !== "object")
+      throw new WorkflowError(
+        "do.class_not_found",
+        `${o.class_name}: export "${o.class_name}" of ${shown} is not a class (Durable Object binding ${o.name})`,
+      );
+    if (!classes.has(o.class_name)) throw missingMigration(o.class_name, o.name);
+    return { binding: o.name, class: cls as DurableObjectClass, className: o.class_name };
+  });
+  const fetch = projectFetchHandler(mod.default, shown);
   return {
     name: config.name ?? basename(root),
     kind: "wrangler",
@@ -157,8 +190,11 @@ async function loadWranglerProject(
     configPath,
     entry,
     workflows,
+    objects,
+    migrations: config.migrations,
     vars: { ...config.vars },
     ...(fetch ? { fetch } : {}),
+    module: mod,
     storePath: join(root, ".cairn", "cairn.db"),
     options: {},
     ...(config.env ? { env: config.env } : {}),
@@ -183,19 +219,30 @@ async function loadCairnProject(
   const config = mod.default as (Partial<CairnOptions> & { fetch?: unknown; name?: unknown }) | undefined;
   if (typeof config !== "object" || config === null)
     throw new ProjectError(`${shown} must export default the createCairn options ({ workflows: [...] })`);
-  if (!Array.isArray(config.workflows))
+  if (!Array.isArray(config.workflows) && !(Array.isArray(config.objects) && config.workflows === undefined))
     throw new ProjectError(`${shown}: workflows must be an array of { binding, name, class }`);
-  const workflows = config.workflows.map((w, i) => {
+  if (config.objects !== undefined && !Array.isArray(config.objects))
+    throw new ProjectError(`${shown}: objects must be an array of { binding, class }`);
+  const objects = (config.objects ?? []).map((o, i) => {
+    if (typeof o?.binding !== "string") throw new ProjectError(`${shown}: objects[${i}] needs a binding`);
+    if (typeof o.class !== "function")
+      throw new WorkflowError(
+        "do.class_not_found",
+        `objects[${i}] (binding ${o.binding}) of ${shown} is not a class`,
+      );
+    return { binding: o.binding, class: o.class, className: o.className ?? o.class.name };
+  });
+  const workflows = (config.workflows ?? []).map((w, i) => {
     if (typeof w?.name !== "string" || typeof w.binding !== "string")
       throw new ProjectError(`${shown}: workflows[${i}] needs a name and a binding`);
     checkWorkflowClass(w.class, `${shown}: workflows[${i}].class (workflow "${w.name}")`);
     return { binding: w.binding, name: w.name, class: w.class };
   });
-  const fetch = fetchHandler(
+  const fetch = projectFetchHandler(
     config.fetch !== undefined ? config : mod.fetch ? { fetch: mod.fetch } : undefined,
     shown,
   );
-  const { store, env, workflows: _w, fetch: _f, name, ...options } = config;
+  const { store, env, workflows: _w, fetch: _f, name, objects: _o, migrations, ...options } = config;
   if (store !== undefined && typeof store !== "string")
     throw new ProjectError(
       `${shown}: store must be a path (a Store object cannot be shared with the server)`,
@@ -217,8 +264,11 @@ async function loadCairnProject(
     configPath,
     entry: configPath,
     workflows,
+    objects,
+    ...(migrations ? { migrations } : {}),
     vars: { ...(env ?? {}) },
     ...(fetch ? { fetch } : {}),
+    module: mod,
     storePath,
     options,
     secrets: [],
@@ -271,24 +321,11 @@ function checkWorkflowClass(cls: unknown, what: string): void {
   }
 }
 
-/**
- * The fetch handler of a default export: an object with `fetch(request, env, ctx)`, or a class (e.g.
- * extending `WorkerEntrypoint`) whose instances, made per request with `(ctx, env)`, have `fetch(request)`.
- */
-function fetchHandler(def: unknown, shown: string): FetchHandler | undefined {
-  if (def === undefined || def === null) return undefined;
-  if (typeof def === "function" && typeof def.prototype?.fetch === "function") {
-    const Cls = def as new (
-      ctx: FetchContext,
-      env: Record<string, unknown>,
-    ) => { fetch(r: Request): Response };
-    return (request, env, ctx) => new Cls(ctx, env).fetch(request);
+/** The fetch handler of a default export (see `fetchHandler`), failing with a `ProjectError`. */
+function projectFetchHandler(def: unknown, shown: string): FetchHandler | undefined {
+  try {
+    return fetchHandler(def, shown);
+  } catch (e) {
+    throw new ProjectError((e as Error).message);
   }
-  if (typeof def === "object" && "fetch" in def) {
-    const f = (def as { fetch: unknown }).fetch;
-    if (typeof f !== "function")
-      throw new ProjectError(`${shown}: the default export's fetch is not a function`);
-    return f.bind(def) as FetchHandler;
-  }
-  return undefined;
 }

@@ -104,6 +104,46 @@ describe("runStart", () => {
     expect(trace(dir).filter((l) => l === "start")).toHaveLength(2);
   }, 30_000);
 
+  it("stops the project's thread when a step still blocks it past the deadline", async () => {
+    const dir = makeProject({
+      "wrangler.json": JSON.stringify({
+        name: "spin",
+        main: "index.ts",
+        workflows: [{ binding: "FLOW", name: "flow", class_name: "Flow" }],
+      }),
+      "index.ts": `
+        import { appendFileSync } from "node:fs";
+        import { WorkflowEntrypoint, type WorkflowStep } from "cloudflare:workers";
+        const trace = (line: string) => appendFileSync(new URL("./trace.log", import.meta.url), line + "\\n");
+        export class Flow extends WorkflowEntrypoint {
+          async run(_event: unknown, step: WorkflowStep) {
+            return step.do("spin", async () => {
+              trace("start");
+              const end = Date.now() + 6000;
+              while (Date.now() < end) {}
+              trace("end");
+              return "spun";
+            });
+          }
+        }
+      `,
+    });
+    cleanup.push(() => removeProject(dir));
+    const started = await runStart({
+      dir,
+      port: 0,
+      ...server,
+      handleSignals: false,
+      shutdownTimeoutMs: 100,
+      log: () => {},
+    });
+    await (started.cairn.env.FLOW as any).create();
+    await waitFor(() => (trace(dir).includes("start") ? true : undefined), "the busy step to start");
+    await started.shutdown();
+    // Shut down while the step still spun: its thread was stopped, so it never wrote "end".
+    expect(trace(dir)).toEqual(["start"]);
+  }, 30_000);
+
   it("shuts down on SIGTERM", async () => {
     const dir = slowProject(10);
     const listeners = process.listenerCount("SIGTERM");

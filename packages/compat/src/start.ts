@@ -1,5 +1,6 @@
-import { type CreateApi, type HostedProject, hostProject, type StartServer } from "./host.ts";
+import type { CreateApi, StartServer } from "./host.ts";
 import type { Logger } from "./logger.ts";
+import { hostProjectInWorker, type ServedProject } from "./worker-host.ts";
 
 export interface StartOptions {
   /** The project directory. Default: the current directory. */
@@ -17,6 +18,11 @@ export interface StartOptions {
   /** Default 8787. */
   port?: number;
   token?: string;
+  /**
+   * Host names requests may be addressed to besides loopback names (see `startServer`'s
+   * `hostAllow`); every other `Host` is refused.
+   */
+  hostAllow?: string[];
   startServer: StartServer;
   createApi: CreateApi;
   /** How long step callbacks in flight may take to finish at shutdown. Default 10,000 ms. */
@@ -32,7 +38,7 @@ export interface StartOptions {
   logger?: Logger;
 }
 
-export interface StartedProject extends HostedProject {
+export interface StartedProject extends ServedProject {
   /**
    * Graceful shutdown: stop serving, hold new step attempts, give the ones in flight up to
    * `shutdownTimeoutMs` to finish and be stored, then close. Unfinished instances resume at the next
@@ -46,8 +52,10 @@ export interface StartedProject extends HostedProject {
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
 
 /**
- * `cairn start`: serves a project (see `hostProject`) in this process until SIGTERM/SIGINT, then
- * shuts down gracefully.
+ * `cairn start`: serves a project until SIGTERM/SIGINT, then shuts down gracefully. The project's
+ * code runs in a worker thread and the HTTP API in this one (see `hostProjectInWorker`), so a
+ * busy step does not hold up the API; with a ":memory:" store, which one thread alone can open,
+ * everything runs in this thread (see `hostProject`).
  *
  * ```ts
  * import { createApi, startServer } from "@cairn/server";
@@ -60,14 +68,15 @@ export async function runStart(options: StartOptions): Promise<StartedProject> {
   const log =
     options.log ?? (logger ? (line: string) => logger.info(line) : (line: string) => console.log(line));
   const timeoutMs = options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
-  const hosted = await hostProject(options.dir ?? process.cwd(), {
+  const hosted = await hostProjectInWorker(options.dir ?? process.cwd(), {
     ...(options.config ? { config: options.config } : {}),
     ...(options.env ? { env: options.env } : {}),
     ...(options.store ? { store: options.store } : {}),
     ...(options.host ? { host: options.host } : {}),
     ...(options.port !== undefined ? { port: options.port } : {}),
     ...(options.token ? { token: options.token } : {}),
-    ...(options.worker === false ? { cairn: { worker: false } } : {}),
+    ...(options.hostAllow ? { hostAllow: options.hostAllow } : {}),
+    ...(options.worker === false ? { worker: false } : {}),
     startServer: options.startServer,
     createApi: options.createApi,
     ...(logger

@@ -41,6 +41,8 @@ describe("loadWranglerConfig", () => {
       name: "starter",
       main: "src/index.ts",
       workflows: [workflow],
+      durableObjects: [],
+      migrations: [],
       vars: { GREETING: "hi", LIMIT: 3, ON: true, OBJ: { a: 1 } },
       path: join(dir, "wrangler.jsonc"),
       warnings: [],

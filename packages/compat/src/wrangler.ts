@@ -22,12 +22,33 @@ export interface WranglerWorkflow {
   class_name: string;
 }
 
+/** One entry of wrangler's `durable_objects.bindings[]`. */
+export interface WranglerDurableObject {
+  /** The `env` property of the namespace, e.g. "COUNTER". */
+  name: string;
+  /** The exported class of the entry module. */
+  class_name: string;
+}
+
+/** One entry of wrangler's `migrations[]`. */
+export interface WranglerMigration {
+  tag: string;
+  new_sqlite_classes?: string[];
+  new_classes?: string[];
+  renamed_classes?: { from: string; to: string }[];
+  deleted_classes?: string[];
+}
+
 /** The part of a wrangler configuration Cairn runs. Other keys are accepted and ignored. */
 export interface WranglerConfig {
   name?: string;
   /** The entry module, relative to the configuration file. */
   main: string;
   workflows: WranglerWorkflow[];
+  /** `durable_objects.bindings[]` (empty when there are none). */
+  durableObjects: WranglerDurableObject[];
+  /** `migrations[]` (empty when there are none). */
+  migrations: WranglerMigration[];
   /** Plain-text environment variables, visible in `env`. */
   vars: Record<string, string | number | boolean | object>;
   /** The file the configuration was read from (absolute). */
@@ -123,6 +144,38 @@ const workflowSchema = z
   })
   .loose();
 
+const CLASS_NAME = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+const classList = z.array(
+  z.string().regex(CLASS_NAME, { error: "class names must be the names of exported classes" }),
+  { error: "must be a list of class names" },
+);
+
+const durableObjectSchema = z
+  .object({
+    name: z
+      .string({ error: "needs a name (a string)" })
+      .regex(BINDING, { error: "name must be a JavaScript identifier, like MY_DURABLE_OBJECT" }),
+    class_name: z
+      .string({ error: "needs a class_name (a string)" })
+      .regex(CLASS_NAME, { error: "class_name must be the name of an exported class" }),
+    script_name: z.string().optional(),
+  })
+  .loose();
+
+const migrationSchema = z
+  .object({
+    tag: z.string({ error: "needs a tag (a string)" }).min(1, { error: "needs a tag (a string)" }),
+    new_sqlite_classes: classList.optional(),
+    new_classes: classList.optional(),
+    renamed_classes: z
+      .array(z.object({ from: z.string(), to: z.string().regex(CLASS_NAME) }), {
+        error: "must be a list of { from, to }",
+      })
+      .optional(),
+    deleted_classes: classList.optional(),
+  })
+  .loose();
+
 const configSchema = z
   .object({
     name: z.string({ error: "name must be a string" }).optional(),
@@ -131,7 +184,18 @@ const configSchema = z
     }),
     workflows: z
       .array(workflowSchema, { error: 'needs "workflows", a list of { binding, name, class_name }' })
-      .min(1, { error: 'needs at least one entry in "workflows"' }),
+      .optional(),
+    durable_objects: z
+      .object({
+        bindings: z
+          .array(durableObjectSchema, { error: "must be a list of { name, class_name }" })
+          .optional(),
+      })
+      .loose()
+      .optional(),
+    migrations: z
+      .array(migrationSchema, { error: "must be a list of { tag, new_sqlite_classes, … }" })
+      .optional(),
     vars: z
       .record(
         z.string(),
@@ -149,13 +213,45 @@ const configSchema = z
   .superRefine((config, ctx) => {
     const seen = new Map<string, number>();
     const names = new Map<string, number>();
-    config.workflows.forEach((w, i) => {
+    const objects = config.durable_objects?.bindings ?? [];
+    if (objects.length === 0) {
+      // A Worker with neither workflows nor Durable Objects gives Cairn nothing to run.
+      if (config.workflows === undefined)
+        ctx.addIssue({
+          code: "custom",
+          path: ["workflows"],
+          message: 'needs "workflows", a list of { binding, name, class_name }',
+        });
+      else if (config.workflows.length === 0)
+        ctx.addIssue({
+          code: "custom",
+          path: ["workflows"],
+          message: 'needs at least one entry in "workflows"',
+        });
+    }
+    objects.forEach((o, i) => {
+      if (o.script_name !== undefined)
+        ctx.addIssue({
+          code: "custom",
+          path: ["durable_objects", "bindings", i, "script_name"],
+          message: "script_name (a Durable Object of another Worker) is not supported by Cairn",
+        });
+      const b = seen.get(o.name);
+      if (b !== undefined)
+        ctx.addIssue({
+          code: "custom",
+          path: ["durable_objects", "bindings", i, "name"],
+          message: `binding "${o.name}" is already used`,
+        });
+      else seen.set(o.name, -1);
+    });
+    (config.workflows ?? []).forEach((w, i) => {
       const b = seen.get(w.binding);
       if (b !== undefined)
         ctx.addIssue({
           code: "custom",
           path: ["workflows", i, "binding"],
-          message: `binding "${w.binding}" is already used by workflows[${b}]`,
+          message: `binding "${w.binding}" is already used by ${b < 0 ? "a Durable Object binding" : `workflows[${b}]`}`,
         });
       else seen.set(w.binding, i);
       const n = names.get(w.name);
@@ -249,7 +345,22 @@ export function parseWranglerConfig(
   return {
     ...(c.name !== undefined ? { name: c.name } : {}),
     main: c.main,
-    workflows: c.workflows.map((w) => ({ binding: w.binding, name: w.name, class_name: w.class_name })),
+    workflows: (c.workflows ?? []).map((w) => ({
+      binding: w.binding,
+      name: w.name,
+      class_name: w.class_name,
+    })),
+    durableObjects: (c.durable_objects?.bindings ?? []).map((o) => ({
+      name: o.name,
+      class_name: o.class_name,
+    })),
+    migrations: (c.migrations ?? []).map((m) => ({
+      tag: m.tag,
+      ...(m.new_sqlite_classes ? { new_sqlite_classes: m.new_sqlite_classes } : {}),
+      ...(m.new_classes ? { new_classes: m.new_classes } : {}),
+      ...(m.renamed_classes ? { renamed_classes: m.renamed_classes } : {}),
+      ...(m.deleted_classes ? { deleted_classes: m.deleted_classes } : {}),
+    })),
     vars: (c.vars ?? {}) as WranglerConfig["vars"],
     path,
     ...(options.env ? { env: options.env } : {}),

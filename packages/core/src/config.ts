@@ -1,6 +1,6 @@
 import { parseDuration } from "./durations.ts";
 import { WorkflowError } from "./errors.ts";
-import { MAX_RETRY_LIMIT } from "./limits.ts";
+import { MAX_RETRY_LIMIT, RECONNECT_BASE_MS, RECONNECT_MAX_MS } from "./limits.ts";
 
 export type Backoff = "constant" | "linear" | "exponential";
 
@@ -102,6 +102,14 @@ export function retryDelayMs(retries: ResolvedStepConfig["retries"], attempt: nu
     case "exponential":
       return base * 2 ** (attempt - 1);
   }
+}
+
+/**
+ * How long to wait before attempt `attempt` (2, 3, …) to reach a database that could not be reached:
+ * doubling from `RECONNECT_BASE_MS`, at most `RECONNECT_MAX_MS`.
+ */
+export function reconnectDelayMs(attempt: number): number {
+  return Math.min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2 ** Math.max(0, attempt - 2));
 }
 
 /** A step makes at most `limit + 1` attempts: `limit` counts retries. */

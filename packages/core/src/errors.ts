@@ -1,6 +1,11 @@
 /**
- * Errors that cross Cairn's API carry a stable `code` and read `"(<code>) <text>"`, like Cloudflare's
- * `WorkflowError`. The set of codes is closed: the HTTP layer maps each one to a status.
+ * Errors that cross Cairn's API carry a stable `code` (the set is closed: the HTTP layer maps each one
+ * to a status). Their `message` is Cloudflare's for the same situation: `"instance.not_found"` for an
+ * instance that does not exist (Cloudflare's binding throws exactly that), otherwise
+ * `"(<code>) <text>"`, the form of Cloudflare's own `WorkflowError`s.
+ * The set of codes is closed (a new code does not compile until the HTTP layer has a status for it).
+ * `instance.changed`: the instance changed while a control command ran (another process won the
+ * race); trying again is safe. `body`: malformed input.
  */
 export type ErrorCode =
   | "instance.not_found"
@@ -10,6 +15,7 @@ export type ErrorCode =
   | "instance.cannot_restart"
   | "instance.cannot_pause"
   | "instance.cannot_send_event"
+  | "instance.changed"
   | "workflow.not_found"
   | "workflow.invalid_name"
   | "workflow.invalid_event_type"
@@ -18,6 +24,8 @@ export type ErrorCode =
   | "step.output_too_large"
   | "step.limit_reached"
   | "payload.too_large"
+  | "do.missing_migration"
+  | "do.class_not_found"
   | "body";
 
 export const ERROR_CODES: readonly ErrorCode[] = [
@@ -28,6 +36,7 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   "instance.cannot_restart",
   "instance.cannot_pause",
   "instance.cannot_send_event",
+  "instance.changed",
   "workflow.not_found",
   "workflow.invalid_name",
   "workflow.invalid_event_type",
@@ -36,17 +45,27 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   "step.output_too_large",
   "step.limit_reached",
   "payload.too_large",
+  "do.missing_migration",
+  "do.class_not_found",
   "body",
 ];
 
-/** The one error class Cairn throws for bad input and impossible operations. */
+/** Codes whose message is the bare code, as Cloudflare's binding throws them (`e.message === "instance.not_found"`). */
+const BARE_MESSAGE_CODES: ReadonlySet<ErrorCode> = new Set(["instance.not_found"]);
+
+/**
+ * The one error class Cairn throws for bad input and impossible operations.
+ *
+ * `code` is stable; `text` is Cairn's description (what the HTTP API and CLI show, as `"(<code>)
+ * <text>"`); `message` is what Cloudflare's message is in the same situation (see `errorMessage`).
+ */
 export class WorkflowError extends Error {
   override name = "WorkflowError";
   readonly code: ErrorCode;
   readonly text: string;
 
   constructor(code: ErrorCode, text: string) {
-    super(`(${code}) ${text}`);
+    super(errorMessage(code, text));
     this.code = code;
     this.text = text;
   }
@@ -62,6 +81,11 @@ export class WorkflowError extends Error {
   toJSON(): { name: string; code: ErrorCode; message: string } {
     return { name: this.name, code: this.code, message: this.message };
   }
+}
+
+/** The `message` of a `WorkflowError`: the bare code for `instance.not_found`, else `"(<code>) <text>"`. */
+export function errorMessage(code: ErrorCode, text: string): string {
+  return BARE_MESSAGE_CODES.has(code) ? code : `(${code}) ${text}`;
 }
 
 /**
@@ -87,6 +111,24 @@ export function isNonRetryable(e: unknown): boolean {
 /** A step attempt or an event wait that ran out of time. Retryable like any other failure. */
 export class WorkflowTimeoutError extends Error {
   override name = "WorkflowTimeoutError";
+}
+
+/**
+ * What `step.waitForEvent` throws into `run()` when its timeout passes (or is forced): Cloudflare's
+ * message, `"Execution timed out after <timeout>ms"` (the configured timeout), and the name `"Error"`,
+ * which is what a Cloudflare workflow sees (the error reaches it over RPC, which keeps only the
+ * standard error names) and what its examples assert. It is still a `WorkflowTimeoutError` for
+ * `instanceof`. The wait's stored step error keeps the name `WorkflowTimeoutError`.
+ */
+export function eventTimeoutError(message: string): WorkflowTimeoutError {
+  const error = new WorkflowTimeoutError(message);
+  error.name = "Error";
+  return error;
+}
+
+/** The message of a `waitForEvent` timeout, as Cloudflare words it. */
+export function eventTimeoutMessage(timeoutMs: number): string {
+  return `Execution timed out after ${timeoutMs}ms`;
 }
 
 /** Failures of the engine itself that end an instance (unserialisable results, step limit). */

@@ -5,6 +5,7 @@ export {
   DEFAULT_RETRY_DELAY,
   defaultStepConfig,
   type ResolvedStepConfig,
+  reconnectDelayMs,
   resolveStepConfig,
   retryDelayMs,
   type WorkflowStepConfig,
@@ -14,6 +15,9 @@ export {
   deserializeError,
   ERROR_CODES,
   type ErrorCode,
+  errorMessage,
+  eventTimeoutError,
+  eventTimeoutMessage,
   isNonRetryable,
   NonRetryableError,
   type SerializedError,
@@ -25,6 +29,9 @@ export {
 } from "./errors.ts";
 export {
   FINAL_HISTORY_EVENTS,
+  HISTORY_EVENT_TYPES,
+  type HistoryData,
+  type HistoryDataOf,
   type HistoryEntry,
   type HistoryEventType,
   type NewHistoryEntry,
@@ -32,6 +39,14 @@ export {
 export { decidePause, decideResume, decideSendEvent, decideTerminate, type Transition } from "./lifecycle.ts";
 export * from "./limits.ts";
 export { MIN_NODE_VERSION, nodeVersionProblem } from "./node-version.ts";
+export {
+  ATTEMPT_LOST_ERROR,
+  decideLostAttempt,
+  type LostAttemptDecision,
+  lostInARow,
+  type SuspectLane,
+  suspectLane,
+} from "./recovery.ts";
 export {
   ACTIVE_STATUSES,
   type FinalStatus,

@@ -14,4 +14,19 @@ export const MIN_EVENT_TIMEOUT_MS = 1000;
 export const MAX_EVENT_TIMEOUT_MS = 365 * DAY_MS;
 export const DEFAULT_EVENT_TIMEOUT = "24 hours";
 export const DEFAULT_MAX_CONCURRENT = 10_000;
+/**
+ * A step attempt still running after this long is recorded as started (its step row `running`), so a
+ * process that dies during it counts the attempt. Faster attempts write nothing before their outcome.
+ */
+export const ATTEMPT_MARKER_AFTER_MS = 10;
+/**
+ * Retries of lost attempts run one at a time in a process; one that runs longer than this lets the
+ * next one start anyway.
+ */
+export const LOST_RETRY_ALONE_MS = 10_000;
+/** A step that lost this many attempts in a row to a stopped process is not tried again. */
+export const MAX_LOST_ATTEMPTS_IN_A_ROW = 3;
+/** A worker that cannot reach its database at start retries after this, doubling up to the max. */
+export const RECONNECT_BASE_MS = 250;
+export const RECONNECT_MAX_MS = 5000;
 export const NAME_PATTERN = /^[a-zA-Z0-9_][a-zA-Z0-9\-_]*$/;

@@ -35,18 +35,140 @@ export interface WorkflowStepEvent<T = unknown> {
 export type WorkflowSleepDuration = Duration;
 
 /**
- * The `step` object passed to `run()`. Every method is durable: its outcome is stored before its
- * promise settles, and a replay of `run()` returns the stored outcome without doing the work again.
+ * The `step` object passed to `run()` (compatible with Cloudflare's `WorkflowStep`).
+ *
+ * Every method is durable: its outcome is stored before its promise settles, and when `run()` is
+ * called again from the top (replay, after a crash, a long sleep, a pause or a restart) the stored
+ * outcome is returned without doing the work again.
+ *
+ * **Step identity.** A step is `(kind, name, count)`: `count` is the 1-based occurrence of `name`
+ * among steps of the same kind in this run of `run()`, shown to people as `"<name>-<count>"`. Names
+ * must therefore come out in the same order on every replay; keep code outside steps deterministic.
+ * `sleep` and `sleepUntil` share the kind `sleep`.
+ *
+ * **Names.** Non-empty, at most 256 characters (`MAX_STEP_NAME_LENGTH`), no control characters;
+ * otherwise the call rejects with `step.invalid_name`.
+ *
+ * **Invalid input** (`step.invalid_name`, `step.invalid_config`, `workflow.invalid_event_type`)
+ * rejects the call's promise inside `run()`, where the workflow may catch it; uncaught, it errors
+ * the instance.
+ *
+ * **Parked steps never settle.** When the engine stops a run (the instance is paused, terminated,
+ * restarted, evicted for a long wait, or the process shuts down), the promises of its pending steps
+ * neither resolve nor reject: that run of `run()` is abandoned, and the code after the `await`
+ * runs only in a later replay. So `finally` blocks around a step are not a place for side effects
+ * that must happen; put them in a step of their own.
+ *
+ * **Concurrency.** Steps started without awaiting each other (e.g. in `Promise.all`) run
+ * concurrently; their counts follow the order of the calls.
  */
 export interface WorkflowStep {
+  /**
+   * Runs `callback` as a durable step and returns its value.
+   *
+   * The callback receives `{ step: { name, count }, attempt, config }`: `attempt` is 1 on the first
+   * try, and `config` is the resolved config, a fresh copy each attempt.
+   *
+   * **Config** (optional second argument, see `WorkflowStepConfig`; unknown keys are rejected with
+   * `step.invalid_config`). Defaults: `retries: { limit: 5, delay: "10 seconds", backoff:
+   * "exponential" }` (the delay is configurable per runtime), `timeout: "10 minutes"`. `retries`
+   * merges key by key over the defaults. The config is frozen at the first attempt: later attempts
+   * and replays use the stored one.
+   *
+   * **Retries.** `limit` counts retries, so a step makes at most `limit + 1` attempts (at most
+   * 10,000 retries). The wait after failed attempt `n` is `delay` (constant), `delay·n` (linear) or
+   * `delay·2^(n-1)` (exponential); the instance is `waiting` meanwhile. `timeout` applies to each
+   * attempt: an attempt that runs out of time fails with `WorkflowTimeoutError` and is retried like
+   * any other failure.
+   *
+   * **What stops retries.** A `NonRetryableError` thrown by the callback (recognised by its name,
+   * or a message that starts with `"NonRetryableError"`) fails the step at once; so does running out
+   * of retries. The step then rejects with the last error, and the instance errors unless `run()`
+   * catches it.
+   *
+   * **Results.** Any structured-clone value (plain objects, arrays, `Date`, `Map`, `Set`, `BigInt`,
+   * typed arrays, `undefined`) of at most 1 MiB encoded. A larger result fails that attempt with
+   * `step.output_too_large` (retried like any failure). A value that cannot be cloned (a function, a
+   * symbol) errors the instance with a `WorkflowFatalError` naming the step, even if `run()` catches.
+   * With `sensitive: "output"` the result is stored but shown as `"[REDACTED]"` by the API.
+   *
+   * **On replay** a step that succeeded returns a decoded copy of its stored result (on the first
+   * run it is the callback's own value); a step that failed for good rethrows the stored error, an
+   * `Error` with the stored `name` and `message` (`NonRetryableError` and `WorkflowTimeoutError` keep
+   * their classes). A callback may run more than once for one attempt (a crash before its outcome
+   * is stored runs it again), so make its effects idempotent; its outcome is recorded exactly once.
+   *
+   * **Limits.** At most 10,000 `do` steps per instance by default (`stepLimit`); the next one errors
+   * the instance with `step.limit_reached`.
+   *
+   * @example
+   * const user = await step.do("load user", async () => db.users.get(event.payload.userId));
+   * await step.do(
+   *   "charge card",
+   *   { retries: { limit: 3, delay: "5 seconds", backoff: "linear" }, timeout: "30 seconds" },
+   *   async ({ attempt }) => {
+   *     const res = await charge(user, { idempotencyKey: `${event.instanceId}-charge` });
+   *     if (res.declined) throw new NonRetryableError("card declined");
+   *     return res.id;
+   *   },
+   * );
+   */
   do<T>(name: string, callback: (ctx: WorkflowStepContext) => Promise<T> | T): Promise<T>;
   do<T>(
     name: string,
     config: WorkflowStepConfig,
     callback: (ctx: WorkflowStepContext) => Promise<T> | T,
   ): Promise<T>;
+
+  /**
+   * Sleeps for `duration`: a number of milliseconds or `"<number> <unit>[s]"` with unit second,
+   * minute, hour, day, week, month (30 days) or year (365 days). At most 365 days; a malformed or
+   * longer duration rejects with `step.invalid_config`.
+   *
+   * The instance is `waiting` while it sleeps and holds no concurrency slot. A short sleep keeps the
+   * run in memory; a long one unloads it, and `run()` is replayed when the sleep ends (a parked
+   * step: see above). Time spent paused is added to the sleep on resume. On replay a finished sleep
+   * returns at once; an unfinished one waits only for the time that is left.
+   *
+   * @example
+   * await step.sleep("cool off", "10 minutes");
+   */
   sleep(name: string, duration: WorkflowSleepDuration): Promise<void>;
+
+  /**
+   * Sleeps until `timestamp` (a `Date` or epoch milliseconds). A time in the past completes at once;
+   * more than 365 days ahead, or not a valid time, rejects with `step.invalid_config`. Otherwise as
+   * `sleep`, with which it shares the step kind (and so the counts).
+   *
+   * @example
+   * await step.sleepUntil("until launch", new Date("2027-01-01T09:00:00Z"));
+   */
   sleepUntil(name: string, timestamp: Date | number): Promise<void>;
+
+  /**
+   * Waits for an event of `type` sent to this instance (`instance.sendEvent({ type, payload })` or
+   * `POST …/events/:type`) and resolves to `{ payload, timestamp, type }`.
+   *
+   * Events sent before the wait is reached are buffered per type, first in first out: a wait whose
+   * event is already buffered takes the oldest one at once. Each event is delivered to one wait.
+   * `type` follows the instance id rules (at most 100 letters, digits, `-`, `_`), else
+   * `workflow.invalid_event_type`.
+   *
+   * `timeout` defaults to `"24 hours"` and must be between 1 second and 365 days, else
+   * `step.invalid_config`. When it passes without an event, the promise rejects with a
+   * `WorkflowTimeoutError` (catchable; waits are not retried). The instance is `waiting` meanwhile;
+   * a long wait unloads the run, which is replayed when the event arrives or the time runs out.
+   *
+   * On replay a wait that received its event returns the same event (payload decoded again); one
+   * that timed out rethrows its `WorkflowTimeoutError`.
+   *
+   * @example
+   * const approval = await step.waitForEvent<{ by: string }>("approval", {
+   *   type: "approved",
+   *   timeout: "1 day",
+   * });
+   * console.log(approval.payload.by);
+   */
   waitForEvent<T = unknown>(
     name: string,
     options: { type: string; timeout?: WorkflowSleepDuration },

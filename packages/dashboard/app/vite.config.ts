@@ -20,6 +20,18 @@ export default defineConfig({
   },
   server: {
     // `npm run dev -w @cairn/dashboard` against a server on :8787.
-    proxy: { "/api/v1": { target: process.env.CAIRN_URL ?? "http://127.0.0.1:8787", changeOrigin: true } },
+    // The API refuses browser requests from another origin; through this proxy the page's origin is
+    // Vite's, so the proxy drops the browser's Origin and Sec-Fetch-Site headers.
+    proxy: {
+      "/api/v1": {
+        target: process.env.CAIRN_URL ?? "http://127.0.0.1:8787",
+        changeOrigin: true,
+        configure: (proxy) =>
+          proxy.on("proxyReq", (req) => {
+            req.removeHeader("origin");
+            req.removeHeader("sec-fetch-site");
+          }),
+      },
+    },
   },
 });

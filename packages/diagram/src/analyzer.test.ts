@@ -252,6 +252,20 @@ describe("analyzeWorkflows: helpers", () => {
   });
 });
 
+describe("analyzeWorkflows: returns inside callbacks", () => {
+  it("a return inside a step callback, a map callback or a then callback ends that callback, not the workflow", () => {
+    expect(runOf("callback-returns.ts")).toEqual([
+      step("load user"),
+      step("outer", { nodes: [step("inner")] }),
+      parallel("all", loop("map", step("resize ${id}"))),
+      step("load"),
+      step("use"),
+      ifNode(branch("!user.active", exit("return"))),
+      step("notify"),
+    ]);
+  });
+});
+
 describe("analyzeWorkflows: names and configs", () => {
   it("template, concatenated and variable names; constants folded", () => {
     const [graph] = analyzeFixture("dynamic-names.ts");

@@ -1,4 +1,11 @@
 export { decodeValue, encodeInput, encodeValue } from "./codec.ts";
-export type { RuntimeHooks, StepHookInfo } from "./hooks.ts";
+export { composeHooks, type RuntimeHooks, type StepHookInfo } from "./hooks.ts";
 export type { RunOutcome } from "./run.ts";
-export { InstanceHandle, Runtime, type RuntimeOptions, type WorkflowDefinition } from "./runtime.ts";
+export {
+  type BindingOwner,
+  bindingOwner,
+  InstanceHandle,
+  Runtime,
+  type RuntimeOptions,
+  type WorkflowDefinition,
+} from "./runtime.ts";

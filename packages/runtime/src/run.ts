@@ -4,8 +4,13 @@ import {
   type Clock,
   canRetry,
   DEFAULT_EVENT_TIMEOUT,
+  decideLostAttempt,
   deserializeError,
   type ExecutionContext,
+  eventTimeoutError,
+  eventTimeoutMessage,
+  type HistoryDataOf,
+  type HistoryEventType,
   type InstanceStatus,
   isNonRetryable,
   MAX_EVENT_TIMEOUT_MS,
@@ -24,6 +29,7 @@ import {
   serializeError,
   stepKeyString,
   stepLabel,
+  suspectLane,
   type TimerHandle,
   trimStack,
   validateEventType,
@@ -38,9 +44,18 @@ import {
   type WorkflowStepEvent,
   WorkflowTimeoutError,
 } from "@cairn/core";
-import type { InstancePatch, InstanceRow, StepCommit, StepRow, Store, StoreTx } from "@cairn/store";
+import type {
+  ClaimedInstance,
+  InstancePatch,
+  InstanceRow,
+  StepCommit,
+  StepRow,
+  Store,
+  StoreTx,
+} from "@cairn/store";
 import { decodeValue, encodeValue, unclonableReason } from "./codec.ts";
 import type { RuntimeHooks } from "./hooks.ts";
+import type { SuspectLanes } from "./suspects.ts";
 
 /** Stack frames of the engine and of Node, dropped from the stacks of instance errors. */
 const INTERNAL_FRAMES = [
@@ -55,11 +70,17 @@ export interface RunHost {
   readonly store: Store;
   readonly clock: Clock;
   readonly env: Record<string, unknown>;
-  readonly hooks: RuntimeHooks;
+  /** Read at each use: `Runtime.addHooks` may change them while instances run. */
+  hooks: RuntimeHooks;
   /** Waits at or below this many ms keep the run in memory; longer ones evict it. */
   readonly hotWaitMs: number;
-  /** A step callback still running after this many ms is stored as running. */
-  readonly attemptVisibleAfterMs: number;
+  /**
+   * A step callback still running after this many ms is stored as running (the "attempt started"
+   * marker: a process that dies during it counts the attempt).
+   */
+  readonly attemptMarkerAfterMs: number;
+  /** Orders attempts that may have killed the previous process (see `SuspectLanes`). */
+  readonly suspects: SuspectLanes;
   readonly stepLimit: number;
   readonly defaultStepConfig: ResolvedStepConfig;
   /**
@@ -90,6 +111,8 @@ interface Waiter {
   key: RunKey;
   startedAt: number;
   timeoutAt: number;
+  /** The configured timeout (Cloudflare's timeout message names it, even when a test forces it). */
+  timeoutMs: number;
   settled: boolean;
   resolve(event: WorkflowStepEvent): void;
   reject(error: Error): void;
@@ -144,10 +167,15 @@ export class InstanceRun {
   #yielded = false;
   #checkScheduled = false;
   #started = false;
+  /**
+   * Taken over from a process that stopped while running the instance: attempts are recorded as
+   * started before their callbacks run, until one attempt has ended in this process.
+   */
+  #recovering: boolean;
   #resolveDone!: (outcome: RunOutcome) => void;
   readonly done: Promise<RunOutcome>;
 
-  constructor(host: RunHost, workflowClass: WorkflowClass, row: InstanceRow, claimedAt: number) {
+  constructor(host: RunHost, workflowClass: WorkflowClass, row: ClaimedInstance, claimedAt: number) {
     this.#host = host;
     this.#class = workflowClass;
     this.#row = row;
@@ -157,11 +185,22 @@ export class InstanceRun {
     this.#pausing = row.status === "waitingForPause";
     this.#persistedStatus = this.#pausing ? "waitingForPause" : "running";
     this.#claimedAt = claimedAt;
+    this.#recovering = row.takenOver === true;
     this.done = new Promise((r) => (this.#resolveDone = r));
   }
 
   get pausing(): boolean {
     return this.#pausing;
+  }
+
+  /** The epoch the instance was claimed with: commands read at a later epoch do not concern this run. */
+  get epoch(): number {
+    return this.#epoch;
+  }
+
+  /** When the instance was created: with `epoch`, tells this run from one of a re-created instance. */
+  get createdAt(): number {
+    return this.#row.createdAt;
   }
 
   /**
@@ -369,7 +408,13 @@ export class InstanceRun {
     }
     const stored = this.#steps.get(stepKeyString(key));
     if (stored?.status === "succeeded") return decodeValue<T>(stored.result);
-    if (stored?.status === "failed") throw this.#failedIn(deserializeError(stored.error!), key);
+    if (stored?.status === "failed")
+      throw this.#failedIn(
+        kind === "waitForEvent"
+          ? eventTimeoutError(stored.error?.message ?? eventTimeoutMessage(0))
+          : deserializeError(stored.error!),
+        key,
+      );
     await this.#passGate();
     let value: T;
     try {
@@ -392,7 +437,13 @@ export class InstanceRun {
     const config = stored?.config ?? resolveStepConfig(key.name, userConfig, this.#host.defaultStepConfig);
     const timeoutMs = parseDuration(config.timeout);
     const startedAt = stored?.startedAt ?? this.#now();
+    // An attempt in flight when the process running it stopped: it failed.
+    if (stored?.status === "running") {
+      stored = await this.#recordLostAttempt(key, stored, config);
+      if (stored.status === "failed") throw deserializeError(stored.error!);
+    }
     let attempts = stored?.attempts ?? 0;
+    let lastError = stored?.error ?? null;
     if (stored?.status === "retrying" && stored.wakeAt !== null) {
       this.#waits++;
       try {
@@ -406,14 +457,35 @@ export class InstanceRun {
       const attempt = attempts + 1;
       const attemptStart = this.#now();
       this.#callbacks++;
-      // A callback still running after a moment is made visible (step row `running`, its start
-      // entries), so the API and dashboard show it and a crash during it counts the attempt.
+      // The "attempt started" marker (step row `running`, its start entries): written once the
+      // callback has run for a moment, so the API and dashboard show it and a crash during it counts
+      // the attempt; fast attempts write none. A suspect of the last crash (see `suspectLane`) writes
+      // it before its callback runs, so one that kills the process without yielding is counted too,
+      // and takes its turn among the other suspects.
       let shown: Promise<void> | undefined;
-      const visibility = this.#host.clock.setTimer(() => {
-        shown = this.#showAttempt(key, config, startedAt, attempt, attemptStart);
-      }, this.#host.attemptVisibleAfterMs);
+      let marker: TimerHandle | undefined;
+      const lane = suspectLane(this.#recovering, lastError);
+      const suspect =
+        lane === "alone"
+          ? await this.#host.suspects.alone()
+          : lane === "alongside"
+            ? await this.#host.suspects.alongside()
+            : undefined;
+      if (this.#ended) {
+        suspect?.();
+        return never();
+      }
+      if (lane) {
+        shown = this.#showAttempt(key, config, startedAt, attempt, attemptStart, lastError);
+        await shown;
+      } else
+        marker = this.#host.clock.setTimer(() => {
+          shown = this.#showAttempt(key, config, startedAt, attempt, attemptStart, lastError);
+        }, this.#host.attemptMarkerAfterMs);
       let result = await this.#attempt(key, attempt, config, timeoutMs, callback);
-      visibility.cancel();
+      suspect?.();
+      marker?.cancel();
+      this.#recovering = false;
       // The outcome must land after the "running" row, never before it.
       if (shown) await shown;
       let encoded: Uint8Array | undefined;
@@ -498,7 +570,44 @@ export class InstanceRun {
       }
       await this.#passGate();
       attempts = attempt;
+      lastError = error;
     }
+  }
+
+  /**
+   * Stores that the attempt of a `running` step row (the marker of an attempt in flight when the
+   * process stopped) failed, and what follows (`decideLostAttempt`): a retry wait or the step's
+   * failure. Returns the stored row.
+   */
+  async #recordLostAttempt(key: RunKey, stored: StepRow, config: ResolvedStepConfig): Promise<StepRow> {
+    const d = decideLostAttempt({
+      name: key.name,
+      attempts: stored.attempts,
+      config,
+      previousError: stored.error,
+    });
+    const now = this.#now();
+    const step = { kind: key.kind, name: key.name, count: key.count };
+    const row: StepRow = { ...stored, seq: key.seq, config, error: d.error };
+    const entries: NewHistoryEntry[] = [];
+    if (d.retry) {
+      const delay = this.#adjust(key, "retry", d.delayMs);
+      Object.assign(row, { status: "retrying", endedAt: null, wakeAt: now + delay });
+      entries.push(
+        this.#entry(now, "attempt_errored", step, {
+          attempt: d.attempt,
+          error: d.error,
+          retryDelayMs: delay,
+        }),
+      );
+    } else {
+      Object.assign(row, { status: "failed", endedAt: now, wakeAt: null });
+      entries.push(this.#entry(now, "attempt_errored", step, { attempt: d.attempt, error: d.error }));
+      entries.push(this.#entry(now, "step_errored", step, { error: d.error }));
+    }
+    await this.#commit(entries, row);
+    this.#steps.set(stepKeyString(key), row);
+    return row;
   }
 
   /** Stores that an attempt is under way: the step row as `running` and the attempt's start entries. */
@@ -508,6 +617,7 @@ export class InstanceRun {
     startedAt: number,
     attempt: number,
     attemptStart: number,
+    previousError: SerializedError | null,
   ) {
     const step = { kind: key.kind, name: key.name, count: key.count };
     const entries: NewHistoryEntry[] = [];
@@ -522,7 +632,8 @@ export class InstanceRun {
       config,
       attempts: attempt,
       result: null,
-      error: null,
+      // The previous attempt's error: on recovery it tells whether that one was lost too.
+      error: previousError,
       startedAt,
       endedAt: null,
       wakeAt: null,
@@ -550,29 +661,33 @@ export class InstanceRun {
     };
     const next = async () => callback(ctx);
     const { wrapStep } = this.#host.hooks;
+    const { clock } = this.#host;
+    const timedOut = (): AttemptResult => ({
+      ok: false,
+      error: new WorkflowTimeoutError(`Execution timed out after ${timeoutMs}ms`),
+    });
     return new Promise<AttemptResult>((resolve) => {
       let settled = false;
-      const timer = this.#host.clock.setTimer(() => {
+      const deadline = clock.now() + timeoutMs;
+      const timer = clock.setTimer(() => {
         if (settled) return;
         settled = true;
-        resolve({ ok: false, error: new WorkflowTimeoutError(`Execution timed out after ${timeoutMs}ms`) });
+        resolve(timedOut());
       }, timeoutMs);
+      // A callback that blocks the thread settles before its timer can fire: one that settles past
+      // its deadline timed out all the same, and its outcome is discarded.
+      const settle = (result: AttemptResult) => {
+        if (settled) return;
+        settled = true;
+        timer.cancel();
+        resolve(clock.now() > deadline ? timedOut() : result);
+      };
       const work = wrapStep
         ? wrapStep({ workflow: this.workflow, instanceId: this.id, step: key, attempt, config }, next)
         : next();
       work.then(
-        (value) => {
-          if (settled) return;
-          settled = true;
-          timer.cancel();
-          resolve({ ok: true, value });
-        },
-        (error) => {
-          if (settled) return;
-          settled = true;
-          timer.cancel();
-          resolve({ ok: false, error });
-        },
+        (value) => settle({ ok: true, value }),
+        (error) => settle({ ok: false, error }),
       );
     });
   }
@@ -603,7 +718,7 @@ export class InstanceRun {
         };
         const sleeping = row;
         await this.#commit(
-          [this.#entry(now, "sleep_started", step, { durationMs, wakeAt: sleeping.wakeAt })],
+          [this.#entry(now, "sleep_started", step, { durationMs, wakeAt: now + durationMs })],
           sleeping,
         );
         this.#steps.set(stepKeyString(key), row);
@@ -639,6 +754,7 @@ export class InstanceRun {
       key,
       startedAt,
       timeoutAt,
+      timeoutMs,
       settled: false,
       resolve: () => {},
       reject: () => {},
@@ -756,9 +872,9 @@ export class InstanceRun {
     if (!this.#settle(waiter)) return;
     const step = { kind: waiter.key.kind, name: waiter.key.name, count: waiter.key.count };
     const now = this.#now();
-    const error = new WorkflowTimeoutError(
-      `Waiting for event "${waiter.type}" in step ${stepLabel(waiter.key)} timed out after ${now - waiter.startedAt}ms`,
-    );
+    const error = eventTimeoutError(eventTimeoutMessage(waiter.timeoutMs));
+    // Stored (and shown by the API) under the engine's name for it, like Cloudflare's wait log.
+    const recorded = { name: "WorkflowTimeoutError", message: error.message };
     const row: StepRow = {
       workflow: this.workflow,
       instanceId: this.id,
@@ -768,13 +884,13 @@ export class InstanceRun {
       config: null,
       attempts: 0,
       result: null,
-      error: serializeError(error),
+      error: recorded,
       startedAt: waiter.startedAt,
       endedAt: now,
       wakeAt: null,
       eventType: waiter.type,
     };
-    await this.#commit([this.#entry(now, "wait_timed_out", step, { error: serializeError(error) })], row);
+    await this.#commit([this.#entry(now, "wait_timed_out", step, { error: recorded })], row);
     this.#steps.set(stepKeyString(waiter.key), row);
     waiter.reject(error);
   }
@@ -1108,15 +1224,15 @@ export class InstanceRun {
     this.#pending.push(this.#entry(timestamp, type));
   }
 
-  #entry(
+  #entry<T extends HistoryEventType>(
     timestamp: number,
-    type: NewHistoryEntry["type"],
+    type: T,
     step?: StepKey,
-    data?: Record<string, unknown>,
+    data?: HistoryDataOf<T>,
   ): NewHistoryEntry {
-    const e: NewHistoryEntry = { workflow: this.workflow, instanceId: this.id, type, timestamp };
+    const e: Record<string, unknown> = { workflow: this.workflow, instanceId: this.id, type, timestamp };
     if (step) e.step = step;
     if (data) e.data = data;
-    return e;
+    return e as NewHistoryEntry;
   }
 }

@@ -1,5 +1,6 @@
 import {
   ACTIVE_STATUSES,
+  ATTEMPT_MARKER_AFTER_MS,
   type Clock,
   DEFAULT_MAX_CONCURRENT,
   DEFAULT_RETRY_DELAY,
@@ -12,6 +13,7 @@ import {
   defaultStepConfig,
   type InstanceStatus,
   type InstanceStatusDetails,
+  LOST_RETRY_ALONE_MS,
   MAX_BATCH_SIZE,
   type NewHistoryEntry,
   parseDuration,
@@ -39,8 +41,9 @@ import {
   type StoreTx,
 } from "@cairn/store";
 import { decodeValue, encodeInput } from "./codec.ts";
-import type { RuntimeHooks } from "./hooks.ts";
+import { composeHooks, type RuntimeHooks } from "./hooks.ts";
 import { InstanceRun, type RunHost } from "./run.ts";
+import { SuspectLanes } from "./suspects.ts";
 
 /** A workflow the runtime can run: like an entry of wrangler's `workflows[]`. */
 export interface WorkflowDefinition {
@@ -86,6 +89,28 @@ export interface RuntimeOptions {
 /** Told about every stored change of an instance; `status` is its new status when the change set one. */
 type Listener = (workflow: string, instanceId: string, status?: InstanceStatus) => void;
 
+/** Which runtime and workflow a binding object (`env.X`) belongs to. */
+export interface BindingOwner {
+  runtime: Runtime;
+  workflow: string;
+  /** The `env` property it is, when it is one of the runtime's `env` bindings. */
+  binding?: string;
+}
+
+/** Shared by every copy of this module in a process (a test runner may load two), like the bindings. */
+const owners: WeakMap<object, BindingOwner> = ((globalThis as Record<symbol, unknown>)[
+  Symbol.for("cairn.runtime.bindingOwners")
+] ??= new WeakMap<object, BindingOwner>()) as WeakMap<object, BindingOwner>;
+
+/**
+ * The runtime and workflow behind a workflow binding made by any Cairn runtime (`cairn.env.X`, or
+ * `runtime.binding(name)`); `undefined` for anything else. The testing helpers use it to introspect
+ * the bindings of any Cairn.
+ */
+export function bindingOwner(binding: unknown): BindingOwner | undefined {
+  return typeof binding === "object" && binding !== null ? owners.get(binding) : undefined;
+}
+
 const keyOf = (workflow: string, id: string) => `${workflow}\u0000${id}`;
 
 /**
@@ -120,6 +145,8 @@ export class Runtime {
   #unlisten?: () => Promise<void>;
   #started = false;
   #closed = false;
+  readonly #baseHooks: RuntimeHooks;
+  readonly #addedHooks: { hooks: RuntimeHooks }[] = [];
 
   constructor(options: RuntimeOptions) {
     this.store = options.store;
@@ -144,16 +171,23 @@ export class Runtime {
       this.#definitions.set(def.name, def);
     }
     this.env = { ...options.env };
-    for (const def of options.workflows) if (def.binding) this.env[def.binding] = this.binding(def.name);
+    for (const def of options.workflows)
+      if (def.binding) {
+        const binding = this.binding(def.name);
+        owners.set(binding, { runtime: this, workflow: def.name, binding: def.binding });
+        this.env[def.binding] = binding;
+      }
+    this.#baseHooks = options.hooks ?? {};
     const retryDelay = options.defaultRetryDelay ?? DEFAULT_RETRY_DELAY;
     parseDuration(retryDelay, "defaultRetryDelay");
     this.#host = {
       store: this.store,
       clock: this.clock,
       env: this.env,
-      hooks: options.hooks ?? {},
+      hooks: this.#baseHooks,
       hotWaitMs: parseDuration(options.hotWaitThreshold ?? "5 seconds", "hotWaitThreshold"),
-      attemptVisibleAfterMs: 250,
+      attemptMarkerAfterMs: ATTEMPT_MARKER_AFTER_MS,
+      suspects: new SuspectLanes(this.clock, LOST_RETRY_ALONE_MS),
       stepLimit,
       defaultStepConfig: defaultStepConfig(retryDelay),
       changed: (workflow, id, status) => this.#changed(workflow, id, status),
@@ -198,15 +232,15 @@ export class Runtime {
     this.#started = true;
     if (!this.#worker) return;
     if (this.#exclusive) await this.store.instances.expireLeases();
-    else {
-      this.#armHeartbeat();
-      if (this.store.listen)
-        this.#unlisten = await this.store.listen(
-          (m) => this.#onMessage(m),
-          (e) => this.#log("Cairn lost its notification channel; polling until it reconnects", e),
-          () => void this.#catchUp(),
-        );
-    }
+    else this.#armHeartbeat();
+    // A store shared with other processes, or with other threads of this one (the API's connection
+    // to the same SQLite file), tells this worker about work they wrote.
+    if (this.store.listen)
+      this.#unlisten = await this.store.listen(
+        (m) => this.#onMessage(m),
+        (e) => this.#log("Cairn lost its notification channel; polling until it reconnects", e),
+        () => void this.#catchUp(),
+      );
     if (this.#pollMs !== undefined) this.#armPoll();
     this.#pump();
   }
@@ -219,7 +253,8 @@ export class Runtime {
       return;
     }
     const run = m.workflow && m.instanceId ? this.#hot.get(keyOf(m.workflow, m.instanceId)) : undefined;
-    if (!run) return;
+    // A command about an earlier epoch does not concern a run claimed after it (e.g. after a restart).
+    if (!run || (m.epoch !== undefined && run.epoch > m.epoch)) return;
     if (m.kind === "pause") run.pause();
     else if (m.kind === "resume") run.cancelPause();
     else if (m.kind === "abort") run.abort();
@@ -273,10 +308,43 @@ export class Runtime {
     if (this.#worker && !this.#exclusive) await this.store.instances.renewLeases(this.workerId, 0);
   }
 
-  /** Calls `listener` after every stored change of an instance made through this runtime. */
+  /** Whether `close()` was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Adds hooks to the ones the runtime was created with, from now on (instances already running see
+   * them at their next step). The added hooks run inside the existing ones (see `composeHooks`).
+   * Returns a function that removes them again.
+   */
+  addHooks(hooks: RuntimeHooks): () => void {
+    const added = { hooks };
+    this.#addedHooks.push(added);
+    this.#composeHooks();
+    return () => {
+      const i = this.#addedHooks.indexOf(added);
+      if (i >= 0) this.#addedHooks.splice(i, 1);
+      this.#composeHooks();
+    };
+  }
+
+  #composeHooks(): void {
+    this.#host.hooks = this.#addedHooks.reduce((outer, a) => composeHooks(a.hooks, outer), this.#baseHooks);
+  }
+
+  /** Calls `listener` after every stored change of an instance made through this runtime (or announced to it). */
   onChange(listener: Listener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * Tells `onChange` listeners about a change another runtime stored (e.g. the worker thread of the
+   * same process), so they learn of it without polling.
+   */
+  announce(workflow: string, instanceId: string, status?: InstanceStatus): void {
+    this.#changed(workflow, instanceId, status);
   }
 
   /**
@@ -425,23 +493,23 @@ export class Runtime {
   }
 
   async pause(workflow: string, id: string): Promise<void> {
-    const key = keyOf(workflow, id);
-    const status = await this.#control(workflow, id, async (tx, row, now) => {
-      // Loaded somewhere: a worker holds it (locally, a run that has not ended).
-      const run = this.#hot.get(key);
-      const held = run ? !run.ended : row.owner !== null && (row.leaseUntil ?? 0) > now;
+    const { status, row } = await this.#control(workflow, id, async (tx, row, now) => {
+      // Loaded somewhere: a worker holds it (locally, the run of this epoch, if it has not ended).
+      const run = this.#runOf(row);
+      const held = run?.epoch === row.epoch ? !run.ended : row.owner !== null && (row.leaseUntil ?? 0) > now;
       const t = decidePause(row.status, held);
       if (!t) return undefined;
-      if (t.status === "waitingForPause") await this.#tell(tx, { kind: "pause", workflow, instanceId: id });
+      if (t.status === "waitingForPause")
+        await this.#tell(tx, { kind: "pause", workflow, instanceId: id, epoch: row.epoch });
       const patch =
         t.status === "paused" ? { pausedAt: now, readyAt: null, owner: null, leaseUntil: null } : {};
       return { status: t.status, patch, history: t.history };
     });
-    if (status === "waitingForPause") this.#hot.get(key)?.pause();
+    if (status === "waitingForPause") this.#runOf(row)?.pause();
   }
 
   async resume(workflow: string, id: string): Promise<void> {
-    const status = await this.#control(workflow, id, async (tx, row, now) => {
+    const { status, row } = await this.#control(workflow, id, async (tx, row, now) => {
       const t = decideResume(row.status);
       if (!t) return undefined;
       if (row.status === "paused") {
@@ -449,21 +517,21 @@ export class Runtime {
         await tx.steps.shiftWakeTimes(workflow, id, now - (row.pausedAt ?? now));
         return { status: t.status, patch: { pausedAt: null, readyAt: now, priority: 0 }, history: t.history };
       }
-      await this.#tell(tx, { kind: "resume", workflow, instanceId: id });
+      await this.#tell(tx, { kind: "resume", workflow, instanceId: id, epoch: row.epoch });
       return { status: t.status, patch: {}, history: t.history };
     });
-    if (status === "running") this.#hot.get(keyOf(workflow, id))?.cancelPause();
+    if (status === "running") this.#runOf(row)?.cancelPause();
     if (status === "queued") this.#pump();
   }
 
   async terminate(workflow: string, id: string): Promise<void> {
-    await this.#control(workflow, id, async (tx, row, now) => {
+    const { row } = await this.#control(workflow, id, async (tx, row, now) => {
       const t = decideTerminate(row.status);
-      await this.#tell(tx, { kind: "abort", workflow, instanceId: id });
+      await this.#tell(tx, { kind: "abort", workflow, instanceId: id, epoch: row.epoch });
       const patch = { endedAt: now, readyAt: null, owner: null, leaseUntil: null, pausedAt: null };
       return { status: t.status, patch, history: t.history };
     });
-    this.#unload(workflow, id);
+    this.#unload(row);
   }
 
   /**
@@ -487,7 +555,7 @@ export class Runtime {
           `from.type must be do, sleep or waitForEvent, got ${JSON.stringify(from.type)}`,
         );
     }
-    await this.#control(workflow, id, async (tx, row, now) => {
+    const { row } = await this.#control(workflow, id, async (tx, row, now) => {
       if (from) {
         const kind: StepKind = from.type ?? "do";
         const count = from.count ?? 1;
@@ -518,7 +586,7 @@ export class Runtime {
         await tx.events.delete(workflow, id);
         await tx.history.delete(workflow, id);
       }
-      await this.#tell(tx, { kind: "abort", workflow, instanceId: id });
+      await this.#tell(tx, { kind: "abort", workflow, instanceId: id, epoch: row.epoch });
       await this.#tell(tx, { kind: "ready" });
       const patch = {
         epoch: row.epoch + 1,
@@ -534,7 +602,8 @@ export class Runtime {
       };
       return { status: "queued" as const, patch, history: ["workflow_queued" as const] };
     });
-    this.#unload(workflow, id);
+    // Only runs of the epoch the restart replaced: a claim after it may have started a new run.
+    this.#unload(row);
     this.#pump();
   }
 
@@ -605,13 +674,9 @@ export class Runtime {
 
   async delete(workflow: string, id: string): Promise<void> {
     this.definition(workflow);
-    const deleted = await this.store.transaction(async (tx) => {
-      if (!(await tx.instances.delete(workflow, id))) return false;
-      await this.#tell(tx, { kind: "abort", workflow, instanceId: id });
-      return true;
-    });
+    const deleted = await this.#deleteOne(workflow, id);
     if (!deleted) throw notFound(workflow, id);
-    this.#unload(workflow, id);
+    this.#unload(deleted);
     this.#changed(workflow, id);
   }
 
@@ -633,26 +698,31 @@ export class Runtime {
     const errors: { id: string; code: number; message: string }[] = [];
     const gone = new Set<string>();
     for (const id of ids) {
-      const removed =
-        gone.has(id) ||
-        (await this.store.transaction(async (tx) => {
-          if (!(await tx.instances.delete(workflow, id))) return false;
-          await this.#tell(tx, { kind: "abort", workflow, instanceId: id });
-          return true;
-        }));
-      if (removed) {
+      const removed = gone.has(id) ? undefined : await this.#deleteOne(workflow, id);
+      if (gone.has(id) || removed) {
         gone.add(id);
         deleted.push({ id });
-        this.#unload(workflow, id);
+        if (removed) this.#unload(removed);
       } else errors.push({ id, code: 10400, message: "workflows.api.error.instance.not_found" });
     }
     return { deleted, errors };
   }
 
+  /** Deletes one instance, telling the worker that holds it; returns the row it deleted. */
+  #deleteOne(workflow: string, id: string): Promise<InstanceRow | undefined> {
+    return this.store.transaction(async (tx) => {
+      const row = await tx.instances.get(workflow, id, { lock: true });
+      if (!row || !(await tx.instances.delete(workflow, id))) return undefined;
+      await this.#tell(tx, { kind: "abort", workflow, instanceId: id, epoch: row.epoch });
+      return row;
+    });
+  }
+
   /**
    * Applies one control command in a transaction: `decide` reads the row and returns the new status,
    * extra fields and history entries (or undefined for no change). The update is guarded by the status
-   * it decided from.
+   * it decided from. Returns the new status (undefined for no change) and the row the decision read:
+   * what the command does to a run in memory afterwards concerns only runs of that row's epoch or older.
    */
   async #control(
     workflow: string,
@@ -665,12 +735,14 @@ export class Runtime {
       | { status: InstanceRow["status"]; patch: Partial<InstanceRow>; history: NewHistoryEntry["type"][] }
       | undefined
     >,
-  ): Promise<InstanceRow["status"] | undefined> {
+  ): Promise<{ status: InstanceRow["status"] | undefined; row: InstanceRow }> {
     this.definition(workflow);
     const now = this.clock.now();
+    let read: InstanceRow | undefined;
     const status = await this.store.transaction(async (tx) => {
       const row = await tx.instances.get(workflow, id, { lock: true });
       if (!row) throw notFound(workflow, id);
+      read = row;
       const d = await decide(tx, row, now);
       if (!d) return undefined;
       const ok = await tx.instances.update(
@@ -679,12 +751,16 @@ export class Runtime {
         { ...d.patch, status: d.status, updatedAt: now },
         { statusIn: [row.status], epoch: row.epoch },
       );
-      if (!ok) throw new WorkflowError("body", `Instance "${id}" changed while the command ran; try again`);
+      if (!ok)
+        throw new WorkflowError(
+          "instance.changed",
+          `Instance "${id}" changed while the command ran; try again`,
+        );
       await tx.history.append(d.history.map((type) => ({ workflow, instanceId: id, type, timestamp: now })));
       return d.status;
     });
     if (status !== undefined) this.#changed(workflow, id, status);
-    return status;
+    return { status, row: read! };
   }
 
   // ---- bindings -----------------------------------------------------------------------------
@@ -693,7 +769,7 @@ export class Runtime {
   binding(workflow: string): import("@cairn/core").Workflow {
     const runtime = this;
     const handle = (id: string) => new InstanceHandle(runtime, workflow, id);
-    return {
+    const binding: import("@cairn/core").Workflow = {
       async create(options) {
         return handle(await runtime.create(workflow, options));
       },
@@ -707,6 +783,8 @@ export class Runtime {
       },
       deleteBatch: (ids) => runtime.deleteBatch(workflow, ids),
     };
+    owners.set(binding, { runtime, workflow });
+    return binding;
   }
 
   // ---- work ---------------------------------------------------------------------------------
@@ -726,7 +804,13 @@ export class Runtime {
       );
       return;
     }
-    this.#hot.get(key)?.abort();
+    const current = this.#hot.get(key);
+    if (current && !current.ended && current.createdAt === row.createdAt && current.epoch > row.epoch) {
+      // A later claim's run is loaded already; this row is stale (and fenced).
+      this.#slots--;
+      return;
+    }
+    current?.abort();
     const run = new InstanceRun(this.#host, def.class, row, claimedAt);
     this.#hot.set(key, run);
     run.start(fresh).catch((e) => {
@@ -740,8 +824,19 @@ export class Runtime {
     });
   }
 
-  #unload(workflow: string, id: string): void {
-    this.#hot.get(keyOf(workflow, id))?.abort();
+  /**
+   * The run in memory of the instance `row` describes, if it was claimed at `row`'s epoch or before:
+   * the one a command that read `row` concerns. A run claimed after (or of a re-created instance) is
+   * left alone.
+   */
+  #runOf(row: InstanceRow): InstanceRun | undefined {
+    const run = this.#hot.get(keyOf(row.workflow, row.id));
+    return run && run.epoch <= row.epoch && run.createdAt === row.createdAt ? run : undefined;
+  }
+
+  /** Drops the run a command that read `row` ended (terminate, restart, delete). */
+  #unload(row: InstanceRow): void {
+    this.#runOf(row)?.abort();
   }
 
   /** Claims runnable instances while slots are free; coalesces calls. */

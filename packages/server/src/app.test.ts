@@ -221,7 +221,7 @@ describe("instance detail", () => {
     expect(timedOut.body.result.error.name).toBe("WorkflowTimeoutError");
     const detail = await h.json("GET", "/workflows/tour/instances/t");
     expect(detail.body.result).toMatchObject({ status: "errored", success: false });
-    expect(detail.body.result.error.name).toBe("WorkflowTimeoutError");
+    expect(detail.body.result.error.name).toBe("Error");
   });
 
   it("shows a failed step and an errored instance", async () => {

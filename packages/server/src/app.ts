@@ -1,46 +1,17 @@
-import { createRequire } from "node:module";
-import {
-  API_PREFIX,
-  changeStatusBody,
-  createBatchBody,
-  createInstanceBody,
-  type DeleteBatchResult,
-  deleteBatchBody,
-  type InstanceSummary,
-  listInstancesQuery,
-  type StatusChange,
-  stepQuery,
-  subscribeQuery,
-  type WorkflowSummary,
-} from "@cairn/api";
-import {
-  INSTANCE_STATUSES,
-  type InstanceStatus,
-  MAX_PAYLOAD_BYTES,
-  parseStepLabel,
-  type StepKind,
-  WorkflowError,
-} from "@cairn/core";
+import { API_PREFIX } from "@cairn/api";
 import type { Runtime } from "@cairn/runtime";
-import type { InstanceRow } from "@cairn/store";
-import { type Context, Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
+import { Hono } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import type { z } from "zod";
 import { checkToken } from "./auth.ts";
 import { type DashboardOptions, serveDashboard } from "./dashboard.ts";
-import { describeError, envelope, errorEnvelope, HttpError, validationError } from "./errors.ts";
-import { openApiDocument } from "./openapi.ts";
-import { subscribe } from "./subscribe.ts";
-import { instanceDetail, instanceSummary, stepResult } from "./views.ts";
+import { describeError, errorEnvelope, HttpError } from "./errors.ts";
+import { crossSite } from "./guard.ts";
+import { type ObjectsView, objectRoutes } from "./objects.ts";
+import { openApiRoute } from "./openapi.ts";
+import { mountRoutes } from "./routes.ts";
+import { healthRoute, projectRoute } from "./system-routes.ts";
+import { workflowRoutes } from "./workflow-routes.ts";
 
-/** This package's version, reported by `GET /api/v1/health`. */
-const VERSION: string = createRequire(import.meta.url)("../package.json").version;
-
-/** Largest body of a single create, event or control request: a 1 MiB payload plus room for JSON. */
-export const SINGLE_BODY_LIMIT = MAX_PAYLOAD_BYTES + 64 * 1024;
-/** Largest body of a batch create. */
-export const BATCH_BODY_LIMIT = 8 * 1024 * 1024;
 /** How often an idle event stream sends a comment, so proxies keep it open. */
 export const SSE_KEEP_ALIVE_MS = 15_000;
 
@@ -73,9 +44,19 @@ export interface ApiOptions {
    * the load error. Default: `{}`.
    */
   project?: () => unknown;
+  /** Durable Objects (`cairn.objects`): serves `/objects/*` read-only views and SQL (docs/objects.md). */
+  objects?: ObjectsView;
 }
 
 /** The token each app was created with: `startServer` lets such apps listen beyond loopback. */
+/** An app without Durable Objects answers the Objects routes with no namespaces. */
+const NO_OBJECTS: ObjectsView = {
+  listNamespaces: () => [],
+  listObjects: () => [],
+  describeObject: () => undefined,
+  querySql: async () => ({ columns: [], rows: [], rowsWritten: 0 }),
+};
+
 const appTokens = new WeakMap<object, string>();
 
 /** The token `createApi` was given for this app, if any. */
@@ -90,51 +71,6 @@ export function unauthorized(verdict: "missing" | "invalid"): HttpError {
     verdict === "missing" ? "Missing bearer token" : "Invalid bearer token",
     401,
   );
-}
-
-const ok = (c: Context, result: unknown, status: ContentfulStatusCode = 200) =>
-  c.json(envelope(result), status);
-
-function parse<S extends z.ZodType>(schema: S, value: unknown, where: "body" | "query"): z.output<S> {
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) throw validationError(where, parsed.error);
-  return parsed.data;
-}
-
-/** Reads the body as JSON; an empty body is `undefined`. */
-async function readJson(c: Context): Promise<unknown> {
-  const text = await c.req.text();
-  if (text.trim() === "") return undefined;
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new WorkflowError("body", `Malformed JSON in request body: ${(e as Error).message}`);
-  }
-}
-
-function limit(maxSize: number) {
-  return bodyLimit({
-    maxSize,
-    onError: () => {
-      throw new HttpError(
-        "payload.too_large",
-        `Request body is larger than the limit of ${maxSize} bytes`,
-        413,
-      );
-    },
-  });
-}
-
-/** `date_start`/`date_end`: an ISO date or epoch milliseconds. */
-function parseDate(value: string | undefined, field: string): number | undefined {
-  if (value === undefined) return undefined;
-  const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
-  if (!Number.isFinite(ms))
-    throw new WorkflowError(
-      "body",
-      `query ${field}: expected an ISO date or epoch milliseconds, got "${value}"`,
-    );
-  return ms;
 }
 
 /**
@@ -153,7 +89,6 @@ function parseDate(value: string | undefined, field: string): number | undefined
  */
 export function createApi(options: ApiOptions): Hono {
   const { runtime, token, graph } = options;
-  const store = runtime.store;
   const log = options.log ?? ((message: string, error: unknown) => console.error(message, error));
   const app = new Hono();
   if (token !== undefined) {
@@ -176,8 +111,25 @@ export function createApi(options: ApiOptions): Hono {
 
   const api = new Hono();
 
-  api.get("/openapi.json", (c) => c.json(openApiDocument()));
-  api.get("/health", (c) => health(c, runtime));
+  // Before everything, the OpenAPI document included: a foreign page must not drive the API.
+  api.use("*", async (c, next) => {
+    const why = crossSite({
+      host: c.req.header("host") ?? new URL(c.req.url).host,
+      origin: c.req.header("origin"),
+      secFetchSite: c.req.header("sec-fetch-site"),
+    });
+    if (why !== undefined)
+      throw new HttpError(
+        "forbidden",
+        `Cross-site request refused (${why}): the API answers browsers only from its own origin`,
+        403,
+      );
+    return next();
+  });
+
+  mountRoutes(api, [openApiRoute], undefined);
+  const system = { runtime, ...(options.project ? { project: options.project } : {}) };
+  mountRoutes(api, [healthRoute], system);
 
   if (token !== undefined)
     api.use("*", async (c, next) => {
@@ -194,249 +146,20 @@ export function createApi(options: ApiOptions): Hono {
       return next();
     });
 
-  api.get("/project", (c) => ok(c, options.project?.() ?? {}));
+  mountRoutes(api, [projectRoute], system);
 
-  const workflowSummary = async (name: string): Promise<WorkflowSummary> => {
-    const def = runtime.definition(name);
-    const counts = await store.instances.countByStatus(name);
-    const latest = await store.instances.list({ workflow: name, limit: 1, direction: "desc" });
-    return summarize(def.name, def.class.name, counts, latest.items[0]);
-  };
-
-  api.get("/workflows", async (c) => {
-    const counts = await store.instances.countByStatus();
-    const result: WorkflowSummary[] = [];
-    for (const def of runtime.workflows) {
-      const latest = await store.instances.list({ workflow: def.name, limit: 1, direction: "desc" });
-      result.push(
-        summarize(
-          def.name,
-          def.class.name,
-          counts.filter((r) => r.workflow === def.name),
-          latest.items[0],
-        ),
-      );
-    }
-    return c.json(envelope(result, { per_page: result.length, count: result.length }));
+  mountRoutes(api, workflowRoutes.routes, {
+    runtime,
+    graph,
+    keepAliveMs: options.keepAliveMs ?? SSE_KEEP_ALIVE_MS,
+    pollMs: options.pollMs ?? 1000,
+    log,
   });
 
-  api.get("/workflows/:name", async (c) => ok(c, await workflowSummary(c.req.param("name"))));
-
-  api.get("/workflows/:name/graph", async (c) => {
-    const name = c.req.param("name");
-    runtime.definition(name);
-    const g = graph ? await graph(name) : undefined;
-    if (g === undefined || g === null)
-      throw new HttpError("not_found", `No graph for workflow "${name}"`, 404);
-    return ok(c, g);
-  });
-
-  api.post("/workflows/:name/instances", limit(SINGLE_BODY_LIMIT), async (c) => {
-    const name = c.req.param("name");
-    const body = parse(createInstanceBody, (await readJson(c)) ?? {}, "body");
-    const id = await runtime.create(name, { id: body.instance_id, params: body.params });
-    return ok(c, await summaryOf(runtime, name, id), 201);
-  });
-
-  api.post("/workflows/:name/instances/batch", limit(BATCH_BODY_LIMIT), async (c) => {
-    const name = c.req.param("name");
-    const body = parse(createBatchBody, await readJson(c), "body");
-    const ids = await runtime.createBatch(
-      name,
-      body.map((b) => ({ id: b.instance_id, params: b.params })),
-    );
-    const rows = await Promise.all(ids.map((id) => store.instances.get(name, id)));
-    const result: InstanceSummary[] = rows
-      .filter((r): r is InstanceRow => r !== undefined)
-      .map(instanceSummary);
-    return ok(c, result, 201);
-  });
-
-  api.post("/workflows/:name/instances/batch/delete", limit(SINGLE_BODY_LIMIT), async (c) => {
-    const name = c.req.param("name");
-    const body = parse(deleteBatchBody, await readJson(c), "body");
-    const result: DeleteBatchResult = await runtime.deleteBatch(name, body.instances);
-    return ok(c, result);
-  });
-
-  api.get("/workflows/:name/instances", async (c) => {
-    const name = c.req.param("name");
-    runtime.definition(name);
-    const q = parse(listInstancesQuery, c.req.query(), "query");
-    const createdAfter = parseDate(q.date_start, "date_start");
-    const createdBefore = parseDate(q.date_end, "date_end");
-    let page: Awaited<ReturnType<typeof store.instances.list>>;
-    try {
-      page = await store.instances.list({
-        workflow: name,
-        status: q.status,
-        cursor: q.cursor,
-        limit: q.per_page,
-        direction: q.direction,
-        createdAfter,
-        createdBefore,
-        search: q.search,
-      });
-    } catch (e) {
-      if (q.cursor !== undefined && !WorkflowError.is(e))
-        throw new WorkflowError("body", "query cursor: not a cursor from a previous page");
-      throw e;
-    }
-    const items = page.items.map(instanceSummary);
-    const info: { cursor?: string; per_page: number; count: number } = {
-      per_page: q.per_page,
-      count: items.length,
-    };
-    if (page.cursor !== undefined) info.cursor = page.cursor;
-    return c.json(envelope(items, info));
-  });
-
-  api.get("/workflows/:name/instances/:id", async (c) => {
-    const name = c.req.param("name");
-    const id = c.req.param("id");
-    const row = await runtime.instance(name, id);
-    const [steps, history] = await Promise.all([store.steps.list(name, id), store.history.list(name, id)]);
-    return ok(c, instanceDetail(row, steps, history));
-  });
-
-  api.get("/workflows/:name/instances/:id/step", async (c) => {
-    const name = c.req.param("name");
-    const id = c.req.param("id");
-    const q = parse(stepQuery, c.req.query(), "query");
-    await runtime.instance(name, id);
-    const { name: stepName, count } = parseStepLabel(q.name);
-    const kinds: StepKind[] =
-      q.type === "step"
-        ? ["do"]
-        : q.type === "sleep"
-          ? ["sleep"]
-          : q.type === "waitForEvent"
-            ? ["waitForEvent"]
-            : ["do", "waitForEvent", "sleep"];
-    for (const kind of kinds) {
-      const row = await store.steps.get(name, id, kind, stepName, count);
-      if (row) return ok(c, stepResult(row));
-    }
-    throw new HttpError("not_found", `Step "${q.name}" not found in instance "${id}"`, 404);
-  });
-
-  api.patch("/workflows/:name/instances/:id/status", limit(SINGLE_BODY_LIMIT), async (c) => {
-    const name = c.req.param("name");
-    const id = c.req.param("id");
-    const body = parse(changeStatusBody, await readJson(c), "body");
-    switch (body.status) {
-      case "pause":
-        await runtime.pause(name, id);
-        break;
-      case "resume":
-        await runtime.resume(name, id);
-        break;
-      case "terminate":
-        await runtime.terminate(name, id);
-        break;
-      case "restart":
-        await runtime.restart(name, id, body.from ? { from: body.from } : {});
-        break;
-    }
-    const row = await runtime.instance(name, id);
-    const result: StatusChange = {
-      status: row.status,
-      timestamp: new Date(runtime.clock.now()).toISOString(),
-    };
-    return ok(c, result);
-  });
-
-  api.post("/workflows/:name/instances/:id/events/:type", limit(SINGLE_BODY_LIMIT), async (c) => {
-    const name = c.req.param("name");
-    const id = c.req.param("id");
-    const payload = (await readJson(c)) ?? null;
-    await runtime.sendEvent(name, id, { type: c.req.param("type"), payload });
-    return ok(c, null);
-  });
-
-  api.get("/workflows/:name/instances/:id/subscribe", async (c) => {
-    const name = c.req.param("name");
-    const id = c.req.param("id");
-    const { token: _token, ...query } = c.req.query();
-    const q = parse(subscribeQuery, query, "query");
-    await runtime.instance(name, id);
-    let cursor = q.cursor;
-    const lastEventId = c.req.header("last-event-id");
-    if (cursor === undefined && lastEventId !== undefined && /^\d+$/.test(lastEventId))
-      cursor = Number(lastEventId);
-    return subscribe(c, {
-      runtime,
-      workflow: name,
-      id,
-      cursor,
-      keepAliveMs: options.keepAliveMs ?? SSE_KEEP_ALIVE_MS,
-      pollMs: options.pollMs ?? 1000,
-      log,
-    });
-  });
+  mountRoutes(api, objectRoutes.routes, { objects: options.objects ?? NO_OBJECTS });
 
   // Mounting copies the routes, so it comes after they are all defined.
   app.route(API_PREFIX, api);
   if (options.dashboard) serveDashboard(app, options.dashboard.dir);
   return app;
-}
-
-function summarize(
-  name: string,
-  className: string,
-  counts: { status: InstanceStatus; count: number }[],
-  latest: InstanceRow | undefined,
-): WorkflowSummary {
-  const instances = Object.fromEntries(INSTANCE_STATUSES.map((s) => [s, 0])) as Record<
-    InstanceStatus,
-    number
-  >;
-  for (const r of counts) instances[r.status] = (instances[r.status] ?? 0) + r.count;
-  return {
-    id: name,
-    name,
-    class_name: className,
-    instances,
-    triggered_on: latest ? new Date(latest.createdAt).toISOString() : null,
-  };
-}
-
-async function summaryOf(runtime: Runtime, workflow: string, id: string): Promise<InstanceSummary> {
-  return instanceSummary(await runtime.instance(workflow, id));
-}
-
-/** How long `GET /health` waits for the store before answering 503. */
-export const HEALTH_TIMEOUT_MS = 2000;
-
-/**
- * `GET /api/v1/health`, for load balancers (no token needed): 200 `{ status: "ok", store, version }`
- * when the store answers a read within `HEALTH_TIMEOUT_MS`, else 503 `{ status: "unavailable", … }`.
- */
-async function health(c: Context, runtime: Runtime) {
-  const store = runtime.store.kind;
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([
-      runtime.store.instances.get("health", "health"),
-      new Promise((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`no answer within ${HEALTH_TIMEOUT_MS} ms`)),
-          HEALTH_TIMEOUT_MS,
-        );
-      }),
-    ]);
-    return c.json({ status: "ok", store, version: VERSION });
-  } catch (e) {
-    return c.json(
-      {
-        status: "unavailable",
-        store,
-        version: VERSION,
-        error: `the store cannot be reached: ${(e as Error)?.message ?? e}`,
-      },
-      503,
-    );
-  } finally {
-    clearTimeout(timer);
-  }
 }

@@ -1,4 +1,4 @@
-import { type ApiError, type Envelope, ERROR_STATUS, type ResultInfo } from "@cairn/api";
+import { type ApiError, type ApiErrorCode, type Envelope, ERROR_STATUS, type ResultInfo } from "@cairn/api";
 import { WorkflowError } from "@cairn/core";
 import type { z } from "zod";
 
@@ -8,10 +8,10 @@ import type { z } from "zod";
  */
 export class HttpError extends Error {
   override name = "HttpError";
-  readonly code: string;
+  readonly code: ApiErrorCode;
   readonly status: number;
 
-  constructor(code: string, text: string, status = ERROR_STATUS[code] ?? 500) {
+  constructor(code: ApiErrorCode, text: string, status = ERROR_STATUS[code]) {
     super(`(${code}) ${text}`);
     this.code = code;
     this.status = status;
@@ -29,18 +29,20 @@ export function errorEnvelope(error: ApiError): Envelope<null> {
 }
 
 /**
- * The status and `{ code, message }` an error is answered with. `WorkflowError`s and `HttpError`s
- * keep their code and message; anything else is a 500 `internal` without details (no stacks leave
- * the server).
+ * The status and `{ code, message }` an error is answered with. `WorkflowError`s keep their code and
+ * read `"(<code>) <text>"`; `HttpError`s keep their code and message; anything else is a 500
+ * `internal` without details (no stacks leave the server).
  */
 export function describeError(e: unknown): { status: number; error: ApiError; unexpected: boolean } {
   if (e instanceof HttpError)
     return { status: e.status, error: { code: e.code, message: e.message }, unexpected: false };
   if (WorkflowError.is(e)) {
     const code = e.code;
+    // Cairn's description, "(<code>) <text>": the in-process message may be the bare code.
+    const text = (e as Partial<WorkflowError>).text;
     return {
-      status: ERROR_STATUS[code] ?? 400,
-      error: { code, message: (e as Error).message },
+      status: ERROR_STATUS[code],
+      error: { code, message: typeof text === "string" ? `(${code}) ${text}` : (e as Error).message },
       unexpected: false,
     };
   }

@@ -1,13 +1,6 @@
-export {
-  type ApiOptions,
-  appToken,
-  BATCH_BODY_LIMIT,
-  createApi,
-  SINGLE_BODY_LIMIT,
-  SSE_KEEP_ALIVE_MS,
-  unauthorized,
-} from "./app.ts";
+export { type ApiOptions, appToken, createApi, SSE_KEEP_ALIVE_MS, unauthorized } from "./app.ts";
 export { bearerToken, checkToken, isLoopback, tokenMatches } from "./auth.ts";
+export { bodyText, jsonBody, MAX_DRAIN_BYTES } from "./body.ts";
 export {
   DASHBOARD_PREFIX,
   type DashboardOptions,
@@ -16,7 +9,17 @@ export {
   servesDashboard,
 } from "./dashboard.ts";
 export { describeError, envelope, errorEnvelope, HttpError, validationError } from "./errors.ts";
-export { openApiDocument } from "./openapi.ts";
+export { crossSite, type HostPattern, hostAllowed, hostName, isJsonType, parseHostAllow } from "./guard.ts";
+export { type ObjectApiDeps, type ObjectsView, objectRoutes } from "./objects.ts";
+export { API_ROUTE_GROUPS, openApiDocument } from "./openapi.ts";
+export {
+  type ApiRoute,
+  defineRoute,
+  mountRoutes,
+  type RouteDeclaration,
+  type RouteGroup,
+  type RouteInput,
+} from "./routes.ts";
 export { type RunningServer, type ServerOptions, startServer } from "./server.ts";
 export {
   attemptsOf,
@@ -31,3 +34,9 @@ export {
   type TruncatedOutput,
   truncate,
 } from "./views.ts";
+export {
+  BATCH_BODY_LIMIT,
+  SINGLE_BODY_LIMIT,
+  type WorkflowApiDeps,
+  workflowRoutes,
+} from "./workflow-routes.ts";

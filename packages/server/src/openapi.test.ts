@@ -1,6 +1,7 @@
 import { API_PREFIX } from "@cairn/api";
 import { afterEach, describe, expect, it } from "vitest";
 import { type Harness, harness } from "../test/support.ts";
+import { defineRoute } from "./routes.ts";
 
 let h: Harness;
 afterEach(async () => {
@@ -34,6 +35,10 @@ describe("OpenAPI document", () => {
         "PATCH /workflows/{name}/instances/{id}/status",
         "POST /workflows/{name}/instances/{id}/events/{type}",
         "GET /workflows/{name}/instances/{id}/subscribe",
+        "GET /objects",
+        "GET /objects/{namespace}",
+        "GET /objects/{namespace}/{id}",
+        "POST /objects/{namespace}/{id}/sql",
       ].sort(),
     );
     for (const [path, ops] of Object.entries(doc.paths)) {
@@ -70,5 +75,36 @@ describe("OpenAPI document", () => {
       const name = ref.split("/").pop()!.replace('"', "");
       expect(doc.components.schemas[name], name).toBeDefined();
     }
+  });
+
+  it("documents every route the app serves, and nothing it does not", async () => {
+    h = await harness({ token: "t0ken", graph: () => ({}) });
+    const served = new Set(
+      h.app.routes
+        .filter((r) => r.method !== "ALL" && r.path.startsWith(`${API_PREFIX}/`))
+        .map((r) => `${r.method} ${r.path.slice(API_PREFIX.length).replace(/:(\w+)/g, "{$1}")}`),
+    );
+    const res = await h.app.request(`${API_PREFIX}/openapi.json`);
+    const doc = (await res.json()) as { paths: Record<string, Record<string, unknown>> };
+    const documented = new Set(
+      Object.entries(doc.paths).flatMap(([path, ops]) =>
+        Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`),
+      ),
+    );
+    expect(served.size).toBeGreaterThan(10);
+    expect([...served].sort()).toEqual([...documented].sort());
+  });
+
+  it("refuses a declaration whose path names an undeclared parameter", () => {
+    expect(() =>
+      defineRoute({
+        method: "get",
+        path: "/things/{id}",
+        operationId: "getThing",
+        summary: "A thing",
+        response: { description: "the thing", result: {} as never },
+        handle: ({ c }) => c.body(null),
+      }),
+    ).toThrow("Route GET /things/{id}: path parameter {id} is not declared");
   });
 });

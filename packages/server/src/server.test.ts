@@ -33,6 +33,7 @@ describe("startServer", () => {
 
     const created = await fetch(`${server.url}/api/v1/workflows/echo/instances`, {
       method: "POST",
+      headers: { "content-type": "application/json" },
       body: JSON.stringify({ instance_id: "net", params: [1] }),
     });
     expect(created.status).toBe(201);
@@ -65,6 +66,7 @@ describe("startServer", () => {
     server = await startServer({ app: h.app, port: 0 });
     const res = await fetch(`${server.url}/api/v1/workflows/echo/instances`, {
       method: "POST",
+      headers: { "content-type": "application/json" },
       body: JSON.stringify({ params: "x".repeat(2 * 1024 * 1024) }),
     });
     expect(res.status).toBe(413);

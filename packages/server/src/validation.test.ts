@@ -1,4 +1,4 @@
-import { SINGLE_BODY_LIMIT } from "@cairn/server";
+import { MAX_DRAIN_BYTES, SINGLE_BODY_LIMIT } from "@cairn/server";
 import { afterEach, describe, expect, it } from "vitest";
 import { type Harness, harness } from "../test/support.ts";
 
@@ -195,24 +195,40 @@ describe("rejected requests change nothing", () => {
     );
     const batch = JSON.stringify(Array.from({ length: 9 }, () => ({ params: "y".repeat(1024 * 1024) })));
     await expectRejected(h.json("POST", "/workflows/echo/instances/batch", batch), 413, "payload.too_large");
-    // A streamed body without Content-Length is cut off while it is read.
-    let sent = 0;
-    const stream = new ReadableStream<Uint8Array>({
-      pull(controller) {
-        sent += 64 * 1024;
-        if (sent > 4 * SINGLE_BODY_LIMIT) controller.close();
-        else controller.enqueue(new Uint8Array(64 * 1024).fill(32));
-      },
-    });
+    // A streamed body without Content-Length is refused while it is read and never kept whole: a
+    // refused body is read on (and dropped) up to MAX_DRAIN_BYTES so the connection stays usable;
+    // beyond that the answer says `Connection: close`.
     const before = await snapshot();
-    const res = await h.app.request("/api/v1/workflows/echo/instances", {
-      method: "POST",
-      body: stream,
-      duplex: "half",
-    } as RequestInit);
-    expect(res.status).toBe(413);
-    expect(((await res.json()) as any).errors[0].code).toBe("payload.too_large");
-    expect(sent).toBeLessThan(2 * SINGLE_BODY_LIMIT);
+    const chunk = 64 * 1024;
+    for (const total of [4 * SINGLE_BODY_LIMIT, SINGLE_BODY_LIMIT + 3 * MAX_DRAIN_BYTES]) {
+      let sent = 0;
+      const stream = new ReadableStream<Uint8Array>(
+        {
+          pull(controller) {
+            if (sent >= total) return controller.close();
+            sent += chunk;
+            controller.enqueue(new Uint8Array(chunk).fill(32));
+          },
+        },
+        { highWaterMark: 0 },
+      );
+      const res = await h.app.request("/api/v1/workflows/echo/instances", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: stream,
+        duplex: "half",
+      } as RequestInit);
+      expect(res.status).toBe(413);
+      expect(((await res.json()) as any).errors[0].code).toBe("payload.too_large");
+      if (total < MAX_DRAIN_BYTES) {
+        expect(sent).toBe(total);
+        expect(res.headers.get("connection")).toBeNull();
+      } else {
+        // Answered once MAX_DRAIN_BYTES were dropped; then dropped for at most as much again.
+        expect(sent).toBeLessThan(SINGLE_BODY_LIMIT + 2 * MAX_DRAIN_BYTES + 4 * chunk);
+        expect(res.headers.get("connection")).toBe("close");
+      }
+    }
     expect(await snapshot()).toEqual(before);
   });
 

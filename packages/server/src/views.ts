@@ -100,6 +100,8 @@ export function attemptsOf(entries: HistoryEntry[]): AttemptDetail[] {
   const byNumber = new Map<number, AttemptDetail>();
   const order: AttemptDetail[] = [];
   for (const e of entries) {
+    if (e.type !== "attempt_started" && e.type !== "attempt_completed" && e.type !== "attempt_errored")
+      continue;
     const n = typeof e.data?.attempt === "number" ? e.data.attempt : undefined;
     if (n === undefined) continue;
     if (e.type === "attempt_started") {
@@ -115,7 +117,7 @@ export function attemptsOf(entries: HistoryEntry[]): AttemptDetail[] {
       }
       a.end = iso(e.timestamp);
       a.success = e.type === "attempt_completed";
-      a.error = e.type === "attempt_errored" ? ((e.data?.error as AttemptDetail["error"]) ?? null) : null;
+      a.error = e.type === "attempt_errored" ? (e.data?.error ?? null) : null;
     }
   }
   return order;

@@ -109,7 +109,11 @@ export async function harness(
     const init: RequestInit = { method, headers: { ...headers } };
     if (options.token && !("authorization" in headers))
       (init.headers as Record<string, string>).authorization = `Bearer ${options.token}`;
-    if (body !== undefined) init.body = typeof body === "string" ? body : JSON.stringify(body);
+    if (body !== undefined) {
+      init.body = typeof body === "string" ? body : JSON.stringify(body);
+      if (!Object.keys(headers).some((k) => k.toLowerCase() === "content-type"))
+        (init.headers as Record<string, string>)["content-type"] = "application/json";
+    }
     return Promise.resolve(app.request(`${API_PREFIX}${path}`, init));
   };
   return {

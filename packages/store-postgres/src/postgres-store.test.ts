@@ -36,7 +36,7 @@ afterAll(async () => {
   await admin.connect();
   for (const s of schemas) await admin.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`);
   await admin.end();
-});
+}, 120_000); // dropping a couple of hundred schemas takes a while on a loaded machine
 
 const W = "orders";
 const T0 = 1_767_225_600_000;

@@ -3,9 +3,11 @@ import {
   type InstanceStatus,
   type NewHistoryEntry,
   parseStepKeyString,
+  reconnectDelayMs,
   type StepKind,
 } from "@cairn/core";
 import {
+  type ClaimedInstance,
   type ClaimOptions,
   createdRow,
   createWith,
@@ -88,6 +90,14 @@ export interface OpenPostgresStoreOptions {
   poolSize?: number;
   /** See `PostgresStoreOptions.transactionIdleTimeoutMs`; default 5000. */
   transactionIdleTimeoutMs?: number;
+  /**
+   * How long to keep trying to reach the server when it cannot be reached at open (it is down, or
+   * not up yet): retries back off from 250 ms to 5 s, each logged. Default: forever (a worker waits
+   * for its database, as it rides out outages once running). 0 fails at once.
+   */
+  connectRetryMs?: number;
+  /** Where the retries are reported. Default: console.error. */
+  log?: (message: string, error?: unknown) => void;
 }
 
 interface PoolLike extends Queryable {
@@ -108,6 +118,13 @@ const bytes = (v: unknown): Uint8Array | null =>
   v === null || v === undefined
     ? null
     : new Uint8Array((v as Uint8Array).buffer, (v as Uint8Array).byteOffset, (v as Uint8Array).byteLength);
+
+/** A row `claim` returned (with its `taken_over` column). */
+function toClaimed(r: Row): ClaimedInstance {
+  const row: ClaimedInstance = toInstance(r);
+  if (r.taken_over === true) row.takenOver = true;
+  return row;
+}
 
 function toInstance(r: Row): InstanceRow {
   return {
@@ -172,7 +189,7 @@ function toHistory(r: Row): HistoryEntry {
   };
   if (r.step_kind !== null)
     entry.step = { kind: r.step_kind as StepKind, name: r.step_name as string, count: Number(r.step_count) };
-  if (r.data !== null && r.data !== undefined) entry.data = r.data as Record<string, unknown>;
+  if (r.data !== null && r.data !== undefined) entry.data = r.data as HistoryEntry["data"];
   return entry;
 }
 
@@ -375,9 +392,9 @@ export class PostgresStore implements Store {
    * A claim with `maxRunning` outside a transaction: one statement that waits for the claim lock,
    * counts the running instances and claims (see `claimLimited`).
    */
-  async #claimLimited(o: ClaimOptions): Promise<InstanceRow[]> {
+  async #claimLimited(o: ClaimOptions): Promise<ClaimedInstance[]> {
     const values = [o.owner, o.now, o.now + o.leaseMs, o.limit, o.maxRunning];
-    return (await this.#run(this.#sql.claimLimited, values)).rows.map(toInstance);
+    return (await this.#run(this.#sql.claimLimited, values)).rows.map(toClaimed);
   }
 
   /** Runs `fn` in a transaction of its own: a pooled client, or the one connection, held throughout. */
@@ -735,7 +752,7 @@ export class PostgresStore implements Store {
           limit = Math.min(limit, o.maxRunning - Number((await run(q.countRunning)).rows[0]?.n ?? 0));
         }
         if (limit <= 0) return [];
-        return (await run(q.claim, [o.owner, o.now, o.now + o.leaseMs, limit])).rows.map(toInstance);
+        return (await run(q.claim, [o.owner, o.now, o.now + o.leaseMs, limit])).rows.map(toClaimed);
       },
       expireLeases: async () => (await run(q.expireLeases)).rowCount ?? 0,
       nextReadyAt: async () => num((await run(q.nextReadyAt)).rows[0]?.t) ?? undefined,
@@ -852,11 +869,36 @@ export async function openPostgresStore(options: OpenPostgresStoreOptions): Prom
       : { transactionIdleTimeoutMs: options.transactionIdleTimeoutMs }),
     ownsDb: !options.pool,
   });
-  try {
-    await store.migrate();
-  } catch (e) {
-    await store.close();
-    throw e;
+  const log = options.log ?? ((message: string) => console.error(message));
+  const giveUpAt = Date.now() + (options.connectRetryMs ?? Number.POSITIVE_INFINITY);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await store.migrate();
+      if (attempt > 1) log(`Cairn reached PostgreSQL at ${where(options)} (attempt ${attempt})`);
+      return store;
+    } catch (e) {
+      const error = mapPostgresError(e);
+      const delay = reconnectDelayMs(attempt + 1);
+      if (!PostgresStoreError.is(error, "unavailable") || Date.now() + delay > giveUpAt) {
+        await store.close();
+        throw error;
+      }
+      log(
+        `Cairn cannot reach PostgreSQL at ${where(options)} (${(error as Error).message}); retrying in ${delay} ms (attempt ${attempt})`,
+        error,
+      );
+      await new Promise((r) => setTimeout(r, delay));
+    }
   }
-  return store;
+}
+
+/** The server and database a store talks to, for messages (never the password). */
+function where(options: OpenPostgresStoreOptions): string {
+  if (!options.url) return "the given pool";
+  try {
+    const u = new URL(options.url);
+    return `${u.hostname || "localhost"}:${u.port || "5432"}${u.pathname}`;
+  } catch {
+    return "the given url";
+  }
 }

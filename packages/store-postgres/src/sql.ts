@@ -101,7 +101,8 @@ function claimSql(s: string, limit: string, extra = ""): string {
             epoch = i.epoch + 1, owner = $1, lease_until = $3, ready_at = NULL, updated_at = $2,
             started_at = COALESCE(i.started_at, $2)
         FROM picked WHERE i.workflow = picked.workflow AND i.id = picked.id
-        RETURNING i.*, picked.rank)
+        RETURNING i.*, picked.rank,
+          EXISTS (SELECT 1 FROM orphans o WHERE o.workflow = i.workflow AND o.id = i.id) AS taken_over)
       SELECT claimed.*${extra} FROM claimed ORDER BY rank`;
 }
 

@@ -63,7 +63,8 @@ export const sql = {
         WHERE status IN ('running', 'waiting', 'waitingForPause') AND lease_until < ? AND (owner IS NULL OR owner <> ?))
       ORDER BY priority, ready_at LIMIT ?)
     RETURNING *`,
-  expireLeases: "UPDATE instances SET lease_until = 0 WHERE lease_until IS NOT NULL",
+  expireLeases:
+    "UPDATE instances SET lease_until = 0 WHERE lease_until IS NOT NULL RETURNING workflow, id, status",
   nextReadyAt:
     "SELECT MIN(ready_at) AS t FROM instances WHERE ready_at IS NOT NULL AND status IN ('queued', 'waiting')",
   renewLeases:

@@ -1,6 +1,7 @@
 import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { dirname, resolve } from "node:path";
 import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
+import { BroadcastChannel } from "node:worker_threads";
 import {
   type HistoryEntry,
   type InstanceStatus,
@@ -9,6 +10,7 @@ import {
   type StepKind,
 } from "@cairn/core";
 import {
+  type ClaimedInstance,
   type ClaimOptions,
   commitStepWith,
   createWith,
@@ -27,6 +29,7 @@ import {
   type StepRow,
   type StepStore,
   type Store,
+  type StoreMessage,
   type StoreTx,
 } from "@cairn/store";
 import { LATEST_VERSION, MIGRATIONS } from "./migrations.ts";
@@ -38,6 +41,13 @@ export interface SqliteStoreOptions {
   path: string;
   /** `FULL` (default) makes every commit durable; `NORMAL` may lose the last commits on power loss. */
   synchronous?: "FULL" | "NORMAL";
+  /**
+   * Lets several connections to the same file within this process (one per thread, e.g. the API in
+   * the main thread and the worker in a worker thread) tell each other about changes: transactions
+   * get `notify` and the store gets `listen`, carried by a `BroadcastChannel` named after the file.
+   * Default false (the store is used by one connection, which needs no messages).
+   */
+  channel?: boolean;
 }
 
 type Row = Record<string, SQLInputValue>;
@@ -109,7 +119,7 @@ function toHistory(r: Row): HistoryEntry {
   };
   if (r.step_kind !== null)
     entry.step = { kind: r.step_kind as StepKind, name: r.step_name as string, count: Number(r.step_count) };
-  const data = parse<Record<string, unknown>>(r.data);
+  const data = parse<HistoryEntry["data"]>(r.data);
   if (data) entry.data = data;
   return entry;
 }
@@ -132,6 +142,8 @@ interface Pending {
   fn: (tx: StoreTx) => Promise<unknown>;
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
+  /** Messages the transaction asked to send, posted once it commits. */
+  messages?: StoreMessage[];
 }
 
 /**
@@ -151,8 +163,15 @@ export class SqliteStore implements Store {
   readonly #tx: StoreTx;
   readonly #statements = new Map<string, StatementSync>();
   #queue: Pending[] = [];
+  /** Instances `expireLeases` found left running by the previous process, until claimed. */
+  readonly #leftRunning = new Set<string>();
   #scheduled = false;
   #closed = false;
+  /** With `channel`: its name, the sending end, and the transaction running now (its messages). */
+  readonly #channelName: string | undefined;
+  #sender: BroadcastChannel | undefined;
+  #running: Pending | undefined;
+  readonly #listeners = new Set<BroadcastChannel>();
 
   constructor(options: SqliteStoreOptions) {
     if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
@@ -168,6 +187,23 @@ export class SqliteStore implements Store {
       events: this.#eventOps(),
       history: this.#historyOps(),
     };
+    if (options.channel && options.path !== ":memory:") {
+      this.#channelName = `cairn:sqlite:${resolve(options.path)}`;
+      this.#tx.notify = async (message) => {
+        if (!this.#running) throw new Error("notify is only available inside a transaction");
+        (this.#running.messages ??= []).push(message);
+      };
+      this.listen = async (onMessage) => {
+        const channel = new BroadcastChannel(this.#channelName!);
+        channel.unref();
+        channel.onmessage = (e) => onMessage((e as { data: StoreMessage }).data);
+        this.#listeners.add(channel);
+        return async () => {
+          this.#listeners.delete(channel);
+          channel.close();
+        };
+      };
+    }
     // Outside a transaction, each write runs as a transaction of its own; reads go straight through.
     const reads = new Set(["get", "list", "countByStatus", "nextReadyAt", "countRunning", "hasWaiter"]);
     type Group = "instances" | "steps" | "events" | "history";
@@ -190,6 +226,9 @@ export class SqliteStore implements Store {
     this.events = autocommit("events");
     this.history = autocommit("history");
   }
+
+  /** With `channel`: receives what other connections to this file in this process `notify`. */
+  listen?: Store["listen"];
 
   async migrate(): Promise<void> {
     this.db.exec(
@@ -243,15 +282,19 @@ export class SqliteStore implements Store {
       this.#stmt("BEGIN IMMEDIATE").run();
       for (const p of batch) {
         if (!alone) this.#stmt("SAVEPOINT t").run();
+        this.#running = p;
         try {
           const value = await p.fn(this.#tx);
           if (!alone) this.#stmt("RELEASE t").run();
           outcomes.push([p, true, value]);
         } catch (e) {
+          p.messages = undefined;
           if (alone) throw e;
           this.#stmt("ROLLBACK TO t").run();
           this.#stmt("RELEASE t").run();
           outcomes.push([p, false, e]);
+        } finally {
+          this.#running = undefined;
         }
       }
       this.#stmt("COMMIT").run();
@@ -260,15 +303,27 @@ export class SqliteStore implements Store {
       for (const p of batch) p.reject(e);
       outcomes.length = 0;
     }
+    for (const [p] of outcomes) if (p.messages) this.#post(p.messages);
     for (const [p, ok, v] of outcomes) ok ? p.resolve(v) : p.reject(v);
     this.#scheduled = false;
     if (this.#queue.length > 0) this.#schedule();
+  }
+
+  #post(messages: StoreMessage[]): void {
+    if (!this.#sender) {
+      this.#sender = new BroadcastChannel(this.#channelName!);
+      this.#sender.unref();
+    }
+    for (const m of messages) this.#sender.postMessage(m);
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     while (this.#scheduled || this.#queue.length > 0) await new Promise((r) => setImmediate(r));
     this.#closed = true;
+    this.#sender?.close();
+    for (const channel of this.#listeners) channel.close();
+    this.#listeners.clear();
     this.db.close();
   }
 
@@ -390,9 +445,21 @@ export class SqliteStore implements Store {
           limit = Math.min(limit, o.maxRunning - Number(this.#get(sql.countRunning)?.n ?? 0));
         if (limit <= 0) return [];
         const n = o.now;
-        return this.#all(sql.claim, o.owner, n + o.leaseMs, n, n, n, n, n, o.owner, limit).map(toInstance);
+        const rows = this.#all(sql.claim, o.owner, n + o.leaseMs, n, n, n, n, n, o.owner, limit);
+        return rows.map((r) => {
+          const row: ClaimedInstance = toInstance(r);
+          const key = `${row.workflow}\u0000${row.id}`;
+          if (this.#leftRunning.delete(key)) row.takenOver = true;
+          return row;
+        });
       },
-      expireLeases: async () => this.#run(sql.expireLeases),
+      expireLeases: async () => {
+        const rows = this.#all(sql.expireLeases);
+        for (const r of rows)
+          if (r.status === "running" || r.status === "waiting" || r.status === "waitingForPause")
+            this.#leftRunning.add(`${r.workflow}\u0000${r.id}`);
+        return rows.length;
+      },
       nextReadyAt: async () => num(this.#get(sql.nextReadyAt)?.t) ?? undefined,
       renewLeases: async (owner, leaseUntil) => this.#run(sql.renewLeases, leaseUntil, owner),
       countRunning: async () => Number(this.#get(sql.countRunning)?.n ?? 0),

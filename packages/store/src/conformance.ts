@@ -128,8 +128,12 @@ function step(instanceId: string, over: Partial<StepRow> = {}): StepRow {
   };
 }
 
-function entry(instanceId: string, over: Partial<NewHistoryEntry> = {}): NewHistoryEntry {
-  return { workflow: W, instanceId, type: "workflow_running", timestamp: T0, ...over };
+/** A history entry; stores keep `data` as opaque JSON, so the suite passes any. */
+function entry(
+  instanceId: string,
+  over: Partial<Omit<NewHistoryEntry, "data">> & { data?: Record<string, unknown> } = {},
+): NewHistoryEntry {
+  return { workflow: W, instanceId, type: "workflow_running", timestamp: T0, ...over } as NewHistoryEntry;
 }
 
 const ids = (rows: { id: string }[]) => rows.map((r) => r.id);
@@ -832,7 +836,12 @@ function claimTests(ctx: Ctx): void {
     expect(await claim()).toEqual([]);
     await ctx.store.instances.expireLeases();
     expect((await ctx.store.instances.get(W, "c"))!.leaseUntil).toBeNull();
-    expect(sortIds(ids(await claim()))).toEqual(["a", "b"]);
+    const taken = await claim();
+    expect(sortIds(ids(taken))).toEqual(["a", "b"]);
+    // Taken over from the process that left them: an attempt may have been in flight.
+    expect(taken.map((r) => r.takenOver)).toEqual([true, true]);
+    await ctx.store.instances.insert(instance("d", { readyAt: now - 1 }));
+    expect((await claim()).map((r) => [r.id, r.takenOver])).toEqual([["d", undefined]]);
   });
 
   it("gives each instance to one of several concurrent claimers", async () => {

@@ -3,6 +3,7 @@ export { commitStepWith, createdRow, createWith } from "./commit.ts";
 export { decodeCursor, encodeCursor, parseCursor } from "./cursor.ts";
 export type { EventStore, HistoryStore, InstanceStore, StepStore, Store, StoreTx } from "./store.ts";
 export type {
+  ClaimedInstance,
   ClaimOptions,
   EventRow,
   InstanceCreate,

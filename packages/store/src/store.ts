@@ -1,5 +1,6 @@
 import type { InstanceStatus } from "@cairn/core";
 import type {
+  ClaimedInstance,
   ClaimOptions,
   EventRow,
   HistoryEntry,
@@ -63,9 +64,11 @@ export interface InstanceStore {
    * lease; waking ones (priority 0) first, then by `readyAt`. Instances left `running`, `waiting` or
    * `waitingForPause` by another worker whose lease expired are claimed too, first. Each claimed instance
    * becomes `running` (a `waitingForPause` one keeps that status), gets a new epoch, the owner and a
-   * lease; the rows are returned as they are after the claim.
+   * lease; the rows are returned as they are after the claim. Rows left by the process before
+   * `expireLeases` have `takenOver: true` (stores shared by workers flag every takeover of an expired
+   * lease): a step attempt may have been in flight when that process stopped.
    */
-  claim(options: ClaimOptions): Promise<InstanceRow[]>;
+  claim(options: ClaimOptions): Promise<ClaimedInstance[]>;
   /**
    * Marks every lease as expired, so the next `claim` takes over instances left `running` or
    * `waitingForPause` by a worker that died. Only for a worker that knows it is alone (embedded SQLite).

@@ -36,6 +36,13 @@ export interface InstanceRow {
   leaseUntil: number | null;
 }
 
+/**
+ * A row as `instances.claim` returns it. `takenOver` is set when the claim took the instance over
+ * from a worker that stopped (its lease expired) while it ran the instance: a step attempt may have
+ * been in flight when that process died.
+ */
+export type ClaimedInstance = InstanceRow & { takenOver?: boolean };
+
 export type NewInstance = Pick<InstanceRow, "workflow" | "id" | "params" | "createdAt"> &
   Partial<
     Pick<InstanceRow, "status" | "readyAt" | "priority" | "startedAt" | "owner" | "leaseUntil" | "epoch">
@@ -176,6 +183,11 @@ export interface StoreMessage {
   workflow?: string;
   instanceId?: string;
   eventType?: string;
+  /**
+   * The instance's epoch when the command was decided: a run claimed at a later epoch ignores it
+   * (pause, resume, abort).
+   */
+  epoch?: number;
   /** The worker that sent it (workers ignore their own messages). */
   sender?: string;
 }

@@ -1,6 +1,7 @@
 import {
+  type Clock,
   deserializeError,
-  type FakeClock,
+  FakeClock,
   parseDuration,
   stepKeyString,
   WorkflowError,
@@ -35,7 +36,7 @@ const keyOf = (workflow: string, id: string) => `${workflow}\u0000${id}`;
  * of work the harness starts is tracked, so `runUntilIdle` waits for it too.
  */
 export class Harness {
-  readonly clock: FakeClock;
+  readonly clock: Clock;
   readonly autoAdvance: boolean;
   readonly sessions = new Map<string, Session>();
   #cairn?: CairnLike;
@@ -46,13 +47,21 @@ export class Harness {
   #unsubscribe?: () => void;
   #clockChain: Promise<void> = Promise.resolve();
   #waiting = 0;
+  /** Real step callbacks running now (not mocked attempts): the clock never jumps while one runs. */
+  #callbacks = 0;
   #looping = false;
-  closed = false;
+  #closed = false;
 
-  constructor(clock: FakeClock, autoAdvance: boolean, log?: (message: string, error: unknown) => void) {
+  /** `autoAdvance` needs a `FakeClock`; with any other clock time passes by itself. */
+  constructor(clock: Clock, autoAdvance: boolean, log?: (message: string, error: unknown) => void) {
     this.clock = clock;
-    this.autoAdvance = autoAdvance;
+    this.autoAdvance = autoAdvance && clock instanceof FakeClock;
     this.#log = log ?? ((message, error) => console.error(message, error));
+  }
+
+  /** Closed itself, or its Cairn's runtime was closed. */
+  get closed(): boolean {
+    return this.#closed || (this.#cairn?.runtime.closed ?? false);
   }
 
   get cairn(): CairnLike {
@@ -62,7 +71,7 @@ export class Harness {
 
   attach(cairn: CairnLike): void {
     this.#cairn = cairn;
-    this.#unsubscribe = cairn.runtime.onChange((workflow, id) => this.#changed(workflow, id));
+    this.#unsubscribe = cairn.runtime.onChange((workflow, id, status) => this.#changed(workflow, id, status));
   }
 
   // ---- modifications and the hooks that apply them ------------------------------------------
@@ -89,7 +98,7 @@ export class Harness {
         stepKeyString(info.step),
         info.attempt,
       );
-      if (!outcome) return next();
+      if (!outcome) return this.#callback(next);
       if (outcome.kind === "error") throw deserializeError(outcome.error);
       if (outcome.kind === "timeout")
         throw new WorkflowTimeoutError(`Execution timed out after ${parseDuration(info.config.timeout)}ms`);
@@ -105,24 +114,57 @@ export class Harness {
     },
   };
 
-  /** Sends the events `mockEvent` queued for an instance, once it exists. */
-  flushEvents(workflow: string, id: string): Promise<void> {
+  /** Runs a real step callback, counted so that `autoAdvance` waits for it before moving the clock. */
+  async #callback(next: () => Promise<unknown>): Promise<unknown> {
+    this.#callbacks++;
+    try {
+      return await next();
+    } finally {
+      this.#callbacks--;
+      if (this.#callbacks === 0) setImmediate(() => this.#kick());
+    }
+  }
+
+  /**
+   * Sends the events `mockEvent` queued for an instance, once it exists. Sent events are kept: when a
+   * restart has wiped them from the store (`restarted`), they are sent again, so mocks survive
+   * `restart()` as on Cloudflare. Calls for one instance run one after the other.
+   */
+  flushEvents(workflow: string, id: string, restarted = false): Promise<void> {
     const mods = this.modsOf(workflow, id);
-    if (!mods || mods.events.length === 0 || this.closed) return Promise.resolve();
-    return this.track(
-      (async () => {
-        const row = await this.cairn.store.instances.get(workflow, id);
-        if (!row) return;
-        for (const event of mods.events.splice(0)) {
-          try {
-            await this.cairn.runtime.sendEvent(workflow, id, event);
-          } catch (e) {
-            // The instance ended or went away before the event could be delivered: nothing waits for it.
-            if (!WorkflowError.is(e)) throw e;
-          }
+    if (!mods || this.closed) return Promise.resolve();
+    if (mods.events.length === 0 && !(restarted && mods.sentEvents.length > 0)) return Promise.resolve();
+    const run = mods.flushing.then(async () => {
+      if (this.closed) return;
+      const row = await this.cairn.store.instances.get(workflow, id);
+      if (!row) return;
+      if (restarted) {
+        // Mocked events the store no longer has (a restart deleted them) are due again.
+        const stored = new Map<string, number>();
+        for (const e of await this.cairn.store.events.list(workflow, id))
+          stored.set(e.type, (stored.get(e.type) ?? 0) + 1);
+        const kept: typeof mods.sentEvents = [];
+        for (const event of mods.sentEvents) {
+          const n = stored.get(event.type) ?? 0;
+          if (n > 0) {
+            stored.set(event.type, n - 1);
+            kept.push(event);
+          } else mods.events.push(event);
         }
-      })(),
-    );
+        mods.sentEvents.splice(0, mods.sentEvents.length, ...kept);
+      }
+      for (const event of mods.events.splice(0)) {
+        try {
+          await this.cairn.runtime.sendEvent(workflow, id, event);
+          mods.sentEvents.push(event);
+        } catch (e) {
+          // The instance ended or went away before the event could be delivered: nothing waits for it.
+          if (!WorkflowError.is(e)) throw e;
+        }
+      }
+    });
+    mods.flushing = run.catch(() => {});
+    return this.track(run);
   }
 
   // ---- change notifications and waiters -----------------------------------------------------
@@ -139,9 +181,10 @@ export class Harness {
     };
   }
 
-  #changed(workflow: string, id: string): void {
+  #changed(workflow: string, id: string, status?: string): void {
     if (this.closed) return;
-    void this.flushEvents(workflow, id);
+    // "queued" after the start means a restart (or a resume): re-send mocked events it wiped.
+    void this.flushEvents(workflow, id, status === "queued");
     const set = this.#watchers.get(keyOf(workflow, id));
     if (set) for (const fn of [...set]) fn();
     this.#kick();
@@ -182,40 +225,43 @@ export class Harness {
 
   /** Moves the fake clock by `duration`, firing due timers in order and settling after each. */
   advanceTime(duration: number | string): Promise<void> {
+    if (!(this.clock instanceof FakeClock))
+      throw new TypeError("advanceTime needs a FakeClock (a Cairn made by createTestCairn)");
     const ms = parseDuration(duration, "advanceTime");
     return this.moveClock(() => ms);
   }
 
   /** Moves the clock by the amount `by()` computes when the move starts; moves never overlap. */
   moveClock(by: () => number): Promise<void> {
-    const move = this.#clockChain.then(() =>
-      this.clock.advance(Math.max(0, by()), () => this.runUntilIdle()),
-    );
+    const clock = this.clock as FakeClock;
+    const move = this.#clockChain.then(() => clock.advance(Math.max(0, by()), () => this.runUntilIdle()));
     this.#clockChain = move.catch(() => {});
     return move;
   }
 
   /**
    * With `autoAdvance`, while an introspector waits and nothing else can happen, time jumps to the next
-   * timer: the test sees what real time would bring, at once.
+   * timer: the test sees what real time would bring, at once. Never while a step callback runs: it may
+   * be waiting for real I/O, and a jump would time it out (the end of the callback kicks again).
    */
   #kick(): void {
     if (!this.autoAdvance || this.#looping || this.#waiting === 0 || this.closed) return;
     this.#looping = true;
-    void this.#autoAdvance()
+    const clock = this.clock as FakeClock;
+    void this.#autoAdvance(clock)
       .catch((e) => this.#log("Cairn testing helpers: could not advance time", e))
       .finally(() => {
         this.#looping = false;
-        if (this.#waiting > 0 && this.clock.nextDue() !== undefined) this.#kick();
+        if (this.#waiting > 0 && this.#callbacks === 0 && clock.nextDue() !== undefined) this.#kick();
       });
   }
 
-  async #autoAdvance(): Promise<void> {
+  async #autoAdvance(clock: FakeClock): Promise<void> {
     while (this.#waiting > 0 && !this.closed) {
       await this.runUntilIdle();
-      if (this.#waiting === 0 || this.closed) return;
-      if (this.clock.nextDue() === undefined) return;
-      await this.moveClock(() => (this.clock.nextDue() ?? this.clock.now()) - this.clock.now());
+      if (this.#waiting === 0 || this.closed || this.#callbacks > 0) return;
+      if (clock.nextDue() === undefined) return;
+      await this.moveClock(() => (clock.nextDue() ?? clock.now()) - clock.now());
     }
   }
 
@@ -224,8 +270,8 @@ export class Harness {
    * instances are left alone (disposing an introspector is what deletes its instance).
    */
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.#closed) return;
+    this.#closed = true;
     this.sessions.clear();
     this.#unsubscribe?.();
     this.#watchers.clear();

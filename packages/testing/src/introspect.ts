@@ -7,8 +7,8 @@ import {
   validateInstanceId,
   WorkflowError,
 } from "@cairn/core";
-import { decodeValue } from "@cairn/runtime";
-import type { Harness, Session } from "./harness.ts";
+import { bindingOwner, decodeValue, type Runtime } from "@cairn/runtime";
+import { Harness, type Session } from "./harness.ts";
 import { InstanceModifications, Modifier, type WorkflowInstanceModifier } from "./modifier.ts";
 import { type StepSelector, selectorKey } from "./selectors.ts";
 
@@ -53,6 +53,14 @@ interface Owner {
 /** Which test Cairn each binding object (`cairn.env.X`) belongs to. */
 const owners = new WeakMap<object, Owner>();
 
+/**
+ * The harness added to a Cairn not made by `createTestCairn`, at its first introspection (shared by
+ * every copy of this module in a process, so a runtime gets one).
+ */
+const adopted: WeakMap<Runtime, Harness> = ((globalThis as Record<symbol, unknown>)[
+  Symbol.for("cairn.testing.adopted")
+] ??= new WeakMap<Runtime, Harness>()) as WeakMap<Runtime, Harness>;
+
 /** Records the bindings of a test Cairn so the introspection functions can find it. */
 export function registerBindings(harness: Harness, workflows: { binding: string; name: string }[]): void {
   for (const w of workflows) {
@@ -63,14 +71,34 @@ export function registerBindings(harness: Harness, workflows: { binding: string;
 }
 
 function ownerOf(binding: unknown, what: string): Owner {
-  const owner = typeof binding === "object" && binding !== null ? owners.get(binding) : undefined;
+  const owner =
+    (typeof binding === "object" && binding !== null ? owners.get(binding) : undefined) ?? adopt(binding);
   if (!owner)
     throw new TypeError(
-      `[WorkflowIntrospector] ${what} needs a workflow binding of a Cairn made by createTestCairn (from "cairn/testing"), such as cairn.env.MY_WORKFLOW; this value is not one`,
+      `[WorkflowIntrospector] ${what} needs a workflow binding of a Cairn, such as cairn.env.MY_WORKFLOW; this value is not one`,
     );
   if (owner.harness.closed)
-    throw new Error(`[WorkflowIntrospector] The test Cairn that owns binding "${owner.binding}" is closed`);
+    throw new Error(`[WorkflowIntrospector] The Cairn that owns binding "${owner.binding}" is closed`);
   return owner;
+}
+
+/**
+ * The owner of a binding of a Cairn not made by `createTestCairn` (`createCairn`, `cairn dev`, the
+ * vitest integration): its runtime gets the introspection hooks at the first call. Time is the Cairn's
+ * own clock: there is no `autoAdvance`.
+ */
+function adopt(binding: unknown): Owner | undefined {
+  const found = bindingOwner(binding);
+  if (!found) return undefined;
+  const { runtime, workflow } = found;
+  let harness = adopted.get(runtime);
+  if (!harness) {
+    harness = new Harness(runtime.clock, false);
+    harness.attach({ env: runtime.env, runtime, store: runtime.store, close: () => runtime.close() });
+    runtime.addHooks(harness.hooks);
+    adopted.set(runtime, harness);
+  }
+  return { harness, workflow, binding: found.binding ?? workflow };
 }
 
 /**

@@ -28,6 +28,10 @@ export class InstanceModifications {
   readonly eventTimeouts = new Set<string>();
   /** Events to deliver once the instance exists. */
   readonly events: { type: string; payload: unknown }[] = [];
+  /** Events delivered so far (sent again when a restart wipes them). */
+  readonly sentEvents: { type: string; payload: unknown }[] = [];
+  /** The delivery in progress, so deliveries for one instance never overlap. */
+  flushing: Promise<void> = Promise.resolve();
 
   /** What the `wrapStep` hook does for an attempt: fail it, time it out, return a value, or run it. */
   attemptOutcome(key: string, attempt: number): Fault | { kind: "result"; value: unknown } | undefined {

@@ -354,7 +354,7 @@ export function defineTestingCases({ test, check }: { test: TestFn; check: Check
         });
         return { draft, approvedBy: approval.payload.by };
       } catch (e) {
-        await step.do("notify timeout", async () => (e as Error).name);
+        await step.do("notify timeout", async () => `${(e as Error).name}: ${(e as Error).message}`);
         return { draft, approvedBy: null };
       }
     }
@@ -384,7 +384,10 @@ export function defineTestingCases({ test, check }: { test: TestFn; check: Check
     await using instance = await introspectWorkflowInstance(cairn.env.WF, "to");
     await instance.modify(async (m) => m.forceEventTimeout({ name: "approval" }));
     await cairn.env.WF.create({ id: "to" });
-    check.equal(await instance.waitForStepResult({ name: "notify timeout" }), "WorkflowTimeoutError");
+    check.equal(
+      await instance.waitForStepResult({ name: "notify timeout" }),
+      "Error: Execution timed out after 604800000ms",
+    );
     await instance.waitForStatus("complete");
     check.deepEqual(await instance.getOutput(), { draft: "draft 1", approvedBy: null });
     check.equal(cairn.clock.now(), start);
@@ -495,7 +498,7 @@ export function defineTestingCases({ test, check }: { test: TestFn; check: Check
     }
     check.equal(charged, 3);
     await introspector.dispose();
-    await check.rejects(cairn.env.WF.get("known"), /not found/);
+    await check.rejects(cairn.env.WF.get("known"), "instance.not_found");
     // The session is over: a new one may start, and new instances are no longer modified.
     await using again = await introspectWorkflow(cairn.env.WF);
     check.deepEqual(await again.get(), []);
@@ -507,27 +510,98 @@ export function defineTestingCases({ test, check }: { test: TestFn; check: Check
 
   // ---- bindings, disposal, hooks ----------------------------------------------------------------
 
-  test("bindings that do not come from createTestCairn are refused with a clear error", async () => {
+  test("the bindings of any Cairn can be introspected (createCairn too); other values are refused", async () => {
     class Noop extends WorkflowEntrypoint {
       async run() {}
     }
-    await check.rejects(
-      introspectWorkflowInstance({}, "x"),
-      /needs a workflow binding of a Cairn made by createTestCairn/,
-    );
+    class Fetcher extends WorkflowEntrypoint {
+      async run(_e: WorkflowEvent<unknown>, step: WorkflowStep) {
+        const page = await step.do("fetch page", async () => "real page");
+        await step.sleep("cool off", "1 day");
+        return page;
+      }
+    }
+    await check.rejects(introspectWorkflowInstance({}, "x"), /needs a workflow binding of a Cairn/);
     await using plain = await createCairn({
       store: ":memory:",
-      workflows: [{ binding: "WF", name: "wf", class: Noop }],
+      workflows: [{ binding: "WF", name: "wf", class: Fetcher }],
     });
+    const WF = plain.env.WF as Workflow;
+    await using one = await introspectWorkflowInstance(WF, "p1");
+    await one.modify(async (m) => {
+      await m.disableSleeps();
+      await m.mockStepResult({ name: "fetch page" }, "mocked page");
+    });
+    await WF.create({ id: "p1" });
+    await one.waitForStatus("complete");
+    check.equal(await one.getOutput(), "mocked page");
+    await using all = await introspectWorkflow(WF);
+    await all.modifyAll(async (m) => m.disableSleeps());
+    await WF.createBatch([{ id: "p2" }, { id: "p3" }]);
+    const instances = await all.get();
+    check.deepEqual(
+      instances.map((i) => i.id),
+      ["p2", "p3"],
+    );
+    for (const i of instances) {
+      await i.waitForStatus("complete");
+      check.equal(await i.getOutput(), "real page");
+    }
+    await plain.close();
     await check.rejects(
-      introspectWorkflow(plain.env.WF),
-      /needs a workflow binding of a Cairn made by createTestCairn/,
+      introspectWorkflowInstance(WF, "x"),
+      '[WorkflowIntrospector] The Cairn that owns binding "WF" is closed',
     );
     const cairn = await setup(Noop);
     await cairn.close();
     await check.rejects(
       introspectWorkflowInstance(cairn.env.WF, "x"),
-      '[WorkflowIntrospector] The test Cairn that owns binding "WF" is closed',
+      '[WorkflowIntrospector] The Cairn that owns binding "WF" is closed',
+    );
+  });
+
+  test("autoAdvance never moves the clock while a step callback waits for real I/O", async () => {
+    class Io extends WorkflowEntrypoint {
+      async run(_e: WorkflowEvent<unknown>, step: WorkflowStep) {
+        const body = await step.do("call api", { retries: { limit: 2, delay: "1 second" } }, async (ctx) => {
+          // Real time, not the fake clock: like a network call.
+          await new Promise((r) => setTimeout(r, 200));
+          return `attempt ${ctx.attempt}`;
+        });
+        await step.sleep("nap", "1 day");
+        return body;
+      }
+    }
+    await using cairn = await setup(Io);
+    await using instance = await introspectWorkflowInstance(cairn.env.WF, "io");
+    await cairn.env.WF.create({ id: "io" });
+    await instance.waitForStatus("complete");
+    check.equal(await instance.getOutput(), "attempt 1");
+    check.equal((await cairn.store.steps.get("wf", "io", "do", "call api", 1))?.attempts, 1);
+  });
+
+  test("mocks survive restart(): the restarted instance gets its mocked event again", async () => {
+    await using cairn = await setup(Approval, { autoAdvance: false });
+    await using instance = await introspectWorkflowInstance(cairn.env.WF, "r1");
+    await instance.modify(async (m) => {
+      await m.mockStepResult({ name: "draft" }, "mocked draft");
+      await m.mockEvent({ type: "approved", payload: { by: "ana" } });
+    });
+    const handle = await cairn.env.WF.create({ id: "r1" });
+    await cairn.runUntilIdle();
+    check.deepEqual(await handle.status(), {
+      status: "complete",
+      output: { draft: "mocked draft", approvedBy: "ana" },
+    });
+    await handle.restart();
+    await cairn.runUntilIdle();
+    check.deepEqual(await handle.status(), {
+      status: "complete",
+      output: { draft: "mocked draft", approvedBy: "ana" },
+    });
+    check.deepEqual(
+      (await history(cairn, "r1")).filter((e) => e.step === "approval").map((e) => e.type),
+      ["wait_started", "wait_completed"],
     );
   });
 
@@ -538,7 +612,7 @@ export function defineTestingCases({ test, check }: { test: TestFn; check: Check
     await cairn.env.WF.create({ id: "d1" });
     await cairn.runUntilIdle();
     await instance[Symbol.asyncDispose]();
-    await check.rejects(cairn.env.WF.get("d1"), /not found/);
+    await check.rejects(cairn.env.WF.get("d1"), "instance.not_found");
     // The id is free again, without the old modifications.
     await using fresh = await introspectWorkflowInstance(cairn.env.WF, "d1");
     await cairn.env.WF.create({ id: "d1" });

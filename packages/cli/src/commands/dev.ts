@@ -1,11 +1,12 @@
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import { type CliContext, portNumber, storeArgument } from "../context.ts";
-import { serveUntilStopped } from "../serve.ts";
+import { type CliContext, HOST_ALLOW_HELP, hostList, portNumber, storeArgument } from "../context.ts";
+import { hostAllow, serveUntilStopped } from "../serve.ts";
 
 interface DevFlags {
   port: number;
   host: string;
+  hostAllow?: string[];
   store?: string;
   config?: string;
   env?: string;
@@ -22,6 +23,7 @@ export function registerDev(parent: Command, ctx: CliContext): void {
     .argument("[dir]", "project directory", ".")
     .option("--port <port>", "port to listen on (0: any free port)", portNumber, 8787)
     .option("--host <host>", "address to listen on", "127.0.0.1")
+    .option("--host-allow <hosts>", HOST_ALLOW_HELP, hostList)
     .option(
       "--store <path>",
       "SQLite file, :memory: or postgres://user@host/db[?schema=name] (default: <dir>/.cairn/cairn.db)",
@@ -37,6 +39,7 @@ export function registerDev(parent: Command, ctx: CliContext): void {
         port: options.port,
         host: options.host,
         token,
+        ...hostAllow(ctx, options),
         log,
         server: import.meta.resolve("@cairn/dashboard/server"),
         ...(store ? { store } : {}),

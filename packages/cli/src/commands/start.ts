@@ -1,16 +1,23 @@
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import { type CliContext, portNumber, storeArgument, UsageError } from "../context.ts";
+import {
+  type CliContext,
+  HOST_ALLOW_HELP,
+  hostList,
+  portNumber,
+  storeArgument,
+  UsageError,
+} from "../context.ts";
+import { hostAllow, serveUntilStopped } from "../serve.ts";
 
 /** The levels `--log-level` accepts (as `@cairn/compat`'s logger; listed here so bad input fails before loading it). */
 const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
 type LogLevel = (typeof LOG_LEVELS)[number];
 
-import { serveUntilStopped } from "../serve.ts";
-
 interface StartFlags {
   store?: string;
   host: string;
+  hostAllow?: string[];
   port: number;
   config?: string;
   env?: string;
@@ -31,6 +38,7 @@ export function registerStart(parent: Command, ctx: CliContext): void {
     )
     .option("--no-worker", "serve the API only; run no instances (workers sharing the store do)")
     .option("--host <host>", "address to listen on", "127.0.0.1")
+    .option("--host-allow <hosts>", HOST_ALLOW_HELP, hostList)
     .option("--port <port>", "port to listen on (0: any free port)", portNumber, 8787)
     .option("--config <file>", "wrangler.jsonc / wrangler.toml / cairn.config.ts to use")
     .option("--env <name>", "wrangler environment to use (the config's env.<name> section)")
@@ -65,6 +73,7 @@ export function registerStart(parent: Command, ctx: CliContext): void {
         host: options.host,
         port: options.port,
         token,
+        ...hostAllow(ctx, options),
         ...(options.worker ? {} : { worker: false }),
         createApi,
         startServer,

@@ -92,42 +92,61 @@ export function subscribeUrl(workflow: string, id: string): string {
 }
 
 export interface Loaded<T> {
+  /**
+   * The answer for the current `deps`, or with `keepPrevious` the last answer while the one for new
+   * `deps` loads (then `stale` is true). Never an answer for other deps otherwise, not even for the
+   * one render between a change of `deps` and the start of its load.
+   */
   data: T | undefined;
+  /** `data` answers earlier `deps` (only with `keepPrevious`). */
+  stale: boolean;
   error: unknown;
   loading: boolean;
   /** Loads again; the previous data stays visible meanwhile. */
   reload: () => void;
 }
 
+const sameDeps = (a: readonly unknown[], b: readonly unknown[]) =>
+  a.length === b.length && a.every((v, i) => Object.is(v, b[i]));
+
 /**
  * Loads `fn` when `deps` change (and when the token changes), optionally every `refreshMs` while
- * the tab is visible. Stale answers (from older deps) are dropped.
+ * the tab is visible. Stale answers (from older deps) are dropped. `keepPrevious` keeps showing the
+ * last answer while the answer for new deps loads (a list's next page), instead of none.
  */
 export function useLoad<T>(
   fn: (c: CairnClient) => Promise<T>,
   deps: unknown[],
-  options: { refreshMs?: number; enabled?: boolean } = {},
+  options: { refreshMs?: number; enabled?: boolean; keepPrevious?: boolean } = {},
 ): Loaded<T> {
   const { generation } = useAuth();
-  const [state, setState] = useState<{ data: T | undefined; error: unknown; loading: boolean }>({
-    data: undefined,
-    error: undefined,
-    loading: true,
-  });
+  const key = [...deps, generation];
+  // `key`: the deps `data` answers; `errorKey`: the deps `error` came from.
+  const [state, setState] = useState<{
+    key: unknown[] | undefined;
+    data: T | undefined;
+    errorKey: unknown[] | undefined;
+    error: unknown;
+    loading: boolean;
+  }>({ key: undefined, data: undefined, errorKey: undefined, error: undefined, loading: true });
   const seq = useRef(0);
   const fnRef = useRef(fn);
   fnRef.current = fn;
+  const keyRef = useRef(key);
+  keyRef.current = key;
   const enabled = options.enabled ?? true;
 
   const load = useCallback(() => {
     const mine = ++seq.current;
+    const loadedKey = keyRef.current;
     setState((s) => ({ ...s, loading: true }));
     call((c) => fnRef.current(c)).then(
       (data) => {
-        if (mine === seq.current) setState({ data, error: undefined, loading: false });
+        if (mine === seq.current)
+          setState({ key: loadedKey, data, errorKey: undefined, error: undefined, loading: false });
       },
       (error) => {
-        if (mine === seq.current) setState((s) => ({ data: s.data, error, loading: false }));
+        if (mine === seq.current) setState((s) => ({ ...s, errorKey: loadedKey, error, loading: false }));
       },
     );
   }, []);
@@ -135,7 +154,6 @@ export function useLoad<T>(
   // biome-ignore lint/correctness/useExhaustiveDependencies: deps are the caller's
   useEffect(() => {
     if (!enabled) return;
-    setState({ data: undefined, error: undefined, loading: true });
     load();
   }, [...deps, generation, enabled]);
 
@@ -147,5 +165,14 @@ export function useLoad<T>(
     return () => clearInterval(timer);
   }, [options.refreshMs, enabled, load]);
 
-  return { ...state, reload: load };
+  const current = state.key !== undefined && sameDeps(state.key, key);
+  const failed = state.errorKey !== undefined && sameDeps(state.errorKey, key);
+  const shown = current || options.keepPrevious === true;
+  return {
+    data: shown ? state.data : undefined,
+    stale: !current && shown && state.data !== undefined,
+    error: failed ? state.error : undefined,
+    loading: state.loading || (!current && !failed),
+    reload: load,
+  };
 }

@@ -3,6 +3,7 @@ import { createRoot } from "react-dom/client";
 import { setToken, useAuth, useLoad } from "./api.ts";
 import { InstancePage } from "./pages/instance.tsx";
 import { InstancesPage } from "./pages/instances.tsx";
+import { ObjectPage, ObjectsPage } from "./pages/objects.tsx";
 import { OverviewPage } from "./pages/overview.tsx";
 import { Link, paths, type Route, useRoute } from "./router.tsx";
 import "./styles.css";
@@ -24,6 +25,9 @@ function App() {
         </Link>
         <Breadcrumbs route={route} />
         <div className="spacer" />
+        <Link to={paths.objects()} className="btn ghost small">
+          Objects
+        </Link>
         {auth.token ? (
           <button type="button" className="btn ghost small" onClick={() => setToken(undefined)}>
             Forget token
@@ -36,6 +40,10 @@ function App() {
           <OverviewPage />
         ) : route.page === "instances" ? (
           <InstancesPage workflow={route.workflow} query={route.query} />
+        ) : route.page === "objects" ? (
+          <ObjectsPage />
+        ) : route.page === "object" ? (
+          <ObjectPage key={`${route.binding}/${route.id}`} binding={route.binding} id={route.id} />
         ) : route.page === "instance" ? (
           <InstancePage
             key={`${route.workflow}/${route.id}`}
@@ -76,10 +84,24 @@ function LoadErrorBanner() {
 function titleOf(route: Route): string {
   if (route.page === "instances") return `${route.workflow} · Cairn`;
   if (route.page === "instance") return `${route.id} · ${route.workflow} · Cairn`;
+  if (route.page === "objects") return "Durable Objects · Cairn";
+  if (route.page === "object") return `${route.id.slice(0, 12)} · ${route.binding} · Cairn`;
   return "Cairn";
 }
 
 function Breadcrumbs({ route }: { route: Route }) {
+  if (route.page === "object")
+    return (
+      <nav aria-label="Breadcrumb" className="crumbs">
+        <Link to={paths.objects()}>Objects</Link>
+        <span aria-hidden="true">/</span>
+        <span>{route.binding}</span>
+        <span aria-hidden="true">/</span>
+        <span aria-current="page" className="mono">
+          {route.id.slice(0, 16)}…
+        </span>
+      </nav>
+    );
   if (route.page !== "instances" && route.page !== "instance") return null;
   return (
     <nav aria-label="Breadcrumb" className="crumbs">

@@ -6,6 +6,8 @@ import { type AnchorHTMLAttributes, type MouseEvent, useSyncExternalStore } from
  *   /_cairn/                                    overview
  *   /_cairn/workflows/<workflow>?status=…        instances of a workflow (filters in the query)
  *   /_cairn/workflows/<workflow>/instances/<id>?step=<name>-<n>   one instance
+ *   /_cairn/objects                              Durable Object namespaces and objects
+ *   /_cairn/objects/<binding>/<id>               one object (read-only)
  */
 export const BASE = "/_cairn";
 
@@ -13,6 +15,8 @@ export type Route =
   | { page: "overview" }
   | { page: "instances"; workflow: string; query: URLSearchParams }
   | { page: "instance"; workflow: string; id: string; query: URLSearchParams }
+  | { page: "objects" }
+  | { page: "object"; binding: string; id: string }
   | { page: "not-found"; path: string };
 
 const listeners = new Set<() => void>();
@@ -28,6 +32,9 @@ export function parseRoute(url: URL): Route {
   if (path.startsWith(BASE)) path = path.slice(BASE.length);
   const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
   if (parts.length === 0) return { page: "overview" };
+  if (parts[0] === "objects" && parts.length === 1) return { page: "objects" };
+  if (parts[0] === "objects" && parts.length === 3)
+    return { page: "object", binding: parts[1]!, id: parts[2]! };
   if (parts[0] === "workflows" && parts.length === 2)
     return { page: "instances", workflow: parts[1]!, query: url.searchParams };
   if (parts[0] === "workflows" && parts[2] === "instances" && parts.length === 4)
@@ -57,6 +64,9 @@ export function navigate(to: string, options: { replace?: boolean } = {}) {
 
 export const paths = {
   overview: () => "/",
+  objects: () => "/objects",
+  object: (binding: string, id: string) =>
+    `/objects/${encodeURIComponent(binding)}/${encodeURIComponent(id)}`,
   instances: (workflow: string, query?: Record<string, string | undefined>) =>
     `/workflows/${encodeURIComponent(workflow)}${queryString(query)}`,
   instance: (workflow: string, id: string, query?: Record<string, string | undefined>) =>

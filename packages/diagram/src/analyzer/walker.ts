@@ -42,6 +42,12 @@ interface Context {
   flow: { counter: number };
   /** What an unlabelled `break` leaves. */
   breakTarget: "loop" | "switch" | undefined;
+  /**
+   * Whether a `return` here leaves the function being drawn (`run` or a helper). In a callback run
+   * in place (a step's, a `.then`'s, a `map`'s) it only ends the callback, and is not drawn (like
+   * `continue`).
+   */
+  returnExits: boolean;
 }
 
 /** The workflow class being analysed: its name, helper methods, and the scope it is declared in. */
@@ -82,7 +88,7 @@ export class GraphBuilder {
   #functionBody(fn: AstNode, defScope: Scope, stepIndexes: ReadonlySet<number>): GraphNode[] {
     const scope = defScope.child();
     scope.declareParams(fn.params ?? [], stepIndexes);
-    const context: Context = { scope, flow: { counter: 1 }, breakTarget: undefined };
+    const context: Context = { scope, flow: { counter: 1 }, breakTarget: undefined, returnExits: true };
     return this.#body(fn, context, "await");
   }
 
@@ -180,7 +186,7 @@ export class GraphBuilder {
 
   #return(statement: AstNode, context: Context, tail: boolean): GraphNode[] {
     const nodes = statement.argument ? this.#awaitedValue(statement.argument, context) : [];
-    return tail ? nodes : [...nodes, { type: "break", id: "", kind: "return" }];
+    return tail || !context.returnExits ? nodes : [...nodes, { type: "break", id: "", kind: "return" }];
   }
 
   #if(statement: AstNode, context: Context, tail: boolean): GraphNode[] {
@@ -457,7 +463,7 @@ export class GraphBuilder {
   #inlineCallback(fn: AstNode, context: Context, mode: Mode): GraphNode[] {
     const scope = context.scope.child();
     scope.declareParams(fn.params ?? [], new Set());
-    return this.#body(fn, { ...context, scope, breakTarget: undefined }, mode);
+    return this.#body(fn, { ...context, scope, breakTarget: undefined, returnExits: false }, mode);
   }
 
   /** Arguments of an ordinary call: callbacks are run in place, other values walked. */

@@ -62,9 +62,14 @@ export function InstancesPage({ workflow, query }: { workflow: string; query: UR
   const [showCreate, setShowCreate] = useState(false);
 
   const summary = useLoad((c) => c.getWorkflow(workflow), [workflow], { refreshMs: 5000 });
-  const list = useLoad<InstancePage>(
-    (c) =>
-      c.listInstances(workflow, {
+  const pageNumber = cursors.length + 1;
+  // The page number and cursor travel with the page they were loaded for, so the pager's label
+  // and the rows always show the same page (the previous one stays until the next arrives).
+  const list = useLoad<{ page: InstancePage; number: number; cursor: string | undefined }>(
+    async (c) => ({
+      number: pageNumber,
+      cursor,
+      page: await c.listInstances(workflow, {
         per_page: Number(filters.per),
         direction: filters.dir,
         ...(filters.status ? { status: filters.status as InstanceStatus } : {}),
@@ -73,9 +78,11 @@ export function InstancesPage({ workflow, query }: { workflow: string; query: UR
         ...(localToIso(filters.to) ? { date_end: localToIso(filters.to) } : {}),
         ...(filters.q ? { search: filters.q } : {}),
       }),
-    [workflow, filterKey, cursor],
-    { refreshMs: 5000, enabled: view === "instances" },
+    }),
+    [workflow, filterKey, cursor, pageNumber],
+    { refreshMs: 5000, enabled: view === "instances", keepPrevious: true },
   );
+  const shown = list.data;
 
   // A new page or filter clears the selection.
   // biome-ignore lint/correctness/useExhaustiveDependencies: reset on these changes only
@@ -88,7 +95,8 @@ export function InstancesPage({ workflow, query }: { workflow: string; query: UR
   };
 
   const goNext = () => {
-    const next = list.data?.cursor;
+    if (list.stale) return;
+    const next = shown?.page.cursor;
     if (!next) return;
     setTrail({ key: filterKey, cursors: [...cursors, cursor] });
     navigate(paths.instances(workflow, queryOf(filters, next)));
@@ -104,7 +112,7 @@ export function InstancesPage({ workflow, query }: { workflow: string; query: UR
     navigate(paths.instances(workflow, queryOf(filters)));
   };
 
-  const items = list.data?.instances ?? [];
+  const items = shown?.page.instances ?? [];
   const allSelected = items.length > 0 && items.every((i) => selected.has(i.id));
   const toggle = (id: string) =>
     setSelected((s) => {
@@ -143,7 +151,6 @@ export function InstancesPage({ workflow, query }: { workflow: string; query: UR
     summary.reload();
   }
 
-  const pageNumber = cursors.length + 1;
   const counts = summary.data?.instances;
   const total = counts ? Object.values(counts).reduce((a, b) => a + b, 0) : undefined;
 
@@ -311,9 +318,9 @@ export function InstancesPage({ workflow, query }: { workflow: string; query: UR
           </div>
 
           {list.error ? <ErrorBox error={list.error} retry={list.reload} /> : null}
-          {!list.data && !list.error ? <Loading what="Loading instances" /> : null}
-          {list.data && items.length === 0 ? (
-            <Empty title={cursor ? "No more instances." : "No instances match."}>
+          {!shown && !list.error ? <Loading what="Loading instances" /> : null}
+          {shown && items.length === 0 ? (
+            <Empty title={shown.cursor ? "No more instances." : "No instances match."}>
               {filters.status || filters.q || filters.from || filters.to
                 ? "Change or clear the filters."
                 : "Create one with “New instance”."}
@@ -321,7 +328,12 @@ export function InstancesPage({ workflow, query }: { workflow: string; query: UR
           ) : null}
           {items.length > 0 ? (
             <div className="table-wrap">
-              <table className="table" data-testid="instances" aria-busy={list.loading}>
+              <table
+                className="table"
+                data-testid="instances"
+                data-page={shown?.number}
+                aria-busy={list.loading}
+              >
                 <thead>
                   <tr>
                     <th scope="col" className="check">
@@ -360,14 +372,14 @@ export function InstancesPage({ workflow, query }: { workflow: string; query: UR
               ← Previous
             </button>
             <span className="muted" data-testid="page">
-              Page {pageNumber}
+              Page {shown?.number ?? pageNumber}
               {items.length ? ` · ${items.length} shown` : ""}
             </span>
             <button
               type="button"
               className="btn small"
               onClick={goNext}
-              disabled={!list.data?.cursor || list.loading}
+              disabled={!shown?.page.cursor || list.stale}
             >
               Next →
             </button>

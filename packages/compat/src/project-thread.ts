@@ -1,0 +1,215 @@
+/**
+ * The worker thread of `hostProjectInWorker`: everything that runs the project's own code lives
+ * here (its modules, workflow runs, the fetch handler, hooks), with its own connection to the
+ * store. The main thread serves HTTP and the API from its connection; this thread answers its
+ * messages (see `ToThread` / `FromThread` in worker-host.ts).
+ */
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { type MessagePort, parentPort, workerData } from "node:worker_threads";
+import type { RuntimeHooks } from "@cairn/runtime";
+import type { Store } from "@cairn/store";
+import { openSqliteStore } from "@cairn/store-sqlite";
+import { type Cairn, createCairn } from "cairn";
+import { ENV_SLOT, EXPORTS_SLOT } from "./cloudflare-workers.ts";
+import { attributeConsole, observeAttempt, reportErroredInstances, withRunContext } from "./dev-log.ts";
+import { projectGraphs } from "./graphs.ts";
+import { Drain, serveFetch, until } from "./host.ts";
+import { describeLoadError } from "./load-error.ts";
+import { createLogger } from "./logger.ts";
+import { loadProject } from "./project.ts";
+import { projectInfo } from "./project-info.ts";
+import { trackedContext, workerExports } from "./worker-exports.ts";
+import type { FromThread, RemoteError, ThreadData, ToThread } from "./worker-host.ts";
+
+const port = parentPort!;
+const data = workerData as ThreadData;
+const post = (message: FromThread) => port.postMessage(message);
+/** `cairn dev`: readable lines for failed attempts, errored instances and the user's console output. */
+const devLogger = data.devLog ? createLogger({ format: "text" }) : undefined;
+const log = devLogger
+  ? (message: string, error?: unknown) => devLogger.error({ err: error }, message)
+  : (message: string, error?: unknown) => console.error(message, error ?? "");
+
+const remoteError = (e: unknown): RemoteError => ({
+  name: (e as Error)?.name ?? "Error",
+  message: (e as Error)?.message ?? String(e),
+  ...(typeof (e as { code?: unknown })?.code === "string" ? { code: (e as { code: string }).code } : {}),
+});
+
+async function main(): Promise<void> {
+  const project = await loadProject(data.dir, {
+    ...(data.config ? { config: data.config } : {}),
+    ...(data.env ? { env: data.env } : {}),
+    ...(data.secrets ? { secrets: true } : {}),
+  });
+  const storePath = data.store ?? project.storePath;
+  // Another thread cannot open this thread's in-memory database: the host runs it in one thread.
+  if (storePath === ":memory:") return post({ type: "in-memory" });
+  // Durable Objects (their storage, alarms and WebSockets) are served from the HTTP server's
+  // thread for now: such a project runs in one thread, as `hostProject` runs it.
+  if (project.objects.length > 0) return post({ type: "one-thread", reason: "Durable Objects" });
+  const postgres = /^postgres(ql)?:\/\//.test(storePath);
+  if (storePath !== ":memory:" && !postgres) mkdirSync(dirname(storePath), { recursive: true });
+
+  const drain = new Drain();
+  const userHooks: RuntimeHooks = { ...project.options.hooks };
+  const hooks: RuntimeHooks = {
+    ...userHooks,
+    wrapStep: (info, next) => {
+      const attempt = () => (userHooks.wrapStep ? userHooks.wrapStep(info, next) : next());
+      return drain.wrap(devLogger ? () => observeAttempt(devLogger, info, attempt) : attempt);
+    },
+  };
+  if (devLogger) attributeConsole();
+  // A SQLite file is shared with the main thread's connection: the channel carries its messages.
+  let store: Store | string = storePath;
+  if (!postgres)
+    store = await openSqliteStore({
+      path: storePath,
+      ...(project.options.synchronous ? { synchronous: project.options.synchronous } : {}),
+      channel: true,
+    });
+  let cairn: Cairn;
+  try {
+    cairn = await createCairn({
+      log: (message, error) => log(message, error),
+      ...(data.worker === false ? { worker: false } : {}),
+      ...project.options,
+      hooks,
+      store,
+      workflows: devLogger
+        ? project.workflows.map((w) => ({ ...w, class: withRunContext(w.class, w.name) }))
+        : project.workflows,
+      env: { ...project.vars },
+    });
+    if (devLogger) reportErroredInstances(cairn.runtime, devLogger);
+  } catch (e) {
+    if (typeof store === "object") await store.close();
+    throw e;
+  }
+  const env = cairn.env as Record<string, unknown>;
+  (globalThis as Record<symbol, unknown>)[ENV_SLOT] = env;
+  (globalThis as Record<symbol, unknown>)[EXPORTS_SLOT] = workerExports(
+    project.module,
+    () => env,
+    () => trackedContext(log),
+  );
+  cairn.runtime.onChange((workflow, id, status) =>
+    post({ type: "changed", workflow, id, ...(status ? { status } : {}) }),
+  );
+
+  const pending = new Set<Promise<unknown>>();
+  const fetch = project.fetch ? serveFetch(project.fetch, env, pending, log) : undefined;
+  let graphs: ReturnType<typeof projectGraphs> | undefined;
+
+  const call = async (method: string, args: unknown[]): Promise<unknown> => {
+    if (method === "beforeCreate")
+      return userHooks.beforeCreate?.(args[0] as Parameters<NonNullable<RuntimeHooks["beforeCreate"]>>[0]);
+    if (method === "graph") return (await (graphs ??= projectGraphs(project, log))).get(args[0] as string);
+    throw new Error(`unknown call ${method}`);
+  };
+
+  let closing: Promise<void> | undefined;
+  const close = (timeoutMs: number) =>
+    (closing ??= (async () => {
+      const deadline = Date.now() + Math.max(0, timeoutMs);
+      if (timeoutMs > 0) {
+        drain.hold();
+        await Promise.race([drain.idle().then(() => cairn.runtime.whenIdle()), until(deadline)]);
+        await Promise.race([Promise.allSettled([...pending]), until(deadline)]);
+      }
+      await cairn.close();
+      if (typeof store === "object") await store.close();
+    })());
+
+  port.on("message", (m: ToThread) => {
+    if (m.type === "call")
+      call(m.method, m.args).then(
+        (value) => post({ type: "reply", id: m.id, ok: true, value }),
+        (e) => post({ type: "reply", id: m.id, ok: false, error: remoteError(e) }),
+      );
+    else if (m.type === "fetch" && fetch) void answer(fetch, m.request, m.port);
+    else if (m.type === "close")
+      close(m.timeoutMs).then(
+        () => post({ type: "closed" }),
+        (e) => {
+          log("Cairn: closing the project failed", e);
+          post({ type: "closed" });
+        },
+      );
+  });
+
+  post({
+    type: "ready",
+    info: projectInfo(project, storePath),
+    project: {
+      name: project.name,
+      kind: project.kind,
+      dir: project.dir,
+      configPath: project.configPath,
+      entry: project.entry,
+      storePath: project.storePath,
+      workflows: project.workflows.map((w) => ({
+        binding: w.binding,
+        name: w.name,
+        classOwnName: w.class.name,
+        ...(w.className ? { className: w.className } : {}),
+      })),
+    },
+    store: storePath,
+    ...(project.options.synchronous ? { synchronous: project.options.synchronous } : {}),
+    fetch: fetch !== undefined,
+    beforeCreate: typeof userHooks.beforeCreate === "function",
+  });
+}
+
+/** Runs one request through the fetch handler and streams the response back over `reply`. */
+async function answer(
+  fetch: (request: Request) => Promise<Response>,
+  r: { method: string; url: string; headers: [string, string][]; body?: ArrayBuffer },
+  reply: MessagePort,
+): Promise<void> {
+  let cancelled = false;
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  reply.on("message", (m: { type: string }) => {
+    if (m.type !== "cancel") return;
+    cancelled = true;
+    void reader?.cancel().catch(() => {});
+  });
+  try {
+    const request = new Request(r.url, {
+      method: r.method,
+      headers: r.headers,
+      ...(r.body && r.body.byteLength > 0 ? { body: r.body } : {}),
+    });
+    const response = await fetch(request);
+    reply.postMessage({
+      type: "head",
+      status: response.status,
+      statusText: response.statusText,
+      headers: [...response.headers],
+      body: response.body !== null,
+    });
+    if (response.body) {
+      reader = response.body.getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done || cancelled) break;
+        const chunk = value.slice();
+        reply.postMessage({ type: "chunk", chunk }, [chunk.buffer]);
+      }
+    }
+    reply.postMessage({ type: "end" });
+  } catch (e) {
+    reply.postMessage({ type: "error", error: remoteError(e) });
+  } finally {
+    reply.close();
+  }
+}
+
+main().catch((e) => {
+  // A project that does not load: the failure is described here, where the error still has its
+  // locations (esbuild's messages, the stack), for `cairn dev`'s terminal line and banner.
+  post({ type: "error", error: { ...remoteError(e), loadFailure: describeLoadError(e, data.dir) } });
+});
