@@ -264,6 +264,12 @@ describe.skipIf(missing !== undefined && !inCi)("dashboard in Chromium", () => {
     await until(async () => (await status("broken", "broken-1")) === "errored", "broken-1 to fail");
     await open("/workflows/broken/instances/broken-1?step=validate-1&type=step");
     await page.getByTestId("instance-error").filter({ hasText: "order total must be positive" }).waitFor();
+    // Where it happened and the workflow's own frames of the stack.
+    await page.getByTestId("instance-error").filter({ hasText: "In step validate-1." }).waitFor();
+    await page
+      .getByTestId("instance-error-stack")
+      .filter({ hasText: /tests\/dashboard\/support\.ts:\d+/ })
+      .waitFor();
     await page.getByTestId("step-error").filter({ hasText: "NonRetryableError" }).waitFor();
     await page.locator(".bar.attempt-fail").first().waitFor();
   });

@@ -137,7 +137,17 @@ export const subscribeQuery = z
 // ---- responses -----------------------------------------------------------------------------
 // Each response shape is a zod schema (documented in the OpenAPI document) and its type is inferred.
 
-export const serializedErrorSchema = z.object({ name: z.string(), message: z.string() });
+export const serializedErrorSchema = z.object({
+  name: z.string(),
+  message: z.string(),
+  /** The stack trimmed to the user's frames (instance errors). */
+  stack: z.string().optional(),
+  /** Where an instance error happened: in a step, or in `run()` outside any step. */
+  where: z.enum(["step", "run"]).optional(),
+  step: z
+    .object({ type: z.enum(["step", "sleep", "waitForEvent"]), name: z.string(), count: z.number().int() })
+    .optional(),
+});
 const iso = z.string().describe("ISO 8601 date and time");
 
 /** `GET /workflows` items and `GET /workflows/:name`. */

@@ -1,5 +1,12 @@
 import { dirname, join } from "node:path";
-import type { Clock, Duration, Workflow, WorkflowClass } from "@cairn/core";
+import {
+  type Clock,
+  type Duration,
+  parseStoreLocation,
+  type StoreLocation,
+  type Workflow,
+  type WorkflowClass,
+} from "@cairn/core";
 import { createObjectHost, type DurableObjectClass, type Migration, type ObjectHost } from "@cairn/objects";
 import { Runtime, type RuntimeHooks } from "@cairn/runtime";
 import type { Store } from "@cairn/store";
@@ -190,8 +197,14 @@ async function openStore(
 ): Promise<Store> {
   if (typeof store === "object") return store;
   if (typeof store !== "string")
-    throw new TypeError('createCairn: store must be a SQLite path, ":memory:" or a Store');
-  if (/^postgres(ql)?:\/\//.test(store)) {
+    throw new TypeError('createCairn: store must be a SQLite path, ":memory:", a postgres:// URL or a Store');
+  let location: StoreLocation;
+  try {
+    location = parseStoreLocation(store);
+  } catch (e) {
+    throw new TypeError(`createCairn: ${(e as Error).message}`);
+  }
+  if (location.kind === "postgres") {
     const { openPostgresStore } = await import("@cairn/store-postgres");
     const url = new URL(store);
     const schema = url.searchParams.get("schema") ?? undefined;

@@ -1,3 +1,6 @@
+// First: fail with a clear line on a Node.js without node:sqlite.
+import "./node-check.ts";
+
 export {
   type Clock,
   type Duration,

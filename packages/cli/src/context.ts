@@ -3,7 +3,10 @@
  * `--token`, `--json`) and a client built from them. Commands never touch `process` directly, so
  * they run in-process in tests.
  */
+import { readFile } from "node:fs/promises";
+import { resolve } from "node:path";
 import { type CairnClient, createClient } from "@cairn/client";
+import { parseStoreLocation } from "@cairn/core";
 import type { Command } from "commander";
 
 /** The process around the CLI; tests pass their own. */
@@ -22,6 +25,8 @@ export interface CliIo {
   fetch?: (request: Request) => Promise<Response> | Response;
   /** Render times in UTC (tests). */
   utc?: boolean;
+  /** All of standard input, for `--params-file -` and `--payload-file -`. */
+  readStdin?: () => Promise<string>;
 }
 
 export interface GlobalOptions {
@@ -125,4 +130,37 @@ export function portNumber(value: string): number {
   if (!/^\d+$/.test(value.trim()) || Number(value) > 65535)
     throw new UsageError(`--port must be a port number (0-65535), got "${value}"`);
   return Number(value);
+}
+
+/**
+ * `--store` of `dev` and `start`: a SQLite path (resolved against `cwd`), `:memory:` or a
+ * `postgres://` URL. Any other scheme is a usage error, before anything is created.
+ */
+export function storeArgument(value: string, cwd: string): string {
+  let location: ReturnType<typeof parseStoreLocation>;
+  try {
+    location = parseStoreLocation(value);
+  } catch (e) {
+    throw new UsageError(`--store: ${(e as Error).message}`);
+  }
+  return location.kind === "sqlite" ? resolve(cwd, location.path) : value;
+}
+
+/**
+ * The JSON of a `--params-file` / `--payload-file`: a file (relative to `cwd`), or standard input
+ * for `-`. A file that cannot be read or is not JSON is a usage error naming the option.
+ */
+export async function readJsonFile(ctx: CliContext, path: string, what: string): Promise<unknown> {
+  let text: string;
+  try {
+    if (path === "-") {
+      if (!ctx.io.readStdin) throw new Error("standard input is not available");
+      text = await ctx.io.readStdin();
+    } else text = await readFile(resolve(ctx.io.cwd, path), "utf8");
+  } catch (e) {
+    throw new UsageError(
+      `${what}: cannot read ${path === "-" ? "standard input" : path}: ${(e as Error).message}`,
+    );
+  }
+  return parseJsonArgument(text, `${what} (${path === "-" ? "standard input" : path})`);
 }

@@ -55,7 +55,15 @@ export function describeInstance(detail: InstanceDetail, options: DescribeOption
   out.push(header("Success", success(detail.success, detail.status)));
   const lastOk = lastSuccessfulStep(detail.steps);
   if (lastOk) out.push(header("Last Successful Step", lastOk));
-  if (detail.error) out.push(header("Error", errorText(detail.error)));
+  if (detail.error) {
+    out.push(header("Error", errorText(detail.error)));
+    const where = errorWhere(detail.error);
+    if (where) out.push(header("Error In", where));
+    if (detail.error.stack) {
+      const frames = detail.error.stack.split("\n").filter((l) => /^\s+at /.test(l));
+      if (frames.length) out.push(header("Error Stack", frames.map((f) => f.trim()).join("\n")));
+    }
+  }
   if (showOutput && detail.status === "complete")
     out.push(header("Output", truncateJson(detail.output, limit, "\n")));
   out.push(header("Step Count", String(detail.step_count ?? detail.steps.length)));
@@ -171,6 +179,16 @@ function lastSuccessfulStep(steps: StepDetail[]): string | undefined {
     if (ok && (!last || (s.end ?? "") >= (last.end ?? ""))) last = s;
   }
   return last ? (last.label ?? `${last.name}-${last.count}`) : undefined;
+}
+
+/** Where an instance error happened: `step "charge card" (charge card-1)`, or `run() outside any step`. */
+function errorWhere(error: SerializedError): string | undefined {
+  if (error.where === "run") return "run() outside any step";
+  if (error.where === "step" && error.step) {
+    const kind = error.step.type === "step" ? "step" : error.step.type;
+    return `${kind} "${error.step.name}" (${error.step.name}-${error.step.count})`;
+  }
+  return undefined;
 }
 
 function errorText(error: SerializedError): string {

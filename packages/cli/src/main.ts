@@ -6,6 +6,7 @@
 import { createRequire } from "node:module";
 import { CairnApiError } from "@cairn/client";
 import { Command, CommanderError } from "commander";
+import { registerBackup } from "./commands/backup.ts";
 import { registerDev } from "./commands/dev.ts";
 import { registerDiagram } from "./commands/diagram.ts";
 import { registerInstancesDelete } from "./commands/instances-delete.ts";
@@ -53,6 +54,7 @@ export function createProgram(ctx: CliContext): Command {
   registerDev(program, ctx);
   registerStart(program, ctx);
   registerMigrate(program, ctx);
+  registerBackup(program, ctx);
 
   const workflows = program
     .command("workflows")
@@ -95,6 +97,11 @@ export function processIo(): CliIo {
     cwd: process.cwd(),
     now: () => Date.now(),
     columns: process.stdout.isTTY ? Math.max(60, process.stdout.columns || 80) : 80,
+    readStdin: async () => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+      return Buffer.concat(chunks).toString("utf8");
+    },
     untilStopped: () =>
       new Promise<void>((resolve) => {
         const stop = () => {

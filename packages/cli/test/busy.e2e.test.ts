@@ -85,7 +85,11 @@ async function answersWhileBusy(url: string, id: string) {
     return d.status === "errored" ? d : undefined;
   }, "the busy instance to fail");
   expect(trace()).toEqual(["start", "end"]);
-  expect(done.error).toEqual({ name: "WorkflowTimeoutError", message: "Execution timed out after 2000ms" });
+  expect(done.error).toMatchObject({
+    name: "WorkflowTimeoutError",
+    message: "Execution timed out after 2000ms",
+    where: "step",
+  });
 }
 
 describe("a busy step", { timeout: 90_000 }, () => {

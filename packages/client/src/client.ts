@@ -91,6 +91,11 @@ export interface CairnClient {
   deleteBatch(workflow: string, ids: string[]): Promise<DeleteBatchResult>;
   /** The instance's history, then live events, as server-sent events. */
   subscribe(workflow: string, id: string, options?: SubscribeOptions): AsyncIterable<SubscribeEvent>;
+  /**
+   * What the host loaded (`GET /api/v1/project`): under `cairn dev`, the project's name, workflows,
+   * bindings and store, or `error` when it did not load. `{}` from hosts that say nothing.
+   */
+  getProject<P = Record<string, unknown>>(): Promise<P>;
   /** The OpenAPI document of the API (`GET /api/v1/openapi.json`). */
   openapi(): Promise<unknown>;
 }
@@ -228,6 +233,9 @@ export function createClient(options: ClientOptions): CairnClient {
           return response;
         });
       }, subscribeOptions);
+    },
+    async getProject<P>() {
+      return (await call<P>("GET", url("/project"))).result;
     },
     async openapi() {
       const target = url("/openapi.json");

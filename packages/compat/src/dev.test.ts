@@ -44,7 +44,12 @@ describe("runDev", () => {
     cleanup.push(() => removeProject(dir));
     const { dev, lines } = await start(dir);
     expect(dev.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
-    expect(lines).toEqual([`Cairn dev: cloudflare-starter (my-workflow) ready on ${dev.url}`]);
+    expect(lines[0]).toBe(`Cairn dev: cloudflare-starter (my-workflow) ready on ${dev.url}`);
+    expect(lines).toContain("  workflow   env.MY_WORKFLOW → my-workflow (class MyWorkflow)");
+    expect(lines).toContain("  vars       env.GREETING, env.APPROVAL_THRESHOLD");
+    expect(lines).toContain(`  store      SQLite ${join(dir, ".cairn", "cairn.db")}`);
+    expect(lines).toContain(`  dashboard  ${dev.url}/_cairn/`);
+    expect(lines).toContain(`  API        ${dev.url}/api/v1`);
     const firstPid = dev.pid;
 
     // An instance that will wait for approval, in flight across the reload.
@@ -73,10 +78,11 @@ describe("runDev", () => {
     cleanup.push(() => removeProject(dir));
     const { dev, lines } = await start(dir);
     const pid = dev.pid;
+    const shown = lines.length;
     writeFileSync(join(dir, ".cairn", "note.txt"), "x");
     await new Promise((r) => setTimeout(r, 400));
     expect(dev.pid).toBe(pid);
-    expect(lines).toHaveLength(1);
+    expect(lines).toHaveLength(shown);
   });
 
   it("a SIGKILLed child leaves its instance to continue after the restart", async () => {
@@ -98,12 +104,16 @@ describe("runDev", () => {
     expect(await completed(dev, id)).toMatchObject({ message: "Hello, Dee: receipt for 300" });
   }, 60_000);
 
-  it("rejects when the first start fails, and waits for a fix after a later failure", async () => {
+  it("serves the error when the first start fails to load, and the project once it is fixed", async () => {
     const broken = makeProject({ "wrangler.json": JSON.stringify({ main: "index.ts", workflows: [] }) });
     cleanup.push(() => removeProject(broken));
-    await expect(
-      runDev(broken, { port: 0, server: STUB_SERVER, log: () => {}, output: () => {} }),
-    ).rejects.toThrow(/workflows: needs at least one entry/);
+    const first = await start(broken);
+    expect(first.lines[0]).toBe(
+      `✘ ${join(broken, "wrangler.json")}: workflows: needs at least one entry in "workflows"`,
+    );
+    const res = await fetch(`${first.dev.url}/`);
+    expect(res.status).toBe(500);
+    expect(await res.text()).toContain('workflows: needs at least one entry in "workflows"');
 
     const dir = copyStarter();
     cleanup.push(() => removeProject(dir));

@@ -1,8 +1,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, type FSWatcher, watch } from "node:fs";
-import { resolve, sep } from "node:path";
+import { existsSync } from "node:fs";
+import { relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
+import { watch } from "chokidar";
 import { DEFAULT_HOST, DEFAULT_PORT } from "./host.ts";
+import type { LoadFailure } from "./load-error.ts";
+import { bannerLines, type ProjectInfo } from "./project-info.ts";
 
 export interface DevOptions {
   /** Default 8787; 0 picks a free port once, kept across reloads. */
@@ -19,6 +22,8 @@ export interface DevOptions {
   store?: string;
   /** A configuration file to use instead of looking in `dir`. */
   config?: string;
+  /** The wrangler environment to use (`env.<name>`), like `wrangler dev --env <name>`. */
+  env?: string;
   /**
    * The module that exports `createApi` and `startServer` (a specifier or file URL), imported by
    * the child process. Default "@cairn/server"; the CLI passes `import.meta.resolve("@cairn/server")`.
@@ -51,9 +56,15 @@ const CHILD = new URL(`./dev-child${import.meta.url.endsWith(".ts") ? ".ts" : ".
 
 /**
  * `cairn dev`: runs the project (see `hostProject`) in a child process and restarts it when a file
- * under the project changes (ignoring .cairn/, node_modules/, .git/). The store is shared, so
- * instances in flight continue on the new code. Resolves once the first start is serving; rejects
- * when it fails (later failures are logged, and the next change tries again).
+ * under the project changes (ignoring .cairn/, node_modules/, .git/), whether the editor writes the
+ * file in place or writes a new file and renames it over the old one. The store is shared, so
+ * instances in flight continue on the new code. Secrets come from `.dev.vars` (or `.env`).
+ *
+ * A project that does not load (a syntax error, a missing import, a bad wrangler config) does not
+ * take the server down: the API and dashboard keep answering, the project's routes answer 500 with
+ * the error, the error is logged once (file:line:col, no stack), and the next change tries again.
+ * Resolves once the first start is serving (the project or its error); rejects only when nothing
+ * can be served (the port is in use), with a one-line message.
  *
  * ```ts
  * const dev = await runDev("./my-worker", { port: 8787, server: import.meta.resolve("@cairn/server") });
@@ -76,6 +87,7 @@ export async function runDev(dir: string, options: DevOptions = {}): Promise<Dev
   let queue: Promise<void> = Promise.resolve();
   const stopped = new WeakSet<ChildProcess>();
 
+  let lastWarnings = "";
   const start = () =>
     new Promise<void>((resolveStart, rejectStart) => {
       const proc = spawn(process.execPath, [fileURLToPath(CHILD)], {
@@ -86,6 +98,7 @@ export async function runDev(dir: string, options: DevOptions = {}): Promise<Dev
           CAIRN_DEV_CHILD: JSON.stringify({
             dir: root,
             config: options.config,
+            env: options.env,
             store: options.store,
             host,
             port,
@@ -100,16 +113,36 @@ export async function runDev(dir: string, options: DevOptions = {}): Promise<Dev
       proc.stdout?.setEncoding("utf8").on("data", (c: string) => output(c, "stdout"));
       proc.stderr?.setEncoding("utf8").on("data", (c: string) => output(c, "stderr"));
       let settled = false;
+      const first = !url;
       proc.on("message", (m: any) => {
         if (settled) return;
         settled = true;
-        if (m?.type === "ready") {
-          if (!url) log(`Cairn dev: ${m.name} (${m.workflows.join(", ")}) ready on ${m.url}`);
-          else log(`Cairn dev: reloaded on ${m.url}`);
+        if (m?.type === "ready" || m?.type === "failed") {
           url = m.url;
           port = Number(new URL(m.url).port) || port;
+        }
+        if (m?.type === "ready") {
+          const info = m.info as ProjectInfo;
+          if (first) for (const line of bannerLines(info, url)) log(line);
+          else log(`Cairn dev: reloaded on ${m.url}`);
+          const warnings = info.warnings.join("\n");
+          if (first || warnings !== lastWarnings) for (const w of info.warnings) log(`⚠ ${w}`);
+          lastWarnings = warnings;
           resolveStart();
-        } else rejectStart(new Error(m?.message ?? "the project failed to start"));
+        } else if (m?.type === "failed") {
+          const failure = m.failure as LoadFailure;
+          log(`✘ ${failure.message}`);
+          log(
+            `Cairn dev: the project did not load; its routes answer 500 until it is fixed ` +
+              `(dashboard ${url}/_cairn/, API ${url}/api/v1). Waiting for changes`,
+          );
+          lastWarnings = "";
+          resolveStart();
+        } else {
+          // A fatal start: the child exits by itself; that is not a crash to report.
+          stopped.add(proc);
+          rejectStart(new Error(m?.message ?? "the project failed to start"));
+        }
       });
       proc.on("exit", (code, signal) => {
         if (child === proc) child = undefined;
@@ -147,15 +180,20 @@ export async function runDev(dir: string, options: DevOptions = {}): Promise<Dev
       }
     }));
 
-  await start();
-
   let timer: NodeJS.Timeout | undefined;
   let changed = new Set<string>();
-  const watcher: FSWatcher = watch(root, { recursive: true }, (_event, file) => {
-    if (closed || !file) return;
-    const name = file.toString();
-    if (name.split(sep).some((part) => IGNORED.has(part))) return;
-    changed.add(name);
+  // chokidar watches each directory (not inodes), so files replaced by a rename are still seen.
+  const watcher = watch(root, {
+    ignoreInitial: true,
+    ignored: (path: string) => {
+      const rel = relative(root, path);
+      return rel !== "" && rel.split(sep).some((part) => IGNORED.has(part));
+    },
+  });
+  await new Promise<void>((r) => watcher.once("ready", () => r()));
+  watcher.on("all", (_event, path) => {
+    if (closed) return;
+    changed.add(relative(root, path) || path);
     clearTimeout(timer);
     timer = setTimeout(() => {
       const files = [...changed];
@@ -163,6 +201,14 @@ export async function runDev(dir: string, options: DevOptions = {}): Promise<Dev
       void restart(`${files.slice(0, 3).join(", ")}${files.length > 3 ? ", …" : ""} changed`);
     }, options.debounceMs ?? 150);
   });
+
+  try {
+    await start();
+  } catch (e) {
+    closed = true;
+    await watcher.close();
+    throw e;
+  }
 
   return {
     get url() {
@@ -176,7 +222,7 @@ export async function runDev(dir: string, options: DevOptions = {}): Promise<Dev
       if (closed) return;
       closed = true;
       clearTimeout(timer);
-      watcher.close();
+      await watcher.close();
       await queue;
       await stop();
     },

@@ -25,6 +25,7 @@ export function resolveSync(
   return (specifier, context, next) => {
     const target = data.modules[specifier];
     if (target) return { url: target, shortCircuit: true };
+    if (specifier.startsWith("cloudflare:")) throw notProvided(specifier, context.parentURL, data);
     if (specifier === "cairn" || specifier.startsWith("cairn/")) {
       try {
         return next(specifier, context);
@@ -34,6 +35,19 @@ export function resolveSync(
     }
     return next(specifier, context);
   };
+}
+
+/** The error for a `cloudflare:*` module Cairn has no implementation of (code `ERR_CAIRN_NOT_PROVIDED`). */
+function notProvided(specifier: string, parentURL: string | undefined, data: HookData): Error {
+  const provided = Object.keys(data.modules).filter((m) => m.startsWith("cloudflare:"));
+  const error = new Error(
+    `"${specifier}" is not provided by Cairn (it provides ${provided.join(", ")})` +
+      (parentURL ? `; imported from ${parentURL}` : ""),
+  ) as Error & { code: string; specifier: string; parentURL?: string };
+  error.code = "ERR_CAIRN_NOT_PROVIDED";
+  error.specifier = specifier;
+  if (parentURL) error.parentURL = parentURL;
+  return error;
 }
 
 /** Resolves `cairn` (or a subpath) from this package, when the project has no Cairn of its own. */
@@ -53,6 +67,7 @@ export function initialize(init: HookData): void {
 export const resolve: ResolveHook = async (specifier, context, nextResolve) => {
   const target = data.modules[specifier];
   if (target) return { url: target, shortCircuit: true };
+  if (specifier.startsWith("cloudflare:")) throw notProvided(specifier, context.parentURL, data);
   if (specifier === "cairn" || specifier.startsWith("cairn/")) {
     try {
       return await nextResolve(specifier, context);

@@ -1,12 +1,16 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
+import { parseStoreLocation } from "@cairn/core";
 import { installWorkersGlobals, type UpgradeListener, upgradeListener } from "@cairn/objects";
 import type { RuntimeHooks } from "@cairn/runtime";
 import { type Cairn, type CairnOptions, createCairn } from "cairn";
 import type { WebSocket as WsSocket } from "ws";
 import { ENV_SLOT, EXPORTS_SLOT } from "./cloudflare-workers.ts";
+import { attributeConsole, observeAttempt, reportErroredInstances, withRunContext } from "./dev-log.ts";
 import { projectGraphs } from "./graphs.ts";
+import type { Logger } from "./logger.ts";
 import { type FetchContext, type FetchHandler, type LoadedProject, loadProject } from "./project.ts";
+import { projectInfo } from "./project-info.ts";
 import { trackedContext, workerExports } from "./worker-exports.ts";
 
 /**
@@ -17,6 +21,8 @@ export type CreateApi = (options: {
   runtime: Cairn["runtime"];
   token?: string;
   graph?: (workflow: string) => unknown | Promise<unknown>;
+  /** What was loaded, for `GET /api/v1/project`. */
+  project?: () => unknown;
   /** The Durable Objects host, for the `/objects` routes. */
   objects?: Cairn["objects"];
 }) => unknown;
@@ -29,6 +35,7 @@ export type StartServer = (options: {
   token?: string;
   hostAllow?: string[];
   fetch?: (request: Request) => Response | Promise<Response>;
+  onRequest?: (info: { method: string; path: string; status: number; ms: number }) => void;
   /** WebSocket upgrades (Node's `'upgrade'` listener); a server that does not know it ignores it. */
   upgrade?: UpgradeListener;
 }) => unknown;
@@ -49,12 +56,23 @@ export interface HostOptions {
   store?: string;
   /** A configuration file to use instead of looking in `dir`. */
   config?: string;
+  /** The wrangler environment to use (`env.<name>`). */
+  env?: string;
+  /** Read `.dev.vars` / `.env` secrets into `env` (development). */
+  secrets?: boolean;
   startServer: StartServer;
   createApi: CreateApi;
   /** More `createCairn` options (e.g. `defaultRetryDelay`); the project's own come first. */
   cairn?: Partial<Omit<CairnOptions, "workflows" | "store" | "objects" | "migrations">>;
   /** Where errors of the fetch handler and the engine are reported. Default: console.error. */
   log?: (message: string, error?: unknown) => void;
+  /**
+   * `cairn dev`: log each failed step attempt and errored instance here, and prefix the workflows'
+   * console output with the instance it came from.
+   */
+  devLogger?: Logger;
+  /** Called after every HTTP request (`cairn start` logs them at debug level). */
+  onRequest?: (info: { method: string; path: string; status: number; ms: number }) => void;
 }
 
 export interface CloseOptions {
@@ -99,29 +117,40 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
   const log = options.log ?? ((message: string, error?: unknown) => console.error(message, error ?? ""));
   // WebSocketPair and the 101-capable Response, as a Worker sees them.
   installWorkersGlobals();
-  const project = await loadProject(dir, options.config ? { config: options.config } : {});
+  const project = await loadProject(dir, {
+    ...(options.config ? { config: options.config } : {}),
+    ...(options.env ? { env: options.env } : {}),
+    ...(options.secrets ? { secrets: true } : {}),
+  });
   const store = options.store ?? project.storePath;
-  if (store !== ":memory:" && !/^postgres(ql)?:\/\//.test(store))
-    mkdirSync(dirname(store), { recursive: true });
+  const location = parseStoreLocation(store);
+  if (location.kind === "sqlite") mkdirSync(dirname(location.path), { recursive: true });
 
   const drain = new Drain();
   const userHooks = { ...options.cairn?.hooks, ...project.options.hooks };
+  const devLogger = options.devLogger;
   const hooks: RuntimeHooks = {
     ...userHooks,
-    wrapStep: (info, next) =>
-      drain.wrap(() => (userHooks.wrapStep ? userHooks.wrapStep(info, next) : next())),
+    wrapStep: (info, next) => {
+      const attempt = () => (userHooks.wrapStep ? userHooks.wrapStep(info, next) : next());
+      return drain.wrap(devLogger ? () => observeAttempt(devLogger, info, attempt) : attempt);
+    },
   };
+  if (devLogger) attributeConsole();
   const cairn = await createCairn({
     log: (message, error) => log(message, error),
     ...options.cairn,
     ...project.options,
     hooks,
     store,
-    workflows: project.workflows,
+    workflows: devLogger
+      ? project.workflows.map((w) => ({ ...w, class: withRunContext(w.class, w.name) }))
+      : project.workflows,
     objects: project.objects,
     ...(project.migrations ? { migrations: project.migrations } : {}),
     env: { ...options.cairn?.env, ...project.vars },
   });
+  if (devLogger) reportErroredInstances(cairn.runtime, devLogger);
   const env = cairn.env as Record<string, unknown>;
   (globalThis as Record<symbol, unknown>)[ENV_SLOT] = env;
   const entrypoints = workerExports(
@@ -147,6 +176,7 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
     const app = options.createApi({
       runtime: cairn.runtime,
       graph,
+      project: () => projectInfo(project, store),
       ...(project.objects.length ? { objects: cairn.objects } : {}),
       ...(options.token ? { token: options.token } : {}),
     });
@@ -158,6 +188,7 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
         ...(options.token ? { token: options.token } : {}),
         ...(options.hostAllow ? { hostAllow: options.hostAllow } : {}),
         ...(fetch ? { fetch } : {}),
+        ...(options.onRequest ? { onRequest: options.onRequest } : {}),
         ...(upgrade ? { upgrade } : {}),
       }),
       host,

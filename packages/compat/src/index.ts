@@ -1,5 +1,6 @@
 export { ENV_SLOT, EXPORTS_SLOT } from "./cloudflare-workers.ts";
 export { type DevOptions, type DevServer, runDev } from "./dev.ts";
+export { type DevSecrets, readDevSecrets } from "./dev-vars.ts";
 export { bundleEntry, projectGraphs } from "./graphs.ts";
 export {
   type CloseOptions,
@@ -11,7 +12,21 @@ export {
   hostProject,
   type StartServer,
 } from "./host.ts";
-export { CLOUDFLARE_MODULES, importProjectModule, installCloudflareModules } from "./loader.ts";
+export { describeLoadError, type LoadFailure } from "./load-error.ts";
+export {
+  CLOUDFLARE_MODULES,
+  importProjectModule,
+  installCloudflareModules,
+  missingExtends,
+} from "./loader.ts";
+export {
+  createLogger,
+  LOG_LEVELS,
+  type LogFormat,
+  type Logger,
+  type LoggerOptions,
+  type LogLevel,
+} from "./logger.ts";
 export {
   CAIRN_CONFIG_FILES,
   type FetchContext,
@@ -23,6 +38,7 @@ export {
   ProjectError,
   type ProjectWorkflow,
 } from "./project.ts";
+export { bannerLines, listenErrorMessage, type ProjectInfo, projectInfo } from "./project-info.ts";
 export {
   DEFAULT_SHUTDOWN_TIMEOUT_MS,
   runStart,
@@ -48,8 +64,10 @@ export {
   findWranglerConfig,
   loadWranglerConfig,
   parseWranglerConfig,
+  UNSUPPORTED_SECTIONS,
   WRANGLER_CONFIG_FILES,
   type WranglerConfig,
   WranglerConfigError,
+  type WranglerConfigOptions,
   type WranglerWorkflow,
 } from "./wrangler.ts";

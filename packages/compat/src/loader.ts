@@ -1,7 +1,8 @@
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import * as nodeModule from "node:module";
-import { dirname, join } from "node:path";
+import { dirname, isAbsolute, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { parse as parseJsonc } from "jsonc-parser";
 import { type HookData, resolveSync } from "./hooks.ts";
 
 /** This package runs from its TypeScript sources (tests, Node's type stripping) or from `dist`. */
@@ -41,12 +42,60 @@ export function installCloudflareModules(): void {
 export async function importProjectModule(
   file: string,
   projectDir: string,
+  warn: (message: string) => void = () => {},
 ): Promise<Record<string, unknown>> {
   installCloudflareModules();
   const { tsImport } = await import("tsx/esm/api");
   const tsconfig = join(projectDir, "tsconfig.json");
+  let useTsconfig: string | false = existsSync(tsconfig) ? tsconfig : false;
+  const missing = useTsconfig ? missingExtends(tsconfig) : [];
+  if (missing.length > 0) {
+    warn(
+      `tsconfig.json: "extends" ${missing.map((m) => `"${m}"`).join(", ")} not found; ` +
+        "loading the project without its tsconfig.json (its paths and JSX settings do not apply)",
+    );
+    useTsconfig = false;
+  }
   return (await tsImport(pathToFileURL(file).href, {
     parentURL: pathToFileURL(join(dirname(file), "/")).href,
-    tsconfig: existsSync(tsconfig) ? tsconfig : false,
+    tsconfig: useTsconfig,
   })) as Record<string, unknown>;
+}
+
+/**
+ * The `extends` entries of a tsconfig.json (and of the files it extends) that cannot be found: a
+ * relative path (with or without `.json`) or a package's file, resolved as TypeScript does.
+ */
+export function missingExtends(tsconfig: string, seen = new Set<string>()): string[] {
+  if (seen.has(tsconfig)) return [];
+  seen.add(tsconfig);
+  let config: unknown;
+  try {
+    config = parseJsonc(readFileSync(tsconfig, "utf8"), [], { allowTrailingComma: true });
+  } catch {
+    return [];
+  }
+  const ext = (config as { extends?: unknown } | undefined)?.extends;
+  const entries = (Array.isArray(ext) ? ext : [ext]).filter((e): e is string => typeof e === "string");
+  const missing: string[] = [];
+  for (const entry of entries) {
+    const found = resolveExtends(entry, tsconfig);
+    if (found === undefined) missing.push(entry);
+    else missing.push(...missingExtends(found, seen));
+  }
+  return missing;
+}
+
+function resolveExtends(entry: string, from: string): string | undefined {
+  if (entry.startsWith(".") || isAbsolute(entry)) {
+    const base = resolve(dirname(from), entry);
+    return [base, `${base}.json`].find((f) => existsSync(f) && statSync(f).isFile());
+  }
+  const require = nodeModule.createRequire(from);
+  for (const candidate of [entry, `${entry}.json`, `${entry}/tsconfig.json`]) {
+    try {
+      return require.resolve(candidate);
+    } catch {}
+  }
+  return undefined;
 }

@@ -12,16 +12,24 @@ import type { Store } from "@cairn/store";
 import { openSqliteStore } from "@cairn/store-sqlite";
 import { type Cairn, createCairn } from "cairn";
 import { ENV_SLOT, EXPORTS_SLOT } from "./cloudflare-workers.ts";
+import { attributeConsole, observeAttempt, reportErroredInstances, withRunContext } from "./dev-log.ts";
 import { projectGraphs } from "./graphs.ts";
 import { Drain, serveFetch, until } from "./host.ts";
+import { describeLoadError } from "./load-error.ts";
+import { createLogger } from "./logger.ts";
 import { loadProject } from "./project.ts";
+import { projectInfo } from "./project-info.ts";
 import { trackedContext, workerExports } from "./worker-exports.ts";
 import type { FromThread, RemoteError, ThreadData, ToThread } from "./worker-host.ts";
 
 const port = parentPort!;
 const data = workerData as ThreadData;
 const post = (message: FromThread) => port.postMessage(message);
-const log = (message: string, error?: unknown) => console.error(message, error ?? "");
+/** `cairn dev`: readable lines for failed attempts, errored instances and the user's console output. */
+const devLogger = data.devLog ? createLogger({ format: "text" }) : undefined;
+const log = devLogger
+  ? (message: string, error?: unknown) => devLogger.error({ err: error }, message)
+  : (message: string, error?: unknown) => console.error(message, error ?? "");
 
 const remoteError = (e: unknown): RemoteError => ({
   name: (e as Error)?.name ?? "Error",
@@ -30,7 +38,11 @@ const remoteError = (e: unknown): RemoteError => ({
 });
 
 async function main(): Promise<void> {
-  const project = await loadProject(data.dir, data.config ? { config: data.config } : {});
+  const project = await loadProject(data.dir, {
+    ...(data.config ? { config: data.config } : {}),
+    ...(data.env ? { env: data.env } : {}),
+    ...(data.secrets ? { secrets: true } : {}),
+  });
   const storePath = data.store ?? project.storePath;
   // Another thread cannot open this thread's in-memory database: the host runs it in one thread.
   if (storePath === ":memory:") return post({ type: "in-memory" });
@@ -44,9 +56,12 @@ async function main(): Promise<void> {
   const userHooks: RuntimeHooks = { ...project.options.hooks };
   const hooks: RuntimeHooks = {
     ...userHooks,
-    wrapStep: (info, next) =>
-      drain.wrap(() => (userHooks.wrapStep ? userHooks.wrapStep(info, next) : next())),
+    wrapStep: (info, next) => {
+      const attempt = () => (userHooks.wrapStep ? userHooks.wrapStep(info, next) : next());
+      return drain.wrap(devLogger ? () => observeAttempt(devLogger, info, attempt) : attempt);
+    },
   };
+  if (devLogger) attributeConsole();
   // A SQLite file is shared with the main thread's connection: the channel carries its messages.
   let store: Store | string = storePath;
   if (!postgres)
@@ -63,9 +78,12 @@ async function main(): Promise<void> {
       ...project.options,
       hooks,
       store,
-      workflows: project.workflows,
+      workflows: devLogger
+        ? project.workflows.map((w) => ({ ...w, class: withRunContext(w.class, w.name) }))
+        : project.workflows,
       env: { ...project.vars },
     });
+    if (devLogger) reportErroredInstances(cairn.runtime, devLogger);
   } catch (e) {
     if (typeof store === "object") await store.close();
     throw e;
@@ -124,6 +142,7 @@ async function main(): Promise<void> {
 
   post({
     type: "ready",
+    info: projectInfo(project, storePath),
     project: {
       name: project.name,
       kind: project.kind,
@@ -190,5 +209,7 @@ async function answer(
 }
 
 main().catch((e) => {
-  post({ type: "error", error: remoteError(e) });
+  // A project that does not load: the failure is described here, where the error still has its
+  // locations (esbuild's messages, the stack), for `cairn dev`'s terminal line and banner.
+  post({ type: "error", error: { ...remoteError(e), loadFailure: describeLoadError(e, data.dir) } });
 });

@@ -1,8 +1,9 @@
 import { existsSync, statSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
-import { type WorkflowClass, WorkflowError } from "@cairn/core";
+import { parseStoreLocation, type StoreLocation, type WorkflowClass, WorkflowError } from "@cairn/core";
 import { type DurableObjectClass, type Migration, missingMigration, planMigrations } from "@cairn/objects";
 import type { CairnOptions } from "cairn";
+import { readDevSecrets } from "./dev-vars.ts";
 import { importProjectModule } from "./loader.ts";
 import { fetchHandler } from "./worker-exports.ts";
 import { findWranglerConfig, loadWranglerConfig } from "./wrangler.ts";
@@ -72,11 +73,29 @@ export interface LoadedProject {
   storePath: string;
   /** Other `createCairn` options of a Cairn-native project (maxConcurrent, hooks, …). */
   options: Partial<Omit<CairnOptions, "workflows" | "env" | "store" | "objects" | "migrations">>;
+  /** The wrangler environment selected with `env`, if any. */
+  env?: string;
+  /** Names of the secrets read into `vars` from `.dev.vars` or `.env` (with `secrets: true`). */
+  secrets: string[];
+  /** The files those secrets came from, relative to the project. */
+  secretsFiles: string[];
+  /**
+   * Things that loaded but will not work as on Cloudflare, one line each: unsupported wrangler
+   * sections, a tsconfig.json whose `extends` is missing, an `--env` a Cairn config ignores.
+   */
+  warnings: string[];
 }
 
 export interface LoadProjectOptions {
   /** A configuration file to use instead of looking in the directory (wrangler.* or cairn.config.*). */
   config?: string;
+  /** The wrangler environment to use (`env.<name>` of the config), like `wrangler dev --env`. */
+  env?: string;
+  /**
+   * Read local secrets into `vars` as `wrangler dev` does: `.dev.vars` (`.dev.vars.<env>`), or the
+   * `.env` files when there is no `.dev.vars` (see `readDevSecrets`). For development only.
+   */
+  secrets?: boolean;
 }
 
 /** A project that cannot be loaded: a missing export, a wrong class, a failing module. */
@@ -111,18 +130,30 @@ export async function loadProject(dir: string, options: LoadProjectOptions = {})
       `No project in ${root}: expected wrangler.jsonc, wrangler.json, wrangler.toml or cairn.config.ts`,
     );
   if (!existsSync(configPath)) throw new ProjectError(`Configuration file ${configPath} does not exist`);
-  return /(^|[\\/])cairn\.config\.[mc]?[jt]s$/.test(configPath)
-    ? loadCairnProject(root, configPath)
-    : loadWranglerProject(root, configPath);
+  const project = /(^|[\\/])cairn\.config\.[mc]?[jt]s$/.test(configPath)
+    ? await loadCairnProject(root, configPath, options)
+    : await loadWranglerProject(root, configPath, options);
+  if (options.secrets) {
+    const secrets = readDevSecrets(dirname(configPath), options.env);
+    Object.assign(project.vars, secrets.values);
+    project.secrets = Object.keys(secrets.values);
+    project.secretsFiles = secrets.files;
+  }
+  return project;
 }
 
-async function loadWranglerProject(root: string, configPath: string): Promise<LoadedProject> {
-  const config = loadWranglerConfig(configPath);
+async function loadWranglerProject(
+  root: string,
+  configPath: string,
+  options: LoadProjectOptions,
+): Promise<LoadedProject> {
+  const config = loadWranglerConfig(configPath, options.env ? { env: options.env } : {});
+  const warnings = [...config.warnings];
   const base = dirname(configPath);
   const entry = resolve(base, config.main);
   if (!existsSync(entry))
     throw new ProjectError(`${configPath}: main "${config.main}" does not exist (looked for ${entry})`);
-  const mod = await importEntry(entry);
+  const mod = await importEntry(entry, base, (w) => warnings.push(w));
   const shown = relative(root, entry) || basename(entry);
   const workflows = config.workflows.map((w) => {
     const cls = mod[w.class_name];
@@ -166,12 +197,25 @@ async function loadWranglerProject(root: string, configPath: string): Promise<Lo
     module: mod,
     storePath: join(root, ".cairn", "cairn.db"),
     options: {},
+    ...(config.env ? { env: config.env } : {}),
+    secrets: [],
+    secretsFiles: [],
+    warnings,
   };
 }
 
-async function loadCairnProject(root: string, configPath: string): Promise<LoadedProject> {
-  const mod = await importEntry(configPath);
+async function loadCairnProject(
+  root: string,
+  configPath: string,
+  loadOptions: LoadProjectOptions,
+): Promise<LoadedProject> {
+  const warnings: string[] = [];
+  const mod = await importEntry(configPath, dirname(configPath), (w) => warnings.push(w));
   const shown = basename(configPath);
+  if (loadOptions.env)
+    warnings.push(
+      `${shown}: --env ${loadOptions.env} is ignored (environments are a wrangler configuration feature)`,
+    );
   const config = mod.default as (Partial<CairnOptions> & { fetch?: unknown; name?: unknown }) | undefined;
   if (typeof config !== "object" || config === null)
     throw new ProjectError(`${shown} must export default the createCairn options ({ workflows: [...] })`);
@@ -203,12 +247,16 @@ async function loadCairnProject(root: string, configPath: string): Promise<Loade
     throw new ProjectError(
       `${shown}: store must be a path (a Store object cannot be shared with the server)`,
     );
-  const storePath =
-    store === undefined
-      ? join(root, ".cairn", "cairn.db")
-      : store === ":memory:" || /^postgres(ql)?:\/\//.test(store) || isAbsolute(store)
-        ? store
-        : resolve(root, store);
+  let storePath = join(root, ".cairn", "cairn.db");
+  if (store !== undefined) {
+    let location: StoreLocation;
+    try {
+      location = parseStoreLocation(store);
+    } catch (e) {
+      throw new ProjectError(`${shown}: ${(e as Error).message}`);
+    }
+    storePath = location.kind === "sqlite" && !isAbsolute(store) ? resolve(root, store) : store;
+  }
   return {
     name: typeof name === "string" ? name : basename(root),
     kind: "cairn",
@@ -223,12 +271,19 @@ async function loadCairnProject(root: string, configPath: string): Promise<Loade
     module: mod,
     storePath,
     options,
+    secrets: [],
+    secretsFiles: [],
+    warnings,
   };
 }
 
-async function importEntry(file: string): Promise<Record<string, unknown>> {
+async function importEntry(
+  file: string,
+  projectDir: string,
+  warn: (message: string) => void,
+): Promise<Record<string, unknown>> {
   try {
-    const mod = await importProjectModule(file, dirname(file));
+    const mod = await importProjectModule(file, projectDir, warn);
     // A TypeScript file outside a `"type": "module"` package is compiled to CommonJS: its
     // `export default` is then `default.default`.
     const cjs = mod.default as { __esModule?: boolean; default?: unknown } | undefined;

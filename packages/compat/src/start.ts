@@ -1,4 +1,5 @@
 import type { CreateApi, StartServer } from "./host.ts";
+import type { Logger } from "./logger.ts";
 import { hostProjectInWorker, type ServedProject } from "./worker-host.ts";
 
 export interface StartOptions {
@@ -8,6 +9,8 @@ export interface StartOptions {
   config?: string;
   /** Store path; default `<dir>/.cairn/cairn.db`. */
   store?: string;
+  /** The wrangler environment to use (`env.<name>`). */
+  env?: string;
   /** `false`: serve the API only and run no instances (other processes sharing the store do). */
   worker?: boolean;
   /** Default "127.0.0.1". */
@@ -26,8 +29,13 @@ export interface StartOptions {
   shutdownTimeoutMs?: number;
   /** Shut down on SIGTERM and SIGINT (a second signal exits at once). Default true. */
   handleSignals?: boolean;
-  /** Notices (listening, shutting down). Default: console.log. */
+  /** Notices (listening, shutting down). Default: console.log, or `logger` when given. */
   log?: (line: string) => void;
+  /**
+   * One logger for everything: notices at info, errors of the fetch handler and the engine at
+   * error (with their stack), and every HTTP request at debug.
+   */
+  logger?: Logger;
 }
 
 export interface StartedProject extends ServedProject {
@@ -56,10 +64,13 @@ export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
  * ```
  */
 export async function runStart(options: StartOptions): Promise<StartedProject> {
-  const log = options.log ?? ((line: string) => console.log(line));
+  const logger = options.logger;
+  const log =
+    options.log ?? (logger ? (line: string) => logger.info(line) : (line: string) => console.log(line));
   const timeoutMs = options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
   const hosted = await hostProjectInWorker(options.dir ?? process.cwd(), {
     ...(options.config ? { config: options.config } : {}),
+    ...(options.env ? { env: options.env } : {}),
     ...(options.store ? { store: options.store } : {}),
     ...(options.host ? { host: options.host } : {}),
     ...(options.port !== undefined ? { port: options.port } : {}),
@@ -68,6 +79,13 @@ export async function runStart(options: StartOptions): Promise<StartedProject> {
     ...(options.worker === false ? { worker: false } : {}),
     startServer: options.startServer,
     createApi: options.createApi,
+    ...(logger
+      ? {
+          log: (message: string, error?: unknown) => logger.error({ err: error }, message),
+          onRequest: (r: { method: string; path: string; status: number; ms: number }) =>
+            logger.debug({ ...r, ms: Math.round(r.ms * 10) / 10 }, `${r.method} ${r.path} ${r.status}`),
+        }
+      : {}),
   });
   log(`Cairn: ${hosted.project.name} listening on ${hosted.url}`);
 

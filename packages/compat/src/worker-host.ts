@@ -15,7 +15,10 @@ import {
   serverHandle,
   until,
 } from "./host.ts";
+import type { LoadFailure } from "./load-error.ts";
+import type { Logger } from "./logger.ts";
 import { type LoadedProject, ProjectError } from "./project.ts";
+import { type ProjectInfo, projectInfo } from "./project-info.ts";
 
 /** What the main thread knows of a project whose code runs in the worker thread. */
 export interface ProjectSummary
@@ -30,6 +33,8 @@ export interface ServedProject {
   /** The API's Cairn: controls and reads instances; runs none (the project's thread does). */
   cairn: Cairn;
   project: ProjectSummary;
+  /** What was loaded, for people (the `cairn dev` banner, `GET /api/v1/project`). */
+  info: ProjectInfo;
   /** Stops serving, then the project's thread; unfinished instances continue at the next start. */
   close(options?: CloseOptions): Promise<void>;
 }
@@ -51,6 +56,15 @@ export interface WorkerHostOptions {
    */
   store?: string;
   config?: string;
+  /** The wrangler environment (`env.<name>` section) to use. */
+  env?: string;
+  /** Read `.dev.vars` / `.env` secrets into `env` (development). */
+  secrets?: boolean;
+  /**
+   * `cairn dev`: failed attempts, errored instances and the user's console output as readable
+   * lines (the project's thread makes its own text logger; this one serves the one-thread case).
+   */
+  devLogger?: Logger;
   /** `false`: run no instances (other processes sharing the store do). */
   worker?: boolean;
   startServer: StartServer;
@@ -60,6 +74,8 @@ export interface WorkerHostOptions {
    * thread reports its own (the engine running the project, the fetch handler) to its console.error.
    */
   log?: (message: string, error?: unknown) => void;
+  /** Called after every response with its method, path, status and duration (request logs). */
+  onRequest?: (info: { method: string; path: string; status: number; ms: number }) => void;
   /**
    * Called when the project's thread dies on its own (an uncaught error in the project's code).
    * Default: log it and exit the process with code 1, as such an error would in one thread.
@@ -81,6 +97,7 @@ export type ToThread =
 export type FromThread =
   | {
       type: "ready";
+      info: ProjectInfo;
       project: ProjectSummary;
       store: string;
       synchronous?: "FULL" | "NORMAL";
@@ -99,12 +116,17 @@ export interface RemoteError {
   name: string;
   message: string;
   code?: string;
+  /** When the project did not load: what failed, where (see `describeLoadError`). */
+  loadFailure?: LoadFailure;
 }
 
 /** The `workerData` of the project's thread. */
 export interface ThreadData {
   dir: string;
   config?: string;
+  env?: string;
+  secrets?: boolean;
+  devLog?: boolean;
   store?: string;
   worker?: boolean;
 }
@@ -118,6 +140,7 @@ function localError(e: RemoteError): Error {
   const err = e.name === "ProjectError" ? new ProjectError(e.message) : new Error(e.message);
   if (e.name !== "ProjectError") err.name = e.name;
   if (e.code) (err as Error & { code?: string }).code = e.code;
+  if (e.loadFailure) (err as Error & { loadFailure?: LoadFailure }).loadFailure = e.loadFailure;
   return err;
 }
 
@@ -149,16 +172,26 @@ export async function hostProjectInWorker(dir: string, options: WorkerHostOption
       ...(options.port !== undefined ? { port: options.port } : {}),
       ...(options.token ? { token: options.token } : {}),
       ...(options.hostAllow ? { hostAllow: options.hostAllow } : {}),
+      ...(options.env ? { env: options.env } : {}),
+      ...(options.secrets ? { secrets: true } : {}),
+      ...(options.devLogger ? { devLogger: options.devLogger } : {}),
+      ...(options.onRequest ? { onRequest: options.onRequest } : {}),
       ...(options.worker === false ? { cairn: { worker: false } } : {}),
       startServer: options.startServer,
       createApi: options.createApi,
       log,
-    });
+    }).then((hosted) => ({
+      ...hosted,
+      info: projectInfo(hosted.project, options.store ?? hosted.project.storePath),
+    }));
   if (options.store === ":memory:") return inOneThread();
   const data: ThreadData = {
     dir,
     ...(options.config ? { config: options.config } : {}),
     ...(options.store ? { store: options.store } : {}),
+    ...(options.env ? { env: options.env } : {}),
+    ...(options.secrets ? { secrets: true } : {}),
+    ...(options.devLogger ? { devLog: true } : {}),
     ...(options.worker === false ? { worker: false } : {}),
   };
   const worker = new Worker(THREAD, { workerData: data });
@@ -253,11 +286,13 @@ export async function hostProjectInWorker(dir: string, options: WorkerHostOption
     // which falls back to the class's own source.
     let graphs: ReturnType<typeof projectGraphs> | undefined;
     const summary = started.project;
+    const info = started.info;
     const graph = async (workflow: string) =>
       (await (graphs ??= projectGraphs(summary, log))).get(workflow) ?? call("graph", [workflow]);
     const app = options.createApi({
       runtime: cairn.runtime,
       graph,
+      project: () => info,
       ...(options.token ? { token: options.token } : {}),
     });
     server = serverHandle(
@@ -267,6 +302,7 @@ export async function hostProjectInWorker(dir: string, options: WorkerHostOption
         port,
         ...(options.token ? { token: options.token } : {}),
         ...(options.hostAllow ? { hostAllow: options.hostAllow } : {}),
+        ...(options.onRequest ? { onRequest: options.onRequest } : {}),
         ...(started.fetch ? { fetch: (request: Request) => forward(worker, request, streams) } : {}),
       }),
       host,
@@ -300,7 +336,7 @@ export async function hostProjectInWorker(dir: string, options: WorkerHostOption
       await cairn!.close();
       await store?.close();
     })());
-  return { url: server.url, cairn, project: started.project, close };
+  return { url: server.url, cairn, project: started.project, info: started.info, close };
 }
 
 /** A class named like the project's, standing in for it on the API's side (it never runs there). */

@@ -45,6 +45,7 @@ describe("loadWranglerConfig", () => {
       migrations: [],
       vars: { GREETING: "hi", LIMIT: 3, ON: true, OBJ: { a: 1 } },
       path: join(dir, "wrangler.jsonc"),
+      warnings: [],
     });
   });
 

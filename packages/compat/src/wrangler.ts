@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { type ParseError, parse as parseJsonc, printParseErrorCode } from "jsonc-parser";
 import { parse as parseToml } from "smol-toml";
 import { z } from "zod";
@@ -53,7 +53,80 @@ export interface WranglerConfig {
   vars: Record<string, string | number | boolean | object>;
   /** The file the configuration was read from (absolute). */
   path: string;
+  /** The wrangler environment selected (`env.<name>`), if any. */
+  env?: string;
+  /**
+   * One line per configuration section Cairn does not provide (its bindings would be undefined),
+   * and per binding an environment does not inherit; each starts with the file's name.
+   */
+  warnings: string[];
 }
+
+/** Options of `loadWranglerConfig` and `parseWranglerConfig`. */
+export interface WranglerConfigOptions {
+  /** Selects the wrangler environment `env.<name>` (like `wrangler dev --env <name>`). */
+  env?: string;
+}
+
+/**
+ * Sections of a wrangler configuration that Cairn does not provide, with what a user would miss.
+ * Each present one gets a warning naming its bindings instead of leaving them `undefined` silently.
+ */
+export const UNSUPPORTED_SECTIONS: Readonly<Record<string, string>> = {
+  kv_namespaces: "KV namespaces",
+  d1_databases: "D1 databases",
+  r2_buckets: "R2 buckets",
+  ai: "Workers AI",
+  queues: "Queues",
+  assets: "static assets",
+  site: "Workers Sites",
+  triggers: "cron triggers (scheduled() is not called)",
+  services: "service bindings",
+  vectorize: "Vectorize indexes",
+  hyperdrive: "Hyperdrive",
+  analytics_engine_datasets: "Analytics Engine datasets",
+  browser: "Browser Rendering",
+  images: "Images",
+  dispatch_namespaces: "dispatch namespaces",
+  mtls_certificates: "mTLS certificates",
+  send_email: "email sending",
+  tail_consumers: "tail consumers",
+  pipelines: "Pipelines",
+  secrets_store_secrets: "Secrets Store secrets",
+  version_metadata: "version metadata",
+  containers: "Containers",
+  unsafe: "unsafe bindings",
+};
+
+/**
+ * Keys that wrangler environments do not inherit from the top level: an `env.<name>` section that
+ * lacks one has none (wrangler's rule). Inheritable keys (`main`, `compatibility_date`, …) are.
+ */
+const NOT_INHERITED = [
+  "define",
+  "vars",
+  "durable_objects",
+  "workflows",
+  "kv_namespaces",
+  "d1_databases",
+  "r2_buckets",
+  "services",
+  "queues",
+  "ai",
+  "vectorize",
+  "hyperdrive",
+  "analytics_engine_datasets",
+  "browser",
+  "images",
+  "dispatch_namespaces",
+  "mtls_certificates",
+  "send_email",
+  "tail_consumers",
+  "pipelines",
+  "secrets_store_secrets",
+  "version_metadata",
+  "unsafe",
+];
 
 const workflowSchema = z
   .object({
@@ -227,7 +300,7 @@ export function findWranglerConfig(dir: string): string | undefined {
  * // { name: "my-worker", main: "src/index.ts", workflows: [{ binding, name, class_name }], vars: {} }
  * ```
  */
-export function loadWranglerConfig(dir: string): WranglerConfig {
+export function loadWranglerConfig(dir: string, options: WranglerConfigOptions = {}): WranglerConfig {
   const path = /\.(jsonc?|toml)$/.test(dir) ? dir : findWranglerConfig(dir);
   if (!path)
     throw new WranglerConfigError(
@@ -240,14 +313,25 @@ export function loadWranglerConfig(dir: string): WranglerConfig {
   } catch (e) {
     throw new WranglerConfigError(path, `cannot read the file: ${(e as Error).message}`);
   }
-  return parseWranglerConfig(text, path);
+  return parseWranglerConfig(text, path, options);
 }
 
 /** Parses and validates the text of a wrangler configuration; `path` decides the format and names errors. */
-export function parseWranglerConfig(text: string, path: string): WranglerConfig {
-  const raw = path.endsWith(".toml") ? parseTomlText(text, path) : parseJsoncText(text, path);
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw))
+export function parseWranglerConfig(
+  text: string,
+  path: string,
+  options: WranglerConfigOptions = {},
+): WranglerConfig {
+  const parsed = path.endsWith(".toml") ? parseTomlText(text, path) : parseJsoncText(text, path);
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
     throw new WranglerConfigError(path, "the configuration must be an object");
+  const file = basename(path);
+  const warnings: string[] = [];
+  const raw = options.env
+    ? selectEnvironment(parsed as Record<string, unknown>, options.env, path, warnings)
+    : (parsed as Record<string, unknown>);
+  for (const [key, what] of Object.entries(UNSUPPORTED_SECTIONS))
+    if (raw[key] !== undefined) warnings.push(`${file}: ${unsupportedWarning(key, what, raw[key])}`);
   const result = configSchema.safeParse(raw);
   if (!result.success) {
     const lines = result.error.issues.map((issue) => {
@@ -255,7 +339,7 @@ export function parseWranglerConfig(text: string, path: string): WranglerConfig 
       // A missing top-level key reads better as "needs ..." without the field name in front.
       return field ? `${field}: ${issue.message}` : issue.message;
     });
-    throw new WranglerConfigError(path, lines.join("; "));
+    throw new WranglerConfigError(options.env ? `${path} (env.${options.env})` : path, lines.join("; "));
   }
   const c = result.data;
   return {
@@ -279,7 +363,59 @@ export function parseWranglerConfig(text: string, path: string): WranglerConfig 
     })),
     vars: (c.vars ?? {}) as WranglerConfig["vars"],
     path,
+    ...(options.env ? { env: options.env } : {}),
+    warnings,
   };
+}
+
+/**
+ * The configuration of wrangler environment `name`: the top level's inheritable keys, overridden by
+ * `env.<name>`; the name becomes `<name>-<env>` unless the environment sets one (as wrangler does).
+ */
+function selectEnvironment(
+  raw: Record<string, unknown>,
+  name: string,
+  path: string,
+  warnings: string[],
+): Record<string, unknown> {
+  const envs = raw.env;
+  const available =
+    typeof envs === "object" && envs !== null && !Array.isArray(envs) ? Object.keys(envs) : [];
+  const section = available.includes(name) ? (envs as Record<string, unknown>)[name] : undefined;
+  if (typeof section !== "object" || section === null || Array.isArray(section))
+    throw new WranglerConfigError(
+      path,
+      `no environment "${name}" (--env): ${available.length ? `it has ${available.map((e) => `"${e}"`).join(", ")}` : "it defines no env sections"}`,
+    );
+  const own = section as Record<string, unknown>;
+  if (raw.workflows !== undefined && own.workflows === undefined)
+    throw new WranglerConfigError(
+      path,
+      `env.${name} has no "workflows": environments do not inherit them from the top level (as in wrangler); copy them into env.${name}`,
+    );
+  const merged: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(raw))
+    if (key !== "env" && !NOT_INHERITED.includes(key)) merged[key] = value;
+  Object.assign(merged, own);
+  if (own.name === undefined && typeof raw.name === "string") merged.name = `${raw.name}-${name}`;
+  for (const key of NOT_INHERITED)
+    if (raw[key] !== undefined && own[key] === undefined)
+      warnings.push(
+        `${basename(path)}: "${key}" exists at the top level but not in env.${name}; environments do not inherit it, so env.${name} has none`,
+      );
+  return merged;
+}
+
+/** The warning for an unsupported section, naming the bindings it would have made. */
+function unsupportedWarning(key: string, what: string, value: unknown): string {
+  const items = Array.isArray(value) ? value : [value];
+  const bindings = items
+    .map((v) => (typeof v === "object" && v !== null ? (v as { binding?: unknown }).binding : undefined))
+    .filter((b): b is string => typeof b === "string");
+  const missing = bindings.length
+    ? `; ${bindings.map((b) => `env.${b}`).join(", ")} will be undefined`
+    : "; it is ignored";
+  return `${key} (${what}) is not supported by Cairn${missing}`;
 }
 
 function parseJsoncText(text: string, path: string): unknown {

@@ -136,10 +136,38 @@ export class WorkflowFatalError extends Error {
   override name = "WorkflowFatalError";
 }
 
-/** How errors are stored and shown: just `{ name, message }`, as they cross Cloudflare's RPC. */
+/**
+ * How errors are stored and shown: `{ name, message }`, as they cross Cloudflare's RPC. The error
+ * that ends an instance also keeps its stack (trimmed to the workflow's own frames) and where it
+ * happened: in a step (`where: "step"`, with `step`) or in `run()` outside any step (`"run"`).
+ */
 export interface SerializedError {
   name: string;
   message: string;
+  stack?: string;
+  where?: "step" | "run";
+  /** The step whose failure ended the instance: its type as the API names it, name and count. */
+  step?: { type: "step" | "sleep" | "waitForEvent"; name: string; count: number };
+}
+
+/**
+ * The stack of an error without the frames of the engine and of Node: lines naming one of
+ * `internal` (paths or prefixes such as "node:", "/node_modules/") are dropped. Returns undefined
+ * when no frame is left (an error made by the engine itself), so nothing misleading is stored.
+ *
+ * ```ts
+ * trimStack("Error: x\n    at run (/app/src/flow.ts:3:9)\n    at step (/app/node_modules/cairnjs/run.js:1:1)", ["/node_modules/"]);
+ * // "Error: x\n    at run (/app/src/flow.ts:3:9)"
+ * ```
+ */
+export function trimStack(stack: string | undefined, internal: readonly string[]): string | undefined {
+  if (typeof stack !== "string") return undefined;
+  const lines = stack.split("\n");
+  const frame = /^\s+at /;
+  const head = lines.filter((l) => !frame.test(l));
+  const frames = lines.filter((l) => frame.test(l) && !internal.some((i) => l.includes(i)));
+  if (frames.length === 0) return undefined;
+  return [...head, ...frames].join("\n");
 }
 
 export function serializeError(e: unknown): SerializedError {

@@ -22,6 +22,7 @@ export {
   NonRetryableError,
   type SerializedError,
   serializeError,
+  trimStack,
   WorkflowError,
   WorkflowFatalError,
   WorkflowTimeoutError,
@@ -37,6 +38,7 @@ export {
 } from "./history.ts";
 export { decidePause, decideResume, decideSendEvent, decideTerminate, type Transition } from "./lifecycle.ts";
 export * from "./limits.ts";
+export { MIN_NODE_VERSION, nodeVersionProblem } from "./node-version.ts";
 export {
   ATTEMPT_LOST_ERROR,
   decideLostAttempt,
@@ -62,6 +64,11 @@ export {
   stepKeyString,
   stepLabel,
 } from "./step-key.ts";
+export {
+  describeStoreLocation,
+  parseStoreLocation,
+  type StoreLocation,
+} from "./store-location.ts";
 export {
   checkPayloadSize,
   validateEventType,

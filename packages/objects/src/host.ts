@@ -1,6 +1,6 @@
 import { mkdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { DatabaseSync } from "node:sqlite";
+import type { DatabaseSync } from "node:sqlite";
 import { deserialize, serialize } from "node:v8";
 import { type Clock, systemClock, type TimerHandle, WorkflowError } from "@cairn/core";
 import { type DurableObjectClass, isDurableObjectClass } from "./durable-object.ts";
@@ -12,6 +12,7 @@ import {
   MAX_MESSAGE_BYTES,
 } from "./limits.ts";
 import { type Migration, planMigrations } from "./migrations.ts";
+import { sqlite } from "./node-sqlite.ts";
 import { type ObjectRecord, Registry } from "./registry.ts";
 import { DurableObjectState, type StateHost } from "./state.ts";
 import { ObjectStorage } from "./storage.ts";
@@ -553,12 +554,12 @@ export class ObjectHost {
     if (this.#memory) {
       const key = `${className}/${hex}`;
       let db = this.#memoryDbs.get(key);
-      if (!db) this.#memoryDbs.set(key, (db = new DatabaseSync(":memory:")));
+      if (!db) this.#memoryDbs.set(key, (db = new (sqlite().DatabaseSync)(":memory:")));
       return db;
     }
     const dir = join(this.dir, className);
     mkdirSync(dir, { recursive: true });
-    const db = new DatabaseSync(join(dir, `${hex}.sqlite`));
+    const db = new (sqlite().DatabaseSync)(join(dir, `${hex}.sqlite`));
     db.exec(
       `PRAGMA journal_mode = WAL; PRAGMA synchronous = ${this.#synchronous}; PRAGMA foreign_keys = ON;`,
     );
@@ -571,7 +572,7 @@ export class ObjectHost {
       if (!db) throw new Error(`${ch.className}: object ${hex} has no storage yet`);
       return fn(db);
     }
-    const db = new DatabaseSync(join(this.dir, ch.className, `${hex}.sqlite`), { readOnly: true });
+    const db = new (sqlite().DatabaseSync)(join(this.dir, ch.className, `${hex}.sqlite`), { readOnly: true });
     try {
       return fn(db);
     } finally {

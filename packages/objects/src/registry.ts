@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { DatabaseSync, type StatementSync } from "node:sqlite";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { sqlite } from "./node-sqlite.ts";
 
 /** One object the host has seen: what the Objects page and `cairn objects list` show. */
 export interface ObjectRecord {
@@ -34,7 +35,7 @@ export class Registry {
   readonly #s: Record<string, StatementSync>;
 
   constructor(path: string, synchronous: "FULL" | "NORMAL" = "FULL") {
-    this.#db = new DatabaseSync(path);
+    this.#db = new (sqlite().DatabaseSync)(path);
     this.#db.exec(`
       PRAGMA journal_mode = WAL;
       PRAGMA synchronous = ${synchronous};

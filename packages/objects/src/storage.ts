@@ -1,6 +1,7 @@
-import { constants, type DatabaseSync, type StatementSync } from "node:sqlite";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { deserialize, serialize } from "node:v8";
 import { MAX_KEY_BYTES, MAX_OBJECT_BYTES, MAX_SQL_STATEMENT_BYTES, MAX_VALUE_BYTES } from "./limits.ts";
+import { sqlite } from "./node-sqlite.ts";
 import { splitStatements } from "./sql-split.ts";
 
 /** A value `sql.exec` returns in a row: Cloudflare's `SqlStorageValue`. */
@@ -697,26 +698,26 @@ export class ObjectStorage {
   }
 
   #authorize(action: number, a: string | null, b: string | null): number {
-    if (!this.#user) return constants.SQLITE_OK;
+    if (!this.#user) return sqlite().constants.SQLITE_OK;
     const deny = (reason: string) => {
       this.#denied ??= reason;
-      return constants.SQLITE_DENY;
+      return sqlite().constants.SQLITE_DENY;
     };
-    if (action === constants.SQLITE_TRANSACTION || action === constants.SQLITE_SAVEPOINT)
+    if (action === sqlite().constants.SQLITE_TRANSACTION || action === sqlite().constants.SQLITE_SAVEPOINT)
       return deny(TRANSACTION_REFUSED);
-    if (action === constants.SQLITE_ATTACH || action === constants.SQLITE_DETACH)
+    if (action === sqlite().constants.SQLITE_ATTACH || action === sqlite().constants.SQLITE_DETACH)
       return deny("ATTACH and DETACH are not allowed in a Durable Object's SQL");
-    if (action === constants.SQLITE_PRAGMA) {
+    if (action === sqlite().constants.SQLITE_PRAGMA) {
       const name = (a ?? "").toLowerCase();
       if (!ALLOWED_PRAGMAS.has(name) || (b !== null && !READ_ONLY_WITH_ARG.has(name)))
         return deny(`PRAGMA ${a} is not allowed in a Durable Object's SQL`);
-      return constants.SQLITE_OK;
+      return sqlite().constants.SQLITE_OK;
     }
-    if (action === constants.SQLITE_FUNCTION) return constants.SQLITE_OK;
+    if (action === sqlite().constants.SQLITE_FUNCTION) return sqlite().constants.SQLITE_OK;
     for (const name of [a, b])
       if (name && /^_cf_/i.test(name))
         return deny(`access to ${a}${b ? `.${b}` : ""} is prohibited: SQLITE_AUTH`);
-    return constants.SQLITE_OK;
+    return sqlite().constants.SQLITE_OK;
   }
 
   #databaseSize(): number {

@@ -1,3 +1,4 @@
+import { fileURLToPath } from "node:url";
 import {
   ACTIVE_STATUSES,
   type Clock,
@@ -30,6 +31,7 @@ import {
   stepLabel,
   suspectLane,
   type TimerHandle,
+  trimStack,
   validateEventType,
   validateStepName,
   type WorkflowClass,
@@ -54,6 +56,14 @@ import type {
 import { decodeValue, encodeValue, unclonableReason } from "./codec.ts";
 import type { RuntimeHooks } from "./hooks.ts";
 import type { SuspectLanes } from "./suspects.ts";
+
+/** Stack frames of the engine and of Node, dropped from the stacks of instance errors. */
+const INTERNAL_FRAMES = [
+  "node:",
+  "/node_modules/",
+  "(<anonymous>)",
+  fileURLToPath(new URL("../../", import.meta.url)),
+];
 
 /** What a run needs from the runtime that started it. */
 export interface RunHost {
@@ -399,16 +409,19 @@ export class InstanceRun {
     const stored = this.#steps.get(stepKeyString(key));
     if (stored?.status === "succeeded") return decodeValue<T>(stored.result);
     if (stored?.status === "failed")
-      throw kind === "waitForEvent"
-        ? eventTimeoutError(stored.error?.message ?? eventTimeoutMessage(0))
-        : deserializeError(stored.error!);
+      throw this.#failedIn(
+        kind === "waitForEvent"
+          ? eventTimeoutError(stored.error?.message ?? eventTimeoutMessage(0))
+          : deserializeError(stored.error!),
+        key,
+      );
     await this.#passGate();
     let value: T;
     try {
       value = await body({ ...key, seq }, stored);
     } catch (e) {
       await this.#passGate();
-      throw e;
+      throw this.#failedIn(e, key);
     }
     // A pause requested while the step ran takes effect before the workflow sees the outcome.
     await this.#passGate();
@@ -1014,6 +1027,31 @@ export class InstanceRun {
     return true;
   }
 
+  /** Errors thrown out of a step into `run()`, with the step; an instance error names it. */
+  #stepErrors = new WeakMap<object, StepKey>();
+
+  #failedIn(e: unknown, key: StepKey): unknown {
+    if (typeof e === "object" && e !== null && !this.#stepErrors.has(e)) this.#stepErrors.set(e, key);
+    return e;
+  }
+
+  /** The stored error that ends the instance: name and message, the user's stack, and where. */
+  #instanceError(e: unknown): SerializedError {
+    const error = serializeError(e);
+    const stack = e instanceof Error ? trimStack(e.stack, INTERNAL_FRAMES) : undefined;
+    if (stack) error.stack = stack;
+    const key = typeof e === "object" && e !== null ? this.#stepErrors.get(e) : undefined;
+    if (key) {
+      error.where = "step";
+      error.step = {
+        type: key.kind === "do" ? "step" : key.kind,
+        name: key.name,
+        count: key.count,
+      };
+    } else error.where = "run";
+    return error;
+  }
+
   #liveStatus(): "running" | "waiting" | "waitingForPause" {
     if (this.#pausing) return "waitingForPause";
     return this.#callbacks === 0 && this.#waits > 0 ? "waiting" : "running";
@@ -1052,7 +1090,7 @@ export class InstanceRun {
           : this.#entry(now, "workflow_completed"),
       );
     } else {
-      const error = serializeError(outcome.error);
+      const error = this.#instanceError(outcome.error);
       patch = { status: "errored", error, endedAt: now };
       entries.push(this.#entry(now, "workflow_errored", undefined, { error }));
     }

@@ -487,7 +487,8 @@ export class Runtime {
     const row = await this.instance(workflow, id);
     const details: InstanceStatusDetails = { status: row.status };
     if (row.status === "complete") details.output = decodeValue(row.output);
-    if (row.error) details.error = row.error;
+    // As on Cloudflare: `{ name, message }` (the stack and the step are in the API's instance detail).
+    if (row.error) details.error = { name: row.error.name, message: row.error.message };
     return details;
   }
 

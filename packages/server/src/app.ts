@@ -9,6 +9,7 @@ import { crossSite } from "./guard.ts";
 import { type ObjectsView, objectRoutes } from "./objects.ts";
 import { openApiRoute } from "./openapi.ts";
 import { mountRoutes } from "./routes.ts";
+import { healthRoute, projectRoute } from "./system-routes.ts";
 import { workflowRoutes } from "./workflow-routes.ts";
 
 /** How often an idle event stream sends a comment, so proxies keep it open. */
@@ -37,6 +38,12 @@ export interface ApiOptions {
    * `{ dir: dashboardDir }` with `dashboardDir` from `@cairn/dashboard`.
    */
   dashboard?: DashboardOptions;
+  /**
+   * What the host loaded, for `GET /api/v1/project` (the dashboard shows `error` as a banner):
+   * `cairn dev` passes the project's name, workflows, bindings, store and, after a failed reload,
+   * the load error. Default: `{}`.
+   */
+  project?: () => unknown;
   /** Durable Objects (`cairn.objects`): serves `/objects/*` read-only views and SQL (docs/objects.md). */
   objects?: ObjectsView;
 }
@@ -121,6 +128,8 @@ export function createApi(options: ApiOptions): Hono {
   });
 
   mountRoutes(api, [openApiRoute], undefined);
+  const system = { runtime, ...(options.project ? { project: options.project } : {}) };
+  mountRoutes(api, [healthRoute], system);
 
   if (token !== undefined)
     api.use("*", async (c, next) => {
@@ -136,6 +145,8 @@ export function createApi(options: ApiOptions): Hono {
       if (verdict !== "ok") throw unauthorized(verdict);
       return next();
     });
+
+  mountRoutes(api, [projectRoute], system);
 
   mountRoutes(api, workflowRoutes.routes, {
     runtime,

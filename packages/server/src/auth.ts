@@ -29,10 +29,13 @@ export function isLoopback(host: string): boolean {
   return /^::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
 }
 
+/** API paths served without a token: the OpenAPI document and the health check. */
+const OPEN_PATHS = new Set(["/api/v1/openapi.json", "/api/v1/health"]);
+
 /**
  * Whether an API request carries the token: `Authorization: Bearer <token>`, or for event streams
  * (`GET …/subscribe`, which `EventSource` cannot add headers to) `?token=`. The OpenAPI document
- * needs none. Returns the reason when it does not.
+ * and `GET /api/v1/health` need none. Returns the reason when it does not.
  */
 export function checkToken(
   request: {
@@ -43,7 +46,7 @@ export function checkToken(
   },
   token: string,
 ): "ok" | "missing" | "invalid" {
-  if (request.path.endsWith("/openapi.json") && request.method === "GET") return "ok";
+  if (request.method === "GET" && OPEN_PATHS.has(request.path)) return "ok";
   let presented = bearerToken(request.authorization);
   if (presented === undefined && request.method === "GET" && request.path.endsWith("/subscribe"))
     presented = request.queryToken;

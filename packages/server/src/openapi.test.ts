@@ -21,6 +21,8 @@ describe("OpenAPI document", () => {
     expect(routes.sort()).toEqual(
       [
         "GET /openapi.json",
+        "GET /health",
+        "GET /project",
         "GET /workflows",
         "GET /workflows/{name}",
         "GET /workflows/{name}/graph",

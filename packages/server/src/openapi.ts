@@ -2,6 +2,7 @@ import { API_PREFIX } from "@cairn/api";
 import { z } from "zod";
 import { objectRoutes } from "./objects.ts";
 import { defineRoute, openApiDocumentOf, type RouteGroup } from "./routes.ts";
+import { systemRoutes } from "./system-routes.ts";
 import { workflowRoutes } from "./workflow-routes.ts";
 
 /** The OpenAPI document itself: served without the token. */
@@ -25,6 +26,7 @@ export const openApiRoute = defineRoute<void>({
  */
 export const API_ROUTE_GROUPS: RouteGroup<never>[] = [
   { tag: "meta", description: "The API itself", routes: [openApiRoute] },
+  systemRoutes,
   workflowRoutes,
   objectRoutes,
 ];

@@ -29,6 +29,8 @@ export interface ServerOptions {
    * answers 404, or with the dashboard, redirects `/` to `/_cairn/`.
    */
   fetch?: (request: Request) => Response | Promise<Response>;
+  /** Called after every response with its method, path, status and duration (for request logs). */
+  onRequest?: (info: { method: string; path: string; status: number; ms: number }) => void;
   /**
    * Host names requests may be addressed to besides loopback names (`localhost`, `*.localhost`,
    * `127.0.0.1`, `[::1]`) and the address listened on: exact names or addresses, or `*.example.com`
@@ -184,6 +186,19 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       return delegate(request);
     },
   });
+  const onRequest = options.onRequest;
+  if (onRequest)
+    server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+      const started = performance.now();
+      res.once("close", () =>
+        onRequest({
+          method: req.method ?? "GET",
+          path: (req.url ?? "/").split("?")[0]!,
+          status: res.statusCode,
+          ms: performance.now() - started,
+        }),
+      );
+    });
   if (options.upgrade) {
     const upgrade = options.upgrade;
     server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {

@@ -1,2 +1,3 @@
+export { type BackupResult, backupSqliteStore } from "./backup.ts";
 export { LATEST_VERSION, MIGRATIONS } from "./migrations.ts";
 export { openSqliteStore, SqliteStore, type SqliteStoreOptions } from "./sqlite-store.ts";

@@ -1,6 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
+import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
 import { BroadcastChannel } from "node:worker_threads";
 import {
   type HistoryEntry,
@@ -33,6 +33,7 @@ import {
   type StoreTx,
 } from "@cairn/store";
 import { LATEST_VERSION, MIGRATIONS } from "./migrations.ts";
+import { sqlite } from "./node-sqlite.ts";
 import { instanceColumn, sql } from "./sql.ts";
 
 export interface SqliteStoreOptions {
@@ -174,7 +175,7 @@ export class SqliteStore implements Store {
 
   constructor(options: SqliteStoreOptions) {
     if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
-    this.db = new DatabaseSync(options.path);
+    this.db = new (sqlite().DatabaseSync)(options.path);
     this.db.exec(
       `PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = OFF; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;`,
     );

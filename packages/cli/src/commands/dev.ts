@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import { type CliContext, HOST_ALLOW_HELP, hostList, portNumber } from "../context.ts";
+import { type CliContext, HOST_ALLOW_HELP, hostList, portNumber, storeArgument } from "../context.ts";
 import { hostAllow, serveUntilStopped } from "../serve.ts";
 
 interface DevFlags {
@@ -9,11 +9,12 @@ interface DevFlags {
   hostAllow?: string[];
   store?: string;
   config?: string;
+  env?: string;
 }
 
 /**
  * `cairn dev [dir]`: run a Worker project (wrangler config or cairn.config.ts) in a child process
- * that restarts when its files change.
+ * that restarts when its files change, with secrets from `.dev.vars` (or `.env`).
  */
 export function registerDev(parent: Command, ctx: CliContext): void {
   parent
@@ -23,10 +24,15 @@ export function registerDev(parent: Command, ctx: CliContext): void {
     .option("--port <port>", "port to listen on (0: any free port)", portNumber, 8787)
     .option("--host <host>", "address to listen on", "127.0.0.1")
     .option("--host-allow <hosts>", HOST_ALLOW_HELP, hostList)
-    .option("--store <path>", "SQLite file (default: <dir>/.cairn/cairn.db)")
+    .option(
+      "--store <path>",
+      "SQLite file, :memory: or postgres://user@host/db[?schema=name] (default: <dir>/.cairn/cairn.db)",
+    )
     .option("--config <file>", "wrangler.jsonc / wrangler.toml / cairn.config.ts to use")
+    .option("--env <name>", "wrangler environment to use (the config's env.<name> section)")
     .action(async (dir: string, options: DevFlags, command: Command) => {
       const { token } = ctx.globals(command);
+      const store = options.store === undefined ? undefined : storeArgument(options.store, ctx.io.cwd);
       const { runDev } = await import("@cairn/compat");
       const log = (line: string) => ctx.io.stderr(line.endsWith("\n") ? line : `${line}\n`);
       const dev = await runDev(resolve(ctx.io.cwd, dir), {
@@ -36,8 +42,9 @@ export function registerDev(parent: Command, ctx: CliContext): void {
         ...hostAllow(ctx, options),
         log,
         server: import.meta.resolve("@cairn/dashboard/server"),
-        ...(options.store ? { store: resolve(ctx.io.cwd, options.store) } : {}),
+        ...(store ? { store } : {}),
         ...(options.config ? { config: resolve(ctx.io.cwd, options.config) } : {}),
+        ...(options.env ? { env: options.env } : {}),
       });
       await serveUntilStopped(ctx, command, { url: dev.url, stop: () => dev.close() }, "⎔ Cairn dev server");
     });

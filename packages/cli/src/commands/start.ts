@@ -1,7 +1,18 @@
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import { type CliContext, HOST_ALLOW_HELP, hostList, portNumber } from "../context.ts";
+import {
+  type CliContext,
+  HOST_ALLOW_HELP,
+  hostList,
+  portNumber,
+  storeArgument,
+  UsageError,
+} from "../context.ts";
 import { hostAllow, serveUntilStopped } from "../serve.ts";
+
+/** The levels `--log-level` accepts (as `@cairn/compat`'s logger; listed here so bad input fails before loading it). */
+const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
+type LogLevel = (typeof LOG_LEVELS)[number];
 
 interface StartFlags {
   store?: string;
@@ -9,7 +20,10 @@ interface StartFlags {
   hostAllow?: string[];
   port: number;
   config?: string;
+  env?: string;
   worker: boolean;
+  logFormat: string;
+  logLevel?: string;
 }
 
 /** `cairn start [dir]`: run a project's workflows and serve the API, until SIGINT/SIGTERM. */
@@ -27,20 +41,34 @@ export function registerStart(parent: Command, ctx: CliContext): void {
     .option("--host-allow <hosts>", HOST_ALLOW_HELP, hostList)
     .option("--port <port>", "port to listen on (0: any free port)", portNumber, 8787)
     .option("--config <file>", "wrangler.jsonc / wrangler.toml / cairn.config.ts to use")
+    .option("--env <name>", "wrangler environment to use (the config's env.<name> section)")
+    .option("--log-format <format>", "text (readable lines) or json (one JSON object per line)", "text")
+    .option(
+      "--log-level <level>",
+      "trace, debug (adds a line per HTTP request), info, warn, error or silent (default: $CAIRN_LOG_LEVEL or info)",
+    )
     .action(async (dir: string, options: StartFlags, command: Command) => {
       const { token } = ctx.globals(command);
-      const [{ runStart }, { createApi, startServer }] = await Promise.all([
+      const format = options.logFormat;
+      if (format !== "text" && format !== "json")
+        throw new UsageError(`--log-format must be text or json, got "${format}"`);
+      const level = options.logLevel ?? ctx.io.env.CAIRN_LOG_LEVEL ?? "info";
+      if (!(LOG_LEVELS as readonly string[]).includes(level))
+        throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(", ")}, got "${level}"`);
+      const [{ runStart, listenErrorMessage, createLogger }, { createApi, startServer }] = await Promise.all([
         import("@cairn/compat"),
         import("@cairn/dashboard/server"),
       ]);
-      const log = (line: string) => ctx.io.stderr(line.endsWith("\n") ? line : `${line}\n`);
-      const store =
-        options.store && options.store !== ":memory:" && !/^postgres(ql)?:\/\//.test(options.store)
-          ? resolve(ctx.io.cwd, options.store)
-          : options.store;
+      const store = options.store === undefined ? undefined : storeArgument(options.store, ctx.io.cwd);
+      const logger = createLogger({
+        format,
+        level: level as LogLevel,
+        write: (line) => ctx.io.stderr(line),
+      });
       const started = await runStart({
         dir: resolve(ctx.io.cwd, dir),
         ...(options.config ? { config: resolve(ctx.io.cwd, options.config) } : {}),
+        ...(options.env ? { env: options.env } : {}),
         ...(store ? { store } : {}),
         host: options.host,
         port: options.port,
@@ -50,7 +78,10 @@ export function registerStart(parent: Command, ctx: CliContext): void {
         createApi,
         startServer,
         handleSignals: false,
-        log,
+        logger,
+      }).catch((e) => {
+        const line = listenErrorMessage(e, options.host, options.port);
+        throw line ? new Error(line) : e;
       });
       await serveUntilStopped(
         ctx,

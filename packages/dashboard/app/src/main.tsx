@@ -1,6 +1,6 @@
 import { StrictMode, useEffect, useRef, useState } from "react";
 import { createRoot } from "react-dom/client";
-import { setToken, useAuth } from "./api.ts";
+import { setToken, useAuth, useLoad } from "./api.ts";
 import { InstancePage } from "./pages/instance.tsx";
 import { InstancesPage } from "./pages/instances.tsx";
 import { ObjectPage, ObjectsPage } from "./pages/objects.tsx";
@@ -34,6 +34,7 @@ function App() {
           </button>
         ) : null}
       </header>
+      <LoadErrorBanner />
       <main id="main" tabIndex={-1}>
         {route.page === "overview" ? (
           <OverviewPage />
@@ -58,6 +59,25 @@ function App() {
       </main>
       {auth.needsToken ? <TokenPrompt hadToken={auth.token !== undefined} /> : null}
     </>
+  );
+}
+
+/** What `GET /api/v1/project` says when the project did not load (`cairn dev`). */
+interface ProjectState {
+  error?: { message: string; file?: string; line?: number; column?: number };
+}
+
+/** Under `cairn dev`, a project that failed to load: the error, until a save fixes it. */
+function LoadErrorBanner() {
+  const project = useLoad((c) => c.getProject<ProjectState>(), [], { refreshMs: 2000 });
+  const error = project.data?.error;
+  if (!error) return null;
+  return (
+    <div className="load-error" role="alert">
+      <strong>The project did not load.</strong> Its routes answer 500 until the file is fixed; saving reloads
+      it.
+      <pre className="mono">{error.message}</pre>
+    </div>
   );
 }
 

@@ -261,6 +261,22 @@ export function InstancePage({
               <h3>Error</h3>
               <div className="state error" data-testid="instance-error">
                 <strong>{d.error.name}</strong>: {d.error.message}
+                {d.error.where === "run" ? (
+                  <div className="small">In run(), outside any step.</div>
+                ) : d.error.where === "step" && d.error.step ? (
+                  <div className="small">
+                    In {d.error.step.type === "step" ? "step" : d.error.step.type}{" "}
+                    <span className="mono">
+                      {d.error.step.name}-{d.error.step.count}
+                    </span>
+                    .
+                  </div>
+                ) : null}
+                {d.error.stack ? (
+                  <pre className="mono small error-stack" data-testid="instance-error-stack">
+                    {d.error.stack}
+                  </pre>
+                ) : null}
               </div>
             </>
           ) : null}
