@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { InstanceStatus } from "@cairn/core";
 import { createApi } from "@cairn/server";
-import { createCairn, WorkflowEntrypoint } from "cairn";
+import { createCairn, WorkflowEntrypoint } from "cairnjs";
 
 class Noop extends WorkflowEntrypoint {
   async run() {

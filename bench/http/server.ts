@@ -4,7 +4,7 @@
  */
 
 import { createApi, startServer } from "@cairn/server";
-import { createCairn, WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cairn";
+import { createCairn, WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cairnjs";
 
 class Noop extends WorkflowEntrypoint {
   async run(event: WorkflowEvent<{ n?: number }>, step: WorkflowStep) {

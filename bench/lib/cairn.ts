@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { type Cairn, type CairnOptions, createCairn, type WorkflowConfig } from "cairn";
+import { type Cairn, type CairnOptions, createCairn, type WorkflowConfig } from "cairnjs";
 import type { Synchronous } from "./metrics.ts";
 
 let databases = 0;

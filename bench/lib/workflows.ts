@@ -1,4 +1,4 @@
-import { WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cairn";
+import { WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cairnjs";
 import { epochNow } from "./time.ts";
 
 /** Three `step.do` calls returning small values: the workload of the burst and latency figures. */

@@ -11,7 +11,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
-import { createCairn } from "cairn";
+import { createCairn } from "cairnjs";
 import pg from "pg";
 import { round, roundSummary, summarize } from "../lib/stats.ts";
 import { AwaitEvent, ThreeSteps } from "../lib/workflows.ts";

@@ -2,7 +2,7 @@
  * A worker process of the PostgreSQL bench: runs the bench workflows on a `postgres://` URL until its
  * stdin closes. Prints `ready` once it listens.
  */
-import { createCairn } from "cairn";
+import { createCairn } from "cairnjs";
 import { AwaitEvent, ThreeSteps } from "../lib/workflows.ts";
 
 const { url, poolSize } = JSON.parse(process.argv[2]!) as { url: string; poolSize?: number };

@@ -1,4 +1,4 @@
-import type { Runtime } from "cairn";
+import type { Runtime } from "cairnjs";
 import { openCairn } from "../lib/cairn.ts";
 import type { Metric, SectionContext, SectionResult } from "../lib/metrics.ts";
 import { round } from "../lib/stats.ts";

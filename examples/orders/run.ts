@@ -8,7 +8,7 @@
  */
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createCairn, type Workflow } from "cairn";
+import { createCairn, type Workflow } from "cairnjs";
 import { type Env, type OrderParams, ProcessOrder } from "./workflow.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));

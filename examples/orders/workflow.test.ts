@@ -1,5 +1,5 @@
-import type { Workflow } from "cairn";
-import { createTestCairn, introspectWorkflowInstance } from "cairn/testing";
+import type { Workflow } from "cairnjs";
+import { createTestCairn, introspectWorkflowInstance } from "cairnjs/testing";
 import { describe, expect, test } from "vitest";
 import { type OrderParams, ProcessOrder } from "./workflow.ts";
 

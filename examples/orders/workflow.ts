@@ -1,4 +1,4 @@
-import { NonRetryableError, WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cairn";
+import { NonRetryableError, WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cairnjs";
 
 export interface OrderParams {
   orderId: string;

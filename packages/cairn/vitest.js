@@ -1,2 +1,2 @@
-// `cairn/vitest`: Cairn's drop-in for Cloudflare's vitest integration; it lives in @cairn/vitest.
+// `cairnjs/vitest`: Cairn's drop-in for Cloudflare's vitest integration; it lives in @cairn/vitest.
 export * from "@cairn/vitest";

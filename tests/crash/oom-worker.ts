@@ -8,7 +8,7 @@
  * has ended.
  */
 import { join } from "node:path";
-import { createCairn, WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cairn";
+import { createCairn, WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cairnjs";
 
 export interface OomWorkerConfig {
   dir: string;

@@ -22,7 +22,7 @@ import {
   type WorkflowEvent,
   type WorkflowStep,
   type WorkflowStepContext,
-} from "cairn";
+} from "cairnjs";
 
 export interface WorkerConfig {
   /** Directory holding `cairn.db` and `calls.log`. */

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { dashboardDir } from "@cairn/dashboard";
 import { createApi, type RunningServer, startServer } from "@cairn/server";
-import { type Cairn, createCairn, DurableObject } from "cairn";
+import { type Cairn, createCairn, DurableObject } from "cairnjs";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { browserMissing, ensureDashboardBuilt, launch, newContext } from "./support.ts";

@@ -14,7 +14,7 @@ import {
   WorkflowEntrypoint,
   type WorkflowEvent,
   type WorkflowStep,
-} from "cairn";
+} from "cairnjs";
 import { type Browser, type BrowserContext, chromium } from "playwright-core";
 
 export const CHROMIUM = "/usr/bin/chromium";

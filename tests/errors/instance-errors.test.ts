@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describeInstance } from "@cairn/cli";
 import { createApi } from "@cairn/server";
-import { createCairn, NonRetryableError, WorkflowEntrypoint, type WorkflowStep } from "cairn";
+import { createCairn, NonRetryableError, WorkflowEntrypoint, type WorkflowStep } from "cairnjs";
 import { afterEach, describe, expect, it } from "vitest";
 
 function chargeCard(): never {

@@ -55,10 +55,10 @@ describe.runIf(OLD_NODE)(`on an old Node.js (${OLD_NODE})`, async () => {
   );
 
   it.runIf(old)(
-    'import("cairn") fails with that line, not "No such built-in module"',
+    'import("cairnjs") fails with that line, not "No such built-in module"',
     async () => {
       await buildCli();
-      const r = await run(OLD_NODE!, ["--input-type=module", "-e", 'await import("cairn")']);
+      const r = await run(OLD_NODE!, ["--input-type=module", "-e", 'await import("cairnjs")']);
       expect(r.code).toBe(1);
       expect(r.stderr).toContain(expected(r.version));
       expect(r.stderr).not.toContain("No such built-in module");

@@ -9,7 +9,7 @@
  */
 import { appendFileSync } from "node:fs";
 import { createInterface } from "node:readline";
-import { type Cairn, createCairn, WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cairn";
+import { type Cairn, createCairn, WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cairnjs";
 
 export interface ScaleWorkerConfig {
   /** `postgres://…?schema=…`. */

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `cairn` command of the `cairn` package: the CLI lives in @cairn/cli (0 ok, 1 error, 2 usage).
+// The `cairn` command of the `cairnjs` package: the CLI lives in @cairn/cli (0 ok, 1 error, 2 usage).
 // Checks the Node.js version first (without importing anything that needs a newer one).
 import { nodeVersionProblem } from "@cairn/core";
 

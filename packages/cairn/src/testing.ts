@@ -1,5 +1,5 @@
 /**
- * `cairn/testing`: test workflows with a fake clock and Cloudflare's introspection API
+ * `cairnjs/testing`: test workflows with a fake clock and Cloudflare's introspection API
  * (`introspectWorkflowInstance`, `introspectWorkflow`), in vitest or `node:test`. See docs/testing.md.
  */
 import { type TestCairn, type TestCairnOptions, testCairnFactory } from "@cairn/testing";

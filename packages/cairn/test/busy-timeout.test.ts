@@ -1,4 +1,4 @@
-import { createCairn, WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cairn";
+import { createCairn, WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cairnjs";
 import { describe, expect, test } from "vitest";
 
 /** Keeps the thread busy for `ms` of real time, never yielding to the event loop. */

@@ -1,4 +1,4 @@
-import { WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep, WorkflowTimeoutError } from "cairn";
+import { WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep, WorkflowTimeoutError } from "cairnjs";
 import { describe, expect, test } from "vitest";
 import { expectCode, setup } from "./support.ts";
 

@@ -1,4 +1,4 @@
-import { WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cairn";
+import { WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cairnjs";
 import { describe, expect, test } from "vitest";
 import { deferred, expectCode, setup } from "./support.ts";
 

@@ -1,4 +1,4 @@
-import { createCairn, WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cairn";
+import { createCairn, WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cairnjs";
 import { describe, expect, test } from "vitest";
 import { expectCode, setup } from "./support.ts";
 

@@ -1,4 +1,4 @@
-import { createCairn, WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cairn";
+import { createCairn, WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cairnjs";
 import { afterEach, describe, expect, test } from "vitest";
 import { deferred, setup, tempDir } from "./support.ts";
 

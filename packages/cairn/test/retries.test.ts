@@ -1,4 +1,4 @@
-import { NonRetryableError, WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cairn";
+import { NonRetryableError, WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cairnjs";
 import { describe, expect, test } from "vitest";
 import { setup } from "./support.ts";
 

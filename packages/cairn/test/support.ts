@@ -8,7 +8,7 @@ import {
   FakeClock,
   type Workflow,
   type WorkflowEntrypoint,
-} from "cairn";
+} from "cairnjs";
 
 export type Ctor = new (...args: any[]) => WorkflowEntrypoint<any, any>;
 

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createApi } from "@cairn/server";
-import { type Cairn, createCairn, DurableObject } from "cairn";
+import { type Cairn, createCairn, DurableObject } from "cairnjs";
 import { afterEach, describe, expect, it } from "vitest";
 import type { CliIo } from "./context.ts";
 import { EXIT_ERROR, EXIT_OK, run } from "./main.ts";

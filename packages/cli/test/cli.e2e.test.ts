@@ -6,7 +6,7 @@
 import type { InstanceDetail } from "@cairn/api";
 import { CairnApiError, createClient } from "@cairn/client";
 import { createApi, startServer } from "@cairn/server";
-import { type Cairn, createCairn, WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cairn";
+import { type Cairn, createCairn, WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cairnjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildCli, cairn, waitFor } from "./helpers.ts";
 

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@cairn/client";
 import { createApi, startServer } from "@cairn/server";
-import { type Cairn, createCairn, WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cairn";
+import { type Cairn, createCairn, WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cairnjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BIN, buildCli, type CliResult, cairn, NODE, waitFor } from "./helpers.ts";
 

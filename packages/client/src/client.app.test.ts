@@ -4,7 +4,7 @@
  */
 import type { SubscribeEvent } from "@cairn/api";
 import { createApi } from "@cairn/server";
-import { type Cairn, createCairn, WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cairn";
+import { type Cairn, createCairn, WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cairnjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CairnClient, createClient } from "./index.ts";
 

@@ -12,7 +12,7 @@ import { pathToFileURL } from "node:url";
 export interface HookData {
   /** Module URLs for each `cloudflare:*` specifier. */
   modules: Record<string, string>;
-  /** Where to resolve `cairn` from when the importing project cannot. */
+  /** Where to resolve `cairnjs` from when the importing project cannot. */
   fallbackParent: string;
 }
 
@@ -26,7 +26,7 @@ export function resolveSync(
     const target = data.modules[specifier];
     if (target) return { url: target, shortCircuit: true };
     if (specifier.startsWith("cloudflare:")) throw notProvided(specifier, context.parentURL, data);
-    if (specifier === "cairn" || specifier.startsWith("cairn/")) {
+    if (specifier === "cairnjs" || specifier.startsWith("cairnjs/")) {
       try {
         return next(specifier, context);
       } catch {
@@ -50,7 +50,7 @@ function notProvided(specifier: string, parentURL: string | undefined, data: Hoo
   return error;
 }
 
-/** Resolves `cairn` (or a subpath) from this package, when the project has no Cairn of its own. */
+/** Resolves `cairnjs` (or a subpath) from this package, when the project has no Cairn of its own. */
 function fallback(specifier: string, data: HookData): ResolveFnOutput {
   const file = createRequire(data.fallbackParent).resolve(specifier);
   return { url: pathToFileURL(file).href, shortCircuit: true };
@@ -68,7 +68,7 @@ export const resolve: ResolveHook = async (specifier, context, nextResolve) => {
   const target = data.modules[specifier];
   if (target) return { url: target, shortCircuit: true };
   if (specifier.startsWith("cloudflare:")) throw notProvided(specifier, context.parentURL, data);
-  if (specifier === "cairn" || specifier.startsWith("cairn/")) {
+  if (specifier === "cairnjs" || specifier.startsWith("cairnjs/")) {
     try {
       return await nextResolve(specifier, context);
     } catch {

@@ -3,7 +3,7 @@ import { dirname } from "node:path";
 import { parseStoreLocation } from "@cairn/core";
 import { installWorkersGlobals, type UpgradeListener, upgradeListener } from "@cairn/objects";
 import type { RuntimeHooks } from "@cairn/runtime";
-import { type Cairn, type CairnOptions, createCairn } from "cairn";
+import { type Cairn, type CairnOptions, createCairn } from "cairnjs";
 import type { WebSocket as WsSocket } from "ws";
 import { ENV_SLOT, EXPORTS_SLOT } from "./cloudflare-workers.ts";
 import { attributeConsole, observeAttempt, reportErroredInstances, withRunContext } from "./dev-log.ts";

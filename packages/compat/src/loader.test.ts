@@ -11,7 +11,7 @@ const dir = makeProject({
     import { WorkflowEntrypoint, NonRetryableError as N1, WorkerEntrypoint, DurableObject, RpcTarget, env }
       from "cloudflare:workers";
     import { NonRetryableError } from "cloudflare:workflows";
-    import { WorkflowEntrypoint as CairnEntrypoint } from "cairn";
+    import { WorkflowEntrypoint as CairnEntrypoint } from "cairnjs";
     class W extends WorkflowEntrypoint { async run() {} }
     const w = new W({ waitUntil() {} }, { A: 1 });
     const e = new NonRetryableError("nope");

@@ -136,7 +136,7 @@ describe("loadProject", () => {
   it("loads a Cairn-native project from cairn.config.ts", async () => {
     const dir = project({
       "cairn.config.ts": `
-        import { WorkflowEntrypoint, type WorkflowStep } from "cairn";
+        import { WorkflowEntrypoint, type WorkflowStep } from "cairnjs";
         class Flow extends WorkflowEntrypoint { async run(_e: unknown, step: WorkflowStep) { return step.do("a", async () => 1); } }
         export default {
           store: "data/state.db",

@@ -2,7 +2,7 @@ import { existsSync, statSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { parseStoreLocation, type StoreLocation, type WorkflowClass, WorkflowError } from "@cairn/core";
 import { type DurableObjectClass, type Migration, missingMigration, planMigrations } from "@cairn/objects";
-import type { CairnOptions } from "cairn";
+import type { CairnOptions } from "cairnjs";
 import { readDevSecrets } from "./dev-vars.ts";
 import { importProjectModule } from "./loader.ts";
 import { fetchHandler } from "./worker-exports.ts";
@@ -316,7 +316,7 @@ function checkWorkflowClass(cls: unknown, what: string): void {
     throw new ProjectError(
       extendsIt
         ? `${what} has no run(event, step) method`
-        : `${what} does not extend WorkflowEntrypoint (import it from "cloudflare:workers" or "cairn")`,
+        : `${what} does not extend WorkflowEntrypoint (import it from "cloudflare:workers" or "cairnjs")`,
     );
   }
 }

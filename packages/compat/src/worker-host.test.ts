@@ -10,7 +10,7 @@ afterEach(async () => {
 });
 
 const CONFIG = `
-  import { WorkflowEntrypoint } from "cairn";
+  import { WorkflowEntrypoint } from "cairnjs";
 
   class Waits extends WorkflowEntrypoint {
     async run(_event, step) {
@@ -164,7 +164,7 @@ describe("hostProjectInWorker", () => {
   it("runs a project whose store is in memory in one thread (a second thread could not open it)", async () => {
     const dir = makeProject({
       "cairn.config.ts": `
-        import { WorkflowEntrypoint } from "cairn";
+        import { WorkflowEntrypoint } from "cairnjs";
         class Quick extends WorkflowEntrypoint {
           async run(_event, step) { return step.do("one", async () => "done"); }
         }

@@ -2,7 +2,7 @@ import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
 import type { InstanceStatus } from "@cairn/core";
 import type { Store } from "@cairn/store";
 import { openSqliteStore } from "@cairn/store-sqlite";
-import { type Cairn, createCairn } from "cairn";
+import { type Cairn, createCairn } from "cairnjs";
 import { projectGraphs } from "./graphs.ts";
 import {
   type CloseOptions,

@@ -1,4 +1,4 @@
-import { createCairn, WorkflowEntrypoint } from "cairn";
+import { createCairn, WorkflowEntrypoint } from "cairnjs";
 import { describe, expect, it } from "vitest";
 import { DASHBOARD_PATH, dashboardBuilt, dashboardDir } from "./index.ts";
 import { createApi, startServer } from "./server.ts";

@@ -7,7 +7,7 @@ import {
   WorkflowEntrypoint,
   type WorkflowEvent,
   type WorkflowStep,
-} from "cairn";
+} from "cairnjs";
 import { type ApiOptions, createApi } from "../src/index.ts";
 
 /** Runs one step that returns the params, then completes with them. */

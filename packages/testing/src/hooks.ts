@@ -1,2 +1,2 @@
-/** The runtime's hook composition, re-exported for `cairn/testing` users. */
+/** The runtime's hook composition, re-exported for `cairnjs/testing` users. */
 export { composeHooks } from "@cairn/runtime";

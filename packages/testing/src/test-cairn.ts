@@ -49,7 +49,7 @@ export interface TestCairnExtras {
 export type TestCairn<C extends CairnLike> = C & TestCairnExtras;
 
 /**
- * Builds `createTestCairn` on top of a `createCairn` (the `cairn` package passes its own, so a test
+ * Builds `createTestCairn` on top of a `createCairn` (the `cairnjs` package passes its own, so a test
  * Cairn is a real one: same runtime, same store, same semantics).
  *
  * The test Cairn uses an in-memory SQLite store (":memory:") unless `store` says otherwise, a

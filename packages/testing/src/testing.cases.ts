@@ -10,14 +10,14 @@ import {
   WorkflowEntrypoint,
   type WorkflowEvent,
   type WorkflowStep,
-} from "cairn";
+} from "cairnjs";
 import {
   createTestCairn,
   introspectWorkflow,
   introspectWorkflowInstance,
   type TestCairn,
   type WorkflowInstanceModifier,
-} from "cairn/testing";
+} from "cairnjs/testing";
 
 /** The assertions the cases need; both runners adapt their own to it. */
 export interface Check {

@@ -1,5 +1,5 @@
 /**
- * What `import … from "cloudflare:test"` loads under `cairn/vitest`: Cloudflare's test API for
+ * What `import … from "cloudflare:test"` loads under `cairnjs/vitest`: Cloudflare's test API for
  * Workers with workflows. `env`, `SELF` and `exports` belong to the test file's Worker.
  */
 import { type TrackedContext, trackedContext, type WorkerFetcher } from "@cairn/compat";

@@ -1,5 +1,5 @@
 /**
- * The vitest side of `cairn/vitest` (runs where vitest reads its config): the plugin that provides
+ * The vitest side of `cairnjs/vitest` (runs where vitest reads its config): the plugin that provides
  * `cloudflare:test` and `cloudflare:workers` to the tests and starts the Worker for each test file.
  * It only resolves paths; everything else happens in the test worker (`setup.ts`).
  */
@@ -65,7 +65,7 @@ const resolveHere = (specifier: string): string => fileURLToPath(import.meta.res
  * The vitest plugin, shaped like Cloudflare's `cloudflareTest(options)`:
  *
  * ```ts
- * import { cloudflareTest } from "cairn/vitest";
+ * import { cloudflareTest } from "cairnjs/vitest";
  * export default defineConfig({ plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.jsonc" } })] });
  * ```
  *
@@ -140,7 +140,7 @@ type ConfigInput =
  * only its import line:
  *
  * ```ts
- * import { defineWorkersConfig } from "cairn/vitest";
+ * import { defineWorkersConfig } from "cairnjs/vitest";
  * export default defineWorkersConfig({ test: { poolOptions: { workers: { wrangler: { configPath: "./wrangler.jsonc" } } } } });
  * ```
  */

@@ -7,6 +7,7 @@ import { PROVIDE_KEY, type ResolvedWorkerOptions } from "./plugin.ts";
 import { startWorker } from "./worker.ts";
 
 const options = inject(PROVIDE_KEY as never) as ResolvedWorkerOptions | undefined;
-if (!options) throw new Error("cairn/vitest: the setup file ran without the cloudflareTest plugin's options");
+if (!options)
+  throw new Error("cairnjs/vitest: the setup file ran without the cloudflareTest plugin's options");
 const worker = await startWorker(options);
 afterAll(() => worker.close());

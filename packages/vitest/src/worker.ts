@@ -1,5 +1,5 @@
 /**
- * The test side of `cairn/vitest`: starts the Worker of one test file on a fresh Cairn and publishes
+ * The test side of `cairnjs/vitest`: starts the Worker of one test file on a fresh Cairn and publishes
  * its `env` and entrypoints to `cloudflare:workers` and `cloudflare:test`.
  */
 import { dirname, relative, resolve } from "node:path";
@@ -13,7 +13,7 @@ import {
   workerExports,
 } from "@cairn/compat";
 import type { Duration, WorkflowClass } from "@cairn/core";
-import { type Cairn, createCairn } from "cairn";
+import { type Cairn, createCairn } from "cairnjs";
 import type { ResolvedWorkerOptions } from "./plugin.ts";
 
 /** Where `SELF` of `cloudflare:test` finds the Worker's default entrypoint. */
@@ -41,8 +41,8 @@ export async function startWorker(options: ResolvedWorkerOptions): Promise<Start
     if (!isWorkflowClass(cls))
       throw new Error(
         cls === undefined
-          ? `cairn/vitest: ${shown} does not export "${w.class_name}" (workflow "${w.name}" in ${config.path})`
-          : `cairn/vitest: ${shown}: export "${w.class_name}" is not a class that extends WorkflowEntrypoint`,
+          ? `cairnjs/vitest: ${shown} does not export "${w.class_name}" (workflow "${w.name}" in ${config.path})`
+          : `cairnjs/vitest: ${shown}: export "${w.class_name}" is not a class that extends WorkflowEntrypoint`,
       );
     return { binding: w.binding, name: w.name, class: cls as WorkflowClass };
   });
@@ -77,7 +77,7 @@ export function selfFetcher(): WorkerFetcher {
   const self = slots[SELF_SLOT] as WorkerFetcher | undefined;
   if (!self)
     throw new Error(
-      "cairn/vitest: SELF needs the Worker's entry module to export default a fetch handler (and the cloudflareTest plugin in vitest.config.ts)",
+      "cairnjs/vitest: SELF needs the Worker's entry module to export default a fetch handler (and the cloudflareTest plugin in vitest.config.ts)",
     );
   return self;
 }

@@ -1,6 +1,6 @@
 /**
  * Cloudflare's own examples, unchanged except the `cloudflareTest` import line of their
- * `vitest.config.ts`, run by vitest in a child process with `cairn/vitest` (copies and their origin:
+ * `vitest.config.ts`, run by vitest in a child process with `cairnjs/vitest` (copies and their origin:
  * tests/cloudflare-fixtures/README.md). Each project's tests must all pass, by name.
  */
 import { spawn } from "node:child_process";

@@ -1,4 +1,4 @@
-import { cloudflareTest } from "cairn/vitest";
+import { cloudflareTest } from "cairnjs/vitest";
 import { defineConfig } from "vitest/config";
 
 export default defineConfig({
