@@ -9,3 +9,5 @@ export {
   type RuntimeOptions,
   type WorkflowDefinition,
 } from "./runtime.ts";
+export { type RemoteLogLine, RemoteWorkers, type RemoteWorkersOptions, type RemoteWorkflow } from "./remote.ts";
+export type { RunInfo } from "./runtime.ts";

@@ -40,3 +40,4 @@ export {
   type WorkflowApiDeps,
   workflowRoutes,
 } from "./workflow-routes.ts";
+export { type WorkerApiDeps, workerRoutes } from "./worker-routes.ts";
