@@ -27,6 +27,7 @@ export async function startPyServer(options: {
   clock?: Clock;
   hotWaitThreshold?: string;
   fetch?: boolean;
+  port?: number;
 }): Promise<PyServer> {
   const dbPath = options.dbPath ?? tempDb();
   const logs: RemoteLogLine[] = [];
@@ -46,7 +47,7 @@ export async function startPyServer(options: {
   const app = createApi({ runtime: cairn.runtime, workers });
   const server: RunningServer = await startServer({
     app,
-    port: 0,
+    port: options.port ?? 0,
     ...(options.fetch ? { fetch: (r: Request) => workers.fetch(r) } : {}),
   });
   return {

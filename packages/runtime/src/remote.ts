@@ -284,7 +284,9 @@ export class RemoteWorkers {
       throw lost(`Task ${taskId} is at epoch ${task.epoch}, the command was sent at epoch ${cmd.epoch}`);
     const seen = task.replies.get(cmd.seq);
     if (seen) return seen.then((reply) => ({ seq: cmd.seq, reply }));
-    if (task.state !== "assigned") throw lost(`Task ${taskId} has ended`);
+    // Log lines may trail the task's end (they are sent in the background).
+    if (task.state !== "assigned" && !(cmd.op === "log" && task.state === "done"))
+      throw lost(`Task ${taskId} has ended`);
     const reply = this.#handle(task, cmd);
     task.replies.set(cmd.seq, reply);
     // A failed command may be retried with the same seq: it runs again.
