@@ -34,10 +34,10 @@ export {
   type TruncatedOutput,
   truncate,
 } from "./views.ts";
+export { type WorkerApiDeps, workerRoutes } from "./worker-routes.ts";
 export {
   BATCH_BODY_LIMIT,
   SINGLE_BODY_LIMIT,
   type WorkflowApiDeps,
   workflowRoutes,
 } from "./workflow-routes.ts";
-export { type WorkerApiDeps, workerRoutes } from "./worker-routes.ts";
