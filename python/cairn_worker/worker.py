@@ -315,7 +315,7 @@ class Worker:
         self.lease_ms = r["lease_ms"]
 
     def _poll(self, free):
-        while True:
+        while not self.stopping:
             try:
                 return self.http.request("POST", f"/workers/{self.worker_id}/poll", {"free": free})["tasks"]
             except ServerError as e:
@@ -329,6 +329,7 @@ class Worker:
                     self.register()
                 except (OSError, ServerError):
                     pass
+        return []
 
     async def main(self):
         loop = asyncio.get_running_loop()
