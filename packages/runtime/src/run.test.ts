@@ -1,9 +1,9 @@
 import {
   FakeClock,
   type StepRow,
+  WorkflowEntrypoint,
   type WorkflowEvent,
   type WorkflowStep,
-  WorkflowEntrypoint,
 } from "@cairn/core";
 import type { Store } from "@cairn/store";
 import { openSqliteStore } from "@cairn/store-sqlite";
