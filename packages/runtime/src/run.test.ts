@@ -233,3 +233,23 @@ describe("parking", () => {
     expect(summary(await t.steps(id))).toEqual(["sleep:first succeeded", "waitForEvent:approval succeeded"]);
   });
 });
+
+describe("restart from a step", () => {
+  it("keeps exactly the earlier steps: their callbacks do not run again, the rest do", async () => {
+    const calls: string[] = [];
+    const t = await setup(async (_event, step) => {
+      for (const name of ["a", "b", "c"]) await step.do(name, async () => calls.push(name));
+    });
+    const id = await t.runtime.create("w", { id: "rs" });
+    await t.idle();
+    const before = (await t.steps(id)).find((s) => s.name === "a");
+    await t.runtime.restart("w", id, { from: { name: "b" } });
+    await t.idle();
+    expect(calls).toEqual(["a", "b", "c", "b", "c"]);
+    const after = await t.steps(id);
+    // The kept step is the stored one, untouched.
+    expect(after.find((s) => s.name === "a")).toEqual(before);
+    expect(summary(after).sort()).toEqual(["do:a succeeded", "do:b succeeded", "do:c succeeded"]);
+    expect((await t.runtime.instance("w", id)).status).toBe("complete");
+  });
+});
