@@ -134,6 +134,9 @@ interface LongWait {
 /** An attempt's callback as it settled: its value, or what it threw (or its timeout). */
 type Settled = { ok: true; value: unknown } | { ok: false; error: unknown };
 
+/** An attempt as the run follows it: whether its marker was stored, and the value it returned. */
+type RunAttempt = Attempt & { shown: boolean; value: unknown };
+
 /**
  * One execution of `run()` for a claimed instance: the driver of the decisions in
  * `core/transitions.ts`. It replays stored step outcomes, runs the steps that have none, commits
@@ -464,40 +467,23 @@ export class InstanceRun {
     }
     for (;;) {
       if (!(await this.#resume())) return never();
-      const a: Attempt = {
+      const a: RunAttempt = {
         call,
         config,
         stepStartedAt,
         attempt: attempts + 1,
         startedAt: this.#now(),
         previousError,
+        shown: false,
+        value: undefined,
       };
-      let value: unknown;
-      let shown = false;
-      const result = await this.#callbacks.during(async (): Promise<AttemptResult | undefined> => {
-        const ran = await this.#runAttempt(a, timeoutMs, callback);
-        if (ran === undefined) return undefined;
-        shown = ran.shown;
-        if (!ran.settled.ok) return ran.settled;
-        value = ran.settled.value;
-        try {
-          return { ok: true, result: encodeValue(value) };
-        } catch (e) {
-          const reason = unclonableReason(e) ?? (e as Error).message;
-          void this.#finish({
-            error: new WorkflowFatalError(
-              `The execution of the Workflow instance was terminated, as the step "${key.name}" returned a value which is not serialisable (${reason})`,
-            ),
-          });
-          return undefined;
-        }
-      });
+      const result = await this.#callbacks.during(() => this.#runAttempt(a, timeoutMs, callback));
       if (result === undefined) return never();
-      const end = endAttempt(a, result, this.#now(), shown, this.#adjuster(key, "retry"));
+      const end = endAttempt(a, result, this.#now(), a.shown, this.#adjuster(key, "retry"));
       if (end.next === "return") {
         await this.#commit(end);
         this.#steps.set(stepKeyString(key), end.step);
-        return value;
+        return a.value;
       }
       if (end.next === "throw") {
         await this.#commit(end);
@@ -521,14 +507,16 @@ export class InstanceRun {
    * written once the callback has run for a moment, so the API and dashboard show it and a crash
    * during it counts the attempt; fast attempts write none. A suspect of the last crash (see
    * `suspectLane`) writes it before its callback runs, so one that kills the process without
-   * yielding is counted too, and takes its turn among the other suspects. `shown` says whether the
-   * marker was stored (the outcome always lands after it); `undefined` when the run ended meanwhile.
+   * yielding is counted too, and takes its turn among the other suspects. Returns the outcome with
+   * the value encoded, and sets `a.shown` (the marker was stored; the outcome lands after it) and
+   * `a.value`; `undefined` when the run ended meanwhile, or the value cannot be stored (the
+   * instance fails).
    */
   async #runAttempt(
-    a: Attempt,
+    a: RunAttempt,
     timeoutMs: number,
     callback: (ctx: WorkflowStepContext) => unknown,
-  ): Promise<{ settled: Settled; shown: boolean } | undefined> {
+  ): Promise<AttemptResult | undefined> {
     let shown: Promise<void> | undefined;
     let marker: TimerHandle | undefined;
     const lane = suspectLane(this.#recovering, a.previousError);
@@ -554,7 +542,20 @@ export class InstanceRun {
     marker?.cancel();
     this.#recovering = false;
     if (shown) await shown;
-    return { settled, shown: shown !== undefined };
+    a.shown = shown !== undefined;
+    if (!settled.ok) return settled;
+    a.value = settled.value;
+    try {
+      return { ok: true, result: encodeValue(settled.value) };
+    } catch (e) {
+      const reason = unclonableReason(e) ?? (e as Error).message;
+      void this.#finish({
+        error: new WorkflowFatalError(
+          `The execution of the Workflow instance was terminated, as the step "${a.call.key.name}" returned a value which is not serialisable (${reason})`,
+        ),
+      });
+      return undefined;
+    }
   }
 
   /** Stores that an attempt is under way: the step row as `running` and the attempt's start entries. */
