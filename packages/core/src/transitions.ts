@@ -21,7 +21,8 @@ import type { RestartOptions } from "./workflow.ts";
  * happened and `now`, and returns what to write (a step row and its history entries, or an instance
  * patch) and what the run does next. The runtime (`runtime/src/run.ts`) drives them: it owns timers,
  * the pause gate, concurrency slots and the store, and commits what these return, fenced by its
- * epoch. Nothing here reads a clock, a store or user code; values arrive already encoded.
+ * epoch. Nothing here reads a clock or a store, or runs user code other than the `adjustDelay` a
+ * caller may pass (the `adjustWait` hook); values arrive already encoded.
  */
 
 /** One `step.*` call of a run: where its row is stored and which call it is. */
