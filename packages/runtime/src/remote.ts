@@ -725,7 +725,7 @@ export class RemoteWorkers {
             : { retry: { attempt: p.attempt, at: Date.now() } };
         }
       }
-      if (rr.ended) return { suspend: rr.ended === "evicted" ? "backoff" : rr.ended };
+      if (rr.ended) return { suspend: rr.ended === "parked" ? "backoff" : rr.ended };
       await this.#changed(task, slot, rr);
     }
   }
@@ -737,7 +737,7 @@ export class RemoteWorkers {
         if (slot.settled.error) return { error: slot.settled.error };
         return reason === "sleep" ? { done: true } : { event: slot.settled.value };
       }
-      if (rr.ended) return { suspend: rr.ended === "evicted" ? reason : rr.ended };
+      if (rr.ended) return { suspend: rr.ended === "parked" ? reason : rr.ended };
       await this.#changed(task, slot, rr);
     }
   }
