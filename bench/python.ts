@@ -66,7 +66,9 @@ async function measure(cairn: Cairn, tag: string) {
       }
     });
   });
-  await Promise.all(Array.from({ length: burst }, (_, i) => cairn.runtime.create("three", { id: `${tag}-b-${i}` })));
+  await Promise.all(
+    Array.from({ length: burst }, (_, i) => cairn.runtime.create("three", { id: `${tag}-b-${i}` })),
+  );
   await finished;
   const burstMs = performance.now() - t0;
   const lat: number[] = [];
@@ -83,7 +85,10 @@ async function measure(cairn: Cairn, tag: string) {
 
 async function python() {
   const dir = mkdtempSync(join(tmpdir(), "cairn-bench-py-"));
-  const workers = new RemoteWorkers({ workflows: [{ name: "three", className: "ThreeSteps" }], log: () => {} });
+  const workers = new RemoteWorkers({
+    workflows: [{ name: "three", className: "ThreeSteps" }],
+    log: () => {},
+  });
   const cairn = await createCairn({
     store: join(dir, "cairn.db"),
     workflows: workers.definitions().map((d) => ({ ...d, binding: "THREE" })),
@@ -92,7 +97,15 @@ async function python() {
   const server = await startServer({ app: createApi({ runtime: cairn.runtime, workers }), port: 0 });
   const child: ChildProcess = spawn(
     process.env.CAIRN_PYTHON ?? "python3",
-    ["-m", "cairn_worker", join(ROOT, "bench/python/flows.py"), "--server", server.url, "--concurrency", "64"],
+    [
+      "-m",
+      "cairn_worker",
+      join(ROOT, "bench/python/flows.py"),
+      "--server",
+      server.url,
+      "--concurrency",
+      "64",
+    ],
     {
       env: {
         ...process.env,

@@ -551,8 +551,8 @@ export class RemoteWorkers {
           };
           if (cmd.ok) p.resolve(cmd.value ?? null);
           else if (error?.fatal) {
+            // The attempt never settles: the run ends with the instance's failure.
             rr.reject(new WorkflowFatalError(error.message));
-            p.resolve(null);
             return { suspend: "fatal" };
           } else p.reject(fromWire(error ?? { name: "Error", message: "The step failed" }));
           slot.changed.fire();
