@@ -193,7 +193,7 @@ export class RemoteWorkers {
   }
 
   /** The runtime's definitions of the remote workflows (pass them to `Runtime`/`createCairn`). */
-  definitions(): Required<Pick<WorkflowDefinition, "name" | "class" | "onRun">>[] & WorkflowDefinition[] {
+  definitions(): (WorkflowDefinition & Required<Pick<WorkflowDefinition, "onRun">>)[] {
     return [...this.#workflows.values()].map((w) => ({
       name: w.name,
       ...(w.binding ? { binding: w.binding } : {}),
