@@ -2,7 +2,7 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { checkPython, runStart, type StartedProject } from "@cairn/compat";
+import { checkPython, compatibilityOf, runStart, type StartedProject } from "@cairn/compat";
 import { createApi, startServer } from "@cairn/server";
 import { afterEach, describe, expect, it } from "vitest";
 import { until } from "./support.ts";
@@ -93,6 +93,22 @@ describe.skipIf(!havePython)("cairn start with a .py main", () => {
       log: (l) => lines.push(l),
     });
     await until(() => lines.find((l) => l.includes("(workflow.not_found) class Missing not found in")));
+  });
+});
+
+describe("compatibility settings of a Python project", () => {
+  it("reads compatibility_date and compatibility_flags from jsonc and toml", () => {
+    const dir = mkdtempSync(join(tmpdir(), "cairn-py-compat-"));
+    writeFileSync(
+      join(dir, "wrangler.jsonc"),
+      '// c\n{ "main": "a.py", "compatibility_date": "2025-10-01", "compatibility_flags": ["python_workers", "no_python_workflows_implicit_dependencies"] }',
+    );
+    expect(compatibilityOf(join(dir, "wrangler.jsonc"))).toEqual({
+      date: "2025-10-01",
+      flags: ["python_workers", "no_python_workflows_implicit_dependencies"],
+    });
+    writeFileSync(join(dir, "wrangler.toml"), 'main = "a.py"\ncompatibility_date = "2026-03-01"\n');
+    expect(compatibilityOf(join(dir, "wrangler.toml"))).toEqual({ date: "2026-03-01", flags: [] });
   });
 });
 

@@ -41,6 +41,7 @@ export {
 export { bannerLines, listenErrorMessage, type ProjectInfo, projectInfo } from "./project-info.ts";
 export {
   checkPython,
+  compatibilityOf,
   hostPythonProject,
   isPythonMain,
   PYTHON_SDK_DIR,

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, type FSWatcher, mkdirSync, watch } from "node:fs";
+import { existsSync, type FSWatcher, mkdirSync, readFileSync, watch } from "node:fs";
 import { delimiter, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { WorkflowError } from "@cairn/core";
@@ -26,6 +26,19 @@ export function pythonMain(dir: string, options: { config?: string; env?: string
   } catch {
     return false;
   }
+}
+
+/**
+ * `compatibility_date` and `compatibility_flags` of a wrangler file (they choose the `step.do` mode
+ * of Python workflows, SPEC §10.2). Read from the text: the validated config does not keep them.
+ */
+export function compatibilityOf(path: string): { date?: string; flags: string[] } {
+  const text = readFileSync(path, "utf8");
+  const sep = path.endsWith(".toml") ? "=" : ":";
+  const date = new RegExp(`["']?compatibility_date["']?\\s*${sep}\\s*["']([^"']+)["']`).exec(text)?.[1];
+  const list = new RegExp(`["']?compatibility_flags["']?\\s*${sep}\\s*\\[([^\\]]*)\\]`).exec(text)?.[1] ?? "";
+  const flags = [...list.matchAll(/["']([^"']+)["']/g)].map((m) => m[1]!);
+  return { ...(date ? { date } : {}), flags };
 }
 
 /**
@@ -83,6 +96,7 @@ export async function hostPythonProject(dir: string, options: PythonHostOptions)
   if (!existsSync(entry))
     throw new WorkflowError("workflow.not_found", `${config.path}: main "${config.main}" does not exist`);
   const { python } = checkPython();
+  const compat = compatibilityOf(config.path);
   const storePath = options.store ?? join(root, ".cairn", "cairn.db");
   if (storePath !== ":memory:" && !storePath.includes("://"))
     mkdirSync(dirname(storePath), { recursive: true });
@@ -123,8 +137,8 @@ export async function hostPythonProject(dir: string, options: PythonHostOptions)
         ...process.env,
         PYTHONPATH: pythonPath,
         CAIRN_WORKFLOWS: JSON.stringify(config.workflows),
-        ...(config.compatibilityDate ? { CAIRN_COMPATIBILITY_DATE: config.compatibilityDate } : {}),
-        CAIRN_COMPATIBILITY_FLAGS: (config.compatibilityFlags ?? []).join(","),
+        ...(compat.date ? { CAIRN_COMPATIBILITY_DATE: compat.date } : {}),
+        CAIRN_COMPATIBILITY_FLAGS: compat.flags.join(","),
         ...(options.token ? { CAIRN_WORKER_TOKEN: options.token } : {}),
       },
       stdio: ["ignore", "pipe", "pipe"],

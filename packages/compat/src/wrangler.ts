@@ -51,9 +51,6 @@ export interface WranglerConfig {
   migrations: WranglerMigration[];
   /** Plain-text environment variables, visible in `env`. */
   vars: Record<string, string | number | boolean | object>;
-  /** `compatibility_date` and `compatibility_flags` (Python workflows' step mode depends on them). */
-  compatibilityDate?: string;
-  compatibilityFlags?: string[];
   /** The file the configuration was read from (absolute). */
   path: string;
   /** The wrangler environment selected (`env.<name>`), if any. */
@@ -188,8 +185,6 @@ const configSchema = z
     workflows: z
       .array(workflowSchema, { error: 'needs "workflows", a list of { binding, name, class_name }' })
       .optional(),
-    compatibility_date: z.string({ error: "compatibility_date must be a string" }).optional(),
-    compatibility_flags: z.array(z.string(), { error: "must be a list of flag names" }).optional(),
     durable_objects: z
       .object({
         bindings: z
@@ -367,8 +362,6 @@ export function parseWranglerConfig(
       ...(m.deleted_classes ? { deleted_classes: m.deleted_classes } : {}),
     })),
     vars: (c.vars ?? {}) as WranglerConfig["vars"],
-    ...(c.compatibility_date ? { compatibilityDate: c.compatibility_date } : {}),
-    compatibilityFlags: c.compatibility_flags ?? [],
     path,
     ...(options.env ? { env: options.env } : {}),
     warnings,
