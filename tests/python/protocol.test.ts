@@ -240,6 +240,23 @@ describe("worker protocol v1", () => {
     expect(st.output).toBe("fresh");
   });
 
+  it("a step asked for twice in one replay is nondeterministic: the instance errors", async () => {
+    s = await startPyServer({ workflows: [{ name: "hello", className: "Hello" }] });
+    const wid = await register();
+    await s.cairn.runtime.create("hello", { id: "i7" });
+    const t = taskClient(wid, await pollOne(wid));
+    await t.send("step", { name: "a", count: 1 });
+    await t.send("attempt", { name: "a", count: 1, attempt: 1, ok: true, value: 1 });
+    const again = await t.send("step", { name: "a", count: 1 });
+    expect(again.status).toBe(409);
+    expect(again.body.errors[0].code).toBe("step.nondeterministic");
+    const st = await until(async () => {
+      const x = await status("i7");
+      return x.status === "errored" ? x : undefined;
+    });
+    expect(st.error.message).toContain('Step "a-1" (step) was requested twice in one replay');
+  });
+
   it("refuses a registration for an unknown workflow or class", async () => {
     s = await startPyServer({ workflows: [{ name: "hello", className: "Hello" }] });
     const r = await call("POST", "/workers", {

@@ -84,6 +84,8 @@ interface Task {
   rr?: RemoteRun;
   wire: Record<string, unknown>;
   replies: Map<number, Promise<Reply>>;
+  /** The steps this task asked for (`op:count:name`): each once per replay. */
+  keys: Set<string>;
   respond?: (r: Response) => void;
   lost: Signal;
 }
@@ -372,6 +374,7 @@ export class RemoteWorkers {
       state: "queued",
       wire: { task_id: id, kind, epoch, ...wire },
       replies: new Map(),
+      keys: new Set(),
       lost: new Signal(),
     };
     this.#tasks.set(id, task);
@@ -529,6 +532,19 @@ export class RemoteWorkers {
     const rr = task.rr!;
     const name = cmd.name as string;
     const count = cmd.count as number;
+    if (cmd.op === "step" || cmd.op === "sleep" || cmd.op === "wait") {
+      const key = `${cmd.op}:${count}:${name}`;
+      if (task.keys.has(key)) {
+        // A replay asks for each step once: the worker's counts went wrong, so its outcomes can't be trusted.
+        const e = new WorkflowError(
+          "step.nondeterministic",
+          `Step "${name}-${count}" (${cmd.op}) was requested twice in one replay`,
+        );
+        rr.reject(e);
+        throw e;
+      }
+      task.keys.add(key);
+    }
     switch (cmd.op) {
       case "step": {
         const slot = await this.#slotFor(task, "do", name, count, (step, cb) =>
