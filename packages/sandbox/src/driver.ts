@@ -393,6 +393,8 @@ export const bwrapDriver: SandboxDriver = {
       "--ro-bind",
       SUPERVISOR,
       "/.cairn/supervisor.mjs",
+      "--remount-ro",
+      "/",
       "--chdir",
       "/workspace",
       "--seccomp",

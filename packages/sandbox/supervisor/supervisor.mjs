@@ -230,8 +230,10 @@ class Session {
       let errDone = false;
       let written = 0;
       let settled = false;
+      let stopped;
       const finish = (err) => {
         if (settled) return;
+        err ??= stopped;
         settled = true;
         clearTimeout(timer);
         shell.stdout.off("data", onOut);
@@ -284,7 +286,8 @@ class Session {
         finish();
       };
       const stop = async (failure) => {
-        if (settled) return;
+        if (settled || stopped) return;
+        stopped = failure;
         const children = (await treeOf(shell.pid)).filter((p) => p !== shell.pid);
         signalAll(children, "SIGKILL");
         setTimeout(() => {
@@ -292,8 +295,6 @@ class Session {
           // The shell itself is stuck (a builtin loop): replace it; its state is lost.
           signalAll([shell.pid], "SIGKILL");
         }, 300).unref();
-        setTimeout(() => finish(failure), 0);
-        shell.once("close", () => finish(failure));
       };
       const onAbort = () => stop(new Failure("sandbox.aborted", "the command was aborted"));
       shell.stdout.on("data", onOut);
