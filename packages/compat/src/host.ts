@@ -1,5 +1,5 @@
 import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import { parseStoreLocation } from "@cairn/core";
 import { installWorkersGlobals, type UpgradeListener, upgradeListener } from "@cairn/objects";
 import type { RuntimeHooks } from "@cairn/runtime";
@@ -126,6 +126,8 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
   const location = parseStoreLocation(store);
   if (location.kind === "sqlite") mkdirSync(dirname(location.path), { recursive: true });
 
+  // Sandboxes (`@cloudflare/sandbox`) keep their directories beside the store.
+  process.env.CAIRN_SANDBOX_DIR ??= join(dirname(project.storePath), "sandboxes");
   const drain = new Drain();
   const userHooks = { ...options.cairn?.hooks, ...project.options.hooks };
   const devLogger = options.devLogger;

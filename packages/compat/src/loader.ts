@@ -13,6 +13,8 @@ const sibling = (name: string) => new URL(`./${name}${EXT}`, import.meta.url).hr
 export const CLOUDFLARE_MODULES: Readonly<Record<string, string>> = {
   "cloudflare:workers": sibling("cloudflare-workers"),
   "cloudflare:workflows": sibling("cloudflare-workflows"),
+  // Sandboxes: a project written for Cloudflare imports them from "@cloudflare/sandbox".
+  "@cloudflare/sandbox": import.meta.resolve("@cairn/sandbox"),
 };
 
 let installed = false;
