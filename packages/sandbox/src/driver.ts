@@ -79,10 +79,16 @@ export interface SandboxDriver {
 const SUPERVISOR = fileURLToPath(new URL("../supervisor/supervisor.mjs", import.meta.url));
 const PROXY_PORT = 3128;
 
-function findBwrap(): string | undefined {
-  for (const p of [process.env.CAIRN_BWRAP, "/usr/bin/bwrap", "/usr/local/bin/bwrap"])
-    if (p && existsSync(p)) return p;
+function findBwrap(path: string | undefined): string | undefined {
+  if (path) return existsSync(path) ? path : undefined;
+  for (const p of ["/usr/bin/bwrap", "/usr/local/bin/bwrap"]) if (existsSync(p)) return p;
   return undefined;
+}
+
+/** Writes to a child's pipe; a child that exits without reading is reported by its exit, not EPIPE. */
+function writeQuietly(stream: NodeJS.WritableStream, data: Buffer | string): void {
+  stream.on("error", () => {});
+  stream.end(data);
 }
 
 /** The fixed part of the bwrap command line (namespaces, privileges, the base file system). */
@@ -288,153 +294,176 @@ async function prepareDirs(spec: JailSpec): Promise<{ run: string; workspace: st
   return { run, workspace, home };
 }
 
-let probed: Promise<Probe> | undefined;
+const probes = new Map<string, Promise<Probe>>();
+const drivers = new Map<string, SandboxDriver>();
 
-/** The bubblewrap driver (see the module comment). */
-export const bwrapDriver: SandboxDriver = {
-  name: "bwrap",
-  probe() {
-    probed ??= (async (): Promise<Probe> => {
-      const cg = detectCgroupMode();
-      const seccomp = seccompSupported();
-      const base = { driver: "bwrap" as const, cgroup: cg.mode, cgroupReason: cg.reason, seccomp };
-      if (process.platform !== "linux")
-        return {
-          ...base,
-          ok: false,
-          reason: `bubblewrap needs Linux (this is ${process.platform}); use isolation: "none" for development`,
-        };
-      const bwrap = findBwrap();
-      if (!bwrap)
-        return {
-          ...base,
-          ok: false,
-          reason: "bwrap (bubblewrap) is not installed: apt-get install bubblewrap",
-        };
-      if (!seccomp)
-        return {
-          ...base,
-          ok: false,
-          bwrap,
-          reason: `no seccomp filter for the architecture ${process.arch}`,
-        };
-      const trial = await new Promise<{ code: number | null; err: string }>((resolve) => {
-        const child = spawn(
-          bwrap,
-          [
-            ...baseArgs({ cpu: 1, memory: 0, tmp: 1024 * 1024, pids: 0, cpuSeconds: 0 }, undefined, "none"),
-            "--seccomp",
-            "3",
-            "--",
-            "/bin/true",
-          ],
-          {
-            stdio: ["ignore", "ignore", "pipe", "pipe"],
-          },
+/** The bubblewrap driver (see the module comment); `bwrapPath` overrides where bwrap is looked for. */
+export function bwrapDriverAt(bwrapPath?: string): SandboxDriver {
+  const key = bwrapPath ?? "";
+  let d = drivers.get(key);
+  if (!d) drivers.set(key, (d = makeBwrapDriver(bwrapPath)));
+  return d;
+}
+
+function makeBwrapDriver(bwrapPath: string | undefined): SandboxDriver {
+  return {
+    name: "bwrap",
+    probe() {
+      const key = bwrapPath ?? "";
+      let probed = probes.get(key);
+      if (!probed)
+        probes.set(
+          key,
+          (probed = (async (): Promise<Probe> => {
+            const cg = detectCgroupMode();
+            const seccomp = seccompSupported();
+            const base = { driver: "bwrap" as const, cgroup: cg.mode, cgroupReason: cg.reason, seccomp };
+            if (process.platform !== "linux")
+              return {
+                ...base,
+                ok: false,
+                reason: `bubblewrap needs Linux (this is ${process.platform}); use isolation: "none" for development`,
+              };
+            const bwrap = findBwrap(bwrapPath);
+            if (!bwrap)
+              return {
+                ...base,
+                ok: false,
+                reason: `bwrap (bubblewrap) is not installed${bwrapPath ? ` at ${bwrapPath}` : ""}: apt-get install bubblewrap`,
+              };
+            if (!seccomp)
+              return {
+                ...base,
+                ok: false,
+                bwrap,
+                reason: `no seccomp filter for the architecture ${process.arch}`,
+              };
+            const trial = await new Promise<{ code: number | null; err: string }>((resolve) => {
+              const child = spawn(
+                bwrap,
+                [
+                  ...baseArgs(
+                    { cpu: 1, memory: 0, tmp: 1024 * 1024, pids: 0, cpuSeconds: 0 },
+                    undefined,
+                    "none",
+                  ),
+                  "--seccomp",
+                  "3",
+                  "--",
+                  "/bin/true",
+                ],
+                {
+                  stdio: ["ignore", "ignore", "pipe", "pipe"],
+                },
+              );
+              let err = "";
+              child.stderr?.on("data", (d) => (err += d));
+              writeQuietly(child.stdio[3] as NodeJS.WritableStream, buildSeccompFilter());
+              child.on("error", (e) => resolve({ code: -1, err: e.message }));
+              child.on("exit", (code) => resolve({ code, err }));
+            });
+            if (trial.code !== 0)
+              return {
+                ...base,
+                ok: false,
+                bwrap,
+                reason: `a trial jail failed (exit ${trial.code}): ${trial.err.trim() || "no message"} (unprivileged user namespaces may be off, or blocked by a container's seccomp profile)`,
+              };
+            return { ...base, ok: true, bwrap, reason: "bubblewrap jails run" };
+          })()),
         );
-        let err = "";
-        child.stderr?.on("data", (d) => (err += d));
-        (child.stdio[3] as NodeJS.WritableStream).end(buildSeccompFilter());
-        child.on("error", (e) => resolve({ code: -1, err: e.message }));
-        child.on("exit", (code) => resolve({ code, err }));
-      });
-      if (trial.code !== 0)
-        return {
-          ...base,
-          ok: false,
-          bwrap,
-          reason: `a trial jail failed (exit ${trial.code}): ${trial.err.trim() || "no message"} (unprivileged user namespaces may be off, or blocked by a container's seccomp profile)`,
-        };
-      return { ...base, ok: true, bwrap, reason: "bubblewrap jails run" };
-    })();
-    return probed;
-  },
+      return probed;
+    },
 
-  async create(spec) {
-    const probe = await this.probe();
-    if (!probe.ok) throw new SandboxError("sandbox.isolation_unavailable", probe.reason);
-    const { run, workspace, home } = await prepareDirs(spec);
-    const token = randomBytes(32).toString("hex");
-    const etc = join(run, "etc");
-    await mkdir(etc);
-    await writeEtc(etc);
-    const network = spec.network ?? "none";
-    let egress: Server | undefined;
-    if (network === "egress") egress = await egressServer(join(run, "egress.sock"), spec.allow ?? []);
-    const cgroup =
-      probe.cgroup === "rlimits"
-        ? undefined
-        : new SandboxCgroup(probe.cgroup, `${spec.id}-${randomBytes(4).toString("hex")}`);
-    await cgroup?.create(spec.limits);
-    const node = realpathSync(process.execPath);
-    const args = [
-      ...baseArgs(spec.limits, spec.root, network),
-      "--ro-bind",
-      join(etc, "passwd"),
-      "/etc/passwd",
-      "--ro-bind",
-      join(etc, "group"),
-      "/etc/group",
-      "--ro-bind",
-      join(etc, "hosts"),
-      "/etc/hosts",
-      "--bind",
-      workspace,
-      "/workspace",
-      "--bind",
-      home,
-      "/home/user",
-      "--bind",
-      run,
-      "/run/cairn",
-      "--ro-bind",
-      node,
-      "/.cairn/node",
-      "--ro-bind",
-      SUPERVISOR,
-      "/.cairn/supervisor.mjs",
-      "--remount-ro",
-      "/",
-      "--chdir",
-      "/workspace",
-      "--seccomp",
-      "3",
-      "--",
-      "/.cairn/node",
-      "--max-old-space-size=64",
-      "/.cairn/supervisor.mjs",
-    ];
-    const env: Record<string, string> = { PATH: "/usr/bin:/bin", LANG: "C.UTF-8" };
-    if (probe.cgroup === "rlimits") env.CAIRN_MEMORY_WATCH = String(spec.limits.memory);
-    if (spec.limits.cpuSeconds) env.CAIRN_CPU_SECONDS = String(spec.limits.cpuSeconds);
-    if (network === "egress") env.CAIRN_PROXY = `http://127.0.0.1:${PROXY_PORT}`;
-    // A starting shell joins the sandbox's cgroups itself, then becomes bwrap: nothing of the jail
-    // runs outside them, even for a moment.
-    const join_ = (cgroup?.procsFiles() ?? []).map((f) => `echo $$ > '${f}' && `).join("");
-    const child = spawn("/bin/sh", ["-c", `${join_}exec "$0" "$@"`, probe.bwrap as string, ...args], {
-      stdio: ["pipe", "pipe", "pipe", "pipe"],
-      env,
-    });
-    (child.stdio[3] as NodeJS.WritableStream).end(buildSeccompFilter());
-    child.stdin?.end(`${token}\n`);
-    const started: Started = {
-      child,
-      run,
-      token,
-      ...(cgroup ? { cgroup } : {}),
-      ...(egress ? { egress } : {}),
-    };
-    try {
-      await waitReady(child, spec.startTimeoutMs ?? 30_000, `sandbox ${spec.id}`);
-    } catch (e) {
-      await cgroup?.destroy();
-      egress?.close();
-      await rm(run, { recursive: true, force: true });
-      throw e;
-    }
-    return toJail("bwrap", started, probe.cgroup);
-  },
-};
+    async create(spec) {
+      const probe = await this.probe();
+      if (!probe.ok) throw new SandboxError("sandbox.isolation_unavailable", probe.reason);
+      const { run, workspace, home } = await prepareDirs(spec);
+      const token = randomBytes(32).toString("hex");
+      const etc = join(run, "etc");
+      await mkdir(etc);
+      await writeEtc(etc);
+      const network = spec.network ?? "none";
+      let egress: Server | undefined;
+      if (network === "egress") egress = await egressServer(join(run, "egress.sock"), spec.allow ?? []);
+      const cgroup =
+        probe.cgroup === "rlimits"
+          ? undefined
+          : new SandboxCgroup(probe.cgroup, `${spec.id}-${randomBytes(4).toString("hex")}`);
+      await cgroup?.create(spec.limits);
+      const node = realpathSync(process.execPath);
+      const args = [
+        ...baseArgs(spec.limits, spec.root, network),
+        "--ro-bind",
+        join(etc, "passwd"),
+        "/etc/passwd",
+        "--ro-bind",
+        join(etc, "group"),
+        "/etc/group",
+        "--ro-bind",
+        join(etc, "hosts"),
+        "/etc/hosts",
+        "--bind",
+        workspace,
+        "/workspace",
+        "--bind",
+        home,
+        "/home/user",
+        "--bind",
+        run,
+        "/run/cairn",
+        "--ro-bind",
+        node,
+        "/.cairn/node",
+        "--ro-bind",
+        SUPERVISOR,
+        "/.cairn/supervisor.mjs",
+        "--remount-ro",
+        "/",
+        "--chdir",
+        "/workspace",
+        "--seccomp",
+        "3",
+        "--",
+        "/.cairn/node",
+        "--max-old-space-size=64",
+        "/.cairn/supervisor.mjs",
+      ];
+      const env: Record<string, string> = { PATH: "/usr/bin:/bin", LANG: "C.UTF-8" };
+      if (probe.cgroup === "rlimits") env.CAIRN_MEMORY_WATCH = String(spec.limits.memory);
+      if (spec.limits.cpuSeconds) env.CAIRN_CPU_SECONDS = String(spec.limits.cpuSeconds);
+      if (network === "egress") env.CAIRN_PROXY = `http://127.0.0.1:${PROXY_PORT}`;
+      // A starting shell joins the sandbox's cgroups itself, then becomes bwrap: nothing of the jail
+      // runs outside them, even for a moment.
+      const join_ = (cgroup?.procsFiles() ?? []).map((f) => `echo $$ > '${f}' && `).join("");
+      const child = spawn("/bin/sh", ["-c", `${join_}exec "$0" "$@"`, probe.bwrap as string, ...args], {
+        stdio: ["pipe", "pipe", "pipe", "pipe"],
+        env,
+      });
+      writeQuietly(child.stdio[3] as NodeJS.WritableStream, buildSeccompFilter());
+      if (child.stdin) writeQuietly(child.stdin, `${token}\n`);
+      const started: Started = {
+        child,
+        run,
+        token,
+        ...(cgroup ? { cgroup } : {}),
+        ...(egress ? { egress } : {}),
+      };
+      try {
+        await waitReady(child, spec.startTimeoutMs ?? 30_000, `sandbox ${spec.id}`);
+      } catch (e) {
+        await cgroup?.destroy();
+        egress?.close();
+        await rm(run, { recursive: true, force: true });
+        throw e;
+      }
+      return toJail("bwrap", started, probe.cgroup);
+    },
+  };
+}
+
+/** The bubblewrap driver with bwrap from `/usr/bin` or `/usr/local/bin`. */
+export const bwrapDriver: SandboxDriver = bwrapDriverAt();
 
 /** The driver without isolation (development only; see the module comment). */
 export function noneDriver(warn: (message: string) => void = (m) => console.warn(m)): SandboxDriver {
@@ -469,7 +498,7 @@ export function noneDriver(warn: (message: string) => void = (m) => console.warn
           CAIRN_MEMORY_WATCH: String(spec.limits.memory),
         },
       });
-      child.stdin?.end(`${token}\n`);
+      if (child.stdin) writeQuietly(child.stdin, `${token}\n`);
       await waitReady(child, spec.startTimeoutMs ?? 30_000, `sandbox ${spec.id}`);
       return toJail("none", { child, run, token }, "rlimits");
     },
@@ -477,8 +506,12 @@ export function noneDriver(warn: (message: string) => void = (m) => console.warn
 }
 
 /** The driver for an `isolation` setting (default: `bwrap`). */
-export function driverFor(isolation: IsolationName | undefined, warn?: (m: string) => void): SandboxDriver {
-  if (isolation === undefined || isolation === "bwrap") return bwrapDriver;
+export function driverFor(
+  isolation: IsolationName | undefined,
+  warn?: (m: string) => void,
+  bwrapPath?: string,
+): SandboxDriver {
+  if (isolation === undefined || isolation === "bwrap") return bwrapDriverAt(bwrapPath);
   if (isolation === "none") return noneDriver(warn);
   throw new SandboxError(
     "sandbox.invalid_argument",

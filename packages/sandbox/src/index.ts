@@ -35,6 +35,7 @@ export {
 export { ControlClient } from "./client.ts";
 export {
   bwrapDriver,
+  bwrapDriverAt,
   driverFor,
   egressAllowed,
   type IsolationName,

@@ -24,6 +24,8 @@ export interface SandboxConfig {
   warn?: (message: string) => void;
   /** A directory used as the root file system (its `usr/` replaces the host's). */
   root?: string;
+  /** Where bwrap is (default `/usr/bin/bwrap`, or `CAIRN_BWRAP`). */
+  bwrap?: string;
 }
 
 export interface ResolvedConfig {
@@ -34,6 +36,7 @@ export interface ResolvedConfig {
   limits: ResolvedLimits;
   warn: (message: string) => void;
   root?: string;
+  bwrap?: string;
 }
 
 export interface JailEntry {
@@ -114,13 +117,14 @@ export function sandboxConfig(): ResolvedConfig {
     limits,
     warn: c.warn ?? ((m) => console.warn(m)),
     ...(c.root ? { root: c.root } : {}),
+    ...((c.bwrap ?? env.CAIRN_BWRAP) ? { bwrap: (c.bwrap ?? env.CAIRN_BWRAP) as string } : {}),
   };
 }
 
 /** The isolation probe of the configured driver. */
 export function probeIsolation(): Promise<Probe> {
   const c = sandboxConfig();
-  return driverFor(c.isolation, c.warn).probe();
+  return driverFor(c.isolation, c.warn, c.bwrap).probe();
 }
 
 export function jailKey(dir: string, id: string): string {
@@ -150,7 +154,7 @@ export function ensureJail(
   let starting = rt.starting.get(key);
   if (!starting) {
     starting = (async () => {
-      const driver = driverFor(config.isolation, config.warn);
+      const driver = driverFor(config.isolation, config.warn, config.bwrap);
       const limits = opts.limits
         ? { ...config.limits, ...resolveLimits({ ...config.limits, ...opts.limits }) }
         : config.limits;
