@@ -429,7 +429,7 @@ function makeBwrapDriver(bwrapPath: string | undefined): SandboxDriver {
         "--max-old-space-size=64",
         "/.cairn/supervisor.mjs",
       ];
-      const env: Record<string, string> = { PATH: "/usr/bin:/bin", LANG: "C.UTF-8" };
+      const env: Record<string, string> = { PATH: "/usr/bin:/bin", LANG: "C.UTF-8", CAIRN_JAILED: "1" };
       if (probe.cgroup === "rlimits") env.CAIRN_MEMORY_WATCH = String(spec.limits.memory);
       if (spec.limits.cpuSeconds) env.CAIRN_CPU_SECONDS = String(spec.limits.cpuSeconds);
       if (network === "egress") env.CAIRN_PROXY = `http://127.0.0.1:${PROXY_PORT}`;

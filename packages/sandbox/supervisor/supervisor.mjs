@@ -489,11 +489,12 @@ function proc(id) {
 if (MEMORY_WATCH > 0) {
   const page = 4096;
   setInterval(async () => {
-    const table = await processTable();
+    // In a jail every process is the sandbox's; without one (isolation "none") only descendants.
+    const pids = process.env.CAIRN_JAILED ? [...(await processTable()).keys()] : await treeOf(process.pid);
     let total = 0;
     let biggest = 0;
     let biggestPid = 0;
-    for (const pid of table.keys()) {
+    for (const pid of pids) {
       if (pid === process.pid || pid === 1) continue;
       try {
         const rss = Number((await fs.readFile(`/proc/${pid}/statm`, "utf8")).split(" ")[1]) * page;
