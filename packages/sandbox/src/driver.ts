@@ -495,7 +495,7 @@ export function noneDriver(warn: (message: string) => void = (m) => console.warn
           CAIRN_SOCKET: join(run, "ctl.sock"),
           CAIRN_WORKSPACE: workspace,
           CAIRN_HOME: home,
-          CAIRN_MEMORY_WATCH: String(spec.limits.memory),
+          CAIRN_UNJAILED: "1",
         },
       });
       if (child.stdin) writeQuietly(child.stdin, `${token}\n`);

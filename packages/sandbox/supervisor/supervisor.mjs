@@ -486,11 +486,11 @@ function proc(id) {
 
 // ---------------------------------------------------------------- memory watchdog (no cgroups)
 
-if (MEMORY_WATCH > 0) {
+if (MEMORY_WATCH > 0 && process.env.CAIRN_JAILED) {
   const page = 4096;
   setInterval(async () => {
-    // In a jail every process is the sandbox's; without one (isolation "none") only descendants.
-    const pids = process.env.CAIRN_JAILED ? [...(await processTable()).keys()] : await treeOf(process.pid);
+    // Only inside a jail, where every process in /proc is the sandbox's.
+    const pids = [...(await processTable()).keys()];
     let total = 0;
     let biggest = 0;
     let biggestPid = 0;
@@ -506,7 +506,18 @@ if (MEMORY_WATCH > 0) {
       } catch {}
     }
     if (total > MEMORY_WATCH && biggestPid) signalAll([biggestPid], "SIGKILL");
-  }, 50).unref();
+  }, 100).unref();
+}
+
+// Without a jail (isolation "none") nothing ties the sandbox to Cairn's process: when the parent
+// goes away (reparented), the supervisor kills what it started and exits.
+if (process.env.CAIRN_UNJAILED) {
+  const parent = process.ppid;
+  setInterval(async () => {
+    if (process.ppid === parent) return;
+    signalAll(await treeOf(process.pid), "SIGKILL");
+    process.exit(1);
+  }, 500).unref();
 }
 
 // ---------------------------------------------------------------- files
