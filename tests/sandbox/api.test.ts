@@ -213,6 +213,18 @@ describe("sandbox API", () => {
     expect((await proxyToSandbox(new Request(url)))?.status).toBe(404);
   });
 
+  it("sleepAfter stops an idle jail; the next call starts it again with the workspace kept", async () => {
+    const sb = t.get("api-sleep", { sleepAfter: "1s" });
+    await sb.writeFile("kept.txt", "kept");
+    await sb.startProcess("sleep 1000");
+    const pid = (await sb.info()).running;
+    expect(pid).toBe(true);
+    for (let i = 0; i < 200 && (await sb.info()).running; i++) await new Promise((r) => setTimeout(r, 50));
+    expect((await sb.info()).running).toBe(false);
+    expect((await sb.readFile("kept.txt")).content).toBe("kept");
+    expect(await sb.listProcesses()).toEqual([]);
+  });
+
   it("destroy() stops every process and removes the sandbox's directory", async () => {
     const sb = t.get("api-destroy");
     await sb.startProcess("sleep 1000");
