@@ -94,6 +94,36 @@ export function detectCgroupMode(): { mode: CgroupMode; reason: string } {
   };
 }
 
+let swept = false;
+
+/**
+ * Removes the empty cgroups of sandboxes whose Cairn process died without cleaning up (a SIGKILL
+ * leaves the directories, not processes: --die-with-parent took those). Once per process; only
+ * directories older than a minute, so a jail starting in another process is left alone.
+ */
+async function sweepStale(): Promise<void> {
+  if (swept) return;
+  swept = true;
+  const { readdir, stat } = await import("node:fs/promises");
+  for (const c of V1) {
+    const base = join(ROOT, c, "cairn");
+    let names: string[] = [];
+    try {
+      names = await readdir(base);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      const d = join(base, name);
+      try {
+        const st = await stat(d);
+        if (!st.isDirectory() || Date.now() - st.mtimeMs < 60_000) continue;
+        if ((await readFile(join(d, "cgroup.procs"), "utf8")).trim() === "") await rmdir(d);
+      } catch {}
+    }
+  }
+}
+
 /** A sandbox's cgroup(s): created before the jail starts, killed and removed with it. */
 export class SandboxCgroup {
   readonly mode: CgroupMode;
@@ -106,6 +136,7 @@ export class SandboxCgroup {
   }
 
   async create(limits: ResolvedLimits): Promise<void> {
+    if (this.mode === "v1") await sweepStale();
     for (const d of this.dirs) await mkdir(d, { recursive: true });
     if (this.mode === "v1") {
       const [memory, pids, cpu] = this.dirs as [string, string, string];
