@@ -10,7 +10,14 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createObjectHost } from "@cairn/objects";
-import { configureSandboxes, getSandbox, listJails, probeIsolation, Sandbox, stopAllJails } from "@cairn/sandbox";
+import {
+  configureSandboxes,
+  getSandbox,
+  listJails,
+  probeIsolation,
+  Sandbox,
+  stopAllJails,
+} from "@cairn/sandbox";
 import { gitCommit, machine, sqliteVersion } from "./lib/report.ts";
 import { summarize } from "./lib/stats.ts";
 
@@ -125,14 +132,23 @@ async function main() {
     coldStartMs: { ...coldS, p50: ms(coldS.p50), p99: ms(coldS.p99) },
     execTrueSessionMs: { ...rtS, p50: ms(rtS.p50), p99: ms(rtS.p99) },
     execTrueNoSessionMs: { ...rt2S, p50: ms(rt2S.p50), p99: ms(rt2S.p99) },
-    fiftyAtOnce: { count: many, allAnsweredMs: ms(startAll), jailsRssBytes: jailRss, perJailRssBytes: Math.round(jailRss / many), cairnRssBytes: cairnRss },
+    fiftyAtOnce: {
+      count: many,
+      allAnsweredMs: ms(startAll),
+      jailsRssBytes: jailRss,
+      perJailRssBytes: Math.round(jailRss / many),
+      cairnRssBytes: cairnRss,
+    },
   };
   console.log(JSON.stringify(result, null, 2));
   if (save) {
     const dir = join(import.meta.dirname, "results");
     mkdirSync(dir, { recursive: true });
     const stamp = result.date.replaceAll(":", "-").replace(/\.\d+Z$/, "Z");
-    writeFileSync(join(dir, `sandbox-${stamp}${quick ? "-quick" : ""}.json`), `${JSON.stringify(result, null, 2)}\n`);
+    writeFileSync(
+      join(dir, `sandbox-${stamp}${quick ? "-quick" : ""}.json`),
+      `${JSON.stringify(result, null, 2)}\n`,
+    );
     if (!quick) writeFileSync(join(dir, "latest-sandbox.json"), `${JSON.stringify(result, null, 2)}\n`);
   }
 }
