@@ -45,6 +45,11 @@ describe("a Cloudflare Sandbox SDK project under cairn dev", () => {
     expect(new Set(types.slice(1, -1))).toEqual(new Set(["stdout"]));
   });
 
+  it("gives ctx.container to a Durable Object class bound in containers[] (1.0 style)", async () => {
+    const res = await fetch(new URL("/container", url));
+    expect(await res.json()).toEqual({ stdout: "argv0 in /\n", exitCode: 5, running: true });
+  });
+
   it("warns that the Dockerfile image is not built, and destroy() removes the sandbox", async () => {
     expect(server.output().stderr + server.output().stdout).toMatch(
       /image "\.\/Dockerfile" is not built by Cairn/,

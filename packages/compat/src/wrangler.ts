@@ -47,6 +47,8 @@ export interface WranglerConfig {
   workflows: WranglerWorkflow[];
   /** `durable_objects.bindings[]` (empty when there are none). */
   durableObjects: WranglerDurableObject[];
+  /** `containers[].class_name`: Durable Object classes that get `ctx.container` (Sandboxes). */
+  containers?: string[];
   /** `migrations[]` (empty when there are none). */
   migrations: WranglerMigration[];
   /** Plain-text environment variables, visible in `env`. */
@@ -371,6 +373,7 @@ export function parseWranglerConfig(
       name: o.name,
       class_name: o.class_name,
     })),
+    ...(c.containers?.length ? { containers: c.containers.map((x) => x.class_name) } : {}),
     migrations: (c.migrations ?? []).map((m) => ({
       tag: m.tag,
       ...(m.new_sqlite_classes ? { new_sqlite_classes: m.new_sqlite_classes } : {}),

@@ -34,6 +34,13 @@ export {
 } from "./api.ts";
 export { ControlClient } from "./client.ts";
 export {
+  type Container,
+  type ContainerExecOptions,
+  containerFor,
+  type ExecProcess,
+  withContainer,
+} from "./container.ts";
+export {
   bwrapDriver,
   bwrapDriverAt,
   driverFor,
