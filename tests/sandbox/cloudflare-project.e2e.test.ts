@@ -4,7 +4,7 @@ import { cpSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildCli, cairnServer } from "../../packages/cli/test/helpers.ts";
+import { buildCli, cairn, cairnServer } from "../../packages/cli/test/helpers.ts";
 
 let dir: string;
 let server: ReturnType<typeof cairnServer>;
@@ -56,5 +56,25 @@ describe("a Cloudflare Sandbox SDK project under cairn dev", () => {
     );
     expect(await (await fetch(new URL("/destroy?id=e2e", url))).text()).toBe("destroyed");
     expect(existsSync(join(dir, ".cairn", "sandboxes", "e2e"))).toBe(false);
+  });
+
+  it("cairn sandbox check, list and destroy", async () => {
+    const check = await cairn(["sandbox", "check", "--json"]);
+    expect(check.code).toBe(0);
+    expect(JSON.parse(check.stdout)).toMatchObject({ ok: true, driver: "bwrap" });
+    await fetch(new URL("/run?id=other", url));
+    const list = JSON.parse((await cairn(["sandbox", "list", dir, "--json"])).stdout) as {
+      id: string;
+      running: boolean;
+      pid?: number;
+    }[];
+    const other = list.find((s) => s.id === "other");
+    expect(other?.running).toBe(true);
+    const destroyed = await cairn(["sandbox", "destroy", "other", dir]);
+    expect(destroyed.stdout).toBe("Destroyed sandbox other (its jail was stopped).\n");
+    expect(existsSync(join(dir, ".cairn", "sandboxes", "other"))).toBe(false);
+    const missing = await cairn(["sandbox", "destroy", "other", dir]);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toMatch(/sandbox.not_running/);
   });
 });

@@ -61,6 +61,7 @@ export {
   resolveLimits,
   type SandboxLimitsConfig,
 } from "./limits.ts";
+export { destroySandboxDirectory, listSandboxDirectories, type SandboxDirectory } from "./operate.ts";
 export {
   configureSandboxes,
   listJails,
