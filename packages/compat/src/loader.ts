@@ -13,7 +13,10 @@ const sibling = (name: string) => new URL(`./${name}${EXT}`, import.meta.url).hr
 export const CLOUDFLARE_MODULES: Readonly<Record<string, string>> = {
   "cloudflare:workers": sibling("cloudflare-workers"),
   "cloudflare:workflows": sibling("cloudflare-workflows"),
-  // Sandboxes: a project written for Cloudflare imports them from "@cloudflare/sandbox".
+};
+
+/** Packages of Cloudflare's that resolve to Cairn's (Sandboxes: `@cloudflare/sandbox`). */
+export const CLOUDFLARE_PACKAGES: Readonly<Record<string, string>> = {
   "@cloudflare/sandbox": import.meta.resolve("@cairn/sandbox"),
 };
 
@@ -27,7 +30,10 @@ let installed = false;
 export function installCloudflareModules(): void {
   if (installed) return;
   installed = true;
-  const data: HookData = { modules: { ...CLOUDFLARE_MODULES }, fallbackParent: import.meta.url };
+  const data: HookData = {
+    modules: { ...CLOUDFLARE_MODULES, ...CLOUDFLARE_PACKAGES },
+    fallbackParent: import.meta.url,
+  };
   // In-thread hooks (Node ≥ 22.15) also cover require(); older Node gets the off-thread ESM hooks.
   const registerHooks = (nodeModule as { registerHooks?: (hooks: { resolve: unknown }) => unknown })
     .registerHooks;
