@@ -1,5 +1,6 @@
 // Bad input of SPEC §14.1/§14.6 (each a clear `sandbox.*` error, the sandbox unchanged), isolation
 // that is not available (never a silent fallback), and the explicit `none` driver.
+import { spawn, spawnSync } from "node:child_process";
 import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { configureSandboxes, SandboxError, stopAllJails } from "@cairn/sandbox";
@@ -176,5 +177,34 @@ describe("isolation", () => {
     } finally {
       configureSandboxes({ isolation: "bwrap", warn: (m) => console.warn(m) });
     }
+  });
+
+  it('isolation "none": nothing outlives a SIGKILL of the Cairn process', async () => {
+    const script = join(t.root, "none-crash.ts");
+    writeFileSync(
+      script,
+      `import { openSandboxes } from ${JSON.stringify(join(import.meta.dirname, "helpers.ts"))};
+const t = openSandboxes(undefined, "none");
+const sb = t.get("none-crash");
+await sb.startProcess("sleep 3456.5");
+process.stdout.write("ready\\n");
+setInterval(() => {}, 1000);
+`,
+    );
+    const pids = (p: string) =>
+      spawnSync("pgrep", ["-f", p], { encoding: "utf8" }).stdout.split("\n").filter(Boolean);
+    const child = spawn(process.execPath, ["--conditions=source", script], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on("data", (d) => String(d).includes("ready") && resolve());
+      child.once("exit", (c) => reject(new Error(`child exited ${c}`)));
+    });
+    expect(pids("sleep 3456.5")).toHaveLength(1);
+    child.kill("SIGKILL");
+    for (let i = 0; i < 100 && pids("sleep 3456.5").length > 0; i++)
+      await new Promise((r) => setTimeout(r, 50));
+    expect(pids("sleep 3456.5")).toEqual([]);
+    expect(pids(`${join(t.dir, "none-crash")}`)).toEqual([]);
   });
 });

@@ -5,10 +5,17 @@ import { createObjectHost, type ObjectHost } from "@cairn/objects";
 import { configureSandboxes, getSandbox, Sandbox, type SandboxOptions } from "@cairn/sandbox";
 
 /** An object host with a `Sandbox` binding and sandboxes under a fresh directory. */
-export function openSandboxes(limits?: SandboxOptions["limits"]) {
+export function openSandboxes(limits?: SandboxOptions["limits"], isolation: "bwrap" | "none" = "bwrap") {
   const root = mkdtempSync(join(tmpdir(), "cairn-sbtest-"));
   const dir = join(root, "sandboxes");
-  configureSandboxes({ dir, isolation: "bwrap", network: "none", allow: [], limits: limits ?? {} });
+  configureSandboxes({
+    dir,
+    isolation,
+    network: "none",
+    allow: [],
+    limits: limits ?? {},
+    ...(isolation === "none" ? { warn: () => {} } : {}),
+  });
   const host: ObjectHost = createObjectHost({
     dir: join(root, "do"),
     objects: [{ binding: "Sandbox", class: Sandbox }],
