@@ -32,8 +32,8 @@ configureSandboxes({ dir: join(root, "sandboxes") });
 const host = createObjectHost({ dir: join(root, "do"), objects: [{ binding: "Sandbox", class: Sandbox }] });
 const ns = host.namespaces.Sandbox as never;
 
-/** RSS (bytes) of `pids` and all their descendants. */
-function treeRss(pids: number[]): number {
+/** RSS, PSS and private memory (bytes) of `pids` and all their descendants. */
+function treeRss(pids: number[]): { rss: number; pss: number; private: number } {
   const parent = new Map<number, number>();
   for (const d of readdirSync("/proc")) {
     if (!/^\d+$/.test(d)) continue;
@@ -52,14 +52,17 @@ function treeRss(pids: number[]): number {
         grew = true;
       }
   }
-  let rss = 0;
+  const sum = { rss: 0, pss: 0, private: 0 };
   for (const p of set) {
     try {
-      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, "utf8"));
-      rss += Number(m?.[1] ?? 0) * 1024;
+      const t = readFileSync(`/proc/${p}/smaps_rollup`, "utf8");
+      const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, "m").exec(t)?.[1] ?? 0) * 1024;
+      sum.rss += kb("Rss");
+      sum.pss += kb("Pss");
+      sum.private += kb("Private_Clean") + kb("Private_Dirty");
     } catch {}
   }
-  return rss;
+  return sum;
 }
 
 async function main() {
@@ -114,9 +117,11 @@ async function main() {
   const jails = listJails();
   const jailRss = treeRss(jails.map((j) => j.jail.pid));
   const cairnRss = process.memoryUsage().rss;
+  const mib = (b: number) => Math.round(b / 2 ** 20);
   log(
-    `${many} at once: all answered after ${ms(startAll)} ms; jails' RSS ${Math.round(jailRss / 2 ** 20)} MiB ` +
-      `(${Math.round(jailRss / many / 2 ** 20)} MiB each), Cairn's RSS ${Math.round(cairnRss / 2 ** 20)} MiB (+${Math.round((cairnRss - rssBefore) / 2 ** 20)} MiB)`,
+    `${many} at once: all answered after ${ms(startAll)} ms; jails' RSS ${mib(jailRss.rss)} MiB ` +
+      `(${mib(jailRss.rss / many)} MiB each; PSS ${mib(jailRss.pss / many)} MiB, private ${mib(jailRss.private / many)} MiB each), ` +
+      `Cairn's RSS ${mib(cairnRss)} MiB (+${mib(cairnRss - rssBefore)} MiB)`,
   );
   await stopAllJails();
   await host.close();
@@ -135,8 +140,10 @@ async function main() {
     fiftyAtOnce: {
       count: many,
       allAnsweredMs: ms(startAll),
-      jailsRssBytes: jailRss,
-      perJailRssBytes: Math.round(jailRss / many),
+      jailsRssBytes: jailRss.rss,
+      perJailRssBytes: Math.round(jailRss.rss / many),
+      perJailPssBytes: Math.round(jailRss.pss / many),
+      perJailPrivateBytes: Math.round(jailRss.private / many),
       cairnRssBytes: cairnRss,
     },
   };
