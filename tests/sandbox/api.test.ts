@@ -225,6 +225,12 @@ describe("sandbox API", () => {
     expect(await sb.listProcesses()).toEqual([]);
   });
 
+  it("a command longer than sleepAfter is activity: the jail is not stopped under it", async () => {
+    const sb = t.get("api-long", { sleepAfter: "300ms" });
+    const r = await sb.exec("sleep 1.2; echo done");
+    expect(r.stdout).toBe("done\n");
+  });
+
   it("destroy() stops every process and removes the sandbox's directory", async () => {
     const sb = t.get("api-destroy");
     await sb.startProcess("sleep 1000");

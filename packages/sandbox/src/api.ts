@@ -311,6 +311,7 @@ export class SandboxApi {
       ...(o.cpuSeconds ? { cpuSeconds: o.cpuSeconds } : {}),
       maxOutput: MAX_EXEC_OUTPUT,
     };
+    entry.inflight++;
     try {
       for await (const ev of client.events("/exec", body, o.signal)) {
         onEvent?.(ev);
@@ -326,6 +327,9 @@ export class SandboxApi {
       if (o.signal?.aborted) throw new SandboxError("sandbox.aborted", "the command was aborted");
       record(entry, command, null, started);
       throw await this.#explain(e, entry);
+    } finally {
+      entry.inflight--;
+      touch(entry);
     }
     record(entry, command, exitCode, started);
     return {
@@ -470,9 +474,10 @@ export class SandboxApi {
     step: (ev: ControlEvent) => T | undefined,
   ): Promise<T> {
     validateTimeout(timeout);
-    const { client } = await this.#client();
+    const { client, entry } = await this.#client();
     const ac = new AbortController();
     const timer = timeout ? setTimeout(() => ac.abort(), timeout) : undefined;
+    entry.inflight++;
     try {
       for await (const ev of client.events("/process/logs", { id, follow: true }, ac.signal)) {
         const r = step(ev);
@@ -482,6 +487,8 @@ export class SandboxApi {
       if (!ac.signal.aborted) throw e;
     } finally {
       clearTimeout(timer);
+      entry.inflight--;
+      touch(entry);
     }
     if (ac.signal.aborted)
       throw new SandboxError(

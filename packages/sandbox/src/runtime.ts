@@ -54,6 +54,8 @@ export interface JailEntry {
   ports: Map<number, { token: string; name?: string }>;
   /** Recent commands (for operators), newest last, at most 50. */
   commands: { command: string; exitCode: number | null; at: string; durationMs: number }[];
+  /** Calls in flight (a long command is activity: the idle stop waits for it). */
+  inflight: number;
 }
 
 interface Runtime {
@@ -179,6 +181,7 @@ export function ensureJail(
         config: { ...config, limits },
         ports: new Map(),
         commands: [],
+        inflight: 0,
       };
       rt.jails.set(key, entry);
       void jail.exited.then(() => {
@@ -204,7 +207,8 @@ function schedule(entry: JailEntry): void {
   const due = entry.lastActivity + entry.sleepAfterMs - Date.now();
   entry.timer = setTimeout(
     () => {
-      if (Date.now() - entry.lastActivity >= entry.sleepAfterMs) void stopJail(entry.key);
+      if (entry.inflight === 0 && Date.now() - entry.lastActivity >= entry.sleepAfterMs)
+        void stopJail(entry.key);
       else schedule(entry);
     },
     Math.max(10, due),
