@@ -67,7 +67,12 @@ describe("callable methods", () => {
       { error: "it broke", id: r.id, success: false, type: "rpc" },
     ]);
     await until(() => events.find((e) => e.kind === "after-close"));
-    expect(events.find((e) => e.kind === "after-close")).toEqual({ kind: "after-close", send: false, end: false, error: false });
+    expect(events.find((e) => e.kind === "after-close")).toEqual({
+      kind: "after-close",
+      send: false,
+      end: false,
+      error: false,
+    });
   });
 
   it("a streaming method that throws before closing gets its stream closed with the message", async () => {
@@ -100,7 +105,12 @@ describe("callable methods", () => {
   it("getCurrentAgent() inside a callable gives the agent and the connection", async () => {
     const s = await serve(objects);
     const c = await Client.open(`${s.wsUrl}/agents/test-callable-agent/who?_pk=me`);
-    expect((await c.call("whoAmI")).result).toEqual({ agent: true, name: "who", connection: "me", request: false });
+    expect((await c.call("whoAmI")).result).toEqual({
+      agent: true,
+      name: "who",
+      connection: "me",
+      request: false,
+    });
   });
 
   it("frames that are not RPC (missing fields, args not an array, bad JSON) reach onMessage, not the dispatcher", async () => {

@@ -17,7 +17,8 @@ afterEach(closeAll);
 describe("routeAgentRequest", () => {
   it("returns null for paths that do not match and 400 Invalid request for an unknown binding", async () => {
     const s = await serve(objects);
-    const r = (path: string, init?: RequestInit) => routeAgentRequest(new Request(`http://x${path}`, init), s.env);
+    const r = (path: string, init?: RequestInit) =>
+      routeAgentRequest(new Request(`http://x${path}`, init), s.env);
     expect(await r("/")).toBeNull();
     expect(await r("/other/connections-agent/a")).toBeNull();
     expect(await r("/agents")).toBeNull();
@@ -31,8 +32,15 @@ describe("routeAgentRequest", () => {
 
   it("kebab-cases binding names (MyAgent → my-agent, MY_AGENT → my-agent) and passes sub-paths and queries", async () => {
     const s = await serve(objects);
-    const res = await routeAgentRequest(new Request("http://x/agents/connections-agent/room1/sub/path?q=1", { method: "POST" }), s.env);
-    expect(await res!.json()).toEqual({ path: "/agents/connections-agent/room1/sub/path", name: "room1", method: "POST" });
+    const res = await routeAgentRequest(
+      new Request("http://x/agents/connections-agent/room1/sub/path?q=1", { method: "POST" }),
+      s.env,
+    );
+    expect(await res!.json()).toEqual({
+      path: "/agents/connections-agent/room1/sub/path",
+      name: "room1",
+      method: "POST",
+    });
     const quiet = await Client.open(`${s.wsUrl}/agents/my-quiet-agent/q`);
     const state = await quiet.next((f) => f.type === "cf_agent_state");
     expect(state.state).toEqual({ x: 1 });
@@ -67,16 +75,24 @@ describe("routeAgentRequest", () => {
     const ok = await fetch(`${s.url}/agents/connections-agent/h`);
     expect((await ok.json()).path).toBe("/agents/connections-agent/h/rewritten");
     const refused = new Client(`${s.wsUrl}/agents/connections-agent/h?deny=1`);
-    const status = await new Promise<number>((resolve) => refused.ws.on("unexpected-response", (_req, res) => resolve(res.statusCode!)));
+    const status = await new Promise<number>((resolve) =>
+      refused.ws.on("unexpected-response", (_req, res) => resolve(res.statusCode!)),
+    );
     expect(status).toBe(401);
     expect(seen).toContainEqual({ className: "ConnectionsAgent", name: "h" });
   });
 
   it("adds CORS headers to plain responses and answers preflights, never on upgrades", async () => {
     const s = await serve(objects);
-    const pre = await routeAgentRequest(new Request("http://x/agents/connections-agent/c", { method: "OPTIONS" }), s.env, { cors: true });
+    const pre = await routeAgentRequest(
+      new Request("http://x/agents/connections-agent/c", { method: "OPTIONS" }),
+      s.env,
+      { cors: true },
+    );
     expect(pre!.headers.get("access-control-allow-origin")).toBe("*");
-    const res = await routeAgentRequest(new Request("http://x/agents/connections-agent/c"), s.env, { cors: { "X-Extra": "1" } });
+    const res = await routeAgentRequest(new Request("http://x/agents/connections-agent/c"), s.env, {
+      cors: { "X-Extra": "1" },
+    });
     expect(res!.headers.get("x-extra")).toBe("1");
   });
 
@@ -105,7 +121,8 @@ describe("getAgentByName", () => {
     const s = await serve(objects, {
       fetch: async (request, env) => {
         const url = new URL(request.url);
-        if (url.pathname === "/custom/chat") return (await getAgentByName(env.TestCallableAgent, "user-42")).fetch(request);
+        if (url.pathname === "/custom/chat")
+          return (await getAgentByName(env.TestCallableAgent, "user-42")).fetch(request);
         return new Response("nf", { status: 404 });
       },
     });
@@ -155,7 +172,10 @@ describe("connections", () => {
     const ro = await Client.open(`${s.wsUrl}/agents/connections-agent/r?_pk=ro&readonly=1`);
     const rw = await Client.open(`${s.wsUrl}/agents/connections-agent/r?_pk=rw`);
     ro.send({ type: "cf_agent_state", state: { n: 100 } });
-    expect(await ro.next((f) => f.type === "cf_agent_state_error")).toEqual({ type: "cf_agent_state_error", error: "Connection is readonly" });
+    expect(await ro.next((f) => f.type === "cf_agent_state_error")).toEqual({
+      type: "cf_agent_state_error",
+      error: "Connection is readonly",
+    });
     expect((await ro.call("tryWrite")).result).toBe("Connection is readonly");
     expect((await rw.call("tryWrite")).result).toBe("written");
     // Readonly connections still receive broadcasts.
@@ -186,6 +206,8 @@ describe("connections", () => {
     a.ws.send(Buffer.from([1, 2, 3]));
     expect(await a.next((f) => f.type === "binary")).toEqual({ type: "binary", bytes: 3 });
     a.send({ type: "custom", x: 1 });
-    expect((await a.next((f) => f.type === "echo" && f.message.includes("custom"))).message).toBe('{"type":"custom","x":1}');
+    expect((await a.next((f) => f.type === "echo" && f.message.includes("custom"))).message).toBe(
+      '{"type":"custom","x":1}',
+    );
   });
 });

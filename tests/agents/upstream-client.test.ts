@@ -50,13 +50,17 @@ describe("the upstream agents/client package against a Cairn agent", () => {
     await expect(k.call("notCallable")).rejects.toThrow("Method notCallable is not callable");
     const chunks: unknown[] = [];
     const final = await new Promise((resolve, reject) => {
-      k.call("stream", [3], { stream: { onChunk: (ch: unknown) => chunks.push(ch), onDone: resolve, onError: reject } }).catch(reject);
+      k.call("stream", [3], {
+        stream: { onChunk: (ch: unknown) => chunks.push(ch), onDone: resolve, onError: reject },
+      }).catch(reject);
     });
     expect(chunks).toEqual([0, 1, 2]);
     expect(final).toBe("done");
     const errors: string[] = [];
     await k
-      .call("streamThenError", [], { stream: { onChunk: (ch: unknown) => chunks.push(ch), onError: (e: string) => errors.push(e) } })
+      .call("streamThenError", [], {
+        stream: { onChunk: (ch: unknown) => chunks.push(ch), onError: (e: string) => errors.push(e) },
+      })
       .catch((e: Error) => errors.push(`rejected: ${e.message}`));
     await until(() => errors.length > 0);
     expect(errors[0]).toBe("it broke");
@@ -67,7 +71,11 @@ describe("the upstream agents/client package against a Cairn agent", () => {
     const host = new URL(s.url).host;
     const seenB: unknown[] = [];
     const a = open<{ n: number }>(host, { agent: "ConnectionsAgent", name: "sync" });
-    const b = open<{ n: number }>(host, { agent: "ConnectionsAgent", name: "sync", onStateUpdate: (st: unknown) => seenB.push(st) });
+    const b = open<{ n: number }>(host, {
+      agent: "ConnectionsAgent",
+      name: "sync",
+      onStateUpdate: (st: unknown) => seenB.push(st),
+    });
     await Promise.all([a.ready, b.ready]);
     a.setState({ n: 41 });
     await until(() => seenB.some((st: any) => st.n === 41));
@@ -106,7 +114,13 @@ describe("the upstream agents/client package against a Cairn agent", () => {
   it("agentFetch does plain HTTP to /agents/<agent>/<name>", async () => {
     const s = await serve(objects);
     const host = new URL(s.url).host;
-    const res = await agentFetch({ agent: "ConnectionsAgent", name: "http", host } as any, { method: "POST" });
-    expect(await res.json()).toEqual({ path: "/agents/connections-agent/http", name: "http", method: "POST" });
+    const res = await agentFetch({ agent: "ConnectionsAgent", name: "http", host } as any, {
+      method: "POST",
+    });
+    expect(await res.json()).toEqual({
+      path: "/agents/connections-agent/http",
+      name: "http",
+      method: "POST",
+    });
   });
 });

@@ -28,6 +28,15 @@ import {
   StreamingResponse,
   sendIfOpen,
 } from "./rpc.ts";
+import type {
+  RunWorkflowOptions,
+  WorkflowBindingLike,
+  WorkflowCallback,
+  WorkflowEventPayload,
+  WorkflowInfo,
+  WorkflowPage,
+  WorkflowQueryCriteria,
+} from "./workflow-types.ts";
 
 export type WSMessage = string | ArrayBuffer | ArrayBufferView;
 
@@ -332,6 +341,7 @@ export class Agent<
 
   /** @internal Framework work at load, after `onStart` (workflow reconciliation, alarm re-arm). */
   protected async onLoad(): Promise<void> {
+    await this.#reconcilePendingWorkflows();
     this.#armAlarm();
   }
 
@@ -996,6 +1006,311 @@ export class Agent<
     }
   }
 
+  // ---- workflows ----
+
+  #workflowBinding(workflowName: string): WorkflowBindingLike {
+    const w = (this.env as Record<string, unknown> | undefined)?.[workflowName] as
+      | WorkflowBindingLike
+      | undefined;
+    if (!w || typeof w !== "object" || typeof w.create !== "function" || typeof w.get !== "function")
+      throw new Error(`Workflow binding '${workflowName}' not found in environment`);
+    return w;
+  }
+
+  /** The `env` binding whose namespace this agent belongs to (ids are per namespace). */
+  #ownBinding(): string | undefined {
+    const hex = this.ctx.id.toString();
+    for (const [key, value] of Object.entries((this.env as Record<string, unknown>) ?? {})) {
+      if (!value || typeof value !== "object" || typeof (value as any).idFromName !== "function") continue;
+      try {
+        if ((value as any).idFromName(this.name).toString() === hex) return key;
+      } catch {
+        // not a namespace of this host
+      }
+    }
+    return undefined;
+  }
+
+  #trackedRow(workflowId: string): WorkflowRow {
+    const row = this.sql<WorkflowRow>`SELECT * FROM cf_agents_workflows WHERE workflow_id = ${workflowId}`[0];
+    if (!row) throw new Error(`Workflow ${workflowId} not found in tracking table`);
+    return row;
+  }
+
+  /**
+   * Starts the workflow `workflowName` (a binding in `env`) and tracks it. The tracking row is
+   * written first (`pending`), then the instance created with its id, so a crash in between leaves
+   * a row that the next load reconciles, never an untracked instance.
+   */
+  async runWorkflow<P = unknown>(
+    workflowName: string,
+    params: P,
+    options: RunWorkflowOptions = {},
+  ): Promise<string> {
+    const workflow = this.#workflowBinding(workflowName);
+    const agentBinding = options.agentBinding ?? this.#ownBinding();
+    if (!agentBinding)
+      throw new Error(
+        "Could not detect Agent binding name from class name. Pass it explicitly via options.agentBinding",
+      );
+    const workflowId = options.id ?? `wf_${nanoid()}`;
+    if (this.sql`SELECT 1 FROM cf_agents_workflows WHERE workflow_id = ${workflowId}`.length > 0)
+      throw new Error(`Workflow with ID "${workflowId}" is already being tracked`);
+    const now = nowSeconds();
+    this
+      .sql`INSERT INTO cf_agents_workflows (id, workflow_id, workflow_name, status, metadata, created_at, updated_at, binding)
+      VALUES (${nanoid()}, ${workflowId}, ${workflowName}, 'pending',
+        ${options.metadata ? JSON.stringify(options.metadata) : null}, ${now}, ${now}, ${agentBinding})`;
+    // Committed before the instance exists (the output gate waits for it before anything leaves).
+    await this.ctx.storage.sync?.();
+    try {
+      await workflow.create({
+        id: workflowId,
+        params: {
+          ...(params as object),
+          __agentName: this.name,
+          __agentBinding: agentBinding,
+          __workflowName: workflowName,
+          __agentOrigin: { kind: "agent", binding: agentBinding, name: this.name },
+        },
+        ...(options.retention ? { retention: options.retention } : {}),
+      });
+    } catch (e) {
+      this.sql`DELETE FROM cf_agents_workflows WHERE workflow_id = ${workflowId} AND status = 'pending'`;
+      throw e;
+    }
+    this.sql`UPDATE cf_agents_workflows SET status = 'queued', updated_at = ${nowSeconds()}
+      WHERE workflow_id = ${workflowId} AND status = 'pending'`;
+    return workflowId;
+  }
+
+  /** Tracking rows left `pending` by a crash: kept when the instance exists, deleted otherwise. */
+  async #reconcilePendingWorkflows(): Promise<void> {
+    const pending = this.sql<WorkflowRow>`SELECT * FROM cf_agents_workflows WHERE status = 'pending'`;
+    for (const row of pending) {
+      let status: string | undefined;
+      try {
+        const instance = await this.#workflowBinding(row.workflow_name).get(row.workflow_id);
+        status = (await instance.status()).status;
+      } catch {
+        status = undefined;
+      }
+      if (status === undefined)
+        this.sql`DELETE FROM cf_agents_workflows WHERE workflow_id = ${row.workflow_id}`;
+      else this.#syncStatus(row.workflow_id, status);
+    }
+  }
+
+  #syncStatus(workflowId: string, status: string, error?: unknown): void {
+    const now = nowSeconds();
+    const done = status === "complete" || status === "errored" || status === "terminated";
+    const err =
+      error && typeof error === "object" ? (error as { name?: string; message?: string }) : undefined;
+    this.sql`UPDATE cf_agents_workflows SET status = ${status}, updated_at = ${now},
+      completed_at = CASE WHEN ${done ? 1 : 0} = 1 THEN coalesce(completed_at, ${now}) ELSE NULL END,
+      error_name = coalesce(${err?.name ?? null}, error_name), error_message = coalesce(${err?.message ?? null}, error_message)
+      WHERE workflow_id = ${workflowId}`;
+  }
+
+  async sendWorkflowEvent(
+    workflowName: string,
+    workflowId: string,
+    event: WorkflowEventPayload,
+  ): Promise<void> {
+    const instance = await this.#workflowBinding(workflowName).get(workflowId);
+    await instance.sendEvent(event);
+  }
+
+  async approveWorkflow(
+    workflowId: string,
+    data: { reason?: string; metadata?: Record<string, unknown> } = {},
+  ): Promise<void> {
+    const row = this.#trackedRow(workflowId);
+    await this.sendWorkflowEvent(row.workflow_name, workflowId, {
+      type: "approval",
+      payload: { approved: true, reason: data.reason, metadata: data.metadata },
+    });
+  }
+
+  async rejectWorkflow(workflowId: string, data: { reason?: string } = {}): Promise<void> {
+    const row = this.#trackedRow(workflowId);
+    await this.sendWorkflowEvent(row.workflow_name, workflowId, {
+      type: "approval",
+      payload: { approved: false, reason: data.reason },
+    });
+  }
+
+  async #control(workflowId: string, action: "pause" | "resume" | "terminate" | "restart"): Promise<void> {
+    const row = this.#trackedRow(workflowId);
+    const instance = await this.#workflowBinding(row.workflow_name).get(workflowId);
+    await instance[action]();
+    const s = await instance.status();
+    this.#syncStatus(workflowId, s.status, s.error);
+  }
+
+  async pauseWorkflow(workflowId: string): Promise<void> {
+    await this.#control(workflowId, "pause");
+  }
+  async resumeWorkflow(workflowId: string): Promise<void> {
+    await this.#control(workflowId, "resume");
+  }
+  async terminateWorkflow(workflowId: string): Promise<void> {
+    await this.#control(workflowId, "terminate");
+  }
+  async restartWorkflow(workflowId: string, options: { resetTracking?: boolean } = {}): Promise<void> {
+    const row = this.#trackedRow(workflowId);
+    const instance = await this.#workflowBinding(row.workflow_name).get(workflowId);
+    await instance.restart();
+    if (options.resetTracking ?? true) {
+      const now = nowSeconds();
+      this.sql`UPDATE cf_agents_workflows SET status = 'queued', created_at = ${now}, updated_at = ${now},
+        completed_at = NULL, error_name = NULL, error_message = NULL WHERE workflow_id = ${workflowId}`;
+    } else {
+      const s = await instance.status();
+      this.#syncStatus(workflowId, s.status, s.error);
+    }
+  }
+
+  /** The instance's live status (also written to the tracking row). */
+  async getWorkflowStatus(
+    workflowName: string,
+    workflowId: string,
+  ): Promise<{ status: string; error?: unknown; output?: unknown }> {
+    const instance = await this.#workflowBinding(workflowName).get(workflowId);
+    const s = await instance.status();
+    if (this.sql`SELECT 1 FROM cf_agents_workflows WHERE workflow_id = ${workflowId}`.length > 0)
+      this.#syncStatus(workflowId, s.status, s.error);
+    return s;
+  }
+
+  getWorkflow(workflowId: string): WorkflowInfo | undefined {
+    const row = this.sql<WorkflowRow>`SELECT * FROM cf_agents_workflows WHERE workflow_id = ${workflowId}`[0];
+    return row ? workflowInfo(row) : undefined;
+  }
+
+  /** Tracked workflows, newest first by default, a page at a time (keyset on created_at, workflow_id). */
+  getWorkflows(criteria: WorkflowQueryCriteria = {}): WorkflowPage {
+    const { where, params } = workflowWhere(criteria);
+    const total = (this.ctx.storage.sql
+      .exec(`SELECT count(*) AS n FROM cf_agents_workflows ${where}`, ...params)
+      .one().n ?? 0) as number;
+    const limit = Math.min(Math.max(1, Math.floor(criteria.limit ?? 50)), 100);
+    const desc = (criteria.orderBy ?? "desc") === "desc";
+    const conds = [where];
+    const pageParams = [...params];
+    if (criteria.cursor !== undefined) {
+      const c = decodeCursor(criteria.cursor);
+      conds.push(
+        `${where ? "AND" : "WHERE"} (created_at ${desc ? "<" : ">"} ? OR (created_at = ? AND workflow_id ${desc ? "<" : ">"} ?))`,
+      );
+      pageParams.push(c.createdAt, c.createdAt, c.workflowId);
+    }
+    const order = desc ? "DESC" : "ASC";
+    const rows = this.ctx.storage.sql
+      .exec(
+        `SELECT * FROM cf_agents_workflows ${conds.join(" ")} ORDER BY created_at ${order}, workflow_id ${order} LIMIT ?`,
+        ...pageParams,
+        limit + 1,
+      )
+      .toArray() as unknown as WorkflowRow[];
+    const more = rows.length > limit;
+    const workflows = rows.slice(0, limit).map(workflowInfo);
+    const last = workflows.at(-1);
+    return {
+      workflows,
+      total,
+      nextCursor:
+        more && last
+          ? btoa(JSON.stringify({ c: Math.floor(last.createdAt.getTime() / 1000), i: last.workflowId }))
+          : null,
+    };
+  }
+
+  deleteWorkflow(workflowId: string): boolean {
+    if (this.sql`SELECT 1 FROM cf_agents_workflows WHERE workflow_id = ${workflowId}`.length === 0)
+      return false;
+    this.sql`DELETE FROM cf_agents_workflows WHERE workflow_id = ${workflowId}`;
+    return true;
+  }
+
+  deleteWorkflows(
+    criteria: Omit<WorkflowQueryCriteria, "limit" | "orderBy" | "cursor"> & { createdBefore?: Date } = {},
+  ): number {
+    const { where, params } = workflowWhere(criteria);
+    const extra = criteria.createdBefore ? `${where ? "AND" : "WHERE"} created_at < ?` : "";
+    if (criteria.createdBefore) params.push(Math.floor(criteria.createdBefore.getTime() / 1000));
+    return this.ctx.storage.sql.exec(`DELETE FROM cf_agents_workflows ${where} ${extra}`, ...params)
+      .rowsWritten;
+  }
+
+  migrateWorkflowBinding(oldName: string, newName: string): number {
+    return this.ctx.storage.sql.exec(
+      "UPDATE cf_agents_workflows SET workflow_name = ? WHERE workflow_name = ?",
+      newName,
+      oldName,
+    ).rowsWritten;
+  }
+
+  /** @internal Called by AgentWorkflow. */
+  async _workflow_handleCallback(callback: WorkflowCallback): Promise<void> {
+    await this.__unsafe_ensureInitialized();
+    await runInContext(this.#context({ connection: undefined, request: undefined }), () =>
+      this.onWorkflowCallback(callback),
+    );
+  }
+
+  /** @internal Called by AgentWorkflow. */
+  async _workflow_broadcast(message: unknown): Promise<void> {
+    await this.__unsafe_ensureInitialized();
+    this.broadcast(JSON.stringify(message));
+  }
+
+  /** @internal Called by AgentWorkflow. */
+  async _workflow_updateState(action: "set" | "merge" | "reset", state?: unknown): Promise<void> {
+    await this.__unsafe_ensureInitialized();
+    if (action === "set") this.setState(state as State);
+    else if (action === "merge")
+      this.setState({ ...((this.state ?? {}) as object), ...(state as object) } as State);
+    else this.setState(this.initialState);
+  }
+
+  /** Dispatches a workflow's report, after updating its tracking row. Override to take everything. */
+  async onWorkflowCallback(callback: WorkflowCallback): Promise<void> {
+    const now = nowSeconds();
+    switch (callback.type) {
+      case "progress":
+        this.sql`UPDATE cf_agents_workflows SET status = 'running', updated_at = ${now}
+          WHERE workflow_id = ${callback.workflowId} AND status IN ('pending', 'queued', 'waiting')`;
+        await this.onWorkflowProgress(callback.workflowName, callback.workflowId, callback.progress);
+        break;
+      case "complete":
+        this
+          .sql`UPDATE cf_agents_workflows SET status = 'complete', updated_at = ${now}, completed_at = ${now}
+          WHERE workflow_id = ${callback.workflowId} AND status NOT IN ('terminated', 'paused')`;
+        await this.onWorkflowComplete(callback.workflowName, callback.workflowId, callback.result);
+        break;
+      case "error":
+        this
+          .sql`UPDATE cf_agents_workflows SET status = 'errored', updated_at = ${now}, completed_at = ${now},
+          error_name = 'WorkflowError', error_message = ${callback.error}
+          WHERE workflow_id = ${callback.workflowId} AND status NOT IN ('terminated', 'paused')`;
+        await this.onWorkflowError(callback.workflowName, callback.workflowId, callback.error);
+        break;
+      case "event":
+        await this.onWorkflowEvent(callback.workflowName, callback.workflowId, callback.event);
+        break;
+    }
+  }
+
+  async onWorkflowProgress(_workflowName: string, _workflowId: string, _progress: unknown): Promise<void> {}
+  async onWorkflowComplete(_workflowName: string, _workflowId: string, _result?: unknown): Promise<void> {}
+  async onWorkflowError(workflowName: string, workflowId: string, error: string): Promise<void> {
+    console.error(
+      `Workflow error [${workflowName}/${workflowId}]: ${error}. Override onWorkflowError() in your Agent to handle workflow errors.`,
+    );
+  }
+  async onWorkflowEvent(_workflowName: string, _workflowId: string, _event: unknown): Promise<void> {}
+
   // ---- keep-alive, destroy ----
 
   /** Keeps the agent loaded (its alarm beats every `keepAliveIntervalMs`) until the returned function is called. */
@@ -1028,6 +1343,69 @@ export class Agent<
     await this.ctx.storage.deleteAll();
     this.#destroyed = true;
     setTimeout(() => this.ctx.abort("destroyed"), 0);
+  }
+}
+
+interface WorkflowRow {
+  id: string;
+  workflow_id: string;
+  workflow_name: string;
+  status: WorkflowInfo["status"];
+  metadata: string | null;
+  error_name: string | null;
+  error_message: string | null;
+  created_at: number;
+  updated_at: number;
+  completed_at: number | null;
+}
+
+function workflowInfo(row: WorkflowRow): WorkflowInfo {
+  return {
+    id: row.id,
+    workflowId: row.workflow_id,
+    workflowName: row.workflow_name,
+    status: row.status,
+    metadata: row.metadata ? JSON.parse(row.metadata) : null,
+    error:
+      row.error_name || row.error_message
+        ? { name: row.error_name ?? "Error", message: row.error_message ?? "" }
+        : null,
+    createdAt: new Date(row.created_at * 1000),
+    updatedAt: new Date(row.updated_at * 1000),
+    completedAt: row.completed_at === null ? null : new Date(row.completed_at * 1000),
+  };
+}
+
+function workflowWhere(criteria: Pick<WorkflowQueryCriteria, "status" | "workflowName" | "metadata">): {
+  where: string;
+  params: (string | number)[];
+} {
+  const conds: string[] = [];
+  const params: (string | number)[] = [];
+  if (criteria.status !== undefined) {
+    const list = Array.isArray(criteria.status) ? criteria.status : [criteria.status];
+    conds.push(`status IN (${list.map(() => "?").join(", ") || "NULL"})`);
+    params.push(...list);
+  }
+  if (criteria.workflowName !== undefined) {
+    conds.push("workflow_name = ?");
+    params.push(criteria.workflowName);
+  }
+  for (const [key, value] of Object.entries(criteria.metadata ?? {})) {
+    if (!/^[A-Za-z0-9_]+$/.test(key)) throw new Error(`Invalid metadata key: ${JSON.stringify(key)}`);
+    conds.push(`json_extract(metadata, '$.${key}') = ?`);
+    params.push(typeof value === "boolean" ? (value ? 1 : 0) : value);
+  }
+  return { where: conds.length ? `WHERE ${conds.join(" AND ")}` : "", params };
+}
+
+function decodeCursor(cursor: string): { createdAt: number; workflowId: string } {
+  try {
+    const data = JSON.parse(atob(cursor));
+    if (typeof data.c !== "number" || typeof data.i !== "string") throw new Error("Invalid cursor structure");
+    return { createdAt: data.c, workflowId: data.i };
+  } catch {
+    throw new Error("Invalid pagination cursor. The cursor may be malformed or corrupted.");
   }
 }
 
