@@ -123,6 +123,17 @@ interface ScheduleRow {
   retry_options: string | null;
 }
 
+/**
+ * `WebSocketPair` and the 101-capable `Response` of the host serving this agent: the globals a
+ * project sees (the host's own copies), else this package's.
+ */
+function workersGlobals(): { Pair: typeof WebSocketPair; Resp: typeof WorkersResponse } {
+  const g = globalThis as Record<string, any>;
+  return g.WebSocketPair
+    ? { Pair: g.WebSocketPair, Resp: g.Response }
+    : { Pair: WebSocketPair, Resp: WorkersResponse };
+}
+
 const STATE_ROW_ID = "cf_state_row_id";
 const NAME_KEY = "__ps_name";
 const PROPS_HEADER = "x-agents-lifecycle-props";
@@ -375,7 +386,8 @@ export class Agent<
           this.#tryCatch(() => this.onRequest(request)),
         );
       const url = new URL(request.url);
-      const pair = new WebSocketPair();
+      const { Pair, Resp } = workersGlobals();
+      const pair = new Pair();
       const client = pair[0];
       const server = pair[1];
       const id = url.searchParams.get("_pk") || nanoid();
@@ -395,7 +407,7 @@ export class Agent<
       const connection = initConnection(server, id, tags, request.url);
       connection.server = this.name;
       await this.#onConnect(connection, ctx);
-      return new WorkersResponse(null, { status: 101, webSocket: client });
+      return new Resp(null, { status: 101, webSocket: client });
     } catch (err) {
       console.error(
         `Error in ${this.constructor.name}:${this.ctx.id.name ?? this.#name ?? "<unnamed>"} fetch:`,
@@ -403,11 +415,12 @@ export class Agent<
       );
       if (!(err instanceof Error)) throw err;
       if (request.headers.get("Upgrade")?.toLowerCase() === "websocket") {
-        const pair = new WebSocketPair();
+        const { Pair, Resp } = workersGlobals();
+        const pair = new Pair();
         pair[1].accept();
         pair[1].send(JSON.stringify({ error: err.stack }));
         pair[1].closeInternal(1011, "Uncaught exception during session setup", true);
-        return new WorkersResponse(null, { status: 101, webSocket: pair[0] });
+        return new Resp(null, { status: 101, webSocket: pair[0] });
       }
       return new Response(err.stack, { status: 500 });
     }

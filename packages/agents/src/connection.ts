@@ -1,4 +1,4 @@
-import { WebSocket } from "@cairn/objects";
+import type { WebSocket } from "@cairn/objects";
 
 /**
  * One client's WebSocket as an agent sees it (upstream's `Connection`, from PartyServer): the
@@ -24,8 +24,10 @@ interface Attachment {
   __cf?: { readonly?: boolean; noProtocol?: boolean };
 }
 
-const rawSerialize = WebSocket.prototype.serializeAttachment;
-const rawDeserialize = WebSocket.prototype.deserializeAttachment;
+// The socket's own class's methods (a project may hold another copy of Cairn's WebSocket class).
+const rawSerialize = (ws: WebSocket, value: unknown) =>
+  Object.getPrototypeOf(ws).serializeAttachment.call(ws, value);
+const rawDeserialize = (ws: WebSocket): unknown => Object.getPrototypeOf(ws).deserializeAttachment.call(ws);
 const cache = new WeakMap<WebSocket, Attachment>();
 const wrapped = new WeakSet<WebSocket>();
 
@@ -34,7 +36,7 @@ function attachmentOf(ws: WebSocket): Attachment | null {
   if (cached) return cached;
   let raw: unknown;
   try {
-    raw = rawDeserialize.call(ws);
+    raw = rawDeserialize(ws);
   } catch {
     return null;
   }
@@ -46,7 +48,7 @@ function attachmentOf(ws: WebSocket): Attachment | null {
 }
 
 function writeAttachment(ws: WebSocket, attachment: Attachment): void {
-  rawSerialize.call(ws, attachment);
+  rawSerialize(ws, attachment);
   cache.set(ws, attachment);
 }
 
