@@ -303,3 +303,70 @@ export class PropsAgent extends Agent<unknown, unknown, { role?: string }> {
     return { started: this.started, props: this.seenProps, name: this.name };
   }
 }
+
+export const calls: { callback: string; payload: unknown; schedule?: unknown; name?: string }[] = [];
+
+export class ScheduleAgent extends Agent {
+  failures = 0;
+  override onError(error: unknown): void {
+    calls.push({ callback: "onError", payload: String(error) });
+  }
+  async ping(payload: unknown, schedule: unknown): Promise<void> {
+    calls.push({ callback: "ping", payload, schedule, name: this.name });
+  }
+  async flaky(payload: { failTimes: number }): Promise<void> {
+    calls.push({ callback: "flaky", payload });
+    if (this.failures++ < payload.failTimes) throw new Error(`flaky #${this.failures}`);
+  }
+  async slow(payload: unknown): Promise<void> {
+    calls.push({ callback: "slow", payload });
+  }
+  async at(
+    when: number | string | { date: number },
+    callback: string,
+    payload?: unknown,
+    options?: Record<string, unknown>,
+  ): Promise<unknown> {
+    const w = typeof when === "object" ? new Date(when.date) : when;
+    return this.schedule(w, callback as keyof this, payload, options as never);
+  }
+  async every(
+    seconds: number,
+    callback: string,
+    payload?: unknown,
+    options?: Record<string, unknown>,
+  ): Promise<unknown> {
+    return this.scheduleEvery(seconds, callback as keyof this, payload, options as never);
+  }
+  async list(criteria: { type?: string; start?: number; end?: number } = {}): Promise<unknown[]> {
+    return this.listSchedules({
+      ...(criteria.type ? { type: criteria.type as never } : {}),
+      timeRange: {
+        ...(criteria.start ? { start: new Date(criteria.start) } : {}),
+        ...(criteria.end ? { end: new Date(criteria.end) } : {}),
+      },
+    });
+  }
+  async get(id: string): Promise<unknown> {
+    return (await this.getScheduleById(id)) ?? null;
+  }
+  async cancel(id: string): Promise<boolean> {
+    return this.cancelSchedule(id);
+  }
+  /** Makes an interval row due now, as if its previous run started `startedAgo` seconds ago and is still going. */
+  async forceDue(id: string, startedAgo: number): Promise<void> {
+    const now = Math.floor(Date.now() / 1000);
+    this
+      .sql`UPDATE cf_agents_schedules SET running = 1, execution_started_at = ${now - startedAgo}, time = ${now} WHERE id = ${id}`;
+    await this.ctx.storage.setAlarm(Date.now());
+  }
+  row(id: string): unknown {
+    return (
+      this.sql`SELECT running, time, execution_started_at FROM cf_agents_schedules WHERE id = ${id}`[0] ??
+      null
+    );
+  }
+  async alarmAt(): Promise<number | null> {
+    return this.ctx.storage.getAlarm();
+  }
+}

@@ -959,7 +959,12 @@ export class Agent<
   /** Sets the object's alarm to the earliest schedule (or removes it). */
   #armAlarm(): void {
     if (this.#destroyed) return;
-    const next = this.sql<{ t: number | null }>`SELECT min(time) AS t FROM cf_agents_schedules`[0]?.t ?? null;
+    // An interval still running is looked at again when it would count as hung, not before.
+    const hung = this.#options.hungScheduleTimeoutSeconds;
+    const next =
+      this.sql<{ t: number | null }>`SELECT min(CASE WHEN type = 'interval' AND running = 1
+        THEN max(time, coalesce(execution_started_at, 0) + ${hung}) ELSE time END) AS t FROM cf_agents_schedules`[0]
+        ?.t ?? null;
     if (next === null) {
       if (this.#keepAlives === 0) void this.ctx.storage.deleteAlarm();
       return;
