@@ -149,6 +149,16 @@ export class TestCallableAgent extends BaseCallable {
     };
   }
   @callable()
+  async sleep(ms: number): Promise<string> {
+    await new Promise((r) => setTimeout(r, ms));
+    return "slept";
+  }
+  @callable()
+  kick(code: number): void {
+    const connection = getCurrentAgent().connection!;
+    setTimeout(() => connection.close(code, "kicked"), 20);
+  }
+  @callable()
   methods(): [string, unknown][] {
     return [...this.getCallableMethods()].sort(([a], [b]) => a.localeCompare(b));
   }
