@@ -380,3 +380,22 @@ export class ScheduleAgent extends Agent {
     return this.ctx.storage.getAlarm();
   }
 }
+
+export const mail: unknown[] = [];
+
+export class MailAgent extends Agent {
+  override async onEmail(email: import("@cairn/agents").AgentEmail): Promise<void> {
+    const raw = new TextDecoder().decode(await email.getRaw());
+    const { email: current } = getCurrentAgent();
+    mail.push({
+      name: this.name,
+      from: email.from,
+      to: email.to,
+      subject: email.headers.get("subject"),
+      raw,
+      secure: email._secureRouted,
+      inContext: current === email,
+    });
+    if (email.headers.get("subject") === "spam") email.setReject("no spam");
+  }
+}

@@ -16,6 +16,7 @@ import {
   setConnectionFlag,
 } from "./connection.ts";
 import { type AgentContext, agentContext, runInContext } from "./context.ts";
+import type { AgentEmail } from "./email.ts";
 import { camelCaseToKebabCase, MAX_STATE_BYTES } from "./names.ts";
 import { type RetryOptions, resolveRetry, tryN, validateRetryOptions } from "./retries.ts";
 import {
@@ -1328,6 +1329,41 @@ export class Agent<
     );
   }
   async onWorkflowEvent(_workflowName: string, _workflowId: string, _event: unknown): Promise<void> {}
+
+  // ---- email ----
+
+  /** Handles a message routed by `routeAgentEmail`. */
+  onEmail(_email: AgentEmail): void | Promise<void> {
+    console.log(`${this.constructor.name}:${this.name} received an email; override onEmail to handle it`);
+  }
+
+  /** @internal Called by routeAgentEmail: runs onEmail; returns the rejection reason it set, if any. */
+  async _onEmail(data: {
+    from: string;
+    to: string;
+    headers: [string, string][];
+    raw: Uint8Array;
+    rawSize: number;
+    _secureRouted: boolean;
+  }): Promise<string | null> {
+    await this.__unsafe_ensureInitialized();
+    let rejection: string | null = null;
+    const email: AgentEmail = {
+      from: data.from,
+      to: data.to,
+      headers: new Headers(data.headers),
+      rawSize: data.rawSize,
+      getRaw: async () => data.raw,
+      setReject: (reason: string) => {
+        rejection = reason;
+      },
+      _secureRouted: data._secureRouted,
+    };
+    await runInContext(this.#context({ connection: undefined, request: undefined, email }), () =>
+      this.#tryCatch(() => this.onEmail(email)),
+    );
+    return rejection;
+  }
 
   // ---- keep-alive, destroy ----
 

@@ -17,6 +17,24 @@ export {
 } from "./agent.ts";
 export type { Connection } from "./connection.ts";
 export { type AgentContext, getCurrentAgent } from "./context.ts";
+export {
+  type AgentEmail,
+  computeAgentSignature,
+  createAddressBasedEmailResolver,
+  createCatchAllEmailResolver,
+  createHeaderBasedEmailResolver,
+  createSecureReplyEmailResolver,
+  DEFAULT_MAX_AGE_SECONDS,
+  type EmailResolver,
+  type EmailResolverResult,
+  type ForwardableEmailMessage,
+  isAutoReplyEmail,
+  MAX_CLOCK_SKEW_SECONDS,
+  routeAgentEmail,
+  type SignatureFailureReason,
+  signAgentHeaders,
+  verifyAgentSignature,
+} from "./email.ts";
 export { camelCaseToKebabCase, MAX_AGENT_NAME_LENGTH, MAX_STATE_BYTES } from "./names.ts";
 export type { RetryOptions } from "./retries.ts";
 export { type AgentOptions, type AgentRouteMatch, getAgentByName, routeAgentRequest } from "./routing.ts";
@@ -29,3 +47,4 @@ export {
   StreamingResponse,
   unstable_callable,
 } from "./rpc.ts";
+export type * from "./workflow-types.ts";
