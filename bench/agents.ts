@@ -41,15 +41,30 @@ async function clients(): Promise<void> {
   const [, url, count] = argv;
   const n = Number(count);
   const sockets: WsClient[] = [];
-  const opened = async (i: number) => {
+  let failed = 0;
+  let closedEarly = 0;
+  const opened = async (i: number): Promise<void> => {
     const ws = new WsClient(`${url}/agents/bench-agent/a${i}`);
+    ws.on("error", () => {});
     let first: () => void;
     const identity = new Promise<void>((r) => (first = r));
     ws.once("message", () => first());
-    await new Promise<void>((resolve, reject) => {
-      ws.once("open", () => resolve());
-      ws.once("error", reject);
+    ws.once("close", (code) => {
+      closedEarly++;
+      if (closedEarly <= 3) process.stderr.write(`  client a${i} closed (${code})\n`);
+      first();
     });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        ws.once("open", () => resolve());
+        ws.once("error", reject);
+      });
+    } catch (e) {
+      // Refused under load: try again.
+      failed++;
+      if (failed <= 3) process.stderr.write(`  client a${i}: ${(e as Error).message}\n`);
+      if (failed < n) return opened(i);
+    }
     await identity;
     sockets.push(ws);
   };
@@ -57,7 +72,7 @@ async function clients(): Promise<void> {
   for (let i = 0; i < n; i += 200)
     await Promise.all(Array.from({ length: Math.min(200, n - i) }, (_, j) => opened(i + j)));
   const connectSeconds = (performance.now() - started) / 1000;
-  process.stdout.write(`${JSON.stringify({ connected: sockets.length, connectSeconds })}\n`);
+  process.stdout.write(`${JSON.stringify({ connected: sockets.length, retried: failed, connectSeconds })}\n`);
   // Then, on "ping" from the parent, one RPC per socket; report how many answered.
   process.stdin.setEncoding("utf8").once("data", async () => {
     let answered = 0;
@@ -128,6 +143,7 @@ async function serve(dir: string, idleTimeoutMs: number) {
 
 function client(url: string): Promise<{ ws: WsClient; frames: (pred: (f: any) => boolean) => Promise<any> }> {
   const ws = new WsClient(url);
+  ws.on("error", () => {});
   const waiters: { pred: (f: any) => boolean; resolve: (f: any) => void }[] = [];
   // Protocol frames that came before anyone waited (identity, state, MCP); later ones are not kept.
   const early: any[] = [];
@@ -232,6 +248,7 @@ async function manyAgents(url: string, host: Awaited<ReturnType<typeof serve>>["
   return {
     agents: n,
     connected: connected.connected,
+    retriedConnects: connected.retried,
     connectPerSecond: connected.connected / connected.connectSeconds,
     rssMiB: after,
     rssDeltaMiB: after - before,
