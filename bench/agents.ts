@@ -137,7 +137,11 @@ async function serve(dir: string, idleTimeoutMs: number) {
     host,
     server,
     url,
-    close: async () => (server.closeAllConnections(), server.close(), await host.close()),
+    close: async () => {
+      server.closeAllConnections();
+      server.close();
+      await host.close();
+    },
   };
 }
 

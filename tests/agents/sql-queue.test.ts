@@ -55,5 +55,5 @@ describe("this.sql, queue, destroy", () => {
         return false;
       }
     }, "a fresh agent");
-  });
+  }, 60_000);
 });
