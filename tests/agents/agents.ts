@@ -376,6 +376,16 @@ export class ScheduleAgent extends Agent {
       null
     );
   }
+  #release: (() => void) | undefined;
+  async hold(): Promise<number | null> {
+    this.#release = await this.keepAlive();
+    return this.ctx.storage.getAlarm();
+  }
+  async letGo(): Promise<number | null> {
+    this.#release?.();
+    this.#release?.();
+    return this.ctx.storage.getAlarm();
+  }
   async alarmAt(): Promise<number | null> {
     return this.ctx.storage.getAlarm();
   }

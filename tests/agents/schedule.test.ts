@@ -156,4 +156,15 @@ describe("schedules", () => {
     expect(calls.find((c) => c.callback === "onError")!.payload).toBe("Error: flaky #2");
     await until(async () => (await b.get(sched.id)) === null, "the row removed");
   });
+
+  it("keepAlive() arms the alarm as a heartbeat until released (releasing twice is harmless)", async () => {
+    const { a } = await agent("alive");
+    const before = Date.now();
+    const alarm = await a.hold();
+    expect(alarm).toBeGreaterThanOrEqual(before + 29_000);
+    expect(await a.letGo()).toBeNull();
+    await a.at(3600, "ping");
+    const held = await a.hold();
+    expect(await a.letGo()).toBeGreaterThan(held);
+  });
 });

@@ -968,6 +968,7 @@ export class Agent<
         ?.t ?? null;
     if (next === null) {
       if (this.#keepAlives === 0) void this.ctx.storage.deleteAlarm();
+      else void this.ctx.storage.setAlarm(Date.now() + this.#options.keepAliveIntervalMs);
       return;
     }
     const at = Math.max(next * 1000, Date.now());
