@@ -69,6 +69,10 @@ export class NoInitialStateAgent extends Agent<unknown, { v: number } | undefine
   write(v: number): void {
     this.setState({ v });
   }
+  @callable()
+  corrupt(): void {
+    this.sql`UPDATE cf_agents_state SET state = ${"{oops"}`;
+  }
 }
 
 export class BothHooksAgent extends Agent<unknown, { a: number }> {

@@ -167,6 +167,26 @@ describe("state", () => {
     expect((await stored(again, "corrupt"))[0]).toEqual(["cf_state_row_id", '{"count":0,"items":[]}']);
   });
 
+  it("corrupt stored JSON without initialState: no state, and the row is removed", async () => {
+    const s = await serve(objects);
+    const a = await Client.open(`${s.wsUrl}/agents/no-initial-state-agent/c`);
+    await a.call("write", [1]);
+    await a.call("corrupt");
+    a.close();
+    const dir = s.dir;
+    await s.host.close();
+    const again = await serve(objects, { dir });
+    const b = await Client.open(`${again.wsUrl}/agents/no-initial-state-agent/c`);
+    expect((await b.call("read")).result).toBe("undefined");
+    const rows = await again.host.querySql(
+      "NoInitialStateAgent",
+      "c",
+      "SELECT count(*) FROM cf_agents_state",
+    );
+    expect(rows.rows).toEqual([[0]]);
+    expect(b.frames.filter((f) => f.type === "cf_agent_state")).toEqual([]);
+  });
+
   it("overriding both onStateChanged and onStateUpdate throws upstream's error", async () => {
     const s = await serve(objects);
     await expect(s.env.BothHooksAgent.getByName("x").__unsafe_ensureInitialized()).rejects.toThrow(
