@@ -20,6 +20,15 @@ export const CLOUDFLARE_PACKAGES: Readonly<Record<string, string>> = {
   "@cloudflare/sandbox": import.meta.resolve("@cairn/sandbox"),
 };
 
+/**
+ * Cloudflare's Agents SDK (`agents`, `agents/workflows`) as Cairn provides it, so an Agents project
+ * runs unchanged; the client side (`agents/client`, `agents/react`) stays the project's own.
+ */
+export const AGENTS_MODULES: Readonly<Record<string, string>> = {
+  agents: import.meta.resolve("@cairn/agents"),
+  "agents/workflows": import.meta.resolve("@cairn/agents/workflows"),
+};
+
 let installed = false;
 
 /**
@@ -31,7 +40,7 @@ export function installCloudflareModules(): void {
   if (installed) return;
   installed = true;
   const data: HookData = {
-    modules: { ...CLOUDFLARE_MODULES, ...CLOUDFLARE_PACKAGES },
+    modules: { ...CLOUDFLARE_MODULES, ...CLOUDFLARE_PACKAGES, ...AGENTS_MODULES },
     fallbackParent: import.meta.url,
   };
   // In-thread hooks (Node ≥ 22.15) also cover require(); older Node gets the off-thread ESM hooks.
