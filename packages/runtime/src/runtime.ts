@@ -117,6 +117,7 @@ export class Runtime {
   readonly #addedHooks: { hooks: RuntimeHooks }[] = [];
 
   constructor(options: RuntimeOptions) {
+    checkStore(options.store);
     this.store = options.store;
     this.clock = options.clock ?? systemClock;
     this.workerId = options.workerId ?? `worker-${crypto.randomUUID()}`;
@@ -347,6 +348,24 @@ export class Runtime {
   #changed(workflow: string, id: string, status?: InstanceStatus): void {
     for (const l of this.#listeners) l(workflow, id, status);
   }
+}
+
+/** Fails with a clear error for a store that does not implement the `Store` interface's nouns. */
+function checkStore(store: Store): void {
+  if (typeof store !== "object" || store === null)
+    throw new Error("The runtime needs a store (a Store object)");
+  const missing = (["instances", "queue", "steps", "events", "history"] as const).filter(
+    (noun) => typeof store[noun] !== "object" || store[noun] === null,
+  );
+  if (typeof store.transaction !== "function") missing.push("transaction" as never);
+  if (missing.length > 0)
+    throw new Error(
+      `The store (kind ${JSON.stringify(store.kind)}) has no ${missing.join(", ")}: it does not implement Store`,
+    );
+  if (typeof store.capabilities?.sharedByWorkers !== "boolean")
+    throw new Error(
+      `The store (kind ${JSON.stringify(store.kind)}) must declare capabilities.sharedByWorkers: true when several worker processes may claim from it, false when one process uses it`,
+    );
 }
 
 /** A handle on one instance (Cloudflare's `WorkflowInstance`). */

@@ -37,7 +37,7 @@ export interface InstanceRow {
 }
 
 /**
- * A row as `instances.claim` returns it. `takenOver` is set when the claim took the instance over
+ * A row as `queue.claim` returns it. `takenOver` is set when the claim took the instance over
  * from a worker that stopped (its lease expired) while it ran the instance: a step attempt may have
  * been in flight when that process died.
  */
