@@ -354,10 +354,10 @@ export class Runtime {
 function checkStore(store: Store): void {
   if (typeof store !== "object" || store === null)
     throw new Error("The runtime needs a store (a Store object)");
-  const missing = (["instances", "queue", "steps", "events", "history"] as const).filter(
+  const missing: string[] = (["instances", "queue", "steps", "events", "history"] as const).filter(
     (noun) => typeof store[noun] !== "object" || store[noun] === null,
   );
-  if (typeof store.transaction !== "function") missing.push("transaction" as never);
+  if (typeof store.transaction !== "function") missing.push("transaction");
   if (missing.length > 0)
     throw new Error(
       `The store (kind ${JSON.stringify(store.kind)}) has no ${missing.join(", ")}: it does not implement Store`,
