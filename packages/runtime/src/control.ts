@@ -209,7 +209,7 @@ export class Control {
       const patch = { endedAt: now, readyAt: null, owner: null, leaseUntil: null, pausedAt: null };
       return { status: t.status, patch, history: t.history };
     });
-    this.#worker.unload(row);
+    this.#worker.abortRunOf(row);
   }
 
   /**
@@ -270,7 +270,7 @@ export class Control {
       return { status: "queued" as const, patch, history: ["workflow_queued" as const] };
     });
     // Only runs of the epoch the restart replaced: a claim after it may have started a new run.
-    this.#worker.unload(row);
+    this.#worker.abortRunOf(row);
     this.#worker.pump();
   }
 
@@ -281,7 +281,7 @@ export class Control {
     const payload = encodeInput(event.payload ?? null, `Payload of event "${type}"`);
     this.#o.definition(workflow);
     const now = this.#clock.now();
-    // An unloaded instance waiting for this type is claimed by the same transaction when a slot is
+    // A parked instance waiting for this type is claimed by the same transaction when a slot is
     // free, so it resumes without a separate claim. Workers sharing the store count everyone's
     // running instances first, under the claim lock (taken before the row's lock, as claims do).
     const canStart = this.#worker.reserveSlot();
@@ -342,7 +342,7 @@ export class Control {
     this.#o.definition(workflow);
     const deleted = await this.#deleteOne(workflow, id);
     if (!deleted) throw notFound(workflow, id);
-    this.#worker.unload(deleted);
+    this.#worker.abortRunOf(deleted);
     this.#o.changed(workflow, id);
   }
 
@@ -368,7 +368,7 @@ export class Control {
       if (gone.has(id) || removed) {
         gone.add(id);
         deleted.push({ id });
-        if (removed) this.#worker.unload(removed);
+        if (removed) this.#worker.abortRunOf(removed);
       } else errors.push({ id, code: 10400, message: "workflows.api.error.instance.not_found" });
     }
     return { deleted, errors };

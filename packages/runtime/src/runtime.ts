@@ -44,7 +44,7 @@ export interface RuntimeOptions {
   maxConcurrent?: number;
   /** The default `retries.delay` of `step.do`. Default "10 seconds". */
   defaultRetryDelay?: Duration;
-  /** Waits up to this long keep an instance in memory; longer ones unload it. Default "5 seconds". */
+  /** Waits up to this long keep an instance in memory; longer ones park it. Default "5 seconds". */
   hotWaitThreshold?: Duration;
   /** `step.do` calls allowed per instance. Default 10,000. */
   stepLimit?: number;
@@ -198,7 +198,7 @@ export class Runtime {
   }
 
   /**
-   * Stops claiming and unloads every running instance without writing more; unfinished instances
+   * Stops claiming and aborts every run in memory without writing more; unfinished instances
    * continue when a worker opens the store again. Step callbacks already running cannot be stopped,
    * but their outcomes are not stored (they run again later).
    */

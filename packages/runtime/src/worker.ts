@@ -141,7 +141,7 @@ export class Worker {
   }
 
   /**
-   * Stops claiming and unloads every running instance without writing more; unfinished instances
+   * Stops claiming and aborts every run in memory without writing more; unfinished instances
    * continue when a worker opens the store again.
    */
   async close(): Promise<void> {
@@ -249,8 +249,8 @@ export class Worker {
     return run && run.epoch <= row.epoch && run.createdAt === row.createdAt ? run : undefined;
   }
 
-  /** Drops the run a command that read `row` ended (terminate, restart, delete). */
-  unload(row: InstanceRow): void {
+  /** Aborts the run of the instance a command that read `row` ended (terminate, restart, delete). */
+  abortRunOf(row: InstanceRow): void {
     this.runOf(row)?.abort();
   }
 
