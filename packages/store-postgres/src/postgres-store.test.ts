@@ -384,6 +384,41 @@ describe.skipIf(!url)("PostgresStore", () => {
       }
     });
 
+    it("rewinds an instance in one statement, from given steps or all of it", async () => {
+      const { pool, texts } = spyPool();
+      const store = await openPostgresStore({ pool, schema: newSchema() });
+      try {
+        await store.instances.insertMany([
+          { workflow: W, id: "a", params: new Uint8Array(), createdAt: T0, status: "running" },
+        ]);
+        const wait = { kind: "waitForEvent" as const, name: "w", count: 1 };
+        for (const [seq, step] of [doneStep("a", "s1"), { ...doneStep("a", "w"), ...wait }].entries()) {
+          const commit = { workflow: W, instanceId: "a", epoch: 0, status: "running" as const, now: T0 };
+          await store.steps.commit({ ...commit, step: { ...step, seq: seq + 1 }, history: [] });
+        }
+        await store.events.insert({
+          workflow: W,
+          instanceId: "a",
+          type: "t",
+          payload: new Uint8Array(),
+          timestamp: T0,
+        });
+        await store.events.consume(W, "a", "t", "waitForEvent:1:w");
+        texts.length = 0;
+        await store.instances.rewind(W, "a", { steps: [wait], afterEventId: 0 });
+        expect(texts).toHaveLength(1);
+        expect((await store.steps.list(W, "a")).map((s) => s.name)).toEqual(["s1"]);
+        expect(await store.events.list(W, "a")).toEqual([]);
+        texts.length = 0;
+        await store.instances.rewind(W, "a");
+        expect(texts).toHaveLength(1);
+        expect(await store.steps.list(W, "a")).toEqual([]);
+      } finally {
+        await store.close();
+        await pool.end();
+      }
+    });
+
     it("writes concurrent logged updates (runs ending) together, each fenced and failing on its own", async () => {
       const { pool, texts } = spyPool();
       const store = await openPostgresStore({ pool, schema: newSchema() });
