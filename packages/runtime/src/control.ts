@@ -8,10 +8,9 @@ import {
   type InstanceStatusDetails,
   MAX_BATCH_SIZE,
   type NewHistoryEntry,
+  planRestart,
   type RestartOptions,
   STEP_KINDS,
-  type StepKind,
-  stepKeyString,
   validateEventType,
   validateInstanceId,
   validateStepName,
@@ -234,40 +233,18 @@ export class Control {
         );
     }
     const { row } = await this.#control(workflow, id, async (tx, row, now) => {
-      if (from) {
-        const kind: StepKind = from.type ?? "do";
-        const count = from.count ?? 1;
-        const steps = await tx.steps.list(workflow, id);
-        const target = steps.find((s) => s.kind === kind && s.name === from.name && s.count === count);
-        if (!target)
-          throw new WorkflowError(
-            "instance.cannot_restart",
-            `Step "${from.name}" not found in execution history`,
-          );
-        const wiped = steps.filter((s) => s.seq >= target.seq);
-        const keySet = new Set(wiped.map(stepKeyString));
-        const history = await tx.history.list(workflow, id);
-        const first = history.find((h) => h.step && keySet.has(stepKeyString(h.step)));
+      const steps = from ? await tx.steps.list(workflow, id) : [];
+      const history = from ? await tx.history.list(workflow, id) : [];
+      const plan = planRestart(row, from, steps, history, now);
+      if (plan.wipe === "from")
         await tx.instances.rewind(workflow, id, {
-          steps: wiped,
-          afterEventId: first ? first.eventId - 1 : Number.MAX_SAFE_INTEGER,
+          steps: plan.delete,
+          afterEventId: plan.historyAfterEventId,
         });
-      } else await tx.instances.rewind(workflow, id);
+      else await tx.instances.rewind(workflow, id);
       await this.#tell(tx, { kind: "abort", workflow, instanceId: id, epoch: row.epoch });
       await this.#tell(tx, { kind: "ready" });
-      const patch = {
-        epoch: row.epoch + 1,
-        output: null,
-        error: null,
-        startedAt: null,
-        endedAt: null,
-        pausedAt: null,
-        readyAt: now,
-        priority: 1,
-        owner: null,
-        leaseUntil: null,
-      };
-      return { status: "queued" as const, patch, history: ["workflow_queued" as const] };
+      return { status: "queued" as const, patch: plan.patch, history: plan.history };
     });
     // Only runs of the epoch the restart replaced: a claim after it may have started a new run.
     this.#worker.abortRunOf(row);
