@@ -217,7 +217,7 @@ describe("concurrency", () => {
       "running",
       "queued",
     ]);
-    expect(await t.cairn.store.instances.countRunning()).toBe(2);
+    expect(await t.cairn.store.queue.countRunning()).toBe(2);
     gates.get("a")!();
     await t.idle();
     expect((await a!.status()).status).toBe("complete");

@@ -1,29 +1,14 @@
-/**
- * What can go wrong talking to PostgreSQL, as a small closed set of codes:
- *
- * - `conflict`: a unique constraint refused a write;
- * - `retry`: a serialization failure or deadlock; the operation did nothing and may be retried;
- * - `not_migrated`: the schema or its tables are missing; call `migrate()`;
- * - `schema_too_new`: the schema was migrated by a newer Cairn; upgrade Cairn;
- * - `invalid_value`: PostgreSQL cannot store a value (e.g. a NUL character in text or JSON);
- * - `unavailable`: the server cannot be reached or closed the connection;
- * - `closed`: the store was closed;
- * - `query`: any other error reported by PostgreSQL (see `sqlState` and `cause`).
- */
-export type PostgresStoreErrorCode =
-  | "conflict"
-  | "retry"
-  | "not_migrated"
-  | "schema_too_new"
-  | "invalid_value"
-  | "unavailable"
-  | "closed"
-  | "query";
+import { StoreError, type StoreErrorCode } from "@cairn/store";
 
-/** The error the PostgreSQL store throws; the driver's error, if any, is its `cause`. */
-export class PostgresStoreError extends Error {
+/** The codes of `StoreError` (see there); PostgreSQL's errors map to all of them. */
+export type PostgresStoreErrorCode = StoreErrorCode;
+
+/**
+ * The `StoreError` the PostgreSQL store throws, with PostgreSQL's SQLSTATE; the driver's error, if
+ * any, is its `cause`.
+ */
+export class PostgresStoreError extends StoreError {
   override name = "PostgresStoreError";
-  readonly code: PostgresStoreErrorCode;
   /** PostgreSQL's SQLSTATE, when the server reported the error. */
   readonly sqlState: string | undefined;
 
@@ -32,12 +17,11 @@ export class PostgresStoreError extends Error {
     message: string,
     options: { cause?: unknown; sqlState?: string } = {},
   ) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
+    super(code, message, options.cause === undefined ? {} : { cause: options.cause });
     this.sqlState = options.sqlState;
   }
 
-  static is(e: unknown, code?: PostgresStoreErrorCode): e is PostgresStoreError {
+  static override is(e: unknown, code?: PostgresStoreErrorCode): e is PostgresStoreError {
     return e instanceof PostgresStoreError && (code === undefined || e.code === code);
   }
 }
@@ -46,10 +30,10 @@ const NETWORK = new Set(["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "ETIMEDOUT",
 
 /**
  * Maps an error from the `pg` driver to a `PostgresStoreError`; anything else (including errors that are
- * already mapped, and errors thrown by callers' code) is returned unchanged.
+ * already mapped, other `StoreError`s, and errors thrown by callers' code) is returned unchanged.
  */
 export function mapPostgresError(e: unknown): unknown {
-  if (e instanceof PostgresStoreError || !(e instanceof Error)) return e;
+  if (e instanceof StoreError || !(e instanceof Error)) return e;
   const code = (e as { code?: unknown }).code;
   if (typeof code !== "string") {
     if (/Connection terminated|Client has encountered a connection error|not queryable/i.test(e.message))

@@ -98,20 +98,22 @@ describe.skipIf(!url)("PostgresStore", () => {
         const n = 500;
         await stores[0]!.transaction(async (tx) => {
           for (let i = 0; i < n; i++)
-            await tx.instances.insert({
-              workflow: W,
-              id: `i-${i}`,
-              params: new Uint8Array([i % 256]),
-              createdAt: T0,
-              readyAt: T0 + (i % 7),
-              priority: i % 2,
-            });
+            await tx.instances.insertMany([
+              {
+                workflow: W,
+                id: `i-${i}`,
+                params: new Uint8Array([i % 256]),
+                createdAt: T0,
+                readyAt: T0 + (i % 7),
+                priority: i % 2,
+              },
+            ]);
         });
         const got = await Promise.all(
           stores.map(async (store, w) => {
             const mine: string[] = [];
             for (;;) {
-              const rows = await store.instances.claim({
+              const rows = await store.queue.claim({
                 owner: `w${w}`,
                 now: T0 + 10,
                 limit: 7,
@@ -119,7 +121,7 @@ describe.skipIf(!url)("PostgresStore", () => {
               });
               if (rows.length === 0) {
                 // Another claimer may have held rows locked for a moment: look once more.
-                const again = await store.instances.claim({
+                const again = await store.queue.claim({
                   owner: `w${w}`,
                   now: T0 + 10,
                   limit: 7,
@@ -178,13 +180,15 @@ describe.skipIf(!url)("PostgresStore", () => {
         );
         expect(rows.map((r) => r.version)).toEqual(Array.from({ length: LATEST_VERSION }, (_, i) => i + 1));
         expect(
-          await stores[1]!.instances.insert({
-            workflow: W,
-            id: "a",
-            params: new Uint8Array(),
-            createdAt: T0,
-          }),
-        ).toBe(true);
+          await stores[1]!.instances.insertMany([
+            {
+              workflow: W,
+              id: "a",
+              params: new Uint8Array(),
+              createdAt: T0,
+            },
+          ]),
+        ).toEqual([true]);
       } finally {
         await Promise.all(pools.map((pool) => pool.end()));
       }
@@ -196,19 +200,21 @@ describe.skipIf(!url)("PostgresStore", () => {
       const other = await openPostgresStore({ url: url!, schema: s });
       try {
         for (const id of ["a", "b"])
-          await other.instances.insert({
-            workflow: W,
-            id,
-            params: new Uint8Array(),
-            createdAt: T0,
-            readyAt: T0,
-          });
+          await other.instances.insertMany([
+            {
+              workflow: W,
+              id,
+              params: new Uint8Array(),
+              createdAt: T0,
+              readyAt: T0,
+            },
+          ]);
         const claim = { now: T0 + 1, limit: 1, leaseMs: 60_000, maxRunning: 10 };
         let release!: () => void;
         const stall = new Promise<void>((r) => (release = r));
         // A claim that takes the claimers' lock and a row, then stalls before committing.
         const held = stalled.transaction(async (tx) => {
-          expect((await tx.instances.claim({ ...claim, owner: "stalled" })).map((i) => i.id)).toEqual(["a"]);
+          expect((await tx.queue.claim({ ...claim, owner: "stalled" })).map((i) => i.id)).toEqual(["a"]);
           await stall;
           await tx.instances.get(W, "a");
         });
@@ -216,7 +222,7 @@ describe.skipIf(!url)("PostgresStore", () => {
         await new Promise((r) => setTimeout(r, 50));
         // The other worker waits for the claimers' lock until the server ends the stalled session.
         const startedAt = Date.now();
-        const got = await other.transaction((tx) => tx.instances.claim({ ...claim, owner: "other" }));
+        const got = await other.transaction((tx) => tx.queue.claim({ ...claim, owner: "other" }));
         expect(got.map((i) => i.id)).toEqual(["a"]);
         expect(Date.now() - startedAt).toBeGreaterThanOrEqual(150);
         release();
@@ -255,7 +261,7 @@ describe.skipIf(!url)("PostgresStore", () => {
             createdAt: T0,
           })),
         );
-        const claimed = await store.instances.claim({ owner: "w", now: T0 + 1, limit: n, leaseMs: 60_000 });
+        const claimed = await store.queue.claim({ owner: "w", now: T0 + 1, limit: n, leaseMs: 60_000 });
         expect(claimed).toHaveLength(n);
         const byId = new Map(claimed.map((r) => [r.id, r]));
         // c0–c9 were taken over (new epoch), c10 is pausing; every third commit changes the status.
@@ -337,9 +343,16 @@ describe.skipIf(!url)("PostgresStore", () => {
       try {
         const n = 40;
         for (let i = 0; i < n; i++) {
+          if (i % 4 !== 0)
+            await store.instances.insertMany([
+              { workflow: W, id: `l${i}`, params: new Uint8Array(), createdAt: T0, status: "running" },
+            ]);
           for (let k = 3; k >= 1; k--)
-            if (i % 4 !== 0)
-              await store.steps.put(doneStep(`l${i}`, `s${k}`, { seq: k, result: new Uint8Array([i, k]) }));
+            if (i % 4 !== 0) {
+              const step = doneStep(`l${i}`, `s${k}`, { seq: k, result: new Uint8Array([i, k]) });
+              const commit = { workflow: W, instanceId: `l${i}`, epoch: 0, status: "running" as const };
+              expect(await store.steps.commit({ ...commit, now: T0, step, history: [] })).toBe("running");
+            }
           for (let k = 0; k < i % 3; k++)
             await store.events.insert({
               workflow: W,
@@ -365,6 +378,41 @@ describe.skipIf(!url)("PostgresStore", () => {
           );
           expect(steps[i], `l${i}`).toEqual(await store.transaction((tx) => tx.steps.list(W, `l${i}`)));
         }
+      } finally {
+        await store.close();
+        await pool.end();
+      }
+    });
+
+    it("rewinds an instance in one statement, from given steps or all of it", async () => {
+      const { pool, texts } = spyPool();
+      const store = await openPostgresStore({ pool, schema: newSchema() });
+      try {
+        await store.instances.insertMany([
+          { workflow: W, id: "a", params: new Uint8Array(), createdAt: T0, status: "running" },
+        ]);
+        const wait = { kind: "waitForEvent" as const, name: "w", count: 1 };
+        for (const [seq, step] of [doneStep("a", "s1"), { ...doneStep("a", "w"), ...wait }].entries()) {
+          const commit = { workflow: W, instanceId: "a", epoch: 0, status: "running" as const, now: T0 };
+          await store.steps.commit({ ...commit, step: { ...step, seq: seq + 1 }, history: [] });
+        }
+        await store.events.insert({
+          workflow: W,
+          instanceId: "a",
+          type: "t",
+          payload: new Uint8Array(),
+          timestamp: T0,
+        });
+        await store.events.consume(W, "a", "t", "waitForEvent:1:w");
+        texts.length = 0;
+        await store.instances.rewind(W, "a", { steps: [wait], afterEventId: 0 });
+        expect(texts).toHaveLength(1);
+        expect((await store.steps.list(W, "a")).map((s) => s.name)).toEqual(["s1"]);
+        expect(await store.events.list(W, "a")).toEqual([]);
+        texts.length = 0;
+        await store.instances.rewind(W, "a");
+        expect(texts).toHaveLength(1);
+        expect(await store.steps.list(W, "a")).toEqual([]);
       } finally {
         await store.close();
         await pool.end();
@@ -456,7 +504,7 @@ describe.skipIf(!url)("PostgresStore", () => {
         // The one pooled connection is not left inside the failed transaction or holding the lock.
         expect(await store.instances.create(create("good"))).toBe("started");
         expect(
-          await store.instances.claim({ owner: "w2", now: T0, limit: 5, leaseMs: 1000, maxRunning: 5 }),
+          await store.queue.claim({ owner: "w2", now: T0, limit: 5, leaseMs: 1000, maxRunning: 5 }),
         ).toEqual([]);
         expect((await store.history.list(W, "good")).map((e) => e.type)).toEqual(["workflow_queued"]);
       } finally {
@@ -478,13 +526,13 @@ describe.skipIf(!url)("PostgresStore", () => {
             readyAt: T0,
           })),
         );
-        const claimed = await store.instances.claim({ owner: "w", now: T0 + 1, limit: n, leaseMs: 60_000 });
+        const claimed = await store.queue.claim({ owner: "w", now: T0 + 1, limit: n, leaseMs: 60_000 });
         expect(claimed).toHaveLength(n);
         const errors: unknown[] = [];
         const until = Date.now() + 1500;
         const renewals = (async () => {
           while (Date.now() < until)
-            await store.instances.renewLeases("w", T0 + 120_000).catch((e) => errors.push(e));
+            await store.queue.renewLeases("w", T0 + 120_000).catch((e) => errors.push(e));
         })();
         let wave = 0;
         while (Date.now() < until) {
@@ -541,15 +589,19 @@ describe.skipIf(!url)("PostgresStore", () => {
       try {
         await client.query("BEGIN");
         const store = new PostgresStore({ db: client, schema: s, inTransaction: true });
-        await store.instances.insert({ workflow: W, id: "kept", params: new Uint8Array([1]), createdAt: T0 });
+        await store.instances.insertMany([
+          { workflow: W, id: "kept", params: new Uint8Array([1]), createdAt: T0 },
+        ]);
         await expect(
           store.transaction(async (tx) => {
-            await tx.instances.insert({
-              workflow: W,
-              id: "undone",
-              params: new Uint8Array([1]),
-              createdAt: T0,
-            });
+            await tx.instances.insertMany([
+              {
+                workflow: W,
+                id: "undone",
+                params: new Uint8Array([1]),
+                createdAt: T0,
+              },
+            ]);
             throw new Error("no");
           }),
         ).rejects.toThrow("no");
@@ -578,9 +630,18 @@ describe.skipIf(!url)("PostgresStore", () => {
       try {
         const error = await store
           .transaction(async (tx) => {
-            await tx.instances.insert({ workflow: W, id: "a", params: new Uint8Array(), createdAt: T0 });
-            await tx.steps
-              .put({ workflow: W, instanceId: "a", kind: "do", name: "x\u0000y" } as never)
+            await tx.instances.insertMany([
+              { workflow: W, id: "a", params: new Uint8Array(), createdAt: T0 },
+            ]);
+            // PostgreSQL cannot store a NUL character in text: the statement fails.
+            await tx.events
+              .insert({
+                workflow: W,
+                instanceId: "a",
+                type: "x\u0000y",
+                payload: new Uint8Array(),
+                timestamp: T0,
+              })
               .catch(() => {});
           })
           .catch((e: unknown) => e);

@@ -1,10 +1,9 @@
 import {
-  type HistoryEntry,
   type InstanceStatus,
   type NewHistoryEntry,
-  parseStepKeyString,
   reconnectDelayMs,
   type StepKind,
+  stepKeyString,
 } from "@cairn/core";
 import {
   type ClaimedInstance,
@@ -13,23 +12,27 @@ import {
   createWith,
   type EventRow,
   type EventStore,
-  encodeCursor,
   type HistoryStore,
   type InstanceCreate,
   type InstanceGuard,
-  type InstancePage,
   type InstancePatch,
-  type InstanceRow,
   type InstanceStore,
   type ListInstancesQuery,
+  listQuery,
   type NewInstance,
-  parseCursor,
+  nullableNumber,
+  pageOf,
+  type RowWriters,
+  rowReader,
   type StepCommit,
   type StepRow,
   type StepStore,
   type Store,
+  type StoreCapabilities,
   type StoreMessage,
   type StoreTx,
+  statusCount,
+  type WorkQueue,
 } from "@cairn/store";
 import pg from "pg";
 import { batchHistory, ListBatcher, WriteBatcher } from "./batch.ts";
@@ -112,86 +115,18 @@ const isPool = (db: Queryable): db is PoolLike =>
   typeof (db as { totalCount?: unknown }).totalCount === "number";
 
 const json = (v: unknown) => (v === null || v === undefined ? null : JSON.stringify(v));
-const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
-/** `pg` returns bytea as a Buffer; callers get a plain Uint8Array over the same memory. */
-const bytes = (v: unknown): Uint8Array | null =>
-  v === null || v === undefined
-    ? null
-    : new Uint8Array((v as Uint8Array).buffer, (v as Uint8Array).byteOffset, (v as Uint8Array).byteLength);
 
-/** A row `claim` returned (with its `taken_over` column). */
-function toClaimed(r: Row): ClaimedInstance {
-  const row: ClaimedInstance = toInstance(r);
-  if (r.taken_over === true) row.takenOver = true;
-  return row;
-}
-
-function toInstance(r: Row): InstanceRow {
-  return {
-    workflow: r.workflow as string,
-    id: r.id as string,
-    status: r.status as InstanceStatus,
-    params: bytes(r.params)!,
-    output: bytes(r.output),
-    error: (r.error as InstanceRow["error"]) ?? null,
-    createdAt: Number(r.created_at),
-    updatedAt: Number(r.updated_at),
-    startedAt: num(r.started_at),
-    endedAt: num(r.ended_at),
-    pausedAt: num(r.paused_at),
-    readyAt: num(r.ready_at),
-    priority: Number(r.priority),
-    epoch: Number(r.epoch),
-    owner: (r.owner as string | null) ?? null,
-    leaseUntil: num(r.lease_until),
-  };
-}
-
-function toStep(r: Row): StepRow {
-  return {
-    workflow: r.workflow as string,
-    instanceId: r.instance_id as string,
-    kind: r.kind as StepKind,
-    name: r.name as string,
-    count: Number(r.count),
-    seq: Number(r.seq),
-    status: r.status as StepRow["status"],
-    config: (r.config as StepRow["config"]) ?? null,
-    attempts: Number(r.attempts),
-    result: bytes(r.result),
-    error: (r.error as StepRow["error"]) ?? null,
-    startedAt: Number(r.started_at),
-    endedAt: num(r.ended_at),
-    wakeAt: num(r.wake_at),
-    eventType: (r.event_type as string | null) ?? null,
-  };
-}
-
-function toEvent(r: Row): EventRow {
-  return {
-    workflow: r.workflow as string,
-    instanceId: r.instance_id as string,
-    seq: Number(r.seq),
-    type: r.type as string,
-    payload: bytes(r.payload)!,
-    timestamp: Number(r.timestamp),
-    consumedBy: (r.consumed_by as string | null) ?? null,
-  };
-}
-
-function toHistory(r: Row): HistoryEntry {
-  const entry: HistoryEntry = {
-    eventId: Number(r.event_id),
-    workflow: r.workflow as string,
-    instanceId: r.instance_id as string,
-    type: r.type as HistoryEntry["type"],
-    timestamp: Number(r.timestamp),
-  };
-  if (r.step_kind !== null)
-    entry.step = { kind: r.step_kind as StepKind, name: r.step_name as string, count: Number(r.step_count) };
-  if (r.data !== null && r.data !== undefined) entry.data = r.data as HistoryEntry["data"];
-  return entry;
-}
+/**
+ * `pg` returns bytea as a Buffer (callers get a plain Uint8Array over the same memory) and jsonb as
+ * its parsed value.
+ */
+const rows = rowReader({
+  bytes: (v) =>
+    v === null || v === undefined
+      ? null
+      : new Uint8Array((v as Uint8Array).buffer, (v as Uint8Array).byteOffset, (v as Uint8Array).byteLength),
+  json: <T>(v: unknown): T | null => (v as T | null | undefined) ?? null,
+});
 
 /** An `instances.update` with history, waiting to be written with others of its `group` (shape). */
 interface LoggedUpdate {
@@ -215,7 +150,7 @@ const statementName = (text: string): string => {
   return name;
 };
 
-/** A step row's values from `kind` on, in the column order of `putStep` and `commitStep`. */
+/** A step row's values from `kind` on, in the column order of `commitStep`. */
 function stepColumns(s: StepRow): unknown[] {
   return [
     s.kind,
@@ -263,8 +198,11 @@ function keyArrays(keys: { kind: StepKind; name: string; count: number }[]): unk
  */
 export class PostgresStore implements Store {
   readonly kind = "postgres";
+  /** Many workers share one database. */
+  readonly capabilities: StoreCapabilities = { sharedByWorkers: true };
   readonly schema: string;
   readonly instances: InstanceStore;
+  readonly queue: WorkQueue;
   readonly steps: StepStore;
   readonly events: EventStore;
   readonly history: HistoryStore;
@@ -302,15 +240,16 @@ export class PostgresStore implements Store {
       this.#track(() => this.#exclusive(() => this.#query(this.#db, text, values)));
     const ops = this.#ops(this.#run);
     this.instances = ops.instances;
+    this.queue = ops.queue;
     if (this.#poolOptions())
-      this.instances.renewLeases = async (owner, leaseUntil) =>
+      this.queue.renewLeases = async (owner, leaseUntil) =>
         (await this.#track(() => this.#renew([leaseUntil, owner]))).rowCount ?? 0;
     this.steps = ops.steps;
     this.events = ops.events;
     this.history = ops.history;
     if (!this.#inTransaction) {
-      const claim = ops.instances.claim;
-      this.instances.claim = (o) => (o.maxRunning === undefined ? claim(o) : this.#claimLimited(o));
+      const claim = ops.queue.claim;
+      this.queue.claim = (o) => (o.maxRunning === undefined ? claim(o) : this.#claimLimited(o));
       this.instances.create = (c) => this.#create(c);
     }
     // With a pool, concurrent commits and loads of different runs share statements.
@@ -341,10 +280,10 @@ export class PostgresStore implements Store {
       const read = (text: string) => (workflows: string[], ids: string[]) =>
         this.#track(() => this.#query(this.#db, text, [workflows, ids])).then((r) => r.rows);
       const steps = new ListBatcher<StepRow>((w, i) =>
-        read(this.#sql.listStepsOf)(w, i).then((r) => r.map(toStep)),
+        read(this.#sql.listStepsOf)(w, i).then((r) => r.map(rows.step)),
       );
       const events = new ListBatcher<EventRow>((w, i) =>
-        read(this.#sql.listEventsOf)(w, i).then((r) => r.map(toEvent)),
+        read(this.#sql.listEventsOf)(w, i).then((r) => r.map(rows.event)),
       );
       this.steps.list = (workflow, id) => this.#track(() => steps.list(workflow, id));
       this.events.list = (workflow, id) => this.#track(() => events.list(workflow, id));
@@ -394,7 +333,7 @@ export class PostgresStore implements Store {
    */
   async #claimLimited(o: ClaimOptions): Promise<ClaimedInstance[]> {
     const values = [o.owner, o.now, o.now + o.leaseMs, o.limit, o.maxRunning];
-    return (await this.#run(this.#sql.claimLimited, values)).rows.map(toClaimed);
+    return (await this.#run(this.#sql.claimLimited, values)).rows.map(rows.claimed);
   }
 
   /** Runs `fn` in a transaction of its own: a pooled client, or the one connection, held throughout. */
@@ -561,6 +500,7 @@ export class PostgresStore implements Store {
   #ops(run: Run): StoreTx {
     const ops: StoreTx = {
       instances: this.#instanceOps(run, () => ops),
+      queue: this.#queueOps(run),
       steps: this.#stepOps(run),
       events: this.#eventOps(run),
       history: this.#historyOps(run),
@@ -648,9 +588,8 @@ export class PostgresStore implements Store {
 
   #instanceOps(run: Run, tx: () => StoreTx): InstanceStore {
     const q = this.#sql;
-    return {
-      create: (c) => createWith(tx(), c),
-      insert: async (r: NewInstance) =>
+    const writers: Pick<RowWriters, "insertInstance"> = {
+      insertInstance: async (r: NewInstance) =>
         ((
           await run(q.insertInstance, [
             r.workflow,
@@ -666,9 +605,12 @@ export class PostgresStore implements Store {
             r.leaseUntil ?? null,
           ])
         ).rowCount ?? 0) > 0,
-      insertMany: async (rows: NewInstance[]) => {
-        if (rows.length === 0) return [];
-        const col = <T>(f: (r: NewInstance) => T) => rows.map(f);
+    };
+    return {
+      create: (c) => createWith(tx(), writers, c),
+      insertMany: async (batch: NewInstance[]) => {
+        if (batch.length === 0) return [];
+        const col = <T>(f: (r: NewInstance) => T) => batch.map(f);
         const inserted = await run(q.insertInstances, [
           col((r) => r.workflow),
           col((r) => r.id),
@@ -683,11 +625,11 @@ export class PostgresStore implements Store {
           col((r) => r.leaseUntil ?? null),
         ]);
         const firsts = new Set(inserted.rows.map((r) => Number(r.n)));
-        return rows.map((_, i) => firsts.has(i + 1));
+        return batch.map((_, i) => firsts.has(i + 1));
       },
       get: async (workflow, id, options) => {
         const r = (await run(options?.lock ? q.getInstanceForUpdate : q.getInstance, [workflow, id])).rows[0];
-        return r && toInstance(r);
+        return r && rows.instance(r);
       },
       update: async (workflow, id, patch: InstancePatch, guard: InstanceGuard = {}, history = []) => {
         // No status is in an empty `statusIn`; an `undefined` field is absent, not a NULL.
@@ -713,37 +655,34 @@ export class PostgresStore implements Store {
         return (await run(text, values)).rows.length > 0;
       },
       delete: async (workflow, id) => ((await run(q.deleteInstance, [workflow, id])).rowCount ?? 0) > 0,
-      list: async (query: ListInstancesQuery): Promise<InstancePage> => {
-        const after = query.cursor ? parseCursor(query.cursor) : undefined;
-        const text = q.listInstances({
-          status: query.status !== undefined,
-          after: after !== undefined,
-          desc: query.direction === "desc",
-          from: query.createdAfter !== undefined,
-          to: query.createdBefore !== undefined,
-          search: !!query.search,
-        });
-        const params: unknown[] = [query.workflow];
-        if (query.status !== undefined) params.push(query.status);
-        if (query.createdAfter !== undefined) params.push(query.createdAfter);
-        if (query.createdBefore !== undefined) params.push(query.createdBefore);
-        if (query.search) params.push(query.search);
-        if (after) params.push(after.createdAt, after.id);
-        params.push(query.limit + 1);
-        const rows = (await run(text, params)).rows.map(toInstance);
-        const page: InstancePage = { items: rows.slice(0, query.limit) };
-        if (rows.length > query.limit) {
-          const last = page.items[page.items.length - 1]!;
-          page.cursor = encodeCursor(last.createdAt, last.id);
+      rewind: async (workflow, id, from) => {
+        if (!from) {
+          await run(q.rewindInstance, [workflow, id]);
+          return;
         }
-        return page;
+        const received = from.steps.filter((k) => k.kind === "waitForEvent").map(stepKeyString);
+        await run(q.rewindInstanceFrom, [
+          workflow,
+          id,
+          ...keyArrays(from.steps),
+          from.afterEventId,
+          received,
+        ]);
+      },
+      list: async (query: ListInstancesQuery) => {
+        const { shape, params } = listQuery(query);
+        return pageOf((await run(q.listInstances(shape), params)).rows.map(rows.instance), query.limit);
       },
       countByStatus: async (workflow) =>
-        (workflow ? await run(q.countByStatusFor, [workflow]) : await run(q.countByStatus)).rows.map((r) => ({
-          workflow: r.workflow as string,
-          status: r.status as InstanceStatus,
-          count: Number(r.count),
-        })),
+        (workflow ? await run(q.countByStatusFor, [workflow]) : await run(q.countByStatus)).rows.map(
+          statusCount,
+        ),
+    };
+  }
+
+  #queueOps(run: Run): WorkQueue {
+    const q = this.#sql;
+    return {
       claim: async (o: ClaimOptions) => {
         let limit = o.limit;
         if (o.maxRunning !== undefined) {
@@ -752,11 +691,11 @@ export class PostgresStore implements Store {
           limit = Math.min(limit, o.maxRunning - Number((await run(q.countRunning)).rows[0]?.n ?? 0));
         }
         if (limit <= 0) return [];
-        return (await run(q.claim, [o.owner, o.now, o.now + o.leaseMs, limit])).rows.map(toClaimed);
+        return (await run(q.claim, [o.owner, o.now, o.now + o.leaseMs, limit])).rows.map(rows.claimed);
       },
-      expireLeases: async () => (await run(q.expireLeases)).rowCount ?? 0,
-      nextReadyAt: async () => num((await run(q.nextReadyAt)).rows[0]?.t) ?? undefined,
+      nextReadyAt: async () => nullableNumber((await run(q.nextReadyAt)).rows[0]?.t) ?? undefined,
       renewLeases: async (owner, leaseUntil) => (await run(q.renewLeases, [leaseUntil, owner])).rowCount ?? 0,
+      expireLeases: async () => (await run(q.expireLeases)).rowCount ?? 0,
       countRunning: async (options) => {
         if (options?.lockClaims) await run(q.advisoryLock, [q.claimLockKey]);
         return Number((await run(q.countRunning)).rows[0]?.n ?? 0);
@@ -767,10 +706,11 @@ export class PostgresStore implements Store {
   #stepOps(run: Run): StepStore {
     const q = this.#sql;
     return {
-      list: async (workflow, instanceId) => (await run(q.listSteps, [workflow, instanceId])).rows.map(toStep),
+      list: async (workflow, instanceId) =>
+        (await run(q.listSteps, [workflow, instanceId])).rows.map(rows.step),
       get: async (workflow, instanceId, kind, name, count) => {
         const r = (await run(q.getStep, [workflow, instanceId, kind, name, count])).rows[0];
-        return r && toStep(r);
+        return r && rows.step(r);
       },
       commit: async (c: StepCommit) => {
         const entries = c.statusEntry ? [...c.history, c.statusEntry] : c.history;
@@ -786,13 +726,6 @@ export class PostgresStore implements Store {
           c.history.length,
         ]);
         return res.rows[0]?.status as InstanceStatus | undefined;
-      },
-      put: async (s: StepRow) => {
-        await run(q.putStep, [s.workflow, s.instanceId, ...stepColumns(s)]);
-      },
-      delete: async (workflow, instanceId, keys) => {
-        if (!keys) await run(q.deleteInstanceSteps, [workflow, instanceId]);
-        else if (keys.length > 0) await run(q.deleteSteps, [workflow, instanceId, ...keyArrays(keys)]);
       },
       shiftWakeTimes: async (workflow, instanceId, delta) => {
         await run(q.shiftWakeTimes, [delta, workflow, instanceId]);
@@ -810,15 +743,10 @@ export class PostgresStore implements Store {
           (await run(q.insertEvent, [e.workflow, e.instanceId, e.type, e.payload, e.timestamp])).rows[0]!.seq,
         ),
       list: async (workflow, instanceId) =>
-        (await run(q.listEvents, [workflow, instanceId])).rows.map(toEvent),
+        (await run(q.listEvents, [workflow, instanceId])).rows.map(rows.event),
       consume: async (workflow, instanceId, type, stepKey) => {
         const r = (await run(q.consumeEvent, [stepKey, workflow, instanceId, type])).rows[0];
-        return r && toEvent(r);
-      },
-      delete: async (workflow, instanceId, consumedBy) => {
-        if (!consumedBy) await run(q.deleteInstanceEvents, [workflow, instanceId]);
-        else if (consumedBy.length > 0)
-          await run(q.deleteEventsConsumedBy, [workflow, instanceId, consumedBy]);
+        return r && rows.event(r);
       },
     };
   }
@@ -832,16 +760,8 @@ export class PostgresStore implements Store {
       },
       list: async (workflow, instanceId, o = {}) =>
         (await run(q.listHistory, [workflow, instanceId, o.afterEventId ?? 0, o.limit ?? null])).rows.map(
-          toHistory,
+          rows.history,
         ),
-      delete: async (workflow, instanceId, filter) => {
-        if (!filter) {
-          await run(q.deleteInstanceHistory, [workflow, instanceId]);
-          return;
-        }
-        const keys = filter.steps.map(parseStepKeyString);
-        await run(q.deleteHistory, [workflow, instanceId, ...keyArrays(keys), filter.afterEventId]);
-      },
     };
   }
 }

@@ -176,6 +176,21 @@ export function queries(schema: string) {
       ev AS (DELETE FROM ${s}.events WHERE workflow = $1 AND instance_id = $2),
       hi AS (DELETE FROM ${s}.history WHERE workflow = $1 AND instance_id = $2)
       DELETE FROM ${s}.instances WHERE workflow = $1 AND id = $2`,
+    /** `instances.rewind` of everything: the instance's steps, events and history, in one statement. */
+    rewindInstance: `WITH st AS (DELETE FROM ${s}.steps WHERE workflow = $1 AND instance_id = $2),
+      ev AS (DELETE FROM ${s}.events WHERE workflow = $1 AND instance_id = $2)
+      DELETE FROM ${s}.history WHERE workflow = $1 AND instance_id = $2`,
+    /**
+     * `instances.rewind` from given steps, in one statement: $3 kinds, $4 names, $5 counts (parallel
+     * arrays of the step keys), $6 the event id after which instance-level entries go, $7 the step
+     * keys (`stepKeyString`) of the events' consumers to delete.
+     */
+    rewindInstanceFrom: `WITH st AS (DELETE FROM ${s}.steps WHERE workflow = $1 AND instance_id = $2
+        AND (kind, name, count) IN (SELECT * FROM unnest($3::text[], $4::text[], $5::integer[]))),
+      ev AS (DELETE FROM ${s}.events WHERE workflow = $1 AND instance_id = $2 AND consumed_by = ANY($7::text[]))
+      DELETE FROM ${s}.history WHERE workflow = $1 AND instance_id = $2 AND (
+        (step_kind, step_name, step_count) IN (SELECT * FROM unnest($3::text[], $4::text[], $5::integer[]))
+        OR (step_kind IS NULL AND event_id > $6))`,
     /** `$1..$n` are the patched values in `sets` order, then workflow, id and the guard's values. */
     updateInstance(sets: string[], guard: InstanceGuardShape): string {
       const assignments = sets.map((c, i) => `${c} = $${i + 1}${c === "error" ? "::jsonb" : ""}`);
@@ -299,16 +314,9 @@ export function queries(schema: string) {
       ORDER BY st.workflow, st.instance_id, st.seq, st.started_at, st.kind, st.name, st.count`,
     getStep: `SELECT * FROM ${s}.steps
       WHERE workflow = $1 AND instance_id = $2 AND kind = $3 AND name = $4 AND count = $5`,
-    putStep: `INSERT INTO ${s}.steps (workflow, instance_id, kind, name, count, seq, status, config, attempts,
-      result, error, started_at, ended_at, wake_at, event_type)
-      VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11::jsonb, $12, $13, $14, $15)
-      ON CONFLICT (workflow, instance_id, kind, name, count) DO UPDATE SET seq = EXCLUDED.seq,
-        status = EXCLUDED.status, config = EXCLUDED.config, attempts = EXCLUDED.attempts,
-        result = EXCLUDED.result, error = EXCLUDED.error, started_at = EXCLUDED.started_at,
-        ended_at = EXCLUDED.ended_at, wake_at = EXCLUDED.wake_at, event_type = EXCLUDED.event_type`,
     /**
      * `steps.commit` in one statement. $1 workflow, $2 id, $3 epoch, $4 status, $5 now; $6–$18 the
-     * step row (as `putStep` from kind on); $19–$26 history arrays (as `appendHistory`) where entries
+     * step row (as in `commitStep`); $19–$26 history arrays (as `appendHistory`) where entries
      * after the first $27 are the status entry, kept only when the status changes. The fence locks the
      * row, so a concurrent claim is ordered before (fenced) or after (sees the step) this commit.
      */
@@ -337,7 +345,7 @@ export function queries(schema: string) {
     /**
      * Many `steps.commit`s of different instances in one statement, each fenced on its own. Arrays
      * with one element per commit: $1 workflow, $2 id, $3 epoch, $4 status, $5 now, $6–$18 the step
-     * columns (as `putStep` from kind on), $19 how many of the commit's history entries are not its
+     * columns (as in `commitStep`), $19 how many of the commit's history entries are not its
      * status entry. History arrays $20–$27 (as `appendHistory`) with $28 the commit each entry belongs
      * to (1-based) and $29 its place in it. Returns each commit's index with the instance's status
      * before it, or NULL when fenced. Rows are locked in key order, as in every statement that locks
@@ -378,10 +386,6 @@ export function queries(schema: string) {
           ["ci", "place"],
         )})
       SELECT c.i, inst.status FROM c LEFT JOIN inst ON inst.i = c.i ORDER BY c.i`,
-    deleteInstanceSteps: `DELETE FROM ${s}.steps WHERE workflow = $1 AND instance_id = $2`,
-    /** $3 kinds, $4 names, $5 counts: parallel arrays of step keys. */
-    deleteSteps: `DELETE FROM ${s}.steps WHERE workflow = $1 AND instance_id = $2
-      AND (kind, name, count) IN (SELECT * FROM unnest($3::text[], $4::text[], $5::integer[]))`,
     shiftWakeTimes: `UPDATE ${s}.steps SET wake_at = wake_at + $1 WHERE workflow = $2 AND instance_id = $3
       AND wake_at IS NOT NULL AND status IN ('sleeping', 'retrying', 'waiting')`,
     hasWaiter: `SELECT 1 FROM ${s}.steps WHERE workflow = $1 AND instance_id = $2 AND kind = 'waitForEvent'
@@ -399,20 +403,12 @@ export function queries(schema: string) {
         WHERE workflow = $2 AND instance_id = $3 AND type = $4 AND consumed_by IS NULL
         ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED)
       UPDATE ${s}.events e SET consumed_by = $1 FROM oldest WHERE e.seq = oldest.seq RETURNING e.*`,
-    deleteInstanceEvents: `DELETE FROM ${s}.events WHERE workflow = $1 AND instance_id = $2`,
-    deleteEventsConsumedBy: `DELETE FROM ${s}.events WHERE workflow = $1 AND instance_id = $2
-      AND consumed_by = ANY($3::text[])`,
 
     /** Parallel arrays, one element per entry; ids are assigned in array order. */
     appendHistory: historyInsert(s, 1),
     /** $3 after event id, $4 limit (NULL for all). */
     listHistory: `SELECT * FROM ${s}.history WHERE workflow = $1 AND instance_id = $2 AND event_id > $3
       ORDER BY event_id LIMIT $4`,
-    deleteInstanceHistory: `DELETE FROM ${s}.history WHERE workflow = $1 AND instance_id = $2`,
-    /** $3 kinds, $4 names, $5 counts of the steps whose entries go; $6 the cut for instance-level ones. */
-    deleteHistory: `DELETE FROM ${s}.history WHERE workflow = $1 AND instance_id = $2 AND (
-      (step_kind, step_name, step_count) IN (SELECT * FROM unnest($3::text[], $4::text[], $5::integer[]))
-      OR (step_kind IS NULL AND event_id > $6))`,
   } as const;
 }
 

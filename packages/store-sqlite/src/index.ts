@@ -1,3 +1,4 @@
 export { type BackupResult, backupSqliteStore } from "./backup.ts";
+export { mapSqliteError } from "./errors.ts";
 export { LATEST_VERSION, MIGRATIONS } from "./migrations.ts";
 export { openSqliteStore, SqliteStore, type SqliteStoreOptions } from "./sqlite-store.ts";

@@ -2,36 +2,35 @@ import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
 import { BroadcastChannel } from "node:worker_threads";
-import {
-  type HistoryEntry,
-  type InstanceStatus,
-  type NewHistoryEntry,
-  parseStepKeyString,
-  type StepKind,
-} from "@cairn/core";
+import { type NewHistoryEntry, stepKeyString } from "@cairn/core";
 import {
   type ClaimedInstance,
   type ClaimOptions,
   commitStepWith,
   createWith,
-  type EventRow,
   type EventStore,
-  encodeCursor,
   type HistoryStore,
   type InstanceGuard,
-  type InstancePage,
   type InstancePatch,
-  type InstanceRow,
   type InstanceStore,
   type ListInstancesQuery,
+  listQuery,
   type NewInstance,
-  parseCursor,
+  nullableNumber,
+  pageOf,
+  type RowWriters,
+  rowReader,
   type StepRow,
   type StepStore,
   type Store,
+  type StoreCapabilities,
+  StoreError,
   type StoreMessage,
   type StoreTx,
+  statusCount,
+  type WorkQueue,
 } from "@cairn/store";
+import { mapSqliteError } from "./errors.ts";
 import { LATEST_VERSION, MIGRATIONS } from "./migrations.ts";
 import { sqlite } from "./node-sqlite.ts";
 import { instanceColumn, sql } from "./sql.ts";
@@ -53,76 +52,12 @@ export interface SqliteStoreOptions {
 type Row = Record<string, SQLInputValue>;
 
 const json = (v: unknown) => (v === null || v === undefined ? null : JSON.stringify(v));
-const parse = <T>(v: unknown): T | null => (typeof v === "string" ? (JSON.parse(v) as T) : null);
-const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 
-function toInstance(r: Row): InstanceRow {
-  return {
-    workflow: r.workflow as string,
-    id: r.id as string,
-    status: r.status as InstanceStatus,
-    params: r.params as Uint8Array,
-    output: (r.output as Uint8Array | null) ?? null,
-    error: parse(r.error),
-    createdAt: Number(r.created_at),
-    updatedAt: Number(r.updated_at),
-    startedAt: num(r.started_at),
-    endedAt: num(r.ended_at),
-    pausedAt: num(r.paused_at),
-    readyAt: num(r.ready_at),
-    priority: Number(r.priority),
-    epoch: Number(r.epoch),
-    owner: (r.owner as string | null) ?? null,
-    leaseUntil: num(r.lease_until),
-  };
-}
-
-function toStep(r: Row): StepRow {
-  return {
-    workflow: r.workflow as string,
-    instanceId: r.instance_id as string,
-    kind: r.kind as StepKind,
-    name: r.name as string,
-    count: Number(r.count),
-    seq: Number(r.seq),
-    status: r.status as StepRow["status"],
-    config: parse(r.config),
-    attempts: Number(r.attempts),
-    result: (r.result as Uint8Array | null) ?? null,
-    error: parse(r.error),
-    startedAt: Number(r.started_at),
-    endedAt: num(r.ended_at),
-    wakeAt: num(r.wake_at),
-    eventType: (r.event_type as string | null) ?? null,
-  };
-}
-
-function toEvent(r: Row): EventRow {
-  return {
-    workflow: r.workflow as string,
-    instanceId: r.instance_id as string,
-    seq: Number(r.seq),
-    type: r.type as string,
-    payload: r.payload as Uint8Array,
-    timestamp: Number(r.timestamp),
-    consumedBy: (r.consumed_by as string | null) ?? null,
-  };
-}
-
-function toHistory(r: Row): HistoryEntry {
-  const entry: HistoryEntry = {
-    eventId: Number(r.event_id),
-    workflow: r.workflow as string,
-    instanceId: r.instance_id as string,
-    type: r.type as HistoryEntry["type"],
-    timestamp: Number(r.timestamp),
-  };
-  if (r.step_kind !== null)
-    entry.step = { kind: r.step_kind as StepKind, name: r.step_name as string, count: Number(r.step_count) };
-  const data = parse<HistoryEntry["data"]>(r.data);
-  if (data) entry.data = data;
-  return entry;
-}
+/** node:sqlite returns BLOBs as Uint8Arrays and JSON as the text it was stored as. */
+const rows = rowReader({
+  bytes: (v) => (v as Uint8Array | null | undefined) ?? null,
+  json: <T>(v: unknown): T | null => (typeof v === "string" ? (JSON.parse(v) as T) : null),
+});
 
 const HISTORY_ROWS_PER_INSERT = 16;
 
@@ -155,12 +90,17 @@ interface Pending {
  */
 export class SqliteStore implements Store {
   readonly kind = "sqlite";
+  /** One process uses the file: its worker is alone on it. */
+  readonly capabilities: StoreCapabilities = { sharedByWorkers: false };
   readonly db: DatabaseSync;
   readonly instances: InstanceStore;
+  readonly queue: WorkQueue;
   readonly steps: StepStore;
   readonly events: EventStore;
   readonly history: HistoryStore;
   readonly #tx: StoreTx;
+  /** The row writers `createWith` and `commitStepWith` build on (not part of `Store`). */
+  readonly #rows: RowWriters;
   readonly #statements = new Map<string, StatementSync>();
   #queue: Pending[] = [];
   /** Instances `expireLeases` found left running by the previous process, until claimed. */
@@ -175,14 +115,23 @@ export class SqliteStore implements Store {
 
   constructor(options: SqliteStoreOptions) {
     if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
-    this.db = new (sqlite().DatabaseSync)(options.path);
-    this.db.exec(
-      `PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = OFF; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;`,
-    );
-    if (options.path !== ":memory:") this.db.exec("PRAGMA journal_mode = WAL");
-    this.db.exec(`PRAGMA synchronous = ${options.synchronous === "NORMAL" ? "NORMAL" : "FULL"}`);
+    try {
+      this.db = new (sqlite().DatabaseSync)(options.path);
+      this.db.exec(
+        `PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = OFF; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;`,
+      );
+      if (options.path !== ":memory:") this.db.exec("PRAGMA journal_mode = WAL");
+      this.db.exec(`PRAGMA synchronous = ${options.synchronous === "NORMAL" ? "NORMAL" : "FULL"}`);
+    } catch (e) {
+      throw mapSqliteError(e);
+    }
+    this.#rows = {
+      insertInstance: async (r) => this.#insertInstance(r),
+      putStep: async (s) => this.#putStep(s),
+    };
     this.#tx = {
       instances: this.#instanceOps(),
+      queue: this.#queueOps(),
       steps: this.#stepOps(),
       events: this.#eventOps(),
       history: this.#historyOps(),
@@ -206,7 +155,7 @@ export class SqliteStore implements Store {
     }
     // Outside a transaction, each write runs as a transaction of its own; reads go straight through.
     const reads = new Set(["get", "list", "countByStatus", "nextReadyAt", "countRunning", "hasWaiter"]);
-    type Group = "instances" | "steps" | "events" | "history";
+    type Group = "instances" | "queue" | "steps" | "events" | "history";
     const autocommit = <T extends object>(group: Group): T =>
       Object.fromEntries(
         Object.entries(this.#tx[group] as object).map(([name, fn]) => [
@@ -222,6 +171,7 @@ export class SqliteStore implements Store {
         ]),
       ) as T;
     this.instances = autocommit("instances");
+    this.queue = autocommit("queue");
     this.steps = autocommit("steps");
     this.events = autocommit("events");
     this.history = autocommit("history");
@@ -231,6 +181,14 @@ export class SqliteStore implements Store {
   listen?: Store["listen"];
 
   async migrate(): Promise<void> {
+    try {
+      this.#migrate();
+    } catch (e) {
+      throw mapSqliteError(e);
+    }
+  }
+
+  #migrate(): void {
     this.db.exec(
       "CREATE TABLE IF NOT EXISTS cairn_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
     );
@@ -239,7 +197,8 @@ export class SqliteStore implements Store {
     };
     const current = row.v ?? 0;
     if (current > LATEST_VERSION)
-      throw new Error(
+      throw new StoreError(
+        "schema_too_new",
         `This Cairn store has schema version ${current}, newer than this version of Cairn understands (${LATEST_VERSION}). Upgrade Cairn.`,
       );
     for (const m of MIGRATIONS) {
@@ -259,7 +218,7 @@ export class SqliteStore implements Store {
   }
 
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
-    if (this.#closed) return Promise.reject(new Error("The Cairn store is closed"));
+    if (this.#closed) return Promise.reject(new StoreError("closed", "The Cairn store is closed"));
     return new Promise<T>((resolve, reject) => {
       this.#queue.push({ fn, resolve: resolve as (v: unknown) => void, reject });
       this.#schedule();
@@ -298,7 +257,8 @@ export class SqliteStore implements Store {
         }
       }
       this.#stmt("COMMIT").run();
-    } catch (e) {
+    } catch (caught) {
+      const e = mapSqliteError(caught);
       if (this.db.isTransaction) this.db.exec("ROLLBACK");
       for (const p of batch) p.reject(e);
       outcomes.length = 0;
@@ -327,6 +287,7 @@ export class SqliteStore implements Store {
     this.db.close();
   }
 
+  /** The prepared statement for `text`, prepared once. */
   #stmt(text: string): StatementSync {
     let s = this.#statements.get(text);
     if (!s) {
@@ -336,45 +297,87 @@ export class SqliteStore implements Store {
     return s;
   }
 
+  // Every statement of an operation runs through these, which map SQLite's errors (`mapSqliteError`).
+
   #all(text: string, ...params: SQLInputValue[]): Row[] {
-    return this.#stmt(text).all(...params) as Row[];
+    try {
+      return this.#stmt(text).all(...params) as Row[];
+    } catch (e) {
+      throw mapSqliteError(e);
+    }
   }
 
   #get(text: string, ...params: SQLInputValue[]): Row | undefined {
-    return this.#stmt(text).get(...params) as Row | undefined;
+    try {
+      return this.#stmt(text).get(...params) as Row | undefined;
+    } catch (e) {
+      throw mapSqliteError(e);
+    }
+  }
+
+  #write(
+    text: string,
+    ...params: SQLInputValue[]
+  ): { changes: number | bigint; lastInsertRowid: number | bigint } {
+    try {
+      return this.#stmt(text).run(...params);
+    } catch (e) {
+      throw mapSqliteError(e);
+    }
   }
 
   #run(text: string, ...params: SQLInputValue[]): number {
-    return Number(this.#stmt(text).run(...params).changes);
+    return Number(this.#write(text, ...params).changes);
+  }
+
+  #insertInstance(r: NewInstance): boolean {
+    return (
+      this.#run(
+        sql.insertInstance,
+        r.workflow,
+        r.id,
+        r.status ?? "queued",
+        r.params,
+        r.createdAt,
+        r.createdAt,
+        r.startedAt ?? null,
+        r.readyAt === undefined ? r.createdAt : r.readyAt,
+        r.priority ?? 1,
+        r.epoch ?? 0,
+        r.owner ?? null,
+        r.leaseUntil ?? null,
+      ) > 0
+    );
+  }
+
+  #putStep(s: StepRow): void {
+    this.#run(
+      sql.putStep,
+      s.workflow,
+      s.instanceId,
+      s.kind,
+      s.name,
+      s.count,
+      s.seq,
+      s.status,
+      jsonOfConfig(s.config),
+      s.attempts,
+      s.result,
+      json(s.error),
+      s.startedAt,
+      s.endedAt,
+      s.wakeAt,
+      s.eventType,
+    );
   }
 
   #instanceOps(): InstanceStore {
     return {
-      insert: async (r: NewInstance) =>
-        this.#run(
-          sql.insertInstance,
-          r.workflow,
-          r.id,
-          r.status ?? "queued",
-          r.params,
-          r.createdAt,
-          r.createdAt,
-          r.startedAt ?? null,
-          r.readyAt === undefined ? r.createdAt : r.readyAt,
-          r.priority ?? 1,
-          r.epoch ?? 0,
-          r.owner ?? null,
-          r.leaseUntil ?? null,
-        ) > 0,
-      create: (c) => createWith(this.#tx, c),
-      insertMany: async (rows: NewInstance[]) => {
-        const out: boolean[] = [];
-        for (const r of rows) out.push(await this.#tx.instances.insert(r));
-        return out;
-      },
+      create: (c) => createWith(this.#tx, this.#rows, c),
+      insertMany: async (batch: NewInstance[]) => batch.map((r) => this.#insertInstance(r)),
       get: async (workflow, id) => {
         const r = this.#get(sql.getInstance, workflow, id);
-        return r && toInstance(r);
+        return r && rows.instance(r);
       },
       update: async (workflow, id, patch: InstancePatch, guard: InstanceGuard = {}, history) => {
         if (history?.length) {
@@ -407,100 +410,69 @@ export class SqliteStore implements Store {
         this.#run(sql.deleteInstanceHistory, workflow, id);
         return n > 0;
       },
-      list: async (q: ListInstancesQuery): Promise<InstancePage> => {
-        const after = q.cursor ? parseCursor(q.cursor) : undefined;
-        const desc = q.direction === "desc";
-        const text = sql.listInstances({
-          status: q.status !== undefined,
-          after: after !== undefined,
-          desc,
-          from: q.createdAfter !== undefined,
-          to: q.createdBefore !== undefined,
-          search: !!q.search,
-        });
-        const params: SQLInputValue[] = [q.workflow];
-        if (q.status !== undefined) params.push(q.status);
-        if (q.createdAfter !== undefined) params.push(q.createdAfter);
-        if (q.createdBefore !== undefined) params.push(q.createdBefore);
-        if (q.search) params.push(q.search);
-        if (after) params.push(after.createdAt, after.id);
-        params.push(q.limit + 1);
-        const rows = this.#all(text, ...params).map(toInstance);
-        const page: InstancePage = { items: rows.slice(0, q.limit) };
-        if (rows.length > q.limit) {
-          const last = page.items[page.items.length - 1]!;
-          page.cursor = encodeCursor(last.createdAt, last.id);
+      rewind: async (workflow, id, from) => {
+        if (!from) {
+          this.#run(sql.deleteInstanceSteps, workflow, id);
+          this.#run(sql.deleteInstanceEvents, workflow, id);
+          this.#run(sql.deleteInstanceHistory, workflow, id);
+          return;
         }
-        return page;
+        for (const k of from.steps) {
+          this.#run(sql.deleteStep, workflow, id, k.kind, k.name, k.count);
+          if (k.kind === "waitForEvent")
+            this.#run(sql.deleteEventsConsumedBy, workflow, id, stepKeyString(k));
+          this.#run(sql.deleteHistoryOfStep, workflow, id, k.kind, k.name, k.count);
+        }
+        this.#run(sql.deleteHistoryAfter, workflow, id, from.afterEventId);
+      },
+      list: async (q: ListInstancesQuery) => {
+        const { shape, params } = listQuery(q);
+        return pageOf(this.#all(sql.listInstances(shape), ...params).map(rows.instance), q.limit);
       },
       countByStatus: async (workflow) =>
-        (workflow ? this.#all(sql.countByStatusFor, workflow) : this.#all(sql.countByStatus)).map((r) => ({
-          workflow: r.workflow as string,
-          status: r.status as InstanceStatus,
-          count: Number(r.count),
-        })),
+        (workflow ? this.#all(sql.countByStatusFor, workflow) : this.#all(sql.countByStatus)).map(
+          statusCount,
+        ),
+    };
+  }
+
+  #queueOps(): WorkQueue {
+    return {
       claim: async (o: ClaimOptions) => {
         let limit = o.limit;
         if (o.maxRunning !== undefined)
           limit = Math.min(limit, o.maxRunning - Number(this.#get(sql.countRunning)?.n ?? 0));
         if (limit <= 0) return [];
         const n = o.now;
-        const rows = this.#all(sql.claim, o.owner, n + o.leaseMs, n, n, n, n, n, o.owner, limit);
-        return rows.map((r) => {
-          const row: ClaimedInstance = toInstance(r);
+        const claimed = this.#all(sql.claim, o.owner, n + o.leaseMs, n, n, n, n, n, o.owner, limit);
+        return claimed.map((r) => {
+          const row: ClaimedInstance = rows.instance(r);
           const key = `${row.workflow}\u0000${row.id}`;
           if (this.#leftRunning.delete(key)) row.takenOver = true;
           return row;
         });
       },
+      nextReadyAt: async () => nullableNumber(this.#get(sql.nextReadyAt)?.t) ?? undefined,
+      renewLeases: async (owner, leaseUntil) => this.#run(sql.renewLeases, leaseUntil, owner),
       expireLeases: async () => {
-        const rows = this.#all(sql.expireLeases);
-        for (const r of rows)
+        const expired = this.#all(sql.expireLeases);
+        for (const r of expired)
           if (r.status === "running" || r.status === "waiting" || r.status === "waitingForPause")
             this.#leftRunning.add(`${r.workflow}\u0000${r.id}`);
-        return rows.length;
+        return expired.length;
       },
-      nextReadyAt: async () => num(this.#get(sql.nextReadyAt)?.t) ?? undefined,
-      renewLeases: async (owner, leaseUntil) => this.#run(sql.renewLeases, leaseUntil, owner),
       countRunning: async () => Number(this.#get(sql.countRunning)?.n ?? 0),
     };
   }
 
   #stepOps(): StepStore {
     return {
-      list: async (workflow, instanceId) => this.#all(sql.listSteps, workflow, instanceId).map(toStep),
+      list: async (workflow, instanceId) => this.#all(sql.listSteps, workflow, instanceId).map(rows.step),
       get: async (workflow, instanceId, kind, name, count) => {
         const r = this.#get(sql.getStep, workflow, instanceId, kind, name, count);
-        return r && toStep(r);
+        return r && rows.step(r);
       },
-      commit: (c) => commitStepWith(this.#tx, c),
-      put: async (s: StepRow) => {
-        this.#run(
-          sql.putStep,
-          s.workflow,
-          s.instanceId,
-          s.kind,
-          s.name,
-          s.count,
-          s.seq,
-          s.status,
-          jsonOfConfig(s.config),
-          s.attempts,
-          s.result,
-          json(s.error),
-          s.startedAt,
-          s.endedAt,
-          s.wakeAt,
-          s.eventType,
-        );
-      },
-      delete: async (workflow, instanceId, keys) => {
-        if (!keys) {
-          this.#run(sql.deleteInstanceSteps, workflow, instanceId);
-          return;
-        }
-        for (const k of keys) this.#run(sql.deleteStep, workflow, instanceId, k.kind, k.name, k.count);
-      },
+      commit: (c) => commitStepWith(this.#tx, this.#rows, c),
       shiftWakeTimes: async (workflow, instanceId, delta) => {
         this.#run(sql.shiftWakeTimes, delta, workflow, instanceId);
       },
@@ -511,21 +483,15 @@ export class SqliteStore implements Store {
 
   #eventOps(): EventStore {
     return {
-      insert: async (e) => {
-        const r = this.#stmt(sql.insertEvent).run(e.workflow, e.instanceId, e.type, e.payload, e.timestamp);
-        return Number(r.lastInsertRowid);
-      },
-      list: async (workflow, instanceId) => this.#all(sql.listEvents, workflow, instanceId).map(toEvent),
+      insert: async (e) =>
+        Number(
+          this.#write(sql.insertEvent, e.workflow, e.instanceId, e.type, e.payload, e.timestamp)
+            .lastInsertRowid,
+        ),
+      list: async (workflow, instanceId) => this.#all(sql.listEvents, workflow, instanceId).map(rows.event),
       consume: async (workflow, instanceId, type, stepKey) => {
         const r = this.#get(sql.consumeEvent, stepKey, workflow, instanceId, type);
-        return r && toEvent(r);
-      },
-      delete: async (workflow, instanceId, consumedBy) => {
-        if (!consumedBy) {
-          this.#run(sql.deleteInstanceEvents, workflow, instanceId);
-          return;
-        }
-        for (const k of consumedBy) this.#run(sql.deleteEventsConsumedBy, workflow, instanceId, k);
+        return r && rows.event(r);
       },
     };
   }
@@ -548,22 +514,13 @@ export class SqliteStore implements Store {
               e.step?.count ?? null,
               e.data === undefined ? null : JSON.stringify(e.data),
             );
-          this.#stmt(sql.appendHistory(chunk.length)).run(...values);
+          this.#write(sql.appendHistory(chunk.length), ...values);
         }
       },
       list: async (workflow, instanceId, o = {}) =>
-        this.#all(sql.listHistory, workflow, instanceId, o.afterEventId ?? 0, o.limit ?? -1).map(toHistory),
-      delete: async (workflow, instanceId, filter) => {
-        if (!filter) {
-          this.#run(sql.deleteInstanceHistory, workflow, instanceId);
-          return;
-        }
-        for (const key of filter.steps) {
-          const { kind, name, count } = parseStepKeyString(key);
-          this.#run(sql.deleteHistoryOfStep, workflow, instanceId, kind, name, count);
-        }
-        this.#run(sql.deleteHistoryAfter, workflow, instanceId, filter.afterEventId);
-      },
+        this.#all(sql.listHistory, workflow, instanceId, o.afterEventId ?? 0, o.limit ?? -1).map(
+          rows.history,
+        ),
     };
   }
 }

@@ -1,14 +1,29 @@
 import type { InstanceStatus } from "@cairn/core";
 import type { StoreTx } from "./store.ts";
-import type { InstanceCreate, NewInstance, StepCommit } from "./types.ts";
+import type { InstanceCreate, NewInstance, StepCommit, StepRow } from "./types.ts";
 
 const OWNED: readonly InstanceStatus[] = ["running", "waiting", "waitingForPause"];
+
+/**
+ * The row writers of a store that the helpers below build on. They are not part of `Store`: only the
+ * store's own operations write rows this way.
+ */
+export interface RowWriters {
+  /** Inserts unless an instance with that workflow and id exists; returns whether it was inserted. */
+  insertInstance(row: NewInstance): Promise<boolean>;
+  /** Inserts or replaces the row for that step. */
+  putStep(row: StepRow): Promise<void>;
+}
 
 /**
  * `steps.commit` from a store's other operations, for stores whose transactions are cheap (SQLite):
  * call it inside `transaction`, where the locked read orders it against concurrent claims.
  */
-export async function commitStepWith(tx: StoreTx, c: StepCommit): Promise<InstanceStatus | undefined> {
+export async function commitStepWith(
+  tx: StoreTx,
+  rows: Pick<RowWriters, "putStep">,
+  c: StepCommit,
+): Promise<InstanceStatus | undefined> {
   const row = await tx.instances.get(c.workflow, c.instanceId, { lock: true });
   if (!row || row.epoch !== c.epoch || !OWNED.includes(row.status)) return undefined;
   const history = [...c.history];
@@ -16,7 +31,7 @@ export async function commitStepWith(tx: StoreTx, c: StepCommit): Promise<Instan
     await tx.instances.update(c.workflow, c.instanceId, { status: c.status, updatedAt: c.now });
     if (c.statusEntry) history.push(c.statusEntry);
   }
-  await tx.steps.put(c.step);
+  await rows.putStep(c.step);
   await tx.history.append(history);
   return row.status;
 }
@@ -36,11 +51,15 @@ export function createdRow(c: InstanceCreate, started: boolean): NewInstance {
 }
 
 /** `instances.create` from a store's other operations; call it inside `transaction`. */
-export async function createWith(tx: StoreTx, c: InstanceCreate): Promise<"started" | "queued" | "exists"> {
+export async function createWith(
+  tx: StoreTx,
+  rows: Pick<RowWriters, "insertInstance">,
+  c: InstanceCreate,
+): Promise<"started" | "queued" | "exists"> {
   let started = c.start !== undefined;
   if (started && c.start!.maxRunning !== undefined)
-    started = (await tx.instances.countRunning({ lockClaims: true })) < c.start!.maxRunning;
-  if (!(await tx.instances.insert(createdRow(c, started)))) return "exists";
+    started = (await tx.queue.countRunning({ lockClaims: true })) < c.start!.maxRunning;
+  if (!(await rows.insertInstance(createdRow(c, started)))) return "exists";
   await tx.history.append(c.history);
   if (!started && c.notify) await tx.notify?.(c.notify);
   return started ? "started" : "queued";

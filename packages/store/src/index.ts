@@ -1,7 +1,27 @@
 export { instanceColumn } from "./columns.ts";
-export { commitStepWith, createdRow, createWith } from "./commit.ts";
+export { commitStepWith, createdRow, createWith, type RowWriters } from "./commit.ts";
 export { decodeCursor, encodeCursor, parseCursor } from "./cursor.ts";
-export type { EventStore, HistoryStore, InstanceStore, StepStore, Store, StoreTx } from "./store.ts";
+export { StoreError, type StoreErrorCode } from "./errors.ts";
+export { type ListShape, listQuery, pageOf } from "./list.ts";
+export {
+  type ColumnReaders,
+  nullableNumber,
+  type RowReader,
+  rowReader,
+  type SqlRow,
+  statusCount,
+} from "./rows.ts";
+export type {
+  EventStore,
+  HistoryStore,
+  InstanceStore,
+  RewindFrom,
+  StepStore,
+  Store,
+  StoreCapabilities,
+  StoreTx,
+  WorkQueue,
+} from "./store.ts";
 export type {
   ClaimedInstance,
   ClaimOptions,

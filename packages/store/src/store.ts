@@ -1,4 +1,4 @@
-import type { InstanceStatus } from "@cairn/core";
+import type { InstanceStatus, StepKey } from "@cairn/core";
 import type {
   ClaimedInstance,
   ClaimOptions,
@@ -22,8 +22,6 @@ import type {
  * Instances: one row per execution of a workflow.
  */
 export interface InstanceStore {
-  /** Inserts unless an instance with that workflow and id exists; returns whether it was inserted. */
-  insert(row: NewInstance): Promise<boolean>;
   /**
    * Creates an instance with its history, started by the creating worker or queued (see
    * `InstanceCreate.start`), atomically. `exists` when the id is taken (nothing is written).
@@ -31,8 +29,9 @@ export interface InstanceStore {
    */
   create(c: InstanceCreate): Promise<"started" | "queued" | "exists">;
   /**
-   * `insert` for many rows at once, atomically: one result per row, in order. Of rows with the same
-   * workflow and id, only the first can be inserted.
+   * Inserts many rows at once, atomically, each unless an instance with that workflow and id exists:
+   * one result per row, in order, whether it was inserted. Of rows with the same workflow and id,
+   * only the first can be inserted. The caller appends their history (`createBatch`).
    */
   insertMany(rows: NewInstance[]): Promise<boolean[]>;
   /**
@@ -55,29 +54,45 @@ export interface InstanceStore {
   ): Promise<boolean>;
   /** Removes the instance with its steps, events and history. */
   delete(workflow: string, id: string): Promise<boolean>;
+  /**
+   * Forgets what the instance's runs recorded, so it can run again (restart), leaving its row to
+   * `update`. Without `from`: all its steps, events and history. With `from`: the given steps, the
+   * events they received (`consumedBy`), their history entries, and the instance-level entries after
+   * `from.afterEventId`; everything else stays.
+   */
+  rewind(workflow: string, id: string, from?: RewindFrom): Promise<void>;
   /** Cursor-paginated, ordered by creation time then id; stable under concurrent inserts. */
   list(query: ListInstancesQuery): Promise<InstancePage>;
   /** Instance counts per workflow and status. */
   countByStatus(workflow?: string): Promise<{ workflow: string; status: InstanceStatus; count: number }[]>;
+}
+
+/**
+ * The work queue: which instances workers run, and who holds them. An instance is runnable when it is
+ * `queued` or `waiting` with `readyAt <= now` and no live lease, or left running by a worker whose
+ * lease expired.
+ */
+export interface WorkQueue {
   /**
-   * Claims up to `limit` runnable instances: `queued` or `waiting` with `readyAt <= now` and no live
-   * lease; waking ones (priority 0) first, then by `readyAt`. Instances left `running`, `waiting` or
-   * `waitingForPause` by another worker whose lease expired are claimed too, first. Each claimed instance
-   * becomes `running` (a `waitingForPause` one keeps that status), gets a new epoch, the owner and a
-   * lease; the rows are returned as they are after the claim. Rows left by the process before
-   * `expireLeases` have `takenOver: true` (stores shared by workers flag every takeover of an expired
-   * lease): a step attempt may have been in flight when that process stopped.
+   * Claims up to `limit` runnable instances: waking ones (priority 0) first, then by `readyAt`.
+   * Instances left `running`, `waiting` or `waitingForPause` by another worker whose lease expired
+   * are claimed too, first. Each claimed instance becomes `running` (a `waitingForPause` one keeps
+   * that status), gets a new epoch, the owner and a lease; the rows are returned as they are after
+   * the claim. Rows left by the process before `expireLeases` have `takenOver: true` (stores shared
+   * by workers flag every takeover of an expired lease): a step attempt may have been in flight when
+   * that process stopped.
    */
   claim(options: ClaimOptions): Promise<ClaimedInstance[]>;
-  /**
-   * Marks every lease as expired, so the next `claim` takes over instances left `running` or
-   * `waitingForPause` by a worker that died. Only for a worker that knows it is alone (embedded SQLite).
-   */
-  expireLeases(): Promise<number>;
   /** The earliest `readyAt` among instances that could be claimed, to arm the wake-up timer. */
   nextReadyAt(): Promise<number | undefined>;
   /** Extends the lease of the owner's instances; returns how many it still holds. */
   renewLeases(owner: string, leaseUntil: number): Promise<number>;
+  /**
+   * Marks every lease as expired, so the next `claim` takes over instances left `running` or
+   * `waitingForPause` by a worker that died. Only for a worker that knows it is alone (a store
+   * without `capabilities.sharedByWorkers`).
+   */
+  expireLeases(): Promise<number>;
   /**
    * Counts instances in `running` or `waitingForPause` (the ones that use a concurrency slot). With
    * `lockClaims`, inside a transaction, claims with `maxRunning` wait until the transaction ends, so
@@ -96,23 +111,15 @@ export interface StepStore {
     name: string,
     count: number,
   ): Promise<StepRow | undefined>;
-  /** Inserts or replaces the row for that step. */
-  put(row: StepRow): Promise<void>;
   /**
    * Stores one step outcome of a run, atomically, if the instance still has the run's `epoch` and is
    * `running`, `waiting` or `waitingForPause`: updates its status (see `StepCommit.status`), puts the
-   * step row and appends the history. Otherwise writes nothing. Returns the instance's status before
-   * the commit, or `undefined` when the run no longer owns it (fenced). A concurrent claim of the
-   * instance is ordered before or after it, never in between. `commitStepWith` builds it from the
-   * other operations.
+   * step row (inserting it, or replacing the row of that step) and appends the history. Otherwise
+   * writes nothing. Returns the instance's status before the commit, or `undefined` when the run no
+   * longer owns it (fenced). A concurrent claim of the instance is ordered before or after it, never
+   * in between. `commitStepWith` builds it from the other operations.
    */
   commit(c: StepCommit): Promise<InstanceStatus | undefined>;
-  /** Removes the given steps (all of the instance's when `keys` is omitted). */
-  delete(
-    workflow: string,
-    instanceId: string,
-    keys?: { kind: StepKind; name: string; count: number }[],
-  ): Promise<void>;
   /** Moves every pending timer (`wakeAt`) of an instance by `deltaMs` (resume after pause). */
   shiftWakeTimes(workflow: string, instanceId: string, deltaMs: number): Promise<void>;
   /** Whether a `waitForEvent` step of the instance is waiting for `type`. */
@@ -121,12 +128,11 @@ export interface StepStore {
 
 /** Events sent to instances, buffered per type until a `waitForEvent` consumes them in order. */
 export interface EventStore {
+  /** Buffers an event; returns its `seq`, which increases across the whole store. */
   insert(event: Omit<EventRow, "seq" | "consumedBy">): Promise<number>;
   list(workflow: string, instanceId: string): Promise<EventRow[]>;
   /** Marks the oldest unconsumed event of `type` as received by `stepKey` and returns it. */
   consume(workflow: string, instanceId: string, type: string, stepKey: string): Promise<EventRow | undefined>;
-  /** Removes events: all of the instance's, or only those consumed by the given steps. */
-  delete(workflow: string, instanceId: string, consumedBy?: string[]): Promise<void>;
 }
 
 /** The append-only log of each instance; `eventId`s increase across the whole store. */
@@ -138,20 +144,33 @@ export interface HistoryStore {
     instanceId: string,
     options?: { afterEventId?: number; limit?: number },
   ): Promise<HistoryEntry[]>;
+}
+
+/** What a store can do beyond the interface, which changes how the runtime uses it. */
+export interface StoreCapabilities {
   /**
-   * Removes entries: all of the instance's, or those of the given steps (`stepKeyString`s) plus
-   * instance-level entries after `afterEventId`.
+   * Several worker processes may claim from the store at once (PostgreSQL): each renews the leases
+   * of what it runs, and claims count every worker's running instances against `maxConcurrent`.
+   * When false (embedded SQLite, used by one process), the one worker that opens the store is alone
+   * on it: it takes over whatever a previous process left running (`queue.expireLeases`), needs no
+   * lease renewal, and counts only its own instances.
    */
-  delete(
-    workflow: string,
-    instanceId: string,
-    filter?: { steps: string[]; afterEventId: number },
-  ): Promise<void>;
+  readonly sharedByWorkers: boolean;
+}
+
+/**
+ * Where `instances.rewind` starts: the steps to forget (with the events they received and their
+ * history), and the event id after which instance-level history goes too.
+ */
+export interface RewindFrom {
+  steps: StepKey[];
+  afterEventId: number;
 }
 
 /** Everything a transaction can touch. */
 export interface StoreTx {
   instances: InstanceStore;
+  queue: WorkQueue;
   steps: StepStore;
   events: EventStore;
   history: HistoryStore;
@@ -164,6 +183,7 @@ export interface StoreTx {
 
 /**
  * Where Cairn keeps its state. Every method outside `transaction` is its own atomic operation.
+ * Failures of the database reject with a `StoreError` (a stable `code`, the driver's error as `cause`).
  *
  * `transaction(fn)` runs `fn` atomically: all its writes land or none do. If `fn` throws, nothing it
  * wrote remains and the error is rethrown. Stores may commit several concurrent transactions together
@@ -171,15 +191,18 @@ export interface StoreTx {
  * other I/O.
  *
  * ```ts
- * const created = await store.transaction(async (tx) => {
- *   if (!(await tx.instances.insert(row))) return false;
- *   await tx.history.append([{ workflow, instanceId, type: "workflow_queued", timestamp: now }]);
- *   return true;
+ * const started = await store.transaction(async (tx) => {
+ *   const row = await tx.instances.get(workflow, id, { lock: true });
+ *   if (row?.status !== "queued") return false;
+ *   return tx.instances.update(workflow, id, { status: "running", updatedAt: now }, { epoch: row.epoch },
+ *     [{ workflow, instanceId: id, type: "workflow_running", timestamp: now }]);
  * });
  * ```
  */
 export interface Store extends StoreTx {
+  /** The store's name, for messages (`sqlite`, `postgres`). Code decides by `capabilities`. */
   readonly kind: string;
+  readonly capabilities: StoreCapabilities;
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
   /**
    * Receives the messages other processes send with `tx.notify`. Delivery is best effort: workers

@@ -11,7 +11,7 @@ import type {
 } from "@cairn/core";
 
 /**
- * A row as `instances.claim` returns it. `takenOver` is set when the claim took the instance over
+ * A row as `queue.claim` returns it. `takenOver` is set when the claim took the instance over
  * from a worker that stopped (its lease expired) while it ran the instance: a step attempt may have
  * been in flight when that process died.
  */
