@@ -1,9 +1,9 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { parseStoreLocation } from "@cairn/core";
+import { type Cairn, type CairnOptions, createCairn } from "@cairn/engine";
 import { installWorkersGlobals, type UpgradeListener, upgradeListener } from "@cairn/objects";
 import type { RuntimeHooks } from "@cairn/runtime";
-import { type Cairn, type CairnOptions, createCairn } from "cairnjs";
 import type { WebSocket as WsSocket } from "ws";
 import { ENV_SLOT, EXPORTS_SLOT } from "./cloudflare-workers.ts";
 import { attributeConsole, observeAttempt, reportErroredInstances, withRunContext } from "./dev-log.ts";
