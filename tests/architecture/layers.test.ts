@@ -51,7 +51,8 @@ const WITHIN_ROW: readonly string[] = [
 ];
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const SKIP_DIRS = new Set(["node_modules", "dist", "fixtures", ".cairn"]);
+// Fixtures and templates are projects of users (they import cairnjs as a user does), not the package's code.
+const SKIP_DIRS = new Set(["node_modules", "dist", "fixtures", "templates", ".cairn"]);
 const CODE = /\.(ts|tsx|mts|js|mjs)$/;
 
 interface Pkg {
