@@ -20,7 +20,8 @@ export const VERSION: string = JSON.parse(readFileSync(join(PACKAGE_ROOT, "packa
 
 export const TEMPLATES = {
   default: "a workflow (retried step, sleep, approval event), a fetch handler and tests with cairnjs/testing",
-  cloudflare: "a plain Cloudflare Workflows project (wrangler.jsonc, cloudflare:workers) tested with cairnjs/vitest",
+  cloudflare:
+    "a plain Cloudflare Workflows project (wrangler.jsonc, cloudflare:workers) tested with cairnjs/vitest",
 } as const;
 export type TemplateName = keyof typeof TEMPLATES;
 
@@ -77,7 +78,8 @@ export function scaffold(options: ScaffoldOptions): Scaffolded {
     const path = join(dir, target);
     mkdirSync(dirname(path), { recursive: true });
     if (target === "package.json") writeFileSync(path, projectPackageJson(source, name));
-    else if (/\.(md|jsonc)$/.test(target)) writeFileSync(path, readFileSync(source, "utf8").replaceAll("{{name}}", name));
+    else if (/\.(md|jsonc)$/.test(target))
+      writeFileSync(path, readFileSync(source, "utf8").replaceAll("{{name}}", name));
     else cpSync(source, path);
     written.push(target);
   }
@@ -117,7 +119,8 @@ function projectPackageJson(source: string, name: string): string {
   const pkg = JSON.parse(readFileSync(source, "utf8"));
   pkg.name = name;
   for (const field of ["dependencies", "devDependencies"])
-    for (const dep of Object.keys(pkg[field] ?? {})) if (pkg[field][dep] === "*") pkg[field][dep] = `^${VERSION}`;
+    for (const dep of Object.keys(pkg[field] ?? {}))
+      if (pkg[field][dep] === "*") pkg[field][dep] = `^${VERSION}`;
   return `${JSON.stringify(pkg, null, 2)}\n`;
 }
 

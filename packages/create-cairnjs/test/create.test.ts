@@ -3,7 +3,15 @@
  * temporary directory. What the scaffolded projects do when installed is proven by tests/pack.
  */
 import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -25,7 +33,9 @@ function create(args: string[], cwd = work): Promise<{ code: number; stdout: str
 /** Every file under `dir`, relative, sorted. */
 function tree(dir: string, prefix = ""): string[] {
   return readdirSync(dir, { withFileTypes: true })
-    .flatMap((e) => (e.isDirectory() ? tree(join(dir, e.name), `${prefix}${e.name}/`) : [`${prefix}${e.name}`]))
+    .flatMap((e) =>
+      e.isDirectory() ? tree(join(dir, e.name), `${prefix}${e.name}/`) : [`${prefix}${e.name}`],
+    )
     .sort();
 }
 
@@ -123,7 +133,9 @@ describe("npm create cairnjs", () => {
   test("a name npm refuses: one line naming why, nothing created", async () => {
     const r = await create(["My App"]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/^✘ "My App" is not a valid package name \(.*\): choose another directory name or pass --name\n$/);
+    expect(r.stderr).toMatch(
+      /^✘ "My App" is not a valid package name \(.*\): choose another directory name or pass --name\n$/,
+    );
     expect(existsSync(join(work, "My App"))).toBe(false);
 
     const named = await create(["ok-dir", "--name", "Bad_Name!"]);
