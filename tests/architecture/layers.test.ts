@@ -135,6 +135,16 @@ const packages = loadPackages();
 const workspaceNames = new Set(packages.map((p) => p.name));
 const rowOf = new Map(LAYERS.flatMap((row, i) => row.map((name) => [name, i] as const)));
 
+/** The imports of `p` that its package.json does not declare (workspace packages: itself only). */
+function undeclared(p: Pick<Pkg, "name" | "declared" | "imports">): string[] {
+  const problems: string[] = [];
+  for (const [name, files] of p.imports) {
+    const ok = p.declared.has(name) || (!workspaceNames.has(name) && rootDev.has(name));
+    if (!ok) problems.push(`${p.name} imports ${name} without declaring it (${files.join(", ")})`);
+  }
+  return problems;
+}
+
 /** Why `from` may not depend on `to`, or undefined when it may. */
 function layerProblem(from: string, to: string): string | undefined {
   const a = rowOf.get(from);
@@ -157,13 +167,7 @@ describe("workspace packages", () => {
   });
 
   it("declares every package it imports", () => {
-    const problems: string[] = [];
-    for (const p of packages)
-      for (const [name, files] of p.imports) {
-        const ok = p.declared.has(name) || (!workspaceNames.has(name) && rootDev.has(name));
-        if (!ok) problems.push(`${p.name} imports ${name} without declaring it (${files.join(", ")})`);
-      }
-    expect(problems).toEqual([]);
+    expect(packages.flatMap(undeclared)).toEqual([]);
   });
 
   it("imports and depends only up the layer table", () => {
@@ -220,6 +224,19 @@ describe("the checks themselves", () => {
     expect(packageOf("node:sqlite")).toBeUndefined();
     expect(packageOf("fs")).toBeUndefined();
     expect(packageOf("vitest/config")).toBe("vitest");
+  });
+
+  it("reject an import of a workspace package that is not declared, even one the root has", () => {
+    const imports = new Map([
+      ["@cairn/core", ["a.ts"]],
+      ["@cairn/runtime", ["b.test.ts"]],
+      ["vitest", ["b.test.ts"]],
+      ["left-pad", ["c.ts"]],
+    ]);
+    expect(undeclared({ name: "@cairn/x", declared: new Set(["@cairn/core"]), imports })).toEqual([
+      "@cairn/x imports @cairn/runtime without declaring it (b.test.ts)",
+      "@cairn/x imports left-pad without declaring it (c.ts)",
+    ]);
   });
 
   it("read imports with a parser: a specifier inside a string is not an import", () => {
