@@ -51,8 +51,10 @@ const WITHIN_ROW: readonly string[] = [
 ];
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+/** The repository's code outside the packages (the root package is private: it may import any package). */
+const ROOT_CODE = ["tests", "examples", "bench", "scripts"];
 // Fixtures and templates are projects of users (they import cairnjs as a user does), not the package's code.
-const SKIP_DIRS = new Set(["node_modules", "dist", "fixtures", "templates", ".cairn"]);
+const SKIP_DIRS = new Set(["node_modules", "dist", "fixtures", "templates", "cloudflare-fixtures", ".cairn"]);
 const CODE = /\.(ts|tsx|mts|js|mjs)$/;
 
 interface Pkg {
@@ -168,6 +170,20 @@ describe("workspace packages", () => {
 
   it("declares every package it imports", () => {
     expect(packages.flatMap(undeclared)).toEqual([]);
+  });
+
+  it("the repository's own tests, examples, benchmarks and scripts declare what they import (root package.json)", () => {
+    const problems: string[] = [];
+    for (const dir of ROOT_CODE)
+      for (const file of codeFiles(join(ROOT, dir)))
+        for (const specifier of specifiersOf(file)) {
+          const name = packageOf(specifier);
+          if (name && !workspaceNames.has(name) && !rootDev.has(name))
+            problems.push(
+              `${relative(ROOT, file)} imports ${name}, not in the root package.json's devDependencies`,
+            );
+        }
+    expect(problems).toEqual([]);
   });
 
   it("imports and depends only up the layer table", () => {
