@@ -39,6 +39,7 @@ export {
 export { decidePause, decideResume, decideSendEvent, decideTerminate, type Transition } from "./lifecycle.ts";
 export * from "./limits.ts";
 export { MIN_NODE_VERSION, nodeVersionProblem } from "./node-version.ts";
+export type { EventRow, InstancePatch, InstanceRow, StepRow, StepStatus } from "./records.ts";
 export {
   ATTEMPT_LOST_ERROR,
   decideLostAttempt,
@@ -69,6 +70,37 @@ export {
   parseStoreLocation,
   type StoreLocation,
 } from "./store-location.ts";
+export {
+  type AdjustDelay,
+  type Attempt,
+  type AttemptEnd,
+  type AttemptResult,
+  endAttempt,
+  endRun,
+  endSleep,
+  historyEntry,
+  type InstanceWrite,
+  loseAttempt,
+  type ParkState,
+  type ParkWrite,
+  park,
+  parkPaused,
+  planRestart,
+  type Replay,
+  type RestartFrom,
+  type RestartPlan,
+  type RunResult,
+  receiveEvent,
+  replayStep,
+  type StepCall,
+  type StepWrite,
+  startAttempt,
+  startSleep,
+  startWait,
+  timeOutWait,
+  waitMode,
+  waitNext,
+} from "./transitions.ts";
 export {
   checkPayloadSize,
   validateEventType,

@@ -1,36 +1,47 @@
 import { fileURLToPath } from "node:url";
 import {
-  ACTIVE_STATUSES,
+  type AdjustDelay,
+  type Attempt,
+  type AttemptResult,
   type Clock,
-  canRetry,
   DEFAULT_EVENT_TIMEOUT,
-  decideLostAttempt,
-  deserializeError,
   type ExecutionContext,
-  eventTimeoutError,
-  eventTimeoutMessage,
-  type HistoryDataOf,
+  endAttempt,
+  endRun,
+  endSleep,
   type HistoryEventType,
+  historyEntry,
+  type InstanceRow,
   type InstanceStatus,
-  isNonRetryable,
+  loseAttempt,
   MAX_EVENT_TIMEOUT_MS,
-  MAX_PAYLOAD_BYTES,
   MAX_SLEEP_MS,
   MIN_EVENT_TIMEOUT_MS,
   type NewHistoryEntry,
+  type ParkState,
+  park,
+  parkPaused,
   parseDuration,
   type ResolvedStepConfig,
+  type RunResult,
+  receiveEvent,
+  replayStep,
   resolveStepConfig,
-  retryDelayMs,
   type SerializedError,
+  type StepCall,
   StepCounter,
   type StepKey,
   type StepKind,
+  type StepRow,
+  type StepWrite,
   serializeError,
+  startAttempt,
+  startSleep,
+  startWait,
   stepKeyString,
-  stepLabel,
   suspectLane,
   type TimerHandle,
+  timeOutWait,
   trimStack,
   validateEventType,
   validateStepName,
@@ -43,18 +54,13 @@ import {
   type WorkflowStepContext,
   type WorkflowStepEvent,
   WorkflowTimeoutError,
+  waitMode,
+  waitNext,
 } from "@cairn/core";
-import type {
-  ClaimedInstance,
-  InstancePatch,
-  InstanceRow,
-  StepCommit,
-  StepRow,
-  Store,
-  StoreTx,
-} from "@cairn/store";
+import type { ClaimedInstance, StepCommit, Store, StoreTx } from "@cairn/store";
 import { decodeValue, encodeValue, unclonableReason } from "./codec.ts";
 import type { RuntimeHooks } from "./hooks.ts";
+import { InFlight } from "./in-flight.ts";
 import type { SuspectLanes } from "./suspects.ts";
 
 /** Stack frames of the engine and of Node, dropped from the stacks of instance errors. */
@@ -72,7 +78,7 @@ export interface RunHost {
   readonly env: Record<string, unknown>;
   /** Read at each use: `Runtime.addHooks` may change them while instances run. */
   hooks: RuntimeHooks;
-  /** Waits at or below this many ms keep the run in memory; longer ones evict it. */
+  /** Waits at or below this many ms keep the run in memory; longer ones park it. */
   readonly hotWaitMs: number;
   /**
    * A step callback still running after this many ms is stored as running (the "attempt started"
@@ -96,19 +102,19 @@ export interface RunHost {
   log(message: string, error: unknown): void;
 }
 
-export type RunOutcome = "complete" | "errored" | "terminated" | "evicted" | "aborted";
+export type RunOutcome = "complete" | "errored" | "terminated" | "parked" | "aborted";
 
 /** A run's commit was refused: the instance was terminated, restarted, deleted or claimed elsewhere. */
 class Fenced extends Error {}
 
 const never = <T>(): Promise<T> => new Promise<T>(() => {});
 
-/** A step key with the step's call position in the run (see `StepRow.seq`). */
-type RunKey = StepKey & { seq: number };
+/** What a sleep returns, encoded once: every finished sleep stores it as its result. */
+const SLEEP_RESULT = encodeValue(undefined);
 
 interface Waiter {
   type: string;
-  key: RunKey;
+  call: StepCall;
   startedAt: number;
   timeoutAt: number;
   /** The configured timeout (Cloudflare's timeout message names it, even when a test forces it). */
@@ -117,23 +123,32 @@ interface Waiter {
   resolve(event: WorkflowStepEvent): void;
   reject(error: Error): void;
   timer?: TimerHandle;
-  suspension?: Suspension;
+  longWait?: LongWait;
 }
 
-interface Suspension {
+/** A wait too long to keep the run in memory for: once nothing else runs, the run parks until then. */
+interface LongWait {
   wakeAt: number;
 }
 
-type AttemptResult = { ok: true; value: unknown } | { ok: false; error: unknown };
+/** An attempt's callback as it settled: its value, or what it threw (or its timeout). */
+type Settled = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+/** An attempt as the run follows it: whether its marker was stored, and the value it returned. */
+type RunAttempt = Attempt & { shown: boolean; value: unknown };
 
 /**
- * One execution of `run()` for a claimed instance. It replays stored step outcomes, runs the steps
- * that have none, commits each outcome before settling its promise, and ends in one of four ways:
- * the instance completes or errors, the run is evicted (every remaining step is a long wait, or the
- * instance is pausing), or it is aborted (terminate, restart, delete, or a lost claim).
+ * One execution of `run()` for a claimed instance: the driver of the decisions in
+ * `core/transitions.ts`. It replays stored step outcomes, runs the steps that have none, commits
+ * each outcome before settling its promise, and ends in one of four ways: the instance completes or
+ * errors, the run parks (every remaining step is a long wait, or the instance is pausing: the
+ * instance is left to the store and the run dropped), or it is aborted (terminate, restart, delete,
+ * or a lost claim: it stops without writing more).
  *
- * Invariants: every write checks the epoch the instance was claimed with (fencing); a run counts its
- * callbacks and commits in flight, and is evicted only when both are zero.
+ * What the decisions do not own lives here: timers, the pause gate, concurrency slots, suspects of a
+ * crash, the step object's validation and the store. Invariants: every write checks the epoch the
+ * instance was claimed with (fencing); a run counts its callbacks, commits and waits in flight
+ * (`InFlight`), and parks only when no callback or commit is.
  */
 export class InstanceRun {
   readonly workflow: string;
@@ -148,12 +163,15 @@ export class InstanceRun {
   #counter = new StepCounter();
   #doCount = 0;
   #seq = 0;
-  #callbacks = 0;
-  #commits = 0;
-  #waits = 0;
+  /** Step callbacks running (from their attempt's start until its outcome is decided). */
+  readonly #callbacks = new InFlight();
+  /** Store writes in flight. */
+  readonly #commits = new InFlight();
+  /** Sleeps and retry waits under way; event waits are `#waiters`. */
+  readonly #waits = new InFlight();
   #blocked = 0;
   #hotTimers = new Set<TimerHandle>();
-  #suspensions = new Set<Suspension>();
+  #longWaits = new Set<LongWait>();
   #waiters: Waiter[] = [];
   #pausing: boolean;
   #openGate?: () => void;
@@ -163,7 +181,7 @@ export class InstanceRun {
   #pending: NewHistoryEntry[] = [];
   /** A `takeSlot` in progress, shared by everything resuming at once. */
   #slotTaking?: Promise<"ok" | "full" | "fenced">;
-  /** No slot was free: the run stopped its timers and waits to be suspended. */
+  /** No slot was free: the run stopped its timers and waits to be parked. */
   #yielded = false;
   #checkScheduled = false;
   #started = false;
@@ -258,7 +276,7 @@ export class InstanceRun {
 
   // ---- control from the runtime -------------------------------------------------------------
 
-  /** A pause was requested: let in-flight callbacks finish, start nothing new, then evict as paused. */
+  /** A pause was requested: let in-flight callbacks finish, start nothing new, then park as paused. */
   pause(): void {
     if (this.#ended || this.#pausing) return;
     this.#pausing = true;
@@ -285,7 +303,7 @@ export class InstanceRun {
    * Step callbacks are user work and do not count: one may wait for a timer of the clock.
    */
   get busy(): boolean {
-    return !this.#started || this.#commits > 0 || this.#checkScheduled;
+    return !this.#started || this.#commits.count > 0 || this.#checkScheduled;
   }
 
   get ended(): boolean {
@@ -323,32 +341,32 @@ export class InstanceRun {
           | ((ctx: WorkflowStepContext) => Promise<T> | T)
           | undefined;
         const config = typeof configOrCallback === "function" ? undefined : configOrCallback;
-        return run.#pipeline("do", name, (key, stored) => {
+        return run.#pipeline("do", name, (call, stored) => {
           if (typeof callback !== "function")
             throw new WorkflowError("step.invalid_config", `Step "${name}" requires a callback function`);
-          return run.#do(key, stored, config as WorkflowStepConfig | undefined, callback) as Promise<T>;
+          return run.#do(call, stored, config as WorkflowStepConfig | undefined, callback) as Promise<T>;
         });
       },
       sleep(name: string, duration: unknown): Promise<void> {
-        return run.#pipeline("sleep", name, (key, stored) => {
+        return run.#pipeline("sleep", name, (call, stored) => {
           const ms = stored ? 0 : parseDuration(duration, `Sleep "${name}"`);
           if (ms > MAX_SLEEP_MS)
             throw new WorkflowError(
               "step.invalid_config",
               `Sleep "${name}" is longer than the limit of 365 days`,
             );
-          return run.#sleep(key, stored, (now) => now + ms);
+          return run.#sleep(call, stored, (now) => now + ms);
         });
       },
       sleepUntil(name: string, timestamp: unknown): Promise<void> {
-        return run.#pipeline("sleep", name, (key, stored) => {
+        return run.#pipeline("sleep", name, (call, stored) => {
           const t = timestamp instanceof Date ? timestamp.getTime() : timestamp;
           if (typeof t !== "number" || !Number.isFinite(t))
             throw new WorkflowError(
               "step.invalid_config",
               `sleepUntil "${name}" needs a Date or a number of ms since the epoch`,
             );
-          return run.#sleep(key, stored, (now) => {
+          return run.#sleep(call, stored, (now) => {
             if (t - now > MAX_SLEEP_MS)
               throw new WorkflowError(
                 "step.invalid_config",
@@ -362,7 +380,7 @@ export class InstanceRun {
         name: string,
         options: { type: string; timeout?: unknown },
       ): Promise<WorkflowStepEvent<T>> {
-        return run.#pipeline("waitForEvent", name, (key, stored) => {
+        return run.#pipeline("waitForEvent", name, (call, stored) => {
           if (typeof options !== "object" || options === null)
             throw new WorkflowError(
               "step.invalid_config",
@@ -378,20 +396,20 @@ export class InstanceRun {
               "step.invalid_config",
               `waitForEvent "${name}": timeout must be between 1 second and 365 days`,
             );
-          return run.#waitForEvent(key, stored, type, timeoutMs) as Promise<WorkflowStepEvent<T>>;
+          return run.#waitForEvent(call, stored, type, timeoutMs) as Promise<WorkflowStepEvent<T>>;
         });
       },
     } as WorkflowStep;
   }
 
   /**
-   * Every `step.*` call goes through here: validate → key → look up → return the stored outcome, or
-   * (once no pause holds it back) run the step.
+   * Every `step.*` call goes through here: validate → key → look up (`replayStep`) → return the
+   * stored outcome, or (once no pause holds it back) run the step.
    */
   async #pipeline<T>(
     kind: StepKind,
     name: string,
-    body: (key: RunKey, stored: StepRow | undefined) => Promise<T>,
+    body: (call: StepCall, stored: StepRow | undefined) => Promise<T>,
   ): Promise<T> {
     if (this.#ended) return never();
     validateStepName(name);
@@ -407,18 +425,13 @@ export class InstanceRun {
       return never();
     }
     const stored = this.#steps.get(stepKeyString(key));
-    if (stored?.status === "succeeded") return decodeValue<T>(stored.result);
-    if (stored?.status === "failed")
-      throw this.#failedIn(
-        kind === "waitForEvent"
-          ? eventTimeoutError(stored.error?.message ?? eventTimeoutMessage(0))
-          : deserializeError(stored.error!),
-        key,
-      );
+    const replay = replayStep(kind, stored);
+    if (replay?.outcome === "value") return decodeValue<T>(replay.result);
+    if (replay?.outcome === "error") throw this.#failedIn(replay.error, key);
     await this.#passGate();
     let value: T;
     try {
-      value = await body({ ...key, seq }, stored);
+      value = await body({ workflow: this.workflow, instanceId: this.id, key, seq }, stored);
     } catch (e) {
       await this.#passGate();
       throw this.#failedIn(e, key);
@@ -429,227 +442,131 @@ export class InstanceRun {
   }
 
   async #do(
-    key: RunKey,
+    call: StepCall,
     stored: StepRow | undefined,
     userConfig: WorkflowStepConfig | undefined,
     callback: (ctx: WorkflowStepContext) => unknown,
   ): Promise<unknown> {
+    const { key } = call;
     const config = stored?.config ?? resolveStepConfig(key.name, userConfig, this.#host.defaultStepConfig);
     const timeoutMs = parseDuration(config.timeout);
-    const startedAt = stored?.startedAt ?? this.#now();
+    const stepStartedAt = stored?.startedAt ?? this.#now();
     // An attempt in flight when the process running it stopped: it failed.
     if (stored?.status === "running") {
-      stored = await this.#recordLostAttempt(key, stored, config);
-      if (stored.status === "failed") throw deserializeError(stored.error!);
+      const lost = loseAttempt(call, stored, config, this.#now(), this.#adjuster(key, "retry"));
+      await this.#commit(lost);
+      this.#steps.set(stepKeyString(key), lost.step);
+      if (lost.next === "throw") throw lost.error;
+      stored = lost.step;
     }
     let attempts = stored?.attempts ?? 0;
-    let lastError = stored?.error ?? null;
+    let previousError = stored?.error ?? null;
     if (stored?.status === "retrying" && stored.wakeAt !== null) {
-      this.#waits++;
-      try {
-        await this.#waitUntil(stored.wakeAt);
-      } finally {
-        this.#waits--;
-      }
+      const wakeAt = stored.wakeAt;
+      await this.#waits.during(() => this.#waitUntil(wakeAt));
     }
     for (;;) {
       if (!(await this.#resume())) return never();
-      const attempt = attempts + 1;
-      const attemptStart = this.#now();
-      this.#callbacks++;
-      // The "attempt started" marker (step row `running`, its start entries): written once the
-      // callback has run for a moment, so the API and dashboard show it and a crash during it counts
-      // the attempt; fast attempts write none. A suspect of the last crash (see `suspectLane`) writes
-      // it before its callback runs, so one that kills the process without yielding is counted too,
-      // and takes its turn among the other suspects.
-      let shown: Promise<void> | undefined;
-      let marker: TimerHandle | undefined;
-      const lane = suspectLane(this.#recovering, lastError);
-      const suspect =
-        lane === "alone"
-          ? await this.#host.suspects.alone()
-          : lane === "alongside"
-            ? await this.#host.suspects.alongside()
-            : undefined;
-      if (this.#ended) {
-        suspect?.();
-        return never();
-      }
-      if (lane) {
-        shown = this.#showAttempt(key, config, startedAt, attempt, attemptStart, lastError);
-        await shown;
-      } else
-        marker = this.#host.clock.setTimer(() => {
-          shown = this.#showAttempt(key, config, startedAt, attempt, attemptStart, lastError);
-        }, this.#host.attemptMarkerAfterMs);
-      let result = await this.#attempt(key, attempt, config, timeoutMs, callback);
-      suspect?.();
-      marker?.cancel();
-      this.#recovering = false;
-      // The outcome must land after the "running" row, never before it.
-      if (shown) await shown;
-      let encoded: Uint8Array | undefined;
-      if (result.ok) {
-        try {
-          encoded = encodeValue(result.value);
-        } catch (e) {
-          this.#callbacks--;
-          const reason = unclonableReason(e) ?? (e as Error).message;
-          void this.#finish({
-            error: new WorkflowFatalError(
-              `The execution of the Workflow instance was terminated, as the step "${key.name}" returned a value which is not serialisable (${reason})`,
-            ),
-          });
-          return never();
-        }
-        if (encoded.byteLength > MAX_PAYLOAD_BYTES)
-          result = {
-            ok: false,
-            error: new WorkflowError(
-              "step.output_too_large",
-              `Step ${stepLabel(key)} output is too large (${encoded.byteLength} bytes). Maximum allowed size is 1MiB.`,
-            ),
-          };
-      }
-      const now = this.#now();
-      const step = { kind: key.kind, name: key.name, count: key.count };
-      const entries: NewHistoryEntry[] = [];
-      if (!shown) {
-        if (attempt === 1) entries.push(this.#entry(startedAt, "step_started", step, { config }));
-        entries.push(this.#entry(attemptStart, "attempt_started", step, { attempt }));
-      }
-      const row: StepRow = {
-        workflow: this.workflow,
-        instanceId: this.id,
-        ...step,
-        seq: key.seq,
-        status: "succeeded",
+      const a: RunAttempt = {
+        call,
         config,
-        attempts: attempt,
-        result: null,
-        error: null,
-        startedAt,
-        endedAt: now,
-        wakeAt: null,
-        eventType: null,
+        stepStartedAt,
+        attempt: attempts + 1,
+        startedAt: this.#now(),
+        previousError,
+        shown: false,
+        value: undefined,
       };
-      if (result.ok) {
-        row.result = encoded!;
-        entries.push(this.#entry(now, "attempt_completed", step, { attempt }));
-        entries.push(this.#entry(now, "step_completed", step));
-        this.#callbacks--;
-        await this.#commit(entries, row);
-        this.#steps.set(stepKeyString(key), row);
-        return result.value;
+      const result = await this.#callbacks.during(() => this.#runAttempt(a, timeoutMs, callback));
+      if (result === undefined) return never();
+      const end = endAttempt(a, result, this.#now(), a.shown, this.#adjuster(key, "retry"));
+      if (end.next === "return") {
+        await this.#commit(end);
+        this.#steps.set(stepKeyString(key), end.step);
+        return a.value;
       }
-      const error = serializeError(result.error);
-      if (isNonRetryable(result.error) || !canRetry(config.retries, attempt)) {
-        row.status = "failed";
-        row.error = error;
-        entries.push(this.#entry(now, "attempt_errored", step, { attempt, error }));
-        entries.push(this.#entry(now, "step_errored", step, { error }));
-        this.#callbacks--;
-        await this.#commit(entries, row);
-        this.#steps.set(stepKeyString(key), row);
-        throw result.error instanceof Error ? result.error : deserializeError(error);
+      if (end.next === "throw") {
+        await this.#commit(end);
+        this.#steps.set(stepKeyString(key), end.step);
+        throw end.error;
       }
-      const delay = this.#adjust(key, "retry", retryDelayMs(config.retries, attempt));
-      row.status = "retrying";
-      row.error = error;
-      row.endedAt = null;
-      row.wakeAt = now + delay;
-      entries.push(this.#entry(now, "attempt_errored", step, { attempt, error, retryDelayMs: delay }));
-      this.#callbacks--;
-      this.#waits++;
-      try {
-        await this.#commit(entries, row);
-        this.#steps.set(stepKeyString(key), row);
-        await this.#waitUntil(row.wakeAt);
-      } finally {
-        this.#waits--;
-      }
+      // Counted as a wait from its commit on, so the commit stores the instance `waiting`.
+      await this.#waits.during(async () => {
+        await this.#commit(end);
+        this.#steps.set(stepKeyString(key), end.step);
+        await this.#waitUntil(end.at);
+      });
       await this.#passGate();
-      attempts = attempt;
-      lastError = error;
+      attempts = a.attempt;
+      previousError = end.step.error;
     }
   }
 
   /**
-   * Stores that the attempt of a `running` step row (the marker of an attempt in flight when the
-   * process stopped) failed, and what follows (`decideLostAttempt`): a retry wait or the step's
-   * failure. Returns the stored row.
+   * Runs one attempt with the "attempt started" marker (step row `running`, its start entries):
+   * written once the callback has run for a moment, so the API and dashboard show it and a crash
+   * during it counts the attempt; fast attempts write none. A suspect of the last crash (see
+   * `suspectLane`) writes it before its callback runs, so one that kills the process without
+   * yielding is counted too, and takes its turn among the other suspects. Returns the outcome with
+   * the value encoded, and sets `a.shown` (the marker was stored; the outcome lands after it) and
+   * `a.value`; `undefined` when the run ended meanwhile, or the value cannot be stored (the
+   * instance fails).
    */
-  async #recordLostAttempt(key: RunKey, stored: StepRow, config: ResolvedStepConfig): Promise<StepRow> {
-    const d = decideLostAttempt({
-      name: key.name,
-      attempts: stored.attempts,
-      config,
-      previousError: stored.error,
-    });
-    const now = this.#now();
-    const step = { kind: key.kind, name: key.name, count: key.count };
-    const row: StepRow = { ...stored, seq: key.seq, config, error: d.error };
-    const entries: NewHistoryEntry[] = [];
-    if (d.retry) {
-      const delay = this.#adjust(key, "retry", d.delayMs);
-      Object.assign(row, { status: "retrying", endedAt: null, wakeAt: now + delay });
-      entries.push(
-        this.#entry(now, "attempt_errored", step, {
-          attempt: d.attempt,
-          error: d.error,
-          retryDelayMs: delay,
-        }),
-      );
-    } else {
-      Object.assign(row, { status: "failed", endedAt: now, wakeAt: null });
-      entries.push(this.#entry(now, "attempt_errored", step, { attempt: d.attempt, error: d.error }));
-      entries.push(this.#entry(now, "step_errored", step, { error: d.error }));
+  async #runAttempt(
+    a: RunAttempt,
+    timeoutMs: number,
+    callback: (ctx: WorkflowStepContext) => unknown,
+  ): Promise<AttemptResult | undefined> {
+    let shown: Promise<void> | undefined;
+    let marker: TimerHandle | undefined;
+    const lane = suspectLane(this.#recovering, a.previousError);
+    const suspect =
+      lane === "alone"
+        ? await this.#host.suspects.alone()
+        : lane === "alongside"
+          ? await this.#host.suspects.alongside()
+          : undefined;
+    if (this.#ended) {
+      suspect?.();
+      return undefined;
     }
-    await this.#commit(entries, row);
-    this.#steps.set(stepKeyString(key), row);
-    return row;
+    if (lane) {
+      shown = this.#showAttempt(a);
+      await shown;
+    } else
+      marker = this.#host.clock.setTimer(() => {
+        shown = this.#showAttempt(a);
+      }, this.#host.attemptMarkerAfterMs);
+    const settled = await this.#attempt(a, timeoutMs, callback);
+    suspect?.();
+    marker?.cancel();
+    this.#recovering = false;
+    if (shown) await shown;
+    a.shown = shown !== undefined;
+    if (!settled.ok) return settled;
+    a.value = settled.value;
+    try {
+      return { ok: true, result: encodeValue(settled.value) };
+    } catch (e) {
+      const reason = unclonableReason(e) ?? (e as Error).message;
+      void this.#finish({
+        error: new WorkflowFatalError(
+          `The execution of the Workflow instance was terminated, as the step "${a.call.key.name}" returned a value which is not serialisable (${reason})`,
+        ),
+      });
+      return undefined;
+    }
   }
 
   /** Stores that an attempt is under way: the step row as `running` and the attempt's start entries. */
-  async #showAttempt(
-    key: RunKey,
-    config: ResolvedStepConfig,
-    startedAt: number,
-    attempt: number,
-    attemptStart: number,
-    previousError: SerializedError | null,
-  ) {
-    const step = { kind: key.kind, name: key.name, count: key.count };
-    const entries: NewHistoryEntry[] = [];
-    if (attempt === 1) entries.push(this.#entry(startedAt, "step_started", step, { config }));
-    entries.push(this.#entry(attemptStart, "attempt_started", step, { attempt }));
-    const row: StepRow = {
-      workflow: this.workflow,
-      instanceId: this.id,
-      ...step,
-      seq: key.seq,
-      status: "running",
-      config,
-      attempts: attempt,
-      result: null,
-      // The previous attempt's error: on recovery it tells whether that one was lost too.
-      error: previousError,
-      startedAt,
-      endedAt: null,
-      wakeAt: null,
-      eventType: null,
-    };
-    await this.#commit(entries, row);
+  async #showAttempt(a: Attempt): Promise<void> {
+    await this.#commit(startAttempt(a));
   }
 
   /** Runs one attempt of a callback under its timeout, through the `wrapStep` hook. */
-  #attempt(
-    key: StepKey,
-    attempt: number,
-    config: ResolvedStepConfig,
-    timeoutMs: number,
-    callback: (ctx: WorkflowStepContext) => unknown,
-  ): Promise<AttemptResult> {
+  #attempt(a: Attempt, timeoutMs: number, callback: (ctx: WorkflowStepContext) => unknown): Promise<Settled> {
+    const { key } = a.call;
+    const { attempt, config } = a;
     const ctx: WorkflowStepContext = {
       step: { name: key.name, count: key.count },
       attempt,
@@ -662,11 +579,11 @@ export class InstanceRun {
     const next = async () => callback(ctx);
     const { wrapStep } = this.#host.hooks;
     const { clock } = this.#host;
-    const timedOut = (): AttemptResult => ({
+    const timedOut = (): Settled => ({
       ok: false,
       error: new WorkflowTimeoutError(`Execution timed out after ${timeoutMs}ms`),
     });
-    return new Promise<AttemptResult>((resolve) => {
+    return new Promise<Settled>((resolve) => {
       let settled = false;
       const deadline = clock.now() + timeoutMs;
       const timer = clock.setTimer(() => {
@@ -676,7 +593,7 @@ export class InstanceRun {
       }, timeoutMs);
       // A callback that blocks the thread settles before its timer can fire: one that settles past
       // its deadline timed out all the same, and its outcome is discarded.
-      const settle = (result: AttemptResult) => {
+      const settle = (result: Settled) => {
         if (settled) return;
         settled = true;
         timer.cancel();
@@ -692,66 +609,41 @@ export class InstanceRun {
     });
   }
 
-  async #sleep(key: RunKey, stored: StepRow | undefined, wakeAtFrom: (now: number) => number): Promise<void> {
-    const step = { kind: key.kind, name: key.name, count: key.count };
-    this.#waits++;
-    let row = stored;
-    try {
+  async #sleep(
+    call: StepCall,
+    stored: StepRow | undefined,
+    wakeAtFrom: (now: number) => number,
+  ): Promise<void> {
+    const sleeping = await this.#waits.during(async () => {
+      let row = stored;
       if (!row) {
         const now = this.#now();
         const wanted = wakeAtFrom(now);
-        const durationMs = this.#adjust(key, "sleep", Math.max(0, wanted - now));
-        row = {
-          workflow: this.workflow,
-          instanceId: this.id,
-          ...step,
-          seq: key.seq,
-          status: "sleeping",
-          config: null,
-          attempts: 0,
-          result: null,
-          error: null,
-          startedAt: now,
-          endedAt: null,
-          wakeAt: now + durationMs,
-          eventType: null,
-        };
-        const sleeping = row;
-        await this.#commit(
-          [this.#entry(now, "sleep_started", step, { durationMs, wakeAt: now + durationMs })],
-          sleeping,
-        );
-        this.#steps.set(stepKeyString(key), row);
+        const start = startSleep(call, now, this.#adjust(call.key, "sleep", Math.max(0, wanted - now)));
+        await this.#commit(start);
+        this.#steps.set(stepKeyString(call.key), start.step);
+        row = start.step;
       }
       await this.#waitUntil(row.wakeAt ?? 0);
-    } finally {
-      this.#waits--;
-    }
-    const now = this.#now();
-    const done: StepRow = {
-      ...row,
-      status: "succeeded",
-      endedAt: now,
-      wakeAt: null,
-      result: encodeValue(undefined),
-    };
-    await this.#commit([this.#entry(now, "sleep_completed", step)], done);
-    this.#steps.set(stepKeyString(key), done);
+      return row;
+    });
+    const done = endSleep(call, sleeping, this.#now(), SLEEP_RESULT);
+    await this.#commit(done);
+    this.#steps.set(stepKeyString(call.key), done.step);
   }
 
   async #waitForEvent(
-    key: RunKey,
+    call: StepCall,
     stored: StepRow | undefined,
     type: string,
     timeoutMs: number,
   ): Promise<WorkflowStepEvent> {
-    const step = { kind: key.kind, name: key.name, count: key.count };
     const now = this.#now();
     const startedAt = stored?.startedAt ?? now;
-    const timeoutAt = stored?.wakeAt ?? now + this.#adjust(key, "eventTimeout", timeoutMs);
+    const timeoutAt = stored?.wakeAt ?? now + this.#adjust(call.key, "eventTimeout", timeoutMs);
     const waiter: Waiter = {
       type,
-      key,
+      call,
       startedAt,
       timeoutAt,
       timeoutMs,
@@ -763,154 +655,111 @@ export class InstanceRun {
       waiter.resolve = resolve;
       waiter.reject = reject;
     });
-    this.#waits++;
     this.#waiters.push(waiter);
     if (!stored) {
-      const row: StepRow = {
-        workflow: this.workflow,
-        instanceId: this.id,
-        ...step,
-        seq: key.seq,
-        status: "waiting",
-        config: null,
-        attempts: 0,
-        result: null,
-        error: null,
-        startedAt,
-        endedAt: null,
-        wakeAt: timeoutAt,
-        eventType: type,
-      };
-      await this.#commit([this.#entry(now, "wait_started", step, { eventType: type, timeoutAt })], row);
-      this.#steps.set(stepKeyString(key), row);
+      const start = startWait(call, now, type, timeoutAt);
+      await this.#commit(start);
+      this.#steps.set(stepKeyString(call.key), start.step);
     }
-    if (
-      (this.#available.get(type) ?? 0) > 0 &&
-      this.#waiters.find((w) => w.type === type && !w.settled) === waiter
-    )
-      void this.#deliver(waiter);
-    else this.#armTimeout(waiter);
+    // Buffered events go to the first waiter of their type.
+    const first = this.#waiters.find((w) => w.type === type && !w.settled) === waiter;
+    this.#arm(waiter, first ? (this.#available.get(type) ?? 0) : 0);
     return result;
   }
 
-  #armTimeout(waiter: Waiter): void {
+  /** Delivers a buffered event to the waiter, or waits for one until its timeout (see `waitNext`). */
+  #arm(waiter: Waiter, buffered: number): void {
     if (waiter.settled || this.#ended) return;
-    const remaining = waiter.timeoutAt - this.#now();
-    if (remaining <= 0) {
-      void this.#timeOut(waiter);
-    } else if (remaining <= this.#host.hotWaitMs) {
-      const timer = this.#host.clock.setTimer(() => {
-        this.#hotTimers.delete(timer);
+    const now = this.#now();
+    switch (waitNext(buffered, waiter.timeoutAt, now, this.#host.hotWaitMs)) {
+      case "deliver":
+        void this.#deliver(waiter);
+        return;
+      case "timeOut":
         void this.#timeOut(waiter);
-      }, remaining);
-      waiter.timer = timer;
-      this.#hotTimers.add(timer);
-    } else {
-      waiter.suspension = { wakeAt: waiter.timeoutAt };
-      this.#suspensions.add(waiter.suspension);
-      this.#scheduleCheck();
+        return;
+      case "hot": {
+        const timer = this.#host.clock.setTimer(() => {
+          this.#hotTimers.delete(timer);
+          void this.#timeOut(waiter);
+        }, waiter.timeoutAt - now);
+        waiter.timer = timer;
+        this.#hotTimers.add(timer);
+        return;
+      }
+      case "park":
+        waiter.longWait = { wakeAt: waiter.timeoutAt };
+        this.#longWaits.add(waiter.longWait);
+        this.#scheduleCheck();
     }
   }
 
   #settle(waiter: Waiter): boolean {
     if (waiter.settled || this.#ended) return false;
     waiter.settled = true;
-    this.#waits--;
     this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
     if (waiter.timer) {
       waiter.timer.cancel();
       this.#hotTimers.delete(waiter.timer);
     }
-    if (waiter.suspension) this.#suspensions.delete(waiter.suspension);
+    if (waiter.longWait) this.#longWaits.delete(waiter.longWait);
     return true;
   }
 
   async #deliver(waiter: Waiter): Promise<void> {
     if (waiter.settled || this.#ended || !(await this.#resume())) return;
     if (!this.#settle(waiter)) return;
-    const step = { kind: waiter.key.kind, name: waiter.key.name, count: waiter.key.count };
-    const keyString = stepKeyString(waiter.key);
+    const { call } = waiter;
+    const keyString = stepKeyString(call.key);
     let event: WorkflowStepEvent | undefined;
-    let row: StepRow | undefined;
+    let received: StepWrite | undefined;
     this.#available.set(waiter.type, (this.#available.get(waiter.type) ?? 1) - 1);
     const now = this.#now();
-    const delivered = await this.#commit([this.#entry(now, "wait_completed", step)], async (tx) => {
+    const delivered = await this.#commit(async (tx) => {
       const e = await tx.events.consume(this.workflow, this.id, waiter.type, keyString);
       if (!e) return undefined;
       event = { payload: decodeValue(e.payload), timestamp: new Date(e.timestamp), type: e.type };
-      row = {
-        workflow: this.workflow,
-        instanceId: this.id,
-        ...step,
-        seq: waiter.key.seq,
-        status: "succeeded",
-        config: null,
-        attempts: 0,
-        result: encodeValue(event),
-        error: null,
-        startedAt: waiter.startedAt,
-        endedAt: now,
-        wakeAt: null,
-        eventType: waiter.type,
-      };
-      return row;
+      received = receiveEvent(call, waiter.startedAt, e, encodeValue(event), now);
+      return received;
     });
-    if (delivered && event && row) {
-      this.#steps.set(keyString, row);
+    if (delivered && event && received) {
+      this.#steps.set(keyString, received.step);
       waiter.resolve(event);
       return;
     }
     // The event was taken meanwhile (it cannot be, with one run per instance; kept for safety).
     waiter.settled = false;
-    this.#waits++;
     this.#waiters.push(waiter);
-    this.#armTimeout(waiter);
+    this.#arm(waiter, 0);
   }
 
   async #timeOut(waiter: Waiter): Promise<void> {
     if (waiter.settled || this.#ended || !(await this.#resume())) return;
     if (!this.#settle(waiter)) return;
-    const step = { kind: waiter.key.kind, name: waiter.key.name, count: waiter.key.count };
-    const now = this.#now();
-    const error = eventTimeoutError(eventTimeoutMessage(waiter.timeoutMs));
-    // Stored (and shown by the API) under the engine's name for it, like Cloudflare's wait log.
-    const recorded = { name: "WorkflowTimeoutError", message: error.message };
-    const row: StepRow = {
-      workflow: this.workflow,
-      instanceId: this.id,
-      ...step,
-      seq: waiter.key.seq,
-      status: "failed",
-      config: null,
-      attempts: 0,
-      result: null,
-      error: recorded,
-      startedAt: waiter.startedAt,
-      endedAt: now,
-      wakeAt: null,
-      eventType: waiter.type,
-    };
-    await this.#commit([this.#entry(now, "wait_timed_out", step, { error: recorded })], row);
-    this.#steps.set(stepKeyString(waiter.key), row);
-    waiter.reject(error);
+    const { call } = waiter;
+    const timedOut = timeOutWait(call, waiter.startedAt, waiter.type, waiter.timeoutMs, this.#now());
+    await this.#commit(timedOut);
+    this.#steps.set(stepKeyString(call.key), timedOut.step);
+    waiter.reject(timedOut.error);
   }
 
-  /** Waits until `wakeAt`: in memory when it is near, otherwise by suspending the run. */
+  /** Waits until `wakeAt`: in memory when it is near, otherwise by parking the run (`waitMode`). */
   async #waitUntil(wakeAt: number): Promise<void> {
-    const remaining = wakeAt - this.#now();
-    if (remaining <= 0) return;
-    if (remaining <= this.#host.hotWaitMs) {
+    const now = this.#now();
+    const mode = waitMode(wakeAt, now, this.#host.hotWaitMs);
+    if (mode === "now") return;
+    if (mode === "hot") {
       await new Promise<void>((resolve) => {
         const timer = this.#host.clock.setTimer(() => {
           this.#hotTimers.delete(timer);
           resolve();
-        }, remaining);
+        }, wakeAt - now);
         this.#hotTimers.add(timer);
       });
       if (this.#ended || !(await this.#resume())) return never();
       return;
     }
-    this.#suspensions.add({ wakeAt });
+    this.#longWaits.add({ wakeAt });
     this.#scheduleCheck();
     return never();
   }
@@ -918,7 +767,7 @@ export class InstanceRun {
   /**
    * Before the run goes on in memory after a wait, with the instance stored `waiting`: takes a slot
    * of the shared `maxConcurrent` (see `RunHost.takeSlot`). When there is none, the run gives up
-   * its place: its timers stop and it is suspended ready at once, so a claim resumes it, waking ones
+   * its place: its timers stop and it is parked ready at once, so a claim resumes it, waking ones
    * first, when a slot frees. Returns whether the run may go on.
    */
   async #resume(): Promise<boolean> {
@@ -949,7 +798,7 @@ export class InstanceRun {
     if (!this.#yielded) {
       this.#yielded = true;
       this.#cancelTimers();
-      this.#suspensions.add({ wakeAt: this.#now() });
+      this.#longWaits.add({ wakeAt: this.#now() });
       this.#scheduleCheck();
     }
     return false;
@@ -977,53 +826,60 @@ export class InstanceRun {
    * `write` that finds nothing to store returns `undefined`: nothing is written and this returns
    * false. Instance-level entries waiting to be written go along.
    */
-  async #commit(
-    entries: NewHistoryEntry[],
-    write: StepRow | ((tx: StoreTx) => Promise<StepRow | undefined>),
-  ): Promise<boolean> {
+  async #commit(write: StepWrite | ((tx: StoreTx) => Promise<StepWrite | undefined>)): Promise<boolean> {
     if (this.#ended) return never();
-    this.#commits++;
     const pending = this.#pending;
     this.#pending = [];
-    const { store } = this.#host;
+    let stored: boolean;
     try {
-      const now = this.#now();
-      const status = this.#liveStatus() === "waiting" ? "waiting" : "running";
-      const base: Omit<StepCommit, "step"> = {
-        workflow: this.workflow,
-        instanceId: this.id,
-        epoch: this.#epoch,
-        status,
-        now,
-        history: [...pending, ...entries],
-        statusEntry: this.#entry(now, status === "waiting" ? "workflow_waiting" : "workflow_running"),
-      };
-      const before =
-        typeof write === "function"
-          ? await store.transaction(async (tx) => {
-              const step = await write(tx);
-              if (!step) return null;
-              const r = await tx.steps.commit({ ...base, step });
-              if (r === undefined) throw new Fenced();
-              return r;
-            })
-          : await store.steps.commit({ ...base, step: write });
-      if (before === undefined) throw new Fenced();
-      if (before === null) {
-        this.#pending = [...pending, ...this.#pending];
-        return false;
-      }
-      if (before === "waitingForPause") this.#pausing = true;
-      else this.#persistedStatus = status;
+      stored = await this.#commits.during(() => this.#storeStep(pending, write));
     } catch (e) {
-      this.#commits--;
       if (!(e instanceof Fenced)) this.#host.log(`Cairn could not store progress of instance ${this.id}`, e);
       this.#end("aborted");
       return never();
     }
-    this.#commits--;
+    if (!stored) {
+      this.#pending = [...pending, ...this.#pending];
+      return false;
+    }
     this.#host.changed(this.workflow, this.id, this.#persistedStatus);
     this.#scheduleCheck();
+    return true;
+  }
+
+  /** The store operation of `#commit`: whether it stored anything. Throws `Fenced` when fenced. */
+  async #storeStep(
+    pending: NewHistoryEntry[],
+    write: StepWrite | ((tx: StoreTx) => Promise<StepWrite | undefined>),
+  ): Promise<boolean> {
+    const { store } = this.#host;
+    const now = this.#now();
+    const status = this.#liveStatus() === "waiting" ? "waiting" : "running";
+    const statusEntry = this.#entry(now, status === "waiting" ? "workflow_waiting" : "workflow_running");
+    const commit = (w: StepWrite): StepCommit => ({
+      workflow: this.workflow,
+      instanceId: this.id,
+      epoch: this.#epoch,
+      status,
+      now,
+      step: w.step,
+      history: pending.length === 0 ? w.history : [...pending, ...w.history],
+      statusEntry,
+    });
+    const before =
+      typeof write === "function"
+        ? await store.transaction(async (tx) => {
+            const w = await write(tx);
+            if (!w) return null;
+            const r = await tx.steps.commit(commit(w));
+            if (r === undefined) throw new Fenced();
+            return r;
+          })
+        : await store.steps.commit(commit(write));
+    if (before === undefined) throw new Fenced();
+    if (before === null) return false;
+    if (before === "waitingForPause") this.#pausing = true;
+    else this.#persistedStatus = status;
     return true;
   }
 
@@ -1054,7 +910,9 @@ export class InstanceRun {
 
   #liveStatus(): "running" | "waiting" | "waitingForPause" {
     if (this.#pausing) return "waitingForPause";
-    return this.#callbacks === 0 && this.#waits > 0 ? "waiting" : "running";
+    return this.#callbacks.count === 0 && this.#waits.count + this.#waiters.length > 0
+      ? "waiting"
+      : "running";
   }
 
   async #finish(outcome: { output: unknown } | { error: unknown }): Promise<void> {
@@ -1062,53 +920,29 @@ export class InstanceRun {
     this.#ended = true;
     this.#cancelTimers();
     const now = this.#now();
-    let patch: InstancePatch;
-    const entries = this.#pending;
-    this.#pending = [];
-    if ("output" in outcome) {
-      let output: Uint8Array | undefined;
-      let failure: SerializedError | undefined;
+    let result: RunResult;
+    if ("output" in outcome)
       try {
-        output = encodeValue(outcome.output);
-        if (output.byteLength > MAX_PAYLOAD_BYTES)
-          failure = {
-            name: "WorkflowError",
-            message: `(payload.too_large) The instance output is ${output.byteLength} bytes encoded; the limit is 1 MiB`,
-          };
+        result = { output: encodeValue(outcome.output) };
       } catch (e) {
-        failure = {
-          name: "WorkflowFatalError",
-          message: `The instance output is not serialisable (${(e as Error).message})`,
-        };
+        result = { unserialisable: (e as Error).message };
       }
-      patch = failure
-        ? { status: "errored", error: failure, endedAt: now }
-        : { status: "complete", output: output!, endedAt: now };
-      entries.push(
-        failure
-          ? this.#entry(now, "workflow_errored", undefined, { error: failure })
-          : this.#entry(now, "workflow_completed"),
-      );
-    } else {
-      const error = this.#instanceError(outcome.error);
-      patch = { status: "errored", error, endedAt: now };
-      entries.push(this.#entry(now, "workflow_errored", undefined, { error }));
-    }
-    Object.assign(patch, { updatedAt: now, readyAt: null, owner: null, leaseUntil: null, pausedAt: null });
-    this.#commits++;
+    else result = { error: this.#instanceError(outcome.error) };
+    const end = endRun(this.workflow, this.id, result, now);
+    const history = this.#takePending(end.history);
     try {
-      const ok = await this.#host.store.instances.update(
-        this.workflow,
-        this.id,
-        patch,
-        { epoch: this.#epoch, statusIn: ACTIVE_STATUSES },
-        entries,
+      const ok = await this.#commits.during(() =>
+        this.#host.store.instances.update(
+          this.workflow,
+          this.id,
+          end.patch,
+          { epoch: this.#epoch, statusIn: end.statusIn },
+          history,
+        ),
       );
-      this.#commits--;
-      this.#host.changed(this.workflow, this.id, ok ? patch.status : undefined);
-      this.#resolveDone(ok ? (patch.status as RunOutcome) : "aborted");
+      this.#host.changed(this.workflow, this.id, ok ? end.patch.status : undefined);
+      this.#resolveDone(ok ? (end.patch.status as RunOutcome) : "aborted");
     } catch (e) {
-      this.#commits--;
       this.#host.log(`Cairn could not store the end of instance ${this.id}`, e);
       this.#resolveDone("aborted");
     }
@@ -1119,81 +953,65 @@ export class InstanceRun {
     this.#checkScheduled = true;
     setImmediate(() => {
       this.#checkScheduled = false;
-      if (this.#quiescent()) void this.#evict();
+      if (this.#quiescent()) void this.#park();
     });
   }
 
   /** Nothing is running, and what is left waits for a long time or for a pause to end. */
   #quiescent(): boolean {
-    if (this.#ended || this.#callbacks > 0 || this.#commits > 0) return false;
+    if (this.#ended || this.#callbacks.count > 0 || this.#commits.count > 0) return false;
     if (this.#pausing) return true;
-    return this.#hotTimers.size === 0 && this.#suspensions.size + this.#blocked > 0;
+    return this.#hotTimers.size === 0 && this.#longWaits.size + this.#blocked > 0;
   }
 
-  async #evict(): Promise<void> {
+  /**
+   * Parks the run (`park` in core): the instance is left to the store, `waiting` until its earliest
+   * wake-up or `paused`, without an owner, and the run ends without running `run()` further.
+   */
+  async #park(): Promise<void> {
     this.#ended = true;
     this.#cancelTimers();
     const now = this.#now();
-    const pausing = this.#pausing;
     let wakeAt: number | null = null;
-    for (const s of this.#suspensions) if (wakeAt === null || s.wakeAt < wakeAt) wakeAt = s.wakeAt;
-    const waitTypes = [...new Set(this.#waiters.map((w) => w.type))];
-    const entries = this.#pending;
-    this.#pending = [];
-    this.#commits++;
+    for (const w of this.#longWaits) if (wakeAt === null || w.wakeAt < wakeAt) wakeAt = w.wakeAt;
+    const state: ParkState = {
+      workflow: this.workflow,
+      instanceId: this.id,
+      pausing: this.#pausing,
+      wakeAt,
+      waitTypes: [...new Set(this.#waiters.map((w) => w.type))],
+      storedStatus: this.#persistedStatus,
+    };
+    const pending = this.#takePending([]);
+    const guard = (statusIn: readonly InstanceStatus[]) => ({ epoch: this.#epoch, statusIn });
     try {
       let final: InstanceStatus | undefined;
-      const ok = await this.#host.store.transaction(async (tx) => {
-        // Lock the row first: a concurrent sendEvent (which locks it too) is then either seen by the
-        // event check below or sees this suspension and wakes the instance itself.
-        await tx.instances.get(this.workflow, this.id, { lock: true });
-        let patch: InstancePatch;
-        if (pausing) {
-          patch = { status: "paused", pausedAt: now, readyAt: null };
-          entries.push(this.#entry(now, "workflow_paused"));
-        } else {
-          // An event may have arrived after the last delivery: wake at once rather than at the timeout.
-          let readyAt = wakeAt;
-          if (waitTypes.length > 0) {
-            const events = await tx.events.list(this.workflow, this.id);
-            if (events.some((e) => e.consumedBy === null && waitTypes.includes(e.type))) readyAt = now;
+      const ok = await this.#commits.during(() =>
+        this.#host.store.transaction(async (tx) => {
+          // Lock the row first: a concurrent sendEvent (which locks it too) is then either seen by
+          // the event check of `park` or sees this run parked and wakes the instance itself.
+          await tx.instances.get(this.workflow, this.id, { lock: true });
+          const events =
+            !state.pausing && state.waitTypes.length > 0 ? await tx.events.list(this.workflow, this.id) : [];
+          let write = park(state, events, now);
+          if (write.notifyReady) await tx.notify?.({ kind: "ready" });
+          let history = [...pending, ...write.history];
+          if (!(await tx.instances.update(this.workflow, this.id, write.patch, guard(write.statusIn)))) {
+            // A pause arrived while the run was parking: it parks paused instead.
+            write = parkPaused(this.workflow, this.id, now);
+            if (!(await tx.instances.update(this.workflow, this.id, write.patch, guard(write.statusIn))))
+              return false;
+            history = [...history, ...write.history];
           }
-          patch = { status: "waiting", readyAt, priority: 0 };
-          if (readyAt !== null && readyAt <= now) await tx.notify?.({ kind: "ready" });
-          if (this.#persistedStatus !== "waiting") entries.push(this.#entry(now, "workflow_waiting"));
-        }
-        Object.assign(patch, { updatedAt: now, owner: null, leaseUntil: null });
-        const statusIn = pausing ? ACTIVE_STATUSES : (["running", "waiting"] as const);
-        if (!(await tx.instances.update(this.workflow, this.id, patch, { epoch: this.#epoch, statusIn }))) {
-          // A pause arrived while the run was suspending: it becomes paused instead.
-          const paused = {
-            status: "paused",
-            pausedAt: now,
-            readyAt: null,
-            updatedAt: now,
-            owner: null,
-            leaseUntil: null,
-          } as const;
-          if (
-            !(await tx.instances.update(this.workflow, this.id, paused, {
-              epoch: this.#epoch,
-              statusIn: ["waitingForPause"],
-            }))
-          )
-            return false;
-          entries.push(this.#entry(now, "workflow_paused"));
-          patch.status = "paused";
-        }
-        await tx.history.append(entries);
-        final = patch.status;
-        return true;
-      });
-      this.#commits--;
+          await tx.history.append(history);
+          final = write.patch.status;
+          return true;
+        }),
+      );
       this.#host.changed(this.workflow, this.id, final);
-      this.#resolveDone(ok ? "evicted" : "aborted");
+      this.#resolveDone(ok ? "parked" : "aborted");
     } catch (e) {
-      this.#commits--;
-      this.#host.log(`Cairn could not store the suspension of instance ${this.id}`, e);
+      this.#host.log(`Cairn could not park instance ${this.id}`, e);
       this.#resolveDone("aborted");
     }
   }
@@ -1220,19 +1038,23 @@ export class InstanceRun {
     return hook ? hook({ workflow: this.workflow, instanceId: this.id, step: key, reason }, ms) : ms;
   }
 
+  /** `#adjust` for a decision to apply, or `undefined` when no hook adjusts waits. */
+  #adjuster(key: StepKey, reason: "sleep" | "retry" | "eventTimeout"): AdjustDelay | undefined {
+    return this.#host.hooks.adjustWait ? (ms) => this.#adjust(key, reason, ms) : undefined;
+  }
+
   #log(timestamp: number, type: NewHistoryEntry["type"]): void {
     this.#pending.push(this.#entry(timestamp, type));
   }
 
-  #entry<T extends HistoryEventType>(
-    timestamp: number,
-    type: T,
-    step?: StepKey,
-    data?: HistoryDataOf<T>,
-  ): NewHistoryEntry {
-    const e: Record<string, unknown> = { workflow: this.workflow, instanceId: this.id, type, timestamp };
-    if (step) e.step = step;
-    if (data) e.data = data;
-    return e as NewHistoryEntry;
+  /** The instance-level entries waiting to be written, followed by `entries`; none are left pending. */
+  #takePending(entries: NewHistoryEntry[]): NewHistoryEntry[] {
+    const pending = this.#pending;
+    this.#pending = [];
+    return pending.length === 0 ? entries : [...pending, ...entries];
+  }
+
+  #entry(timestamp: number, type: HistoryEventType): NewHistoryEntry {
+    return historyEntry(this.workflow, this.id, timestamp, type);
   }
 }

@@ -17,10 +17,9 @@ import {
   MAX_BATCH_SIZE,
   type NewHistoryEntry,
   parseDuration,
+  planRestart,
   type RestartOptions,
   STEP_KINDS,
-  type StepKind,
-  stepKeyString,
   systemClock,
   type TimerHandle,
   validateEventType,
@@ -64,7 +63,7 @@ export interface RuntimeOptions {
   maxConcurrent?: number;
   /** The default `retries.delay` of `step.do`. Default "10 seconds". */
   defaultRetryDelay?: Duration;
-  /** Waits up to this long keep an instance in memory; longer ones unload it. Default "5 seconds". */
+  /** Waits up to this long keep an instance in memory; longer ones park it. Default "5 seconds". */
   hotWaitThreshold?: Duration;
   /** `step.do` calls allowed per instance. Default 10,000. */
   stepLimit?: number;
@@ -293,7 +292,7 @@ export class Runtime {
   }
 
   /**
-   * Stops claiming and unloads every running instance without writing more; unfinished instances
+   * Stops claiming and aborts every run in memory without writing more; unfinished instances
    * continue when a worker opens the store again. Step callbacks already running cannot be stopped,
    * but their outcomes are not stored (they run again later).
    */
@@ -531,7 +530,7 @@ export class Runtime {
       const patch = { endedAt: now, readyAt: null, owner: null, leaseUntil: null, pausedAt: null };
       return { status: t.status, patch, history: t.history };
     });
-    this.#unload(row);
+    this.#abortRunOf(row);
   }
 
   /**
@@ -556,30 +555,15 @@ export class Runtime {
         );
     }
     const { row } = await this.#control(workflow, id, async (tx, row, now) => {
-      if (from) {
-        const kind: StepKind = from.type ?? "do";
-        const count = from.count ?? 1;
-        const steps = await tx.steps.list(workflow, id);
-        const target = steps.find((s) => s.kind === kind && s.name === from.name && s.count === count);
-        if (!target)
-          throw new WorkflowError(
-            "instance.cannot_restart",
-            `Step "${from.name}" not found in execution history`,
-          );
-        const wiped = steps.filter((s) => s.seq >= target.seq);
-        const keys = wiped.map(stepKeyString);
-        const history = await tx.history.list(workflow, id);
-        const keySet = new Set(keys);
-        const first = history.find((h) => h.step && keySet.has(stepKeyString(h.step)));
-        await tx.steps.delete(workflow, id, wiped);
-        await tx.events.delete(
-          workflow,
-          id,
-          keys.filter((k) => k.startsWith("waitForEvent:")),
-        );
+      const steps = from ? await tx.steps.list(workflow, id) : [];
+      const history = from ? await tx.history.list(workflow, id) : [];
+      const plan = planRestart(row, from, steps, history, now);
+      if (plan.wipe === "from") {
+        await tx.steps.delete(workflow, id, plan.delete);
+        await tx.events.delete(workflow, id, plan.eventsOf);
         await tx.history.delete(workflow, id, {
-          steps: keys,
-          afterEventId: first ? first.eventId - 1 : Number.MAX_SAFE_INTEGER,
+          steps: plan.deletedKeys,
+          afterEventId: plan.historyAfterEventId,
         });
       } else {
         await tx.steps.delete(workflow, id);
@@ -588,22 +572,10 @@ export class Runtime {
       }
       await this.#tell(tx, { kind: "abort", workflow, instanceId: id, epoch: row.epoch });
       await this.#tell(tx, { kind: "ready" });
-      const patch = {
-        epoch: row.epoch + 1,
-        output: null,
-        error: null,
-        startedAt: null,
-        endedAt: null,
-        pausedAt: null,
-        readyAt: now,
-        priority: 1,
-        owner: null,
-        leaseUntil: null,
-      };
-      return { status: "queued" as const, patch, history: ["workflow_queued" as const] };
+      return { status: "queued" as const, patch: plan.patch, history: plan.history };
     });
     // Only runs of the epoch the restart replaced: a claim after it may have started a new run.
-    this.#unload(row);
+    this.#abortRunOf(row);
     this.#pump();
   }
 
@@ -614,7 +586,7 @@ export class Runtime {
     const payload = encodeInput(event.payload ?? null, `Payload of event "${type}"`);
     this.definition(workflow);
     const now = this.clock.now();
-    // An unloaded instance waiting for this type is claimed by the same transaction when a slot is
+    // A parked instance waiting for this type is claimed by the same transaction when a slot is
     // free, so it resumes without a separate claim. Workers sharing the store count everyone's
     // running instances first, under the claim lock (taken before the row's lock, as claims do).
     const canStart = this.#canStartHere();
@@ -676,7 +648,7 @@ export class Runtime {
     this.definition(workflow);
     const deleted = await this.#deleteOne(workflow, id);
     if (!deleted) throw notFound(workflow, id);
-    this.#unload(deleted);
+    this.#abortRunOf(deleted);
     this.#changed(workflow, id);
   }
 
@@ -702,7 +674,7 @@ export class Runtime {
       if (gone.has(id) || removed) {
         gone.add(id);
         deleted.push({ id });
-        if (removed) this.#unload(removed);
+        if (removed) this.#abortRunOf(removed);
       } else errors.push({ id, code: 10400, message: "workflows.api.error.instance.not_found" });
     }
     return { deleted, errors };
@@ -834,8 +806,8 @@ export class Runtime {
     return run && run.epoch <= row.epoch && run.createdAt === row.createdAt ? run : undefined;
   }
 
-  /** Drops the run a command that read `row` ended (terminate, restart, delete). */
-  #unload(row: InstanceRow): void {
+  /** Aborts the run of the instance a command that read `row` ended (terminate, restart, delete). */
+  #abortRunOf(row: InstanceRow): void {
     this.#runOf(row)?.abort();
   }
 

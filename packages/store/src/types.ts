@@ -1,40 +1,14 @@
 import type {
+  EventRow,
   HistoryEntry,
+  InstancePatch,
+  InstanceRow,
   InstanceStatus,
   NewHistoryEntry,
-  ResolvedStepConfig,
-  SerializedError,
-  StepKey,
   StepKind,
+  StepRow,
+  StepStatus,
 } from "@cairn/core";
-
-/**
- * One instance as stored. Values (`params`, `output`) are opaque encoded bytes: the runtime owns the
- * encoding (structured clone), the store only keeps them.
- */
-export interface InstanceRow {
-  workflow: string;
-  id: string;
-  status: InstanceStatus;
-  params: Uint8Array;
-  output: Uint8Array | null;
-  error: SerializedError | null;
-  createdAt: number;
-  updatedAt: number;
-  startedAt: number | null;
-  endedAt: number | null;
-  /** Set while paused: resume shifts every pending step timer by `now - pausedAt`. */
-  pausedAt: number | null;
-  /** When the instance should next be run; `null` when nothing will wake it by itself. */
-  readyAt: number | null;
-  /** 0 for waking instances, 1 for new ones: waking instances run first. */
-  priority: number;
-  /** Bumped by every claim and restart; every write from a run carries the epoch it was claimed with. */
-  epoch: number;
-  /** The worker running it, and until when its claim holds. */
-  owner: string | null;
-  leaseUntil: number | null;
-}
 
 /**
  * A row as `instances.claim` returns it. `takenOver` is set when the claim took the instance over
@@ -48,53 +22,11 @@ export type NewInstance = Pick<InstanceRow, "workflow" | "id" | "params" | "crea
     Pick<InstanceRow, "status" | "readyAt" | "priority" | "startedAt" | "owner" | "leaseUntil" | "epoch">
   >;
 
-export type InstancePatch = Partial<
-  Pick<
-    InstanceRow,
-    | "status"
-    | "output"
-    | "error"
-    | "updatedAt"
-    | "startedAt"
-    | "endedAt"
-    | "pausedAt"
-    | "readyAt"
-    | "priority"
-    | "epoch"
-    | "owner"
-    | "leaseUntil"
-  >
->;
-
 /** A condition an update must meet, so concurrent writers cannot overwrite newer state (fencing). */
 export interface InstanceGuard {
   epoch?: number;
   statusIn?: readonly InstanceStatus[];
   owner?: string;
-}
-
-export type StepStatus = "running" | "retrying" | "sleeping" | "waiting" | "succeeded" | "failed";
-
-/** The stored state of one step: its frozen config, attempts so far, and its outcome once it has one. */
-export interface StepRow extends StepKey {
-  workflow: string;
-  instanceId: string;
-  /**
-   * The step's position among all step calls of a run (1-based). Replays call steps in the same
-   * order, so it orders steps by when they started, even within one millisecond.
-   */
-  seq: number;
-  status: StepStatus;
-  config: ResolvedStepConfig | null;
-  attempts: number;
-  result: Uint8Array | null;
-  error: SerializedError | null;
-  startedAt: number;
-  endedAt: number | null;
-  /** When a sleeping, retrying or waiting step next needs attention (sleep end, retry, wait timeout). */
-  wakeAt: number | null;
-  /** The event type a `waitForEvent` step waits for. */
-  eventType: string | null;
 }
 
 /**
@@ -130,17 +62,6 @@ export interface InstanceCreate {
   start?: { owner: string; leaseUntil: number; maxRunning?: number };
   /** A message to send (`tx.notify`) when the instance is queued. */
   notify?: StoreMessage;
-}
-
-export interface EventRow {
-  workflow: string;
-  instanceId: string;
-  seq: number;
-  type: string;
-  payload: Uint8Array;
-  timestamp: number;
-  /** The `waitForEvent` step that received it (`stepKeyString`), or `null` while buffered. */
-  consumedBy: string | null;
 }
 
 export interface ListInstancesQuery {
@@ -192,4 +113,14 @@ export interface StoreMessage {
   sender?: string;
 }
 
-export type { HistoryEntry, NewHistoryEntry, StepKind };
+// The records the engine's decisions read and write (rows, patches) live in `@cairn/core` (`records.ts`).
+export type {
+  EventRow,
+  HistoryEntry,
+  InstancePatch,
+  InstanceRow,
+  NewHistoryEntry,
+  StepKind,
+  StepRow,
+  StepStatus,
+};

@@ -1,0 +1,88 @@
+import type { ResolvedStepConfig } from "./config.ts";
+import type { SerializedError } from "./errors.ts";
+import type { InstanceStatus } from "./status.ts";
+import type { StepKey } from "./step-key.ts";
+
+/**
+ * The engine's stored records, as the `Store` keeps them and the decisions of `transitions.ts` read
+ * and write them. Values (`params`, `output`, `result`, `payload`) are opaque encoded bytes: the
+ * runtime owns the encoding (structured clone), the store only keeps them.
+ */
+
+/** One instance as stored. */
+export interface InstanceRow {
+  workflow: string;
+  id: string;
+  status: InstanceStatus;
+  params: Uint8Array;
+  output: Uint8Array | null;
+  error: SerializedError | null;
+  createdAt: number;
+  updatedAt: number;
+  startedAt: number | null;
+  endedAt: number | null;
+  /** Set while paused: resume shifts every pending step timer by `now - pausedAt`. */
+  pausedAt: number | null;
+  /** When the instance should next be run; `null` when nothing will wake it by itself. */
+  readyAt: number | null;
+  /** 0 for waking instances, 1 for new ones: waking instances run first. */
+  priority: number;
+  /** Bumped by every claim and restart; every write from a run carries the epoch it was claimed with. */
+  epoch: number;
+  /** The worker running it, and until when its claim holds. */
+  owner: string | null;
+  leaseUntil: number | null;
+}
+
+export type InstancePatch = Partial<
+  Pick<
+    InstanceRow,
+    | "status"
+    | "output"
+    | "error"
+    | "updatedAt"
+    | "startedAt"
+    | "endedAt"
+    | "pausedAt"
+    | "readyAt"
+    | "priority"
+    | "epoch"
+    | "owner"
+    | "leaseUntil"
+  >
+>;
+
+export type StepStatus = "running" | "retrying" | "sleeping" | "waiting" | "succeeded" | "failed";
+
+/** The stored state of one step: its frozen config, attempts so far, and its outcome once it has one. */
+export interface StepRow extends StepKey {
+  workflow: string;
+  instanceId: string;
+  /**
+   * The step's position among all step calls of a run (1-based). Replays call steps in the same
+   * order, so it orders steps by when they started, even within one millisecond.
+   */
+  seq: number;
+  status: StepStatus;
+  config: ResolvedStepConfig | null;
+  attempts: number;
+  result: Uint8Array | null;
+  error: SerializedError | null;
+  startedAt: number;
+  endedAt: number | null;
+  /** When a sleeping, retrying or waiting step next needs attention (sleep end, retry, wait timeout). */
+  wakeAt: number | null;
+  /** The event type a `waitForEvent` step waits for. */
+  eventType: string | null;
+}
+
+export interface EventRow {
+  workflow: string;
+  instanceId: string;
+  seq: number;
+  type: string;
+  payload: Uint8Array;
+  timestamp: number;
+  /** The `waitForEvent` step that received it (`stepKeyString`), or `null` while buffered. */
+  consumedBy: string | null;
+}
