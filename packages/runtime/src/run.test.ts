@@ -234,6 +234,39 @@ describe("parking", () => {
   });
 });
 
+describe("pausing", () => {
+  it("a pause during a callback lets it finish and commit, starts nothing new, and parks paused", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const calls: string[] = [];
+    const t = await setup(async (_event, step) => {
+      await step.do("slow", async () => {
+        calls.push("slow");
+        await gate;
+      });
+      await step.do("next", async () => calls.push("next"));
+    });
+    const id = await t.runtime.create("w", { id: "pause" });
+    await t.idle();
+    await t.runtime.pause("w", id);
+    expect((await t.runtime.instance("w", id)).status).toBe("waitingForPause");
+    release();
+    await t.idle();
+    expect(calls).toEqual(["slow"]);
+    expect(summary(await t.steps(id))).toEqual(["do:slow succeeded"]);
+    expect(await t.runtime.instance("w", id)).toMatchObject({ status: "paused", owner: null });
+    const history = await t.history(id);
+    expect(history.slice(-2)).toEqual(["step_completed slow", "workflow_paused"]);
+    expect(history.indexOf("workflow_waiting_for_pause")).toBeLessThan(
+      history.indexOf("step_completed slow"),
+    );
+    await t.runtime.resume("w", id);
+    await t.idle();
+    expect(calls).toEqual(["slow", "next"]);
+    expect((await t.runtime.instance("w", id)).status).toBe("complete");
+  });
+});
+
 describe("restart from a step", () => {
   it("keeps exactly the earlier steps: their callbacks do not run again, the rest do", async () => {
     const calls: string[] = [];
