@@ -24,6 +24,15 @@ export {
   WorkflowTimeoutError,
 } from "@cairn/core";
 export {
+  type Cairn,
+  type CairnOptions,
+  createCairn,
+  DEFAULT_STORE_PATH,
+  type ObjectConfig,
+  POSTGRES_STORE_PACKAGE,
+  type WorkflowConfig,
+} from "@cairn/engine";
+export {
   DurableObject,
   DurableObjectId,
   DurableObjectNamespace,
@@ -36,11 +45,3 @@ export {
   WebSocketRequestResponsePair,
 } from "@cairn/objects";
 export { Runtime, type RuntimeHooks } from "@cairn/runtime";
-export {
-  type Cairn,
-  type CairnOptions,
-  createCairn,
-  DEFAULT_STORE_PATH,
-  type ObjectConfig,
-  type WorkflowConfig,
-} from "./cairn.ts";

@@ -2,8 +2,9 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type Cairn, createCairn } from "@cairn/engine";
+import { DurableObject } from "@cairn/objects";
 import { createApi } from "@cairn/server";
-import { type Cairn, createCairn, DurableObject } from "cairnjs";
 import { afterEach, describe, expect, it } from "vitest";
 import type { CliIo } from "./context.ts";
 import { EXIT_ERROR, EXIT_OK, run } from "./main.ts";

@@ -5,8 +5,9 @@
  */
 import type { InstanceDetail } from "@cairn/api";
 import { CairnApiError, createClient } from "@cairn/client";
+import { WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "@cairn/core";
+import { type Cairn, createCairn } from "@cairn/engine";
 import { createApi, startServer } from "@cairn/server";
-import { type Cairn, createCairn, WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cairnjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildCli, cairn, waitFor } from "./helpers.ts";
 

@@ -8,8 +8,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@cairn/client";
+import { WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "@cairn/core";
+import { type Cairn, createCairn } from "@cairn/engine";
 import { createApi, startServer } from "@cairn/server";
-import { type Cairn, createCairn, WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cairnjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BIN, buildCli, type CliResult, cairn, NODE, waitFor } from "./helpers.ts";
 

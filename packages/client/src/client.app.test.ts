@@ -3,8 +3,9 @@
  * `app.fetch`: every method, the errors, paging and the event stream.
  */
 import type { SubscribeEvent } from "@cairn/api";
+import { WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "@cairn/core";
+import { type Cairn, createCairn } from "@cairn/engine";
 import { createApi } from "@cairn/server";
-import { type Cairn, createCairn, WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cairnjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CairnClient, createClient } from "./index.ts";
 

@@ -1,7 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parseStoreLocation } from "@cairn/core";
-import { type Cairn, createCairn } from "cairnjs";
+import { type Cairn, createCairn } from "@cairn/engine";
 import type { CreateApi, StartServer } from "./host.ts";
 import type { LoadFailure } from "./load-error.ts";
 import { describeStore } from "./project-info.ts";

@@ -1,6 +1,7 @@
 /**
  * Module resolution hooks: `cloudflare:workers` and `cloudflare:workflows` resolve to Cairn's
- * modules, and `cairn` resolves to this package's copy of Cairn when the importing project has none.
+ * modules, and `cairnjs` resolves from this package (where one is installed next to it) when the
+ * importing project has none of its own.
  *
  * `loader.ts` installs `resolveSync` in-thread with `module.registerHooks` where Node has it (it
  * covers `require()` too, which tsx uses for TypeScript files outside a `"type": "module"` package),

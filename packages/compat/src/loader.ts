@@ -33,7 +33,7 @@ let installed = false;
 
 /**
  * Installs the module loader hooks (once per process) that make `cloudflare:workers` and
- * `cloudflare:workflows` load Cairn's modules, and `cairn` load this package's Cairn when the
+ * `cloudflare:workflows` load Cairn's modules, and `cairnjs` resolve from this package when the
  * project has none installed. Needed before importing code written for Cloudflare.
  */
 export function installCloudflareModules(): void {

@@ -7,10 +7,10 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { type MessagePort, parentPort, workerData } from "node:worker_threads";
+import { type Cairn, createCairn } from "@cairn/engine";
 import type { RuntimeHooks } from "@cairn/runtime";
 import type { Store } from "@cairn/store";
 import { openSqliteStore } from "@cairn/store-sqlite";
-import { type Cairn, createCairn } from "cairnjs";
 import { ENV_SLOT, EXPORTS_SLOT } from "./cloudflare-workers.ts";
 import { attributeConsole, observeAttempt, reportErroredInstances, withRunContext } from "./dev-log.ts";
 import { projectGraphs } from "./graphs.ts";

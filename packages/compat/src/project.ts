@@ -1,9 +1,9 @@
 import { existsSync, statSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { parseStoreLocation, type StoreLocation, type WorkflowClass, WorkflowError } from "@cairn/core";
+import type { CairnOptions } from "@cairn/engine";
 import { type DurableObjectClass, type Migration, missingMigration, planMigrations } from "@cairn/objects";
 import { withContainer } from "@cairn/sandbox";
-import type { CairnOptions } from "cairnjs";
 import { readDevSecrets } from "./dev-vars.ts";
 import { importProjectModule } from "./loader.ts";
 import { fetchHandler } from "./worker-exports.ts";

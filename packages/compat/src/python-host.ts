@@ -4,7 +4,7 @@ import { delimiter, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { WorkflowError } from "@cairn/core";
 import { RemoteWorkers } from "@cairn/runtime";
-import { createCairn } from "cairnjs";
+import { createCairn } from "@cairn/engine";
 import type { CreateApi, StartServer } from "./host.ts";
 import type { ServedProject } from "./worker-host.ts";
 import { findWranglerConfig, loadWranglerConfig, type WranglerConfig } from "./wrangler.ts";

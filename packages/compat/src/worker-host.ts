@@ -1,8 +1,8 @@
 import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
 import type { InstanceStatus } from "@cairn/core";
+import { type Cairn, createCairn } from "@cairn/engine";
 import type { Store } from "@cairn/store";
 import { openSqliteStore } from "@cairn/store-sqlite";
-import { type Cairn, createCairn } from "cairnjs";
 import { projectGraphs } from "./graphs.ts";
 import {
   type CloseOptions,

@@ -1,4 +1,5 @@
-import { createCairn, WorkflowEntrypoint } from "cairnjs";
+import { WorkflowEntrypoint } from "@cairn/core";
+import { createCairn } from "@cairn/engine";
 import { describe, expect, it } from "vitest";
 import { DASHBOARD_PATH, dashboardBuilt, dashboardDir } from "./index.ts";
 import { createApi, startServer } from "./server.ts";

@@ -1,8 +1,8 @@
 import { API_PREFIX, ERROR_STATUS } from "@cairn/api";
-import { ERROR_CODES, WorkflowError } from "@cairn/core";
+import { ERROR_CODES, FakeClock, WorkflowError } from "@cairn/core";
+import { createCairn } from "@cairn/engine";
 import type { Store, StoreTx } from "@cairn/store";
 import { openSqliteStore } from "@cairn/store-sqlite";
-import { createCairn, FakeClock } from "cairnjs";
 import { describe, expect, it } from "vitest";
 import { Waiter } from "../test/support.ts";
 import { createApi } from "./app.ts";

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createCairn } from "cairnjs";
+import { createCairn } from "@cairn/engine";
 import { afterEach, describe, expect, it } from "vitest";
 import { Echo } from "../test/support.ts";
 import { createApi } from "./app.ts";

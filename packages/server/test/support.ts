@@ -1,13 +1,12 @@
 import { API_PREFIX, type Envelope } from "@cairn/api";
 import {
-  type Cairn,
-  createCairn,
   FakeClock,
   NonRetryableError,
   WorkflowEntrypoint,
   type WorkflowEvent,
   type WorkflowStep,
-} from "cairnjs";
+} from "@cairn/core";
+import { type Cairn, createCairn } from "@cairn/engine";
 import { type ApiOptions, createApi } from "../src/index.ts";
 
 /** Runs one step that returns the params, then completes with them. */

@@ -9,10 +9,11 @@ export {
 export type { WorkflowInstanceModifier } from "./modifier.ts";
 export { type StepSelector, selectorKey } from "./selectors.ts";
 export {
+  createTestCairn,
   TEST_DEFAULT_RETRY_DELAY,
   type TestCairn,
   type TestCairnBaseOptions,
+  type TestCairnCreateOptions,
   type TestCairnExtras,
   type TestCairnOptions,
-  testCairnFactory,
 } from "./test-cairn.ts";

@@ -1,4 +1,5 @@
 import { type Clock, type Duration, FakeClock, type WorkflowClass } from "@cairn/core";
+import { type Cairn, type CairnOptions, createCairn, type WorkflowConfig } from "@cairn/engine";
 import type { RuntimeHooks } from "@cairn/runtime";
 import { type CairnLike, Harness } from "./harness.ts";
 import { composeHooks } from "./hooks.ts";
@@ -18,8 +19,11 @@ export interface TestCairnBaseOptions {
   log?: (message: string, error: unknown) => void;
 }
 
+/** `createCairn`'s options for a test Cairn: about workflows, so `workflows` is required. */
+export type TestCairnCreateOptions = CairnOptions & { workflows: WorkflowConfig[] };
+
 /** `createCairn`'s options, with a fake clock instead of any clock, plus `autoAdvance`. */
-export type TestCairnOptions<O extends TestCairnBaseOptions> = Omit<O, "clock"> & {
+export type TestCairnOptions<O extends TestCairnBaseOptions = TestCairnCreateOptions> = Omit<O, "clock"> & {
   /** The clock to use; default a `FakeClock` at 2026-01-01T00:00:00Z. */
   clock?: FakeClock;
   /**
@@ -46,46 +50,47 @@ export interface TestCairnExtras {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-export type TestCairn<C extends CairnLike> = C & TestCairnExtras;
+export type TestCairn<C extends CairnLike = Cairn> = C & TestCairnExtras;
 
 /**
- * Builds `createTestCairn` on top of a `createCairn` (the `cairnjs` package passes its own, so a test
- * Cairn is a real one: same runtime, same store, same semantics).
+ * A real Cairn for tests (`createCairn`'s: same runtime, same store, same semantics): an in-memory
+ * SQLite store (":memory:") unless `store` says otherwise, a `FakeClock`, a 10 ms default retry
+ * delay, and the runtime hooks the introspectors need (composed with any `hooks` given). Its bindings
+ * (`cairn.env.X`) are what `introspectWorkflowInstance` and `introspectWorkflow` take.
  *
- * The test Cairn uses an in-memory SQLite store (":memory:") unless `store` says otherwise, a
- * `FakeClock`, a 10 ms default retry delay, and the runtime hooks the introspectors need (composed
- * with any `hooks` given).
+ * ```ts
+ * await using cairn = await createTestCairn({ workflows: [{ binding: "WF", name: "wf", class: MyWorkflow }] });
+ * await cairn.env.WF.create({ id: "1" });
+ * await cairn.advanceTime("30 days");
+ * ```
  */
-export function testCairnFactory<O extends TestCairnBaseOptions, C extends CairnLike>(
-  createCairn: (options: O) => Promise<C>,
-): (options: TestCairnOptions<O>) => Promise<TestCairn<C>> {
-  return async (options) => {
-    if (typeof options !== "object" || options === null)
-      throw new TypeError("createTestCairn needs an options object");
-    const { clock = new FakeClock(), autoAdvance = true, ...rest } = options;
-    if (!(clock instanceof FakeClock)) throw new TypeError("createTestCairn: clock must be a FakeClock");
-    const harness = new Harness(clock, autoAdvance, rest.log);
-    const cairnOptions = {
-      store: ":memory:",
-      defaultRetryDelay: TEST_DEFAULT_RETRY_DELAY,
-      ...rest,
-      clock,
-      hooks: composeHooks(harness.hooks, rest.hooks),
-    } as unknown as O;
-    const cairn = await createCairn(cairnOptions);
-    harness.attach(cairn);
-    registerBindings(harness, options.workflows);
-    const close = async () => {
-      await harness.close();
-      await cairn.close();
-    };
-    return {
-      ...cairn,
-      clock,
-      advanceTime: (duration: Duration) => harness.advanceTime(duration),
-      runUntilIdle: () => harness.runUntilIdle(),
-      close,
-      [Symbol.asyncDispose]: close,
-    };
+export async function createTestCairn<Env = Record<string, unknown>>(
+  options: TestCairnOptions,
+): Promise<TestCairn<Cairn<Env>>> {
+  if (typeof options !== "object" || options === null)
+    throw new TypeError("createTestCairn needs an options object");
+  const { clock = new FakeClock(), autoAdvance = true, ...rest } = options;
+  if (!(clock instanceof FakeClock)) throw new TypeError("createTestCairn: clock must be a FakeClock");
+  const harness = new Harness(clock, autoAdvance, rest.log);
+  const cairn = await createCairn<Env>({
+    store: ":memory:",
+    defaultRetryDelay: TEST_DEFAULT_RETRY_DELAY,
+    ...rest,
+    clock,
+    hooks: composeHooks(harness.hooks, rest.hooks),
+  });
+  harness.attach(cairn);
+  registerBindings(harness, options.workflows);
+  const close = async () => {
+    await harness.close();
+    await cairn.close();
+  };
+  return {
+    ...cairn,
+    clock,
+    advanceTime: (duration: Duration) => harness.advanceTime(duration),
+    runUntilIdle: () => harness.runUntilIdle(),
+    close,
+    [Symbol.asyncDispose]: close,
   };
 }

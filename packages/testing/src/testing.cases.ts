@@ -4,20 +4,20 @@
  * built packages). Each runner passes its `test` function and an assertion adapter.
  */
 import {
-  createCairn,
   NonRetryableError,
   type Workflow,
   WorkflowEntrypoint,
   type WorkflowEvent,
   type WorkflowStep,
-} from "cairnjs";
+} from "@cairn/core";
+import { createCairn } from "@cairn/engine";
 import {
   createTestCairn,
   introspectWorkflow,
   introspectWorkflowInstance,
   type TestCairn,
   type WorkflowInstanceModifier,
-} from "cairnjs/testing";
+} from "@cairn/testing";
 
 /** The assertions the cases need; both runners adapt their own to it. */
 export interface Check {

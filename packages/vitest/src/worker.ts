@@ -13,7 +13,7 @@ import {
   workerExports,
 } from "@cairn/compat";
 import type { Duration, WorkflowClass } from "@cairn/core";
-import { type Cairn, createCairn } from "cairnjs";
+import { type Cairn, createCairn } from "@cairn/engine";
 import type { ResolvedWorkerOptions } from "./plugin.ts";
 
 /** Where `SELF` of `cloudflare:test` finds the Worker's default entrypoint. */

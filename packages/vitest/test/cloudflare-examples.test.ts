@@ -76,7 +76,7 @@ function failures(report: JsonReport): string {
     .join("\n\n");
 }
 
-describe("Cloudflare's examples run unchanged on cairn/vitest", () => {
+describe("Cloudflare's examples run unchanged on cairnjs/vitest", () => {
   test("workers-sdk fixtures/vitest-plugin-examples/workflows: all 11 tests pass", async () => {
     const dir = join(FIXTURES, "workers-sdk/fixtures/vitest-plugin-examples/workflows");
     const { code, output, report } = await runVitest(dir);

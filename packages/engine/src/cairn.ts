@@ -212,7 +212,7 @@ async function openStore(
     throw new TypeError(`createCairn: ${(e as Error).message}`);
   }
   if (location.kind === "postgres") {
-    const { openPostgresStore } = await import("@cairn/store-postgres");
+    const { openPostgresStore } = await loadPostgresStore();
     const url = new URL(store);
     const schema = url.searchParams.get("schema") ?? undefined;
     url.searchParams.delete("schema");
@@ -225,4 +225,28 @@ async function openStore(
     });
   }
   return openSqliteStore({ path: store, synchronous });
+}
+
+/** The package that holds the PostgreSQL store: loaded only when a `postgres://` store is asked for. */
+export const POSTGRES_STORE_PACKAGE = "@cairn/store-postgres";
+
+/**
+ * Loads `@cairn/store-postgres` (and with it `pg`), which library users install only when they use
+ * PostgreSQL. When it (or `pg`) is missing the error names the package to install.
+ */
+async function loadPostgresStore(): Promise<typeof import("@cairn/store-postgres")> {
+  try {
+    return await import("@cairn/store-postgres");
+  } catch (e) {
+    const error = e as NodeJS.ErrnoException;
+    const missing =
+      error?.code === "ERR_MODULE_NOT_FOUND" &&
+      (error.message.includes(`'${POSTGRES_STORE_PACKAGE}'`) || error.message.includes("'pg'"));
+    if (!missing) throw e;
+    throw new Error(
+      `createCairn: a postgres:// store needs the package ${POSTGRES_STORE_PACKAGE}, which is not installed; ` +
+        `install it next to cairnjs: npm install ${POSTGRES_STORE_PACKAGE}`,
+      { cause: e },
+    );
+  }
 }
