@@ -1,10 +1,11 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, type FSWatcher, mkdirSync, readFileSync, watch } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { delimiter, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { WorkflowError } from "@cairn/core";
-import { RemoteWorkers } from "@cairn/runtime";
 import { createCairn } from "@cairn/engine";
+import { RemoteWorkers } from "@cairn/runtime";
+import { type FSWatcher, watch } from "chokidar";
 import type { CreateApi, StartServer } from "./host.ts";
 import type { ServedProject } from "./worker-host.ts";
 import { findWranglerConfig, loadWranglerConfig, type WranglerConfig } from "./wrangler.ts";
@@ -165,8 +166,19 @@ export async function hostPythonProject(dir: string, options: PythonHostOptions)
   let watcher: FSWatcher | undefined;
   if (options.watch) {
     let timer: NodeJS.Timeout | undefined;
-    watcher = watch(root, { recursive: true }, (_event, file) => {
-      if (!file?.endsWith(".py") || file.includes("__pycache__") || file.startsWith(".cairn")) return;
+    // chokidar watches directories, not inodes, so editors that save by renaming are seen too.
+    watcher = watch(root, {
+      ignoreInitial: true,
+      ignored: (path: string) => {
+        const rel = relative(root, path);
+        return rel
+          .split("/")
+          .some((part) => part === "__pycache__" || part === ".cairn" || part === "node_modules");
+      },
+    });
+    watcher.on("all", (_event, path) => {
+      const file = relative(root, path);
+      if (!file.endsWith(".py")) return;
       clearTimeout(timer);
       timer = setTimeout(() => {
         log(`Cairn: ${file} changed; restarting the Python worker`);
@@ -209,7 +221,7 @@ export async function hostPythonProject(dir: string, options: PythonHostOptions)
     } as ServedProject["info"],
     async close() {
       closing = true;
-      watcher?.close();
+      void watcher?.close();
       child?.kill("SIGTERM");
       workers.close();
       await server.close();
