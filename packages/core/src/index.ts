@@ -39,7 +39,7 @@ export {
 export { decidePause, decideResume, decideSendEvent, decideTerminate, type Transition } from "./lifecycle.ts";
 export * from "./limits.ts";
 export { MIN_NODE_VERSION, nodeVersionProblem } from "./node-version.ts";
-export type { EventRow, InstancePatch, InstanceRow, StepRow, StepStatus } from "./records.ts";
+export type { EventRow, InstancePatch, InstanceRow, RollbackState, StepRow, StepStatus } from "./records.ts";
 export {
   ATTEMPT_LOST_ERROR,
   decideLostAttempt,
@@ -48,6 +48,22 @@ export {
   type SuspectLane,
   suspectLane,
 } from "./recovery.ts";
+export {
+  API_INSTANCE_STATUSES,
+  type ApiInstanceStatus,
+  apiStatus,
+  eligibleRollbacks,
+  endRollbacks,
+  parseRollbackOptions,
+  ROLLBACK_MISSING,
+  ROLLBACK_PHASE_MESSAGE,
+  type RollbackOptions,
+  rollbackCall,
+  rollbackKeyString,
+  rollbackMissing,
+  startRollbacks,
+  TERMINATE_TRIGGER_ERROR,
+} from "./rollback.ts";
 export {
   ACTIVE_STATUSES,
   type FinalStatus,
@@ -118,8 +134,11 @@ export {
   type WorkflowEvent,
   type WorkflowInstance,
   type WorkflowInstanceCreateOptions,
+  type WorkflowInstanceTerminateOptions,
+  type WorkflowRollbackContext,
   type WorkflowSleepDuration,
   type WorkflowStep,
   type WorkflowStepContext,
   type WorkflowStepEvent,
+  type WorkflowStepRollbackOptions,
 } from "./workflow.ts";

@@ -728,7 +728,9 @@ export class Runtime {
           "instance.changed",
           `Instance "${id}" changed while the command ran; try again`,
         );
-      await tx.history.append(d.history.map((type) => ({ workflow, instanceId: id, type, timestamp: now })));
+      await tx.history.append(
+        d.history.map((type) => ({ workflow, instanceId: id, type, timestamp: now }) as NewHistoryEntry),
+      );
       return d.status;
     });
     if (status !== undefined) this.#changed(workflow, id, status);

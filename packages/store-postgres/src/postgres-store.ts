@@ -127,7 +127,7 @@ function toClaimed(r: Row): ClaimedInstance {
 }
 
 function toInstance(r: Row): InstanceRow {
-  return {
+  const row: InstanceRow = {
     workflow: r.workflow as string,
     id: r.id as string,
     status: r.status as InstanceStatus,
@@ -145,10 +145,12 @@ function toInstance(r: Row): InstanceRow {
     owner: (r.owner as string | null) ?? null,
     leaseUntil: num(r.lease_until),
   };
+  if (r.rollback !== null && r.rollback !== undefined) row.rollback = r.rollback as InstanceRow["rollback"];
+  return row;
 }
 
 function toStep(r: Row): StepRow {
-  return {
+  const step: StepRow = {
     workflow: r.workflow as string,
     instanceId: r.instance_id as string,
     kind: r.kind as StepKind,
@@ -165,6 +167,11 @@ function toStep(r: Row): StepRow {
     wakeAt: num(r.wake_at),
     eventType: (r.event_type as string | null) ?? null,
   };
+  if (r.has_rollback === true) {
+    step.hasRollback = true;
+    step.rollbackConfig = (r.rollback_config as StepRow["config"]) ?? null;
+  }
+  return step;
 }
 
 function toEvent(r: Row): EventRow {
@@ -180,13 +187,13 @@ function toEvent(r: Row): EventRow {
 }
 
 function toHistory(r: Row): HistoryEntry {
-  const entry: HistoryEntry = {
+  const entry = {
     eventId: Number(r.event_id),
     workflow: r.workflow as string,
     instanceId: r.instance_id as string,
     type: r.type as HistoryEntry["type"],
     timestamp: Number(r.timestamp),
-  };
+  } as HistoryEntry;
   if (r.step_kind !== null)
     entry.step = { kind: r.step_kind as StepKind, name: r.step_name as string, count: Number(r.step_count) };
   if (r.data !== null && r.data !== undefined) entry.data = r.data as HistoryEntry["data"];
@@ -475,7 +482,8 @@ export class PostgresStore implements Store {
       statuses: !!first.guard.statusIn,
     };
     const values: unknown[] = [batch.map((u) => u.workflow), batch.map((u) => u.id)];
-    for (const k of keys) values.push(batch.map((u) => (k === "error" ? json(u.patch.error) : u.patch[k])));
+    for (const k of keys)
+      values.push(batch.map((u) => (k === "error" || k === "rollback" ? json(u.patch[k]) : u.patch[k])));
     if (shape.epoch) values.push(batch.map((u) => u.guard.epoch));
     if (shape.owner) values.push(batch.map((u) => u.guard.owner));
     if (shape.statuses) values.push(first.guard.statusIn);
@@ -506,6 +514,7 @@ export class PostgresStore implements Store {
       ...historyArrays(h.entries),
       h.item,
       h.place,
+      col((c) => json(c.step.rollbackConfig)),
     ]);
     const statuses: (InstanceStatus | undefined)[] = commits.map(() => undefined);
     for (const r of res.rows) if (r.status !== null) statuses[Number(r.i) - 1] = r.status as InstanceStatus;
@@ -693,7 +702,9 @@ export class PostgresStore implements Store {
         // No status is in an empty `statusIn`; an `undefined` field is absent, not a NULL.
         if (guard.statusIn?.length === 0) return false;
         const keys = (Object.keys(patch) as (keyof InstancePatch)[]).filter((k) => patch[k] !== undefined);
-        const values: unknown[] = keys.map((k) => (k === "error" ? json(patch.error) : patch[k]));
+        const values: unknown[] = keys.map((k) =>
+          k === "error" || k === "rollback" ? json(patch[k]) : patch[k],
+        );
         values.push(workflow, id);
         if (guard.epoch !== undefined) values.push(guard.epoch);
         if (guard.owner !== undefined) values.push(guard.owner);
@@ -784,11 +795,12 @@ export class PostgresStore implements Store {
           ...stepColumns(s),
           ...historyArrays(entries),
           c.history.length,
+          json(s.rollbackConfig),
         ]);
         return res.rows[0]?.status as InstanceStatus | undefined;
       },
       put: async (s: StepRow) => {
-        await run(q.putStep, [s.workflow, s.instanceId, ...stepColumns(s)]);
+        await run(q.putStep, [s.workflow, s.instanceId, ...stepColumns(s), json(s.rollbackConfig)]);
       },
       delete: async (workflow, instanceId, keys) => {
         if (!keys) await run(q.deleteInstanceSteps, [workflow, instanceId]);

@@ -57,7 +57,7 @@ const parse = <T>(v: unknown): T | null => (typeof v === "string" ? (JSON.parse(
 const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 
 function toInstance(r: Row): InstanceRow {
-  return {
+  const row: InstanceRow = {
     workflow: r.workflow as string,
     id: r.id as string,
     status: r.status as InstanceStatus,
@@ -75,10 +75,12 @@ function toInstance(r: Row): InstanceRow {
     owner: (r.owner as string | null) ?? null,
     leaseUntil: num(r.lease_until),
   };
+  if (typeof r.rollback === "string") row.rollback = parse(r.rollback);
+  return row;
 }
 
 function toStep(r: Row): StepRow {
-  return {
+  const step: StepRow = {
     workflow: r.workflow as string,
     instanceId: r.instance_id as string,
     kind: r.kind as StepKind,
@@ -95,6 +97,11 @@ function toStep(r: Row): StepRow {
     wakeAt: num(r.wake_at),
     eventType: (r.event_type as string | null) ?? null,
   };
+  if (Number(r.has_rollback) === 1) {
+    step.hasRollback = true;
+    step.rollbackConfig = parse(r.rollback_config);
+  }
+  return step;
 }
 
 function toEvent(r: Row): EventRow {
@@ -110,13 +117,13 @@ function toEvent(r: Row): EventRow {
 }
 
 function toHistory(r: Row): HistoryEntry {
-  const entry: HistoryEntry = {
+  const entry = {
     eventId: Number(r.event_id),
     workflow: r.workflow as string,
     instanceId: r.instance_id as string,
     type: r.type as HistoryEntry["type"],
     timestamp: Number(r.timestamp),
-  };
+  } as HistoryEntry;
   if (r.step_kind !== null)
     entry.step = { kind: r.step_kind as StepKind, name: r.step_name as string, count: Number(r.step_count) };
   const data = parse<HistoryEntry["data"]>(r.data);
@@ -386,7 +393,7 @@ export class SqliteStore implements Store {
         if (guard.statusIn?.length === 0) return false;
         const keys = (Object.keys(patch) as (keyof InstancePatch)[]).filter((k) => patch[k] !== undefined);
         const values: SQLInputValue[] = keys.map((k) =>
-          k === "error" ? json(patch.error) : (patch[k] as SQLInputValue),
+          k === "error" || k === "rollback" ? json(patch[k]) : (patch[k] as SQLInputValue),
         );
         values.push(workflow, id);
         if (guard.epoch !== undefined) values.push(guard.epoch);
@@ -492,6 +499,8 @@ export class SqliteStore implements Store {
           s.endedAt,
           s.wakeAt,
           s.eventType,
+          s.hasRollback === true ? 1 : 0,
+          jsonOfConfig(s.rollbackConfig ?? null),
         );
       },
       delete: async (workflow, instanceId, keys) => {
