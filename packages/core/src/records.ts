@@ -42,6 +42,8 @@ export interface RollbackState {
   trigger: "error" | "terminate";
   /** The error handed to every rollback handler (for `error`, the instance's error). */
   triggerError: SerializedError;
+  /** Set when the phase started (`rollback_started`): how many steps it compensates. */
+  totalSteps?: number;
   /** Set when the phase ended. */
   outcome?: "complete" | "failed";
   /** The error of the rollback that failed for good. */

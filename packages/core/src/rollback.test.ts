@@ -175,7 +175,7 @@ describe("the phase", () => {
 
   it("starts by recording its trigger", () => {
     const w = startRollbacks("trip", "t-1", { trigger: "error", triggerError }, 3, T0);
-    expect(w.patch).toEqual({ rollback: { trigger: "error", triggerError }, updatedAt: T0 });
+    expect(w.patch).toEqual({ rollback: { trigger: "error", triggerError, totalSteps: 3 }, updatedAt: T0 });
     expect(w.history).toEqual([
       expect.objectContaining({ type: "rollback_started", data: { triggerError, totalSteps: 3 } }),
     ]);

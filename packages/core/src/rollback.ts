@@ -117,7 +117,10 @@ export function startRollbacks(
   now: number,
 ): InstanceWrite {
   return {
-    patch: { rollback: { trigger: state.trigger, triggerError: state.triggerError }, updatedAt: now },
+    patch: {
+      rollback: { trigger: state.trigger, triggerError: state.triggerError, totalSteps: total },
+      updatedAt: now,
+    },
     history: [
       historyEntry(workflow, instanceId, now, "rollback_started", undefined, {
         triggerError: state.triggerError,
@@ -173,6 +176,7 @@ export function endRollbacks(
   const rollback: RollbackState = {
     trigger: state.trigger,
     triggerError: state.triggerError,
+    totalSteps: total,
     outcome: failure ? "failed" : "complete",
   };
   if (failure) rollback.error = failure;

@@ -19,8 +19,10 @@ import {
   parseDuration,
   planRestart,
   type RestartOptions,
+  type RollbackState,
   STEP_KINDS,
   systemClock,
+  TERMINATE_TRIGGER_ERROR,
   type TimerHandle,
   validateEventType,
   validateInstanceId,
@@ -29,6 +31,7 @@ import {
   type WorkflowClass,
   WorkflowError,
   type WorkflowInstanceCreateOptions,
+  type WorkflowInstanceTerminateOptions,
 } from "@cairn/core";
 import {
   createdRow,
@@ -484,7 +487,10 @@ export class Runtime {
 
   async status(workflow: string, id: string): Promise<InstanceStatusDetails> {
     const row = await this.instance(workflow, id);
-    const details: InstanceStatusDetails = { status: row.status };
+    // A rollback phase waiting between attempts is `running` to the binding (its type has no
+    // `rollingBack`; the API shows that).
+    const rollingBack = row.rollback && !row.rollback.outcome && row.status === "waiting";
+    const details: InstanceStatusDetails = { status: rollingBack ? "running" : row.status };
     if (row.status === "complete") details.output = decodeValue(row.output);
     // As on Cloudflare: `{ name, message }` (the stack and the step are in the API's instance detail).
     if (row.error) details.error = { name: row.error.name, message: row.error.message };
@@ -523,7 +529,16 @@ export class Runtime {
     if (status === "queued") this.#pump();
   }
 
-  async terminate(workflow: string, id: string): Promise<void> {
+  async terminate(workflow: string, id: string, options?: WorkflowInstanceTerminateOptions): Promise<void> {
+    if (
+      options !== undefined &&
+      (typeof options !== "object" ||
+        options === null ||
+        Object.keys(options).some((k) => k !== "rollback") ||
+        (options.rollback !== undefined && typeof options.rollback !== "boolean"))
+    )
+      throw new WorkflowError("body", "terminate options must be { rollback?: boolean }");
+    if (options?.rollback) return this.#terminateWithRollback(workflow, id);
     const { row } = await this.#control(workflow, id, async (tx, row, now) => {
       const t = decideTerminate(row.status);
       await this.#tell(tx, { kind: "abort", workflow, instanceId: id, epoch: row.epoch });
@@ -531,6 +546,45 @@ export class Runtime {
       return { status: t.status, patch, history: t.history };
     });
     this.#abortRunOf(row);
+  }
+
+  /**
+   * `terminate({ rollback: true })` (SPEC §9.1): the registered rollbacks run, newest first, then the
+   * instance ends `terminated`. A run of the instance in this process starts the phase itself once
+   * its callbacks in flight finish. Otherwise the trigger is stored, any run elsewhere is fenced off
+   * (the epoch moves on) and the instance is made ready: its next owner replays `run()` only to
+   * register the handlers again, and runs the phase. A phase already under way is left alone.
+   */
+  async #terminateWithRollback(workflow: string, id: string): Promise<void> {
+    const rollback: RollbackState = { trigger: "terminate", triggerError: TERMINATE_TRIGGER_ERROR };
+    let local: InstanceRun | undefined;
+    const { status, row } = await this.#control(workflow, id, async (tx, row, now) => {
+      decideTerminate(row.status);
+      if (row.rollback && !row.rollback.outcome) return undefined;
+      const run = this.#runOf(row);
+      if (run?.epoch === row.epoch && !run.ended) {
+        local = run;
+        return { status: row.status, patch: { rollback }, history: [] };
+      }
+      await this.#tell(tx, { kind: "abort", workflow, instanceId: id, epoch: row.epoch });
+      await this.#tell(tx, { kind: "ready" });
+      const status = row.status === "paused" || row.status === "queued" ? "queued" : "waiting";
+      const patch = {
+        rollback,
+        epoch: row.epoch + 1,
+        owner: null,
+        leaseUntil: null,
+        pausedAt: null,
+        readyAt: now,
+        priority: 0,
+      };
+      return { status, patch, history: [] };
+    });
+    if (local) local.rollback(rollback);
+    else if (status !== undefined) {
+      this.#abortRunOf(row);
+      this.#pump();
+    }
   }
 
   /**
@@ -572,7 +626,8 @@ export class Runtime {
       }
       await this.#tell(tx, { kind: "abort", workflow, instanceId: id, epoch: row.epoch });
       await this.#tell(tx, { kind: "ready" });
-      return { status: "queued" as const, patch: plan.patch, history: plan.history };
+      const patch = row.rollback ? { ...plan.patch, rollback: null } : plan.patch;
+      return { status: "queued" as const, patch, history: plan.history };
     });
     // Only runs of the epoch the restart replaced: a claim after it may have started a new run.
     this.#abortRunOf(row);
@@ -915,8 +970,8 @@ export class InstanceHandle {
   resume(): Promise<void> {
     return this.#runtime.resume(this.#workflow, this.id);
   }
-  terminate(): Promise<void> {
-    return this.#runtime.terminate(this.#workflow, this.id);
+  terminate(options?: WorkflowInstanceTerminateOptions): Promise<void> {
+    return this.#runtime.terminate(this.#workflow, this.id, options);
   }
   restart(options?: RestartOptions): Promise<void> {
     return this.#runtime.restart(this.#workflow, this.id, options);
