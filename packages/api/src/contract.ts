@@ -101,7 +101,7 @@ export const stepQuery = z
   .object({
     /** `"<name>-<count>"`, as the instance detail shows it. */
     name: z.string().min(1),
-    type: z.enum(["step", "sleep", "waitForEvent"]).optional(),
+    type: z.enum(["step", "sleep", "waitForEvent", "rollback"]).optional(),
   })
   .strict();
 export type StepQuery = z.infer<typeof stepQuery>;

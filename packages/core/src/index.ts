@@ -50,7 +50,6 @@ export {
 } from "./recovery.ts";
 export {
   API_INSTANCE_STATUSES,
-  type ApiInstanceStatus,
   apiStatus,
   eligibleRollbacks,
   endRollbacks,
@@ -66,6 +65,7 @@ export {
 } from "./rollback.ts";
 export {
   ACTIVE_STATUSES,
+  type ApiInstanceStatus,
   type FinalStatus,
   INSTANCE_STATUSES,
   type InstanceStatus,

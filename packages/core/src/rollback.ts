@@ -2,7 +2,7 @@ import { type ResolvedStepConfig, resolveStepConfig } from "./config.ts";
 import { type SerializedError, WorkflowError } from "./errors.ts";
 import type { NewHistoryEntry } from "./history.ts";
 import type { InstanceRow, RollbackState, StepRow } from "./records.ts";
-import { ACTIVE_STATUSES, type InstanceStatus } from "./status.ts";
+import { ACTIVE_STATUSES, type ApiInstanceStatus } from "./status.ts";
 import { stepKeyString } from "./step-key.ts";
 import { historyEntry, type InstanceWrite, type StepCall, type StepWrite } from "./transitions.ts";
 import type { WorkflowRollbackContext } from "./workflow.ts";
@@ -213,9 +213,6 @@ export function endRollbacks(
   history.push(historyEntry(workflow, instanceId, now, "workflow_terminated"));
   return { patch: { status: "terminated", rollback, ...cleared }, history, statusIn: ACTIVE_STATUSES };
 }
-
-/** The statuses the HTTP API, CLI and dashboard show: the instance's, and `rollingBack` (SPEC §9.1). */
-export type ApiInstanceStatus = InstanceStatus | "rollingBack";
 
 export const API_INSTANCE_STATUSES: readonly ApiInstanceStatus[] = [
   "queued",
