@@ -4,6 +4,7 @@ export {
   canRetry,
   DEFAULT_RETRY_DELAY,
   defaultStepConfig,
+  REDACTED_STEP_OUTPUT,
   type ResolvedStepConfig,
   reconnectDelayMs,
   resolveStepConfig,

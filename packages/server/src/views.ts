@@ -11,7 +11,7 @@ import type {
   WaitStepDetail,
 } from "@cairn/api";
 import { toJson } from "@cairn/api";
-import { apiStatus, type HistoryEntry, stepKeyString, stepLabel } from "@cairn/core";
+import { apiStatus, type HistoryEntry, REDACTED_STEP_OUTPUT, stepKeyString, stepLabel } from "@cairn/core";
 import { decodeValue } from "@cairn/runtime";
 import type { InstanceRow, StepRow } from "@cairn/store";
 
@@ -21,7 +21,7 @@ import type { InstanceRow, StepRow } from "@cairn/store";
  */
 
 /** What a sensitive step (`sensitive: "output"`) shows instead of its output. */
-export const REDACTED = "[REDACTED]";
+export const REDACTED = REDACTED_STEP_OUTPUT;
 
 /** Step outputs longer than this (as JSON text) are cut in the instance detail. */
 export const DETAIL_OUTPUT_LIMIT = 4096;
