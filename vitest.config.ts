@@ -1,6 +1,9 @@
 import { configDefaults, defineConfig } from "vitest/config";
+import { standardDecorators } from "./tests/agents/decorators.ts";
 
 export default defineConfig({
+  // Agents' tests use TC39 decorators (`@callable()`), which Vite leaves uncompiled.
+  plugins: [standardDecorators()],
   // Workspace packages resolve to their TypeScript sources in tests (the "source" export condition),
   // so tests never run stale builds.
   resolve: { conditions: ["source", "module", "node", "import", "default"] },

@@ -164,3 +164,27 @@ export async function readJsonFile(ctx: CliContext, path: string, what: string):
   }
   return parseJsonArgument(text, `${what} (${path === "-" ? "standard input" : path})`);
 }
+
+/** `--sandbox-network` and `--sandbox-allow` of `dev`/`start` (options of `@cairn/sandbox`). */
+export interface SandboxFlags {
+  sandboxNetwork?: string;
+  sandboxAllow?: string[];
+}
+
+export const SANDBOX_NETWORK_HELP = "sandboxes' network: none (default) or egress (only to --sandbox-allow)";
+export const SANDBOX_ALLOW_HELP =
+  "host:port destinations sandboxes may reach with --sandbox-network egress (comma-separated)";
+
+/** Checks the sandbox flags and hands them to the project's sandboxes (`CAIRN_SANDBOX_*`). */
+export function applySandboxFlags(flags: SandboxFlags, env: NodeJS.ProcessEnv = process.env): void {
+  const network = flags.sandboxNetwork;
+  if (network !== undefined && network !== "none" && network !== "egress")
+    throw new UsageError(`--sandbox-network must be none or egress, got "${network}"`);
+  for (const a of flags.sandboxAllow ?? [])
+    if (!/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5}|\*)$/.test(a))
+      throw new UsageError(`--sandbox-allow: "${a}" is not host:port`);
+  if (flags.sandboxAllow?.length && network !== "egress")
+    throw new UsageError("--sandbox-allow needs --sandbox-network egress");
+  if (network) env.CAIRN_SANDBOX_NETWORK = network;
+  if (flags.sandboxAllow?.length) env.CAIRN_SANDBOX_ALLOW = flags.sandboxAllow.join(",");
+}

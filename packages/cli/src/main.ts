@@ -20,6 +20,7 @@ import { registerInstancesTerminate } from "./commands/instances-terminate.ts";
 import { registerMigrate } from "./commands/migrate.ts";
 import { registerObjectsList } from "./commands/objects-list.ts";
 import { registerObjectsSql } from "./commands/objects-sql.ts";
+import { registerSandbox } from "./commands/sandbox.ts";
 import { registerStart } from "./commands/start.ts";
 import { registerWorkflowsDescribe } from "./commands/workflows-describe.ts";
 import { registerWorkflowsList } from "./commands/workflows-list.ts";
@@ -83,6 +84,11 @@ export function createProgram(ctx: CliContext): Command {
     .helpCommand(false);
   registerObjectsList(objects, ctx);
   registerObjectsSql(objects, ctx);
+
+  registerSandbox(
+    program.command("sandbox").description("Sandboxes: check this machine, list, destroy").helpCommand(false),
+    ctx,
+  );
 
   registerDiagram(program, ctx);
   return program;

@@ -1,5 +1,6 @@
 import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
+import { routeAgentRequest } from "@cairn/agents";
 import { parseStoreLocation } from "@cairn/core";
 import { installWorkersGlobals, type UpgradeListener, upgradeListener } from "@cairn/objects";
 import type { RuntimeHooks } from "@cairn/runtime";
@@ -126,6 +127,8 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
   const location = parseStoreLocation(store);
   if (location.kind === "sqlite") mkdirSync(dirname(location.path), { recursive: true });
 
+  // Sandboxes (`@cloudflare/sandbox`) keep their directories beside the store.
+  process.env.CAIRN_SANDBOX_DIR ??= join(dirname(project.storePath), "sandboxes");
   const drain = new Drain();
   const userHooks = { ...options.cairn?.hooks, ...project.options.hooks };
   const devLogger = options.devLogger;
@@ -161,7 +164,9 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
   (globalThis as Record<symbol, unknown>)[EXPORTS_SLOT] = entrypoints;
 
   const pending = new Set<Promise<unknown>>();
-  const fetch = project.fetch ? serveFetch(project.fetch, env, pending, log) : undefined;
+  // Without a fetch handler of its own, a project with Durable Objects gets `/agents/*` routed to its agents.
+  const handler = project.fetch ?? (project.objects.length > 0 ? agentsFetch : undefined);
+  const fetch = handler ? serveFetch(handler, env, pending, log) : undefined;
 
   // WebSocket upgrades go through the same fetch handler; a 101 response with a webSocket is bridged.
   const sockets = new Set<WsSocket>();
@@ -250,6 +255,10 @@ export function serveFetch(
     }
   };
 }
+
+/** `cairn dev`'s fetch handler for a project without one: `routeAgentRequest`, else 404. */
+const agentsFetch: FetchHandler = async (request, env) =>
+  (await routeAgentRequest(request, env)) ?? new Response("Not found\n", { status: 404 });
 
 export const until = (deadline: number) =>
   new Promise<void>((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref());

@@ -15,6 +15,20 @@ export const CLOUDFLARE_MODULES: Readonly<Record<string, string>> = {
   "cloudflare:workflows": sibling("cloudflare-workflows"),
 };
 
+/** Packages of Cloudflare's that resolve to Cairn's (Sandboxes: `@cloudflare/sandbox`). */
+export const CLOUDFLARE_PACKAGES: Readonly<Record<string, string>> = {
+  "@cloudflare/sandbox": import.meta.resolve("@cairn/sandbox"),
+};
+
+/**
+ * Cloudflare's Agents SDK (`agents`, `agents/workflows`) as Cairn provides it, so an Agents project
+ * runs unchanged; the client side (`agents/client`, `agents/react`) stays the project's own.
+ */
+export const AGENTS_MODULES: Readonly<Record<string, string>> = {
+  agents: import.meta.resolve("@cairn/agents"),
+  "agents/workflows": import.meta.resolve("@cairn/agents/workflows"),
+};
+
 let installed = false;
 
 /**
@@ -25,7 +39,10 @@ let installed = false;
 export function installCloudflareModules(): void {
   if (installed) return;
   installed = true;
-  const data: HookData = { modules: { ...CLOUDFLARE_MODULES }, fallbackParent: import.meta.url };
+  const data: HookData = {
+    modules: { ...CLOUDFLARE_MODULES, ...CLOUDFLARE_PACKAGES, ...AGENTS_MODULES },
+    fallbackParent: import.meta.url,
+  };
   // In-thread hooks (Node ≥ 22.15) also cover require(); older Node gets the off-thread ESM hooks.
   const registerHooks = (nodeModule as { registerHooks?: (hooks: { resolve: unknown }) => unknown })
     .registerHooks;

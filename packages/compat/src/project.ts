@@ -2,6 +2,7 @@ import { existsSync, statSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { parseStoreLocation, type StoreLocation, type WorkflowClass, WorkflowError } from "@cairn/core";
 import { type DurableObjectClass, type Migration, missingMigration, planMigrations } from "@cairn/objects";
+import { withContainer } from "@cairn/sandbox";
 import type { CairnOptions } from "cairnjs";
 import { readDevSecrets } from "./dev-vars.ts";
 import { importProjectModule } from "./loader.ts";
@@ -180,7 +181,11 @@ async function loadWranglerProject(
         `${o.class_name}: export "${o.class_name}" of ${shown} is not a class (Durable Object binding ${o.name})`,
       );
     if (!classes.has(o.class_name)) throw missingMigration(o.class_name, o.name);
-    return { binding: o.name, class: cls as DurableObjectClass, className: o.class_name };
+    // A class in containers[] (a Sandbox) gets ctx.container, as on Cloudflare.
+    const withCtr = config.containers?.includes(o.class_name)
+      ? withContainer(cls as DurableObjectClass)
+      : cls;
+    return { binding: o.name, class: withCtr as DurableObjectClass, className: o.class_name };
   });
   const fetch = projectFetchHandler(mod.default, shown);
   return {

@@ -47,6 +47,8 @@ export interface WranglerConfig {
   workflows: WranglerWorkflow[];
   /** `durable_objects.bindings[]` (empty when there are none). */
   durableObjects: WranglerDurableObject[];
+  /** `containers[].class_name`: Durable Object classes that get `ctx.container` (Sandboxes). */
+  containers?: string[];
   /** `migrations[]` (empty when there are none). */
   migrations: WranglerMigration[];
   /** Plain-text environment variables, visible in `env`. */
@@ -94,7 +96,6 @@ export const UNSUPPORTED_SECTIONS: Readonly<Record<string, string>> = {
   pipelines: "Pipelines",
   secrets_store_secrets: "Secrets Store secrets",
   version_metadata: "version metadata",
-  containers: "Containers",
   unsafe: "unsafe bindings",
 };
 
@@ -195,6 +196,19 @@ const configSchema = z
       .optional(),
     migrations: z
       .array(migrationSchema, { error: "must be a list of { tag, new_sqlite_classes, … }" })
+      .optional(),
+    // Sandboxes (SPEC §14.1): the class runs as a Durable Object with a jail; `image` is not built.
+    containers: z
+      .array(
+        z
+          .object({
+            class_name: z.string({ error: "needs a class_name (a string)" }),
+            image: z.string({ error: "image must be a string" }).optional(),
+            max_instances: z.number({ error: "max_instances must be a number" }).optional(),
+          })
+          .loose(),
+        { error: "must be a list of { class_name, image, max_instances }" },
+      )
       .optional(),
     vars: z
       .record(
@@ -342,6 +356,11 @@ export function parseWranglerConfig(
     throw new WranglerConfigError(options.env ? `${path} (env.${options.env})` : path, lines.join("; "));
   }
   const c = result.data;
+  for (const container of c.containers ?? [])
+    if (container.image && !container.image.endsWith("/"))
+      warnings.push(
+        `${file}: containers (${container.class_name}): image ${JSON.stringify(container.image)} is not built by Cairn; sandboxes use the host's /usr read-only`,
+      );
   return {
     ...(c.name !== undefined ? { name: c.name } : {}),
     main: c.main,
@@ -354,6 +373,7 @@ export function parseWranglerConfig(
       name: o.name,
       class_name: o.class_name,
     })),
+    ...(c.containers?.length ? { containers: c.containers.map((x) => x.class_name) } : {}),
     migrations: (c.migrations ?? []).map((m) => ({
       tag: m.tag,
       ...(m.new_sqlite_classes ? { new_sqlite_classes: m.new_sqlite_classes } : {}),

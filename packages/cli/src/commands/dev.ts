@@ -1,9 +1,19 @@
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import { type CliContext, HOST_ALLOW_HELP, hostList, portNumber, storeArgument } from "../context.ts";
+import {
+  applySandboxFlags,
+  type CliContext,
+  HOST_ALLOW_HELP,
+  hostList,
+  portNumber,
+  SANDBOX_ALLOW_HELP,
+  SANDBOX_NETWORK_HELP,
+  type SandboxFlags,
+  storeArgument,
+} from "../context.ts";
 import { hostAllow, serveUntilStopped } from "../serve.ts";
 
-interface DevFlags {
+interface DevFlags extends SandboxFlags {
   port: number;
   host: string;
   hostAllow?: string[];
@@ -30,8 +40,11 @@ export function registerDev(parent: Command, ctx: CliContext): void {
     )
     .option("--config <file>", "wrangler.jsonc / wrangler.toml / cairn.config.ts to use")
     .option("--env <name>", "wrangler environment to use (the config's env.<name> section)")
+    .option("--sandbox-network <mode>", SANDBOX_NETWORK_HELP)
+    .option("--sandbox-allow <destinations>", SANDBOX_ALLOW_HELP, hostList)
     .action(async (dir: string, options: DevFlags, command: Command) => {
       const { token } = ctx.globals(command);
+      applySandboxFlags(options);
       const store = options.store === undefined ? undefined : storeArgument(options.store, ctx.io.cwd);
       const { runDev } = await import("@cairn/compat");
       const log = (line: string) => ctx.io.stderr(line.endsWith("\n") ? line : `${line}\n`);

@@ -1,10 +1,14 @@
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import {
+  applySandboxFlags,
   type CliContext,
   HOST_ALLOW_HELP,
   hostList,
   portNumber,
+  SANDBOX_ALLOW_HELP,
+  SANDBOX_NETWORK_HELP,
+  type SandboxFlags,
   storeArgument,
   UsageError,
 } from "../context.ts";
@@ -14,7 +18,7 @@ import { hostAllow, serveUntilStopped } from "../serve.ts";
 const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
 type LogLevel = (typeof LOG_LEVELS)[number];
 
-interface StartFlags {
+interface StartFlags extends SandboxFlags {
   store?: string;
   host: string;
   hostAllow?: string[];
@@ -42,6 +46,8 @@ export function registerStart(parent: Command, ctx: CliContext): void {
     .option("--port <port>", "port to listen on (0: any free port)", portNumber, 8787)
     .option("--config <file>", "wrangler.jsonc / wrangler.toml / cairn.config.ts to use")
     .option("--env <name>", "wrangler environment to use (the config's env.<name> section)")
+    .option("--sandbox-network <mode>", SANDBOX_NETWORK_HELP)
+    .option("--sandbox-allow <destinations>", SANDBOX_ALLOW_HELP, hostList)
     .option("--log-format <format>", "text (readable lines) or json (one JSON object per line)", "text")
     .option(
       "--log-level <level>",
@@ -49,6 +55,7 @@ export function registerStart(parent: Command, ctx: CliContext): void {
     )
     .action(async (dir: string, options: StartFlags, command: Command) => {
       const { token } = ctx.globals(command);
+      applySandboxFlags(options);
       const format = options.logFormat;
       if (format !== "text" && format !== "json")
         throw new UsageError(`--log-format must be text or json, got "${format}"`);

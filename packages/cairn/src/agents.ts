@@ -1,0 +1,2 @@
+/** `cairnjs/agents`: Cloudflare's Agents SDK on Cairn (see docs/agents.md). */
+export * from "@cairn/agents";

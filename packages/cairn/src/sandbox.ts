@@ -1,0 +1,2 @@
+/** `cairnjs/sandbox`: Sandboxes (SPEC §14); `@cloudflare/sandbox` inside projects. See docs/sandbox.md. */
+export * from "@cairn/sandbox";
