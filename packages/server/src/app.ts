@@ -1,5 +1,5 @@
 import { API_PREFIX } from "@cairn/api";
-import type { Runtime } from "@cairn/runtime";
+import type { RemoteWorkers, Runtime } from "@cairn/runtime";
 import { Hono } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { checkToken } from "./auth.ts";
@@ -10,6 +10,7 @@ import { type ObjectsView, objectRoutes } from "./objects.ts";
 import { openApiRoute } from "./openapi.ts";
 import { mountRoutes } from "./routes.ts";
 import { healthRoute, projectRoute } from "./system-routes.ts";
+import { workerRoutes } from "./worker-routes.ts";
 import { workflowRoutes } from "./workflow-routes.ts";
 
 /** How often an idle event stream sends a comment, so proxies keep it open. */
@@ -46,6 +47,8 @@ export interface ApiOptions {
   project?: () => unknown;
   /** Durable Objects (`cairn.objects`): serves `/objects/*` read-only views and SQL (docs/objects.md). */
   objects?: ObjectsView;
+  /** Remote workers (worker protocol v1, SPEC §11.3): serves `/workers/*`. */
+  workers?: RemoteWorkers;
 }
 
 /** The token each app was created with: `startServer` lets such apps listen beyond loopback. */
@@ -157,6 +160,7 @@ export function createApi(options: ApiOptions): Hono {
   });
 
   mountRoutes(api, objectRoutes.routes, { objects: options.objects ?? NO_OBJECTS });
+  mountRoutes(api, workerRoutes.routes, { workers: options.workers });
 
   // Mounting copies the routes, so it comes after they are all defined.
   app.route(API_PREFIX, api);

@@ -3,6 +3,7 @@ import { z } from "zod";
 import { objectRoutes } from "./objects.ts";
 import { defineRoute, openApiDocumentOf, type RouteGroup } from "./routes.ts";
 import { systemRoutes } from "./system-routes.ts";
+import { workerRoutes } from "./worker-routes.ts";
 import { workflowRoutes } from "./workflow-routes.ts";
 
 /** The OpenAPI document itself: served without the token. */
@@ -29,6 +30,7 @@ export const API_ROUTE_GROUPS: RouteGroup<never>[] = [
   systemRoutes,
   workflowRoutes,
   objectRoutes,
+  workerRoutes,
 ];
 
 let cached: Record<string, unknown> | undefined;
