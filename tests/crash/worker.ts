@@ -166,6 +166,27 @@ class Fanout extends WorkflowEntrypoint<unknown, { n: number }> {
   }
 }
 
+/**
+ * r1 → r2 → r3, each with a rollback (recorded in calls.log as step `undo-<name>`), then a step
+ * that fails for good: the rollbacks run undo-r3, undo-r2, undo-r1.
+ */
+class Saga extends WorkflowEntrypoint<unknown, { n: number }> {
+  async run(event: WorkflowEvent<{ n: number }>, step: WorkflowStep) {
+    const id = event.instanceId;
+    const undo = (name: string) => ({
+      rollback: async ({ ctx }: { ctx: WorkflowStepContext }) => {
+        await tracked(id, { ...ctx, step: { name: `undo-${name}`, count: 1 } }, () => name);
+      },
+      rollbackConfig: { retries: { limit: 3, delay: 20, backoff: "constant" as const } },
+    });
+    for (const name of ["r1", "r2", "r3"])
+      await step.do(name, (ctx) => tracked(id, ctx, () => `${name}:${event.payload.n}`), undo(name));
+    await step.do("fail", { retries: { limit: 0, delay: 1 } }, async () => {
+      throw new Error(`saga ${id} fails`);
+    });
+  }
+}
+
 const FINAL = new Set(["complete", "errored", "terminated"]);
 
 let cairn: Cairn;
@@ -177,6 +198,7 @@ try {
       { binding: "SLEEPER", name: "sleeper", class: Sleeper },
       { binding: "WAITER", name: "waiter", class: Waiter },
       { binding: "FANOUT", name: "fanout", class: Fanout },
+      { binding: "SAGA", name: "saga", class: Saga },
     ],
     hotWaitThreshold: config.hotWaitThreshold ?? 100,
     defaultRetryDelay: 20,

@@ -1,4 +1,6 @@
 import {
+  API_INSTANCE_STATUSES,
+  type ApiInstanceStatus,
   type ErrorCode,
   HISTORY_EVENT_TYPES,
   INSTANCE_STATUSES,
@@ -56,7 +58,12 @@ export function envelopeSchema<S extends z.ZodType>(result: S, paged = false) {
 
 // ---- requests ------------------------------------------------------------------------------
 
-export const instanceStatusSchema = z.enum(INSTANCE_STATUSES as [InstanceStatus, ...InstanceStatus[]]);
+/** Stored statuses and `rollingBack` (a rollback phase under way, SPEC §9.1). */
+export const instanceStatusSchema = z.enum(
+  API_INSTANCE_STATUSES as [ApiInstanceStatus, ...ApiInstanceStatus[]],
+);
+/** The statuses an instance is stored with (list filters): `rollingBack` is not one. */
+export const storedStatusSchema = z.enum(INSTANCE_STATUSES as [InstanceStatus, ...InstanceStatus[]]);
 
 /** `POST /workflows/:name/instances` */
 export const createInstanceBody = z
@@ -75,7 +82,7 @@ export type CreateBatchBody = z.infer<typeof createBatchBody>;
 /** `GET /workflows/:name/instances` */
 export const listInstancesQuery = z
   .object({
-    status: instanceStatusSchema.optional(),
+    status: storedStatusSchema.optional(),
     cursor: z.string().optional(),
     per_page: z.coerce.number().int().min(1).max(1000).default(50),
     direction: z.enum(["asc", "desc"]).default("desc"),
@@ -94,7 +101,7 @@ export const stepQuery = z
   .object({
     /** `"<name>-<count>"`, as the instance detail shows it. */
     name: z.string().min(1),
-    type: z.enum(["step", "sleep", "waitForEvent"]).optional(),
+    type: z.enum(["step", "sleep", "waitForEvent", "rollback"]).optional(),
   })
   .strict();
 export type StepQuery = z.infer<typeof stepQuery>;
@@ -103,7 +110,7 @@ export type StepQuery = z.infer<typeof stepQuery>;
 export const changeStatusBody = z.discriminatedUnion("status", [
   z.object({ status: z.literal("pause") }).strict(),
   z.object({ status: z.literal("resume") }).strict(),
-  z.object({ status: z.literal("terminate") }).strict(),
+  z.object({ status: z.literal("terminate"), rollback: z.boolean().optional() }).strict(),
   z
     .object({
       status: z.literal("restart"),
@@ -145,7 +152,11 @@ export const serializedErrorSchema = z.object({
   /** Where an instance error happened: in a step, or in `run()` outside any step. */
   where: z.enum(["step", "run"]).optional(),
   step: z
-    .object({ type: z.enum(["step", "sleep", "waitForEvent"]), name: z.string(), count: z.number().int() })
+    .object({
+      type: z.enum(["step", "sleep", "waitForEvent", "rollback"]),
+      name: z.string(),
+      count: z.number().int(),
+    })
     .optional(),
 });
 const iso = z.string().describe("ISO 8601 date and time");
@@ -212,6 +223,12 @@ export const doStepDetailSchema = z.object({
 });
 export type DoStepDetail = z.infer<typeof doStepDetailSchema>;
 
+/** The compensation of the `do` step of the same name and count (SPEC §9.1). */
+export const rollbackStepDetailSchema = doStepDetailSchema.extend({
+  type: z.literal("rollback"),
+});
+export type RollbackStepDetail = z.infer<typeof rollbackStepDetailSchema>;
+
 export const sleepStepDetailSchema = z.object({
   type: z.literal("sleep"),
   ...stepCommon,
@@ -233,6 +250,7 @@ export type WaitStepDetail = z.infer<typeof waitStepDetailSchema>;
 
 export const stepDetailSchema = z.discriminatedUnion("type", [
   doStepDetailSchema,
+  rollbackStepDetailSchema,
   sleepStepDetailSchema,
   waitStepDetailSchema,
 ]);
@@ -249,6 +267,11 @@ export const instanceDetailSchema = instanceSummarySchema.extend({
   success: z.boolean().nullable(),
   step_count: z.number().int(),
   steps: z.array(stepDetailSchema),
+  rollback: z
+    .object({ outcome: z.enum(["complete", "failed"]), error: serializedErrorSchema.optional() })
+    .nullable()
+    .optional()
+    .describe("the rollback phase's outcome; absent when nothing was eligible (SPEC §9.1)"),
 });
 export type InstanceDetail = z.infer<typeof instanceDetailSchema>;
 
@@ -280,7 +303,11 @@ export const subscribeEventSchema = z.looseObject({
   timestamp: z.number().describe("epoch ms"),
   stepName: z.string().optional(),
   step: z
-    .object({ type: z.enum(["do", "sleep", "waitForEvent"]), name: z.string(), count: z.number().int() })
+    .object({
+      type: z.enum(["do", "sleep", "waitForEvent", "rollback"]),
+      name: z.string(),
+      count: z.number().int(),
+    })
     .optional(),
 });
 export type SubscribeEvent = z.infer<typeof subscribeEventSchema>;

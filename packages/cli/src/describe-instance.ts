@@ -3,7 +3,7 @@
  * the instance header, then each step with its timings, outcome, (truncated) output and a table of
  * attempts. Lines fit in `width` columns; long values wrap under themselves.
  */
-import type { AttemptDetail, DoStepDetail, InstanceDetail, StepDetail } from "@cairn/api";
+import type { AttemptDetail, DoStepDetail, InstanceDetail, RollbackStepDetail, StepDetail } from "@cairn/api";
 import type { SerializedError } from "@cairn/core";
 import {
   durationBetween,
@@ -34,6 +34,7 @@ const STEP_TYPES: Record<StepDetail["type"], string> = {
   step: "🎯 Step",
   sleep: "💤 Sleeping",
   waitForEvent: "👀 Waiting for event",
+  rollback: "↩️ Rollback",
 };
 
 export function describeInstance(detail: InstanceDetail, options: DescribeOptions): string {
@@ -92,7 +93,7 @@ function describeStep(
   out.push(line("End", date(step.end)));
   out.push(line("Duration", durationBetween(step.start, step.end, options.now)));
 
-  if (step.type === "step") {
+  if (step.type === "step" || step.type === "rollback") {
     out.push(line("Success", success(step.success, step.end ? "complete" : "running")));
     const retries = Math.max(0, step.attempts.length - 1);
     out.push(line("Retries", String(retries)));
@@ -134,7 +135,7 @@ function attemptsTable(attempts: AttemptDetail[], options: DescribeOptions & { w
 }
 
 /** When a failed step tries again: the server's `retry_at`, else last attempt end + raw delay (wrangler). */
-function retryTime(step: DoStepDetail): string | null {
+function retryTime(step: DoStepDetail | RollbackStepDetail): string | null {
   if (step.end || step.success !== null) return null;
   if (step.retry_at) return step.retry_at;
   const last = step.attempts.at(-1);
@@ -175,7 +176,10 @@ function success(value: boolean | null, status: string): string {
 function lastSuccessfulStep(steps: StepDetail[]): string | undefined {
   let last: StepDetail | undefined;
   for (const s of steps) {
-    const ok = s.type === "step" ? s.success === true : s.finished && !(s.type === "waitForEvent" && s.error);
+    const ok =
+      s.type === "step" || s.type === "rollback"
+        ? s.success === true
+        : s.finished && !(s.type === "waitForEvent" && s.error);
     if (ok && (!last || (s.end ?? "") >= (last.end ?? ""))) last = s;
   }
   return last ? (last.label ?? `${last.name}-${last.count}`) : undefined;

@@ -2,10 +2,10 @@
  * Text formatting for people: status emoji, dates, durations, display widths, wrapped fields and
  * aligned tables. Everything here is pure; times are rendered in local time unless `utc` is set.
  */
-import type { InstanceStatus } from "@cairn/core";
+import type { ApiInstanceStatus } from "@cairn/core";
 
 /** The status table of `wrangler workflows instances list`. */
-export const STATUS_LABELS: Record<InstanceStatus, string> = {
+export const STATUS_LABELS: Record<ApiInstanceStatus, string> = {
   complete: "✅ Completed",
   errored: "❌ Errored",
   paused: "⏸️ Paused",
@@ -14,11 +14,12 @@ export const STATUS_LABELS: Record<InstanceStatus, string> = {
   terminated: "🚫 Terminated",
   waiting: "⏰ Waiting",
   waitingForPause: "⏱️ Waiting for Pause",
+  rollingBack: "↩️ Rolling Back",
   unknown: "❓ Unknown",
 };
 
 export function statusLabel(status: string): string {
-  return STATUS_LABELS[status as InstanceStatus] ?? `❓ ${status}`;
+  return STATUS_LABELS[status as ApiInstanceStatus] ?? `❓ ${status}`;
 }
 
 export interface TimeOptions {

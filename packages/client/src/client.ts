@@ -85,7 +85,8 @@ export interface CairnClient {
   changeStatus(workflow: string, id: string, body: ChangeStatusBody): Promise<StatusChange>;
   pause(workflow: string, id: string): Promise<StatusChange>;
   resume(workflow: string, id: string): Promise<StatusChange>;
-  terminate(workflow: string, id: string): Promise<StatusChange>;
+  /** With `rollback`, the instance's rollbacks run before it ends `terminated` (SPEC §9.1). */
+  terminate(workflow: string, id: string, options?: { rollback?: boolean }): Promise<StatusChange>;
   restart(workflow: string, id: string, from?: RestartFrom): Promise<StatusChange>;
   sendEvent(workflow: string, id: string, type: string, payload?: unknown): Promise<unknown>;
   deleteBatch(workflow: string, ids: string[]): Promise<DeleteBatchResult>;
@@ -208,7 +209,12 @@ export function createClient(options: ClientOptions): CairnClient {
     },
     pause: (workflow, id) => client.changeStatus(workflow, id, { status: "pause" }),
     resume: (workflow, id) => client.changeStatus(workflow, id, { status: "resume" }),
-    terminate: (workflow, id) => client.changeStatus(workflow, id, { status: "terminate" }),
+    terminate: (workflow, id, options) =>
+      client.changeStatus(
+        workflow,
+        id,
+        options?.rollback ? { status: "terminate", rollback: true } : { status: "terminate" },
+      ),
     restart: (workflow, id, from) =>
       client.changeStatus(workflow, id, from ? { status: "restart", from } : { status: "restart" }),
     async sendEvent(workflow, id, type, payload) {

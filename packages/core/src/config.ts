@@ -20,6 +20,9 @@ export interface ResolvedStepConfig {
 
 export const DEFAULT_RETRY_DELAY = "10 seconds";
 
+/** What everything outside the workflow sees instead of a `sensitive: "output"` step's value. */
+export const REDACTED_STEP_OUTPUT = "[REDACTED]";
+
 export function defaultStepConfig(retryDelay: string | number = DEFAULT_RETRY_DELAY): ResolvedStepConfig {
   return { retries: { limit: 5, delay: retryDelay, backoff: "exponential" }, timeout: "10 minutes" };
 }

@@ -157,7 +157,7 @@ export interface SerializedError {
   stack?: string;
   where?: "step" | "run";
   /** The step whose failure ended the instance: its type as the API names it, name and count. */
-  step?: { type: "step" | "sleep" | "waitForEvent"; name: string; count: number };
+  step?: { type: "step" | "sleep" | "waitForEvent" | "rollback"; name: string; count: number };
 }
 
 /**

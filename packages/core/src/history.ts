@@ -24,6 +24,15 @@ export const HISTORY_EVENT_TYPES = [
   "wait_started",
   "wait_completed",
   "wait_timed_out",
+  "rollback_started",
+  "rollback_step_started",
+  "rollback_attempt_started",
+  "rollback_attempt_completed",
+  "rollback_attempt_errored",
+  "rollback_step_completed",
+  "rollback_step_errored",
+  "rollback_completed",
+  "rollback_errored",
 ] as const;
 
 export type HistoryEventType = (typeof HISTORY_EVENT_TYPES)[number];
@@ -50,6 +59,14 @@ export type HistoryData = {
   wait_started: { eventType: string; timeoutAt: number };
   wait_timed_out: { error: SerializedError };
   workflow_errored: { error: SerializedError };
+  rollback_started: { triggerError: SerializedError; totalSteps: number };
+  rollback_step_started: { config: ResolvedStepConfig };
+  rollback_attempt_started: { attempt: number };
+  rollback_attempt_completed: { attempt: number };
+  rollback_attempt_errored: { attempt: number; error: SerializedError; retryDelayMs?: number };
+  rollback_step_errored: { error: SerializedError };
+  rollback_completed: { totalSteps: number; completedSteps: number };
+  rollback_errored: { error: SerializedError; totalSteps: number; completedSteps: number };
 };
 
 /** The `data` of an entry of type `T`: `undefined` for types without details. */

@@ -4,6 +4,7 @@ export {
   canRetry,
   DEFAULT_RETRY_DELAY,
   defaultStepConfig,
+  REDACTED_STEP_OUTPUT,
   type ResolvedStepConfig,
   reconnectDelayMs,
   resolveStepConfig,
@@ -39,7 +40,7 @@ export {
 export { decidePause, decideResume, decideSendEvent, decideTerminate, type Transition } from "./lifecycle.ts";
 export * from "./limits.ts";
 export { MIN_NODE_VERSION, nodeVersionProblem } from "./node-version.ts";
-export type { EventRow, InstancePatch, InstanceRow, StepRow, StepStatus } from "./records.ts";
+export type { EventRow, InstancePatch, InstanceRow, RollbackState, StepRow, StepStatus } from "./records.ts";
 export {
   ATTEMPT_LOST_ERROR,
   decideLostAttempt,
@@ -49,7 +50,23 @@ export {
   suspectLane,
 } from "./recovery.ts";
 export {
+  API_INSTANCE_STATUSES,
+  apiStatus,
+  eligibleRollbacks,
+  endRollbacks,
+  parseRollbackOptions,
+  ROLLBACK_MISSING,
+  ROLLBACK_PHASE_MESSAGE,
+  type RollbackOptions,
+  rollbackCall,
+  rollbackKeyString,
+  rollbackMissing,
+  startRollbacks,
+  TERMINATE_TRIGGER_ERROR,
+} from "./rollback.ts";
+export {
   ACTIVE_STATUSES,
+  type ApiInstanceStatus,
   type FinalStatus,
   INSTANCE_STATUSES,
   type InstanceStatus,
@@ -118,8 +135,11 @@ export {
   type WorkflowEvent,
   type WorkflowInstance,
   type WorkflowInstanceCreateOptions,
+  type WorkflowInstanceTerminateOptions,
+  type WorkflowRollbackContext,
   type WorkflowSleepDuration,
   type WorkflowStep,
   type WorkflowStepContext,
   type WorkflowStepEvent,
+  type WorkflowStepRollbackOptions,
 } from "./workflow.ts";

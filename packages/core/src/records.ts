@@ -32,6 +32,22 @@ export interface InstanceRow {
   /** The worker running it, and until when its claim holds. */
   owner: string | null;
   leaseUntil: number | null;
+  /** Set when a rollback phase starts (SPEC §9.1): its trigger, and its outcome once it ended. */
+  rollback?: RollbackState | null;
+}
+
+/** The stored state of an instance's rollback phase. */
+export interface RollbackState {
+  /** `error`: `run()` failed (the instance ends `errored`); `terminate`: `terminate({ rollback: true })`. */
+  trigger: "error" | "terminate";
+  /** The error handed to every rollback handler (for `error`, the instance's error). */
+  triggerError: SerializedError;
+  /** Set when the phase started (`rollback_started`): how many steps it compensates. */
+  totalSteps?: number;
+  /** Set when the phase ended. */
+  outcome?: "complete" | "failed";
+  /** The error of the rollback that failed for good. */
+  error?: SerializedError;
 }
 
 export type InstancePatch = Partial<
@@ -49,6 +65,7 @@ export type InstancePatch = Partial<
     | "epoch"
     | "owner"
     | "leaseUntil"
+    | "rollback"
   >
 >;
 
@@ -74,6 +91,10 @@ export interface StepRow extends StepKey {
   wakeAt: number | null;
   /** The event type a `waitForEvent` step waits for. */
   eventType: string | null;
+  /** A `do` step registered a rollback handler (written with its first attempt, frozen). */
+  hasRollback?: boolean;
+  /** Its `rollbackConfig` merged over the step defaults; `null` without a rollback. */
+  rollbackConfig?: ResolvedStepConfig | null;
 }
 
 export interface EventRow {

@@ -24,7 +24,10 @@ export const INSTANCE_STATUSES: readonly InstanceStatus[] = [
 
 export type FinalStatus = "errored" | "terminated" | "complete";
 
-export function isFinalStatus(s: InstanceStatus): s is FinalStatus {
+/** The statuses the HTTP API, CLI and dashboard show: the stored ones and `rollingBack` (SPEC §9.1). */
+export type ApiInstanceStatus = InstanceStatus | "rollingBack";
+
+export function isFinalStatus(s: ApiInstanceStatus): s is FinalStatus {
   return s === "errored" || s === "terminated" || s === "complete";
 }
 

@@ -3,8 +3,10 @@
  * steps of that kind in one run of `run()`. This module is the single place that computes and
  * formats step identity; the engine, HTTP API, dashboard, diagrams and testing helpers all use it.
  */
-export type StepKind = "do" | "sleep" | "waitForEvent";
+/** `rollback`: the compensation of the `do` step of the same name and count (SPEC §9.1). */
+export type StepKind = "do" | "sleep" | "waitForEvent" | "rollback";
 
+/** The kinds a workflow calls (and `restart({ from })` names); `rollback` steps are the engine's. */
 export const STEP_KINDS: readonly StepKind[] = ["do", "sleep", "waitForEvent"];
 
 export interface StepKey {

@@ -56,13 +56,24 @@ export function historyEntry<T extends HistoryEventType>(
   return e as NewHistoryEntry;
 }
 
+/** The entry a `rollback` step writes where a `do` step writes `type`. */
+const ROLLBACK_ENTRY: Partial<Record<HistoryEventType, HistoryEventType>> = {
+  step_started: "rollback_step_started",
+  attempt_started: "rollback_attempt_started",
+  attempt_completed: "rollback_attempt_completed",
+  attempt_errored: "rollback_attempt_errored",
+  step_completed: "rollback_step_completed",
+  step_errored: "rollback_step_errored",
+};
+
 function stepEntry<T extends HistoryEventType>(
   call: StepCall,
   timestamp: number,
   type: T,
   data?: HistoryDataOf<T>,
 ): NewHistoryEntry {
-  return historyEntry(call.workflow, call.instanceId, timestamp, type, call.key, data);
+  const t = call.key.kind === "rollback" ? (ROLLBACK_ENTRY[type] ?? type) : type;
+  return historyEntry(call.workflow, call.instanceId, timestamp, t as T, call.key, data);
 }
 
 /** A step row; positional, so the hot path builds one object per row and nothing else. */
@@ -77,8 +88,9 @@ function stepRow(
   endedAt: number | null,
   wakeAt: number | null,
   eventType: string | null,
+  rollbackConfig: ResolvedStepConfig | null = null,
 ): StepRow {
-  return {
+  const row: StepRow = {
     workflow: call.workflow,
     instanceId: call.instanceId,
     kind: call.key.kind,
@@ -95,6 +107,12 @@ function stepRow(
     wakeAt,
     eventType,
   };
+  // Only steps with a rollback carry the fields: rows of workflows without rollbacks are unchanged.
+  if (rollbackConfig !== null) {
+    row.hasRollback = true;
+    row.rollbackConfig = rollbackConfig;
+  }
+  return row;
 }
 
 // ---- replay -------------------------------------------------------------------------------------
@@ -132,6 +150,8 @@ export interface Attempt {
   startedAt: number;
   /** The previous attempt's error (this is a retry), or `null`. */
   previousError: SerializedError | null;
+  /** The resolved `rollbackConfig` of a step that registered a rollback (stored with the row). */
+  rollbackConfig?: ResolvedStepConfig | null;
 }
 
 /**
@@ -154,6 +174,7 @@ export function startAttempt(a: Attempt): StepWrite {
     null,
     null,
     null,
+    a.rollbackConfig ?? null,
   );
   return { step, history };
 }
@@ -209,6 +230,7 @@ export function endAttempt(
         now,
         null,
         null,
+        a.rollbackConfig ?? null,
       );
       return { next: "return", step, history };
     }
@@ -221,7 +243,19 @@ export function endAttempt(
   if (isNonRetryable(failure) || !canRetry(config.retries, attempt)) {
     history.push(stepEntry(call, now, "attempt_errored", { attempt, error }));
     history.push(stepEntry(call, now, "step_errored", { error }));
-    const step = stepRow(call, "failed", a.stepStartedAt, config, attempt, null, error, now, null, null);
+    const step = stepRow(
+      call,
+      "failed",
+      a.stepStartedAt,
+      config,
+      attempt,
+      null,
+      error,
+      now,
+      null,
+      null,
+      a.rollbackConfig ?? null,
+    );
     return {
       next: "throw",
       error: failure instanceof Error ? failure : deserializeError(error),
@@ -233,7 +267,19 @@ export function endAttempt(
   const delay = adjustDelay ? adjustDelay(base) : base;
   history.push(stepEntry(call, now, "attempt_errored", { attempt, error, retryDelayMs: delay }));
   const at = now + delay;
-  const step = stepRow(call, "retrying", a.stepStartedAt, config, attempt, null, error, null, at, null);
+  const step = stepRow(
+    call,
+    "retrying",
+    a.stepStartedAt,
+    config,
+    attempt,
+    null,
+    error,
+    null,
+    at,
+    null,
+    a.rollbackConfig ?? null,
+  );
   return { next: "retry", at, step, history };
 }
 

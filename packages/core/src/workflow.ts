@@ -113,11 +113,16 @@ export interface WorkflowStep {
    *   },
    * );
    */
-  do<T>(name: string, callback: (ctx: WorkflowStepContext) => Promise<T> | T): Promise<T>;
+  do<T>(
+    name: string,
+    callback: (ctx: WorkflowStepContext) => Promise<T> | T,
+    rollbackOptions?: WorkflowStepRollbackOptions<T>,
+  ): Promise<T>;
   do<T>(
     name: string,
     config: WorkflowStepConfig,
     callback: (ctx: WorkflowStepContext) => Promise<T> | T,
+    rollbackOptions?: WorkflowStepRollbackOptions<T>,
   ): Promise<T>;
 
   /**
@@ -237,7 +242,8 @@ export interface WorkflowInstance {
   status(): Promise<InstanceStatusDetails>;
   pause(): Promise<void>;
   resume(): Promise<void>;
-  terminate(): Promise<void>;
+  /** With `rollback: true`, the registered rollbacks run (newest first) before it ends `terminated`. */
+  terminate(options?: WorkflowInstanceTerminateOptions): Promise<void>;
   restart(options?: RestartOptions): Promise<void>;
   sendEvent(event: { type: string; payload?: unknown }): Promise<void>;
   delete(): Promise<void>;
@@ -251,4 +257,26 @@ export interface Workflow<P = unknown> {
   deleteBatch(
     ids: string[],
   ): Promise<{ deleted: { id: string }[]; errors: { id: string; code: number; message: string }[] }>;
+}
+
+/** What a rollback handler receives (compatible with Cloudflare's `WorkflowRollbackContext`). */
+export interface WorkflowRollbackContext<T = unknown> {
+  /** The forward step's context (a copy). */
+  ctx: WorkflowStepContext;
+  /** The error that started the rollback phase. */
+  error: Error;
+  /** The forward step's stored output; `undefined` when it did not succeed. */
+  output: T | undefined;
+  /** `"<name>-<count>"` (deprecated upstream). */
+  stepName: string;
+}
+
+/** The fourth argument of `step.do`: a compensation run when the instance fails or is terminated with `rollback`. */
+export interface WorkflowStepRollbackOptions<T = unknown> {
+  rollback: (c: WorkflowRollbackContext<T>) => Promise<void>;
+  rollbackConfig?: Pick<WorkflowStepConfig, "retries" | "timeout">;
+}
+
+export interface WorkflowInstanceTerminateOptions {
+  rollback?: boolean;
 }

@@ -10,12 +10,15 @@ import {
   type NewHistoryEntry,
   planRestart,
   type RestartOptions,
+  type RollbackState,
   STEP_KINDS,
+  TERMINATE_TRIGGER_ERROR,
   validateEventType,
   validateInstanceId,
   validateStepName,
   WorkflowError,
   type WorkflowInstanceCreateOptions,
+  type WorkflowInstanceTerminateOptions,
 } from "@cairn/core";
 import {
   createdRow,
@@ -28,6 +31,7 @@ import {
 } from "@cairn/store";
 import { decodeValue, encodeInput } from "./codec.ts";
 import type { RuntimeHooks } from "./hooks.ts";
+import type { InstanceRun } from "./run.ts";
 import type { Worker } from "./worker.ts";
 
 export interface ControlOptions {
@@ -162,7 +166,10 @@ export class Control {
 
   async status(workflow: string, id: string): Promise<InstanceStatusDetails> {
     const row = await this.instance(workflow, id);
-    const details: InstanceStatusDetails = { status: row.status };
+    // A rollback phase waiting between attempts is `running` to the binding (its type has no
+    // `rollingBack`; the API shows that).
+    const rollingBack = row.rollback && !row.rollback.outcome && row.status === "waiting";
+    const details: InstanceStatusDetails = { status: rollingBack ? "running" : row.status };
     if (row.status === "complete") details.output = decodeValue(row.output);
     // As on Cloudflare: `{ name, message }` (the stack and the step are in the API's instance detail).
     if (row.error) details.error = { name: row.error.name, message: row.error.message };
@@ -201,7 +208,16 @@ export class Control {
     if (status === "queued") this.#worker.pump();
   }
 
-  async terminate(workflow: string, id: string): Promise<void> {
+  async terminate(workflow: string, id: string, options?: WorkflowInstanceTerminateOptions): Promise<void> {
+    if (
+      options !== undefined &&
+      (typeof options !== "object" ||
+        options === null ||
+        Object.keys(options).some((k) => k !== "rollback") ||
+        (options.rollback !== undefined && typeof options.rollback !== "boolean"))
+    )
+      throw new WorkflowError("body", "terminate options must be { rollback?: boolean }");
+    if (options?.rollback) return this.#terminateWithRollback(workflow, id);
     const { row } = await this.#control(workflow, id, async (tx, row, now) => {
       const t = decideTerminate(row.status);
       await this.#tell(tx, { kind: "abort", workflow, instanceId: id, epoch: row.epoch });
@@ -209,6 +225,45 @@ export class Control {
       return { status: t.status, patch, history: t.history };
     });
     this.#worker.abortRunOf(row);
+  }
+
+  /**
+   * `terminate({ rollback: true })` (SPEC §9.1): the registered rollbacks run, newest first, then the
+   * instance ends `terminated`. A run of the instance in this process starts the phase itself once
+   * its callbacks in flight finish. Otherwise the trigger is stored, any run elsewhere is fenced off
+   * (the epoch moves on) and the instance is made ready: its next owner replays `run()` only to
+   * register the handlers again, and runs the phase. A phase already under way is left alone.
+   */
+  async #terminateWithRollback(workflow: string, id: string): Promise<void> {
+    const rollback: RollbackState = { trigger: "terminate", triggerError: TERMINATE_TRIGGER_ERROR };
+    let local: InstanceRun | undefined;
+    const { status, row } = await this.#control(workflow, id, async (tx, row, now) => {
+      decideTerminate(row.status);
+      if (row.rollback && !row.rollback.outcome) return undefined;
+      const run = this.#worker.runOf(row);
+      if (run?.epoch === row.epoch && !run.ended) {
+        local = run;
+        return { status: row.status, patch: { rollback }, history: [] };
+      }
+      await this.#tell(tx, { kind: "abort", workflow, instanceId: id, epoch: row.epoch });
+      await this.#tell(tx, { kind: "ready" });
+      const status = row.status === "paused" || row.status === "queued" ? "queued" : "waiting";
+      const patch = {
+        rollback,
+        epoch: row.epoch + 1,
+        owner: null,
+        leaseUntil: null,
+        pausedAt: null,
+        readyAt: now,
+        priority: 0,
+      };
+      return { status, patch, history: [] };
+    });
+    if (local) (local as InstanceRun).rollback(rollback);
+    else if (status !== undefined) {
+      this.#worker.abortRunOf(row);
+      this.#worker.pump();
+    }
   }
 
   /**
@@ -244,7 +299,8 @@ export class Control {
       else await tx.instances.rewind(workflow, id);
       await this.#tell(tx, { kind: "abort", workflow, instanceId: id, epoch: row.epoch });
       await this.#tell(tx, { kind: "ready" });
-      return { status: "queued" as const, patch: plan.patch, history: plan.history };
+      const patch = row.rollback ? { ...plan.patch, rollback: null } : plan.patch;
+      return { status: "queued" as const, patch, history: plan.history };
     });
     // Only runs of the epoch the restart replaced: a claim after it may have started a new run.
     this.#worker.abortRunOf(row);
@@ -399,7 +455,9 @@ export class Control {
           "instance.changed",
           `Instance "${id}" changed while the command ran; try again`,
         );
-      await tx.history.append(d.history.map((type) => ({ workflow, instanceId: id, type, timestamp: now })));
+      await tx.history.append(
+        d.history.map((type) => ({ workflow, instanceId: id, type, timestamp: now }) as NewHistoryEntry),
+      );
       return d.status;
     });
     if (status !== undefined) this.#o.changed(workflow, id, status);

@@ -6,9 +6,21 @@
  */
 export class InFlight {
   #count = 0;
+  #idle?: { promise: Promise<void>; resolve: () => void };
 
   get count(): number {
     return this.#count;
+  }
+
+  /** Resolves once nothing is in flight (at once when nothing is). */
+  idle(): Promise<void> {
+    if (this.#count === 0) return Promise.resolve();
+    if (!this.#idle) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.#idle = { promise, resolve };
+    }
+    return this.#idle.promise;
   }
 
   /** Runs `work` counted in flight. */
@@ -18,6 +30,10 @@ export class InFlight {
       return await work();
     } finally {
       this.#count--;
+      if (this.#count === 0 && this.#idle) {
+        this.#idle.resolve();
+        this.#idle = undefined;
+      }
     }
   }
 }

@@ -140,7 +140,12 @@ class Signal {
 }
 
 const keyOf = (workflow: string, id: string) => `${workflow}\u0000${id}`;
-const WIRE_KIND: Record<StepKind, string> = { do: "do", sleep: "sleep", waitForEvent: "wait" };
+const WIRE_KIND: Record<StepKind, string> = {
+  do: "do",
+  sleep: "sleep",
+  waitForEvent: "wait",
+  rollback: "rollback",
+};
 
 /** JSON form of a stored value (what a worker gets back): dates become epoch ms. */
 function toWire(v: unknown): unknown {

@@ -5,14 +5,18 @@ import {
   type AttemptResult,
   type Clock,
   DEFAULT_EVENT_TIMEOUT,
+  deserializeError,
   type ExecutionContext,
+  eligibleRollbacks,
   endAttempt,
+  endRollbacks,
   endRun,
   endSleep,
   type HistoryEventType,
   historyEntry,
   type InstanceRow,
   type InstanceStatus,
+  type InstanceWrite,
   loseAttempt,
   MAX_EVENT_TIMEOUT_MS,
   MAX_SLEEP_MS,
@@ -22,11 +26,18 @@ import {
   park,
   parkPaused,
   parseDuration,
+  parseRollbackOptions,
   type ResolvedStepConfig,
+  ROLLBACK_PHASE_MESSAGE,
+  type RollbackOptions,
+  type RollbackState,
   type RunResult,
   receiveEvent,
   replayStep,
   resolveStepConfig,
+  rollbackCall,
+  rollbackKeyString,
+  rollbackMissing,
   type SerializedError,
   type StepCall,
   StepCounter,
@@ -36,9 +47,11 @@ import {
   type StepWrite,
   serializeError,
   startAttempt,
+  startRollbacks,
   startSleep,
   startWait,
   stepKeyString,
+  stepLabel,
   suspectLane,
   type TimerHandle,
   timeOutWait,
@@ -192,6 +205,17 @@ export class InstanceRun {
   #recovering: boolean;
   #resolveDone!: (outcome: RunOutcome) => void;
   readonly done: Promise<RunOutcome>;
+  /** Rollback handlers registered by `step.do` calls of this run, by step key; none until one is. */
+  #handlers?: Map<string, RollbackOptions["rollback"]>;
+  /**
+   * The rollback phase (SPEC §9.1): its trigger once it is decided. From then on a step call with no
+   * stored outcome is refused, nothing parks, and waits are kept in memory.
+   */
+  #rollback?: RollbackState;
+  /** The phase's rollbacks have started running (`run()` settling later changes nothing). */
+  #rollingBack = false;
+  /** The original error of a trigger `error`, handed to the handlers as it was thrown. */
+  #triggerError?: Error;
 
   constructor(host: RunHost, workflowClass: WorkflowClass, row: ClaimedInstance, claimedAt: number) {
     this.#host = host;
@@ -204,6 +228,9 @@ export class InstanceRun {
     this.#persistedStatus = this.#pausing ? "waitingForPause" : "running";
     this.#claimedAt = claimedAt;
     this.#recovering = row.takenOver === true;
+    // A rollback phase under way when the last owner stopped: `run()` is replayed only to register
+    // the handlers again (the first step with no stored outcome unwinds it), then the phase goes on.
+    if (row.rollback && !row.rollback.outcome) this.#rollback = row.rollback;
     this.done = new Promise((r) => (this.#resolveDone = r));
   }
 
@@ -336,16 +363,41 @@ export class InstanceRun {
   #stepApi(): WorkflowStep {
     const run = this;
     return {
-      do<T>(name: string, configOrCallback: unknown, maybeCallback?: unknown): Promise<T> {
-        const callback = (typeof configOrCallback === "function" ? configOrCallback : maybeCallback) as
+      do<T>(
+        name: string,
+        configOrCallback: unknown,
+        maybeCallback?: unknown,
+        maybeRollback?: unknown,
+      ): Promise<T> {
+        const shortForm = typeof configOrCallback === "function";
+        const callback = (shortForm ? configOrCallback : maybeCallback) as
           | ((ctx: WorkflowStepContext) => Promise<T> | T)
           | undefined;
-        const config = typeof configOrCallback === "function" ? undefined : configOrCallback;
-        return run.#pipeline("do", name, (call, stored) => {
-          if (typeof callback !== "function")
-            throw new WorkflowError("step.invalid_config", `Step "${name}" requires a callback function`);
-          return run.#do(call, stored, config as WorkflowStepConfig | undefined, callback) as Promise<T>;
-        });
+        const config = shortForm ? undefined : configOrCallback;
+        const rollbackArg = shortForm ? maybeCallback : maybeRollback;
+        let rollback: RollbackOptions | undefined;
+        if (rollbackArg !== undefined)
+          try {
+            rollback = parseRollbackOptions(name, rollbackArg, run.#host.defaultStepConfig);
+          } catch (e) {
+            return Promise.reject(e);
+          }
+        return run.#pipeline(
+          "do",
+          name,
+          (call, stored) => {
+            if (typeof callback !== "function")
+              throw new WorkflowError("step.invalid_config", `Step "${name}" requires a callback function`);
+            return run.#do(
+              call,
+              stored,
+              config as WorkflowStepConfig | undefined,
+              callback,
+              rollback?.config,
+            ) as Promise<T>;
+          },
+          rollback,
+        );
       },
       sleep(name: string, duration: unknown): Promise<void> {
         return run.#pipeline("sleep", name, (call, stored) => {
@@ -410,6 +462,7 @@ export class InstanceRun {
     kind: StepKind,
     name: string,
     body: (call: StepCall, stored: StepRow | undefined) => Promise<T>,
+    rollback?: RollbackOptions,
   ): Promise<T> {
     if (this.#ended) return never();
     validateStepName(name);
@@ -424,10 +477,14 @@ export class InstanceRun {
       });
       return never();
     }
-    const stored = this.#steps.get(stepKeyString(key));
+    const keyString = stepKeyString(key);
+    // The handler is code: registered each time `run()` passes the call, cached or not.
+    if (rollback) (this.#handlers ??= new Map()).set(keyString, rollback.rollback);
+    const stored = this.#steps.get(keyString);
     const replay = replayStep(kind, stored);
     if (replay?.outcome === "value") return decodeValue<T>(replay.result);
     if (replay?.outcome === "error") throw this.#failedIn(replay.error, key);
+    if (this.#rollback) throw new Error(ROLLBACK_PHASE_MESSAGE);
     await this.#passGate();
     let value: T;
     try {
@@ -446,9 +503,16 @@ export class InstanceRun {
     stored: StepRow | undefined,
     userConfig: WorkflowStepConfig | undefined,
     callback: (ctx: WorkflowStepContext) => unknown,
+    rollbackConfig?: ResolvedStepConfig,
+    resolvedConfig?: ResolvedStepConfig,
   ): Promise<unknown> {
     const { key } = call;
-    const config = stored?.config ?? resolveStepConfig(key.name, userConfig, this.#host.defaultStepConfig);
+    const config =
+      stored?.config ??
+      resolvedConfig ??
+      resolveStepConfig(key.name, userConfig, this.#host.defaultStepConfig);
+    // Frozen with the first attempt, like the config.
+    const rollback = stored ? (stored.rollbackConfig ?? null) : (rollbackConfig ?? null);
     const timeoutMs = parseDuration(config.timeout);
     const stepStartedAt = stored?.startedAt ?? this.#now();
     // An attempt in flight when the process running it stopped: it failed.
@@ -474,6 +538,7 @@ export class InstanceRun {
         attempt: attempts + 1,
         startedAt: this.#now(),
         previousError,
+        rollbackConfig: rollback,
         shown: false,
         value: undefined,
       };
@@ -746,7 +811,9 @@ export class InstanceRun {
   /** Waits until `wakeAt`: in memory when it is near, otherwise by parking the run (`waitMode`). */
   async #waitUntil(wakeAt: number): Promise<void> {
     const now = this.#now();
-    const mode = waitMode(wakeAt, now, this.#host.hotWaitMs);
+    let mode = waitMode(wakeAt, now, this.#host.hotWaitMs);
+    // The rollback phase never parks: its retry waits stay in memory.
+    if (mode === "park" && this.#rollingBack) mode = "hot";
     if (mode === "now") return;
     if (mode === "hot") {
       await new Promise<void>((resolve) => {
@@ -916,10 +983,13 @@ export class InstanceRun {
   }
 
   async #finish(outcome: { output: unknown } | { error: unknown }): Promise<void> {
-    if (this.#ended) return;
-    this.#ended = true;
-    this.#cancelTimers();
+    if (this.#ended || this.#rollingBack) return;
     const now = this.#now();
+    // A phase decided before `run()` settled (a resumed phase, terminate with rollback).
+    if (this.#rollback) {
+      void this.#rollBack(this.#rollback);
+      return;
+    }
     let result: RunResult;
     if ("output" in outcome)
       try {
@@ -929,6 +999,19 @@ export class InstanceRun {
       }
     else result = { error: this.#instanceError(outcome.error) };
     const end = endRun(this.workflow, this.id, result, now);
+    // Every path to `errored` runs the registered rollbacks first.
+    if (end.patch.status === "errored" && this.#mayRollBack()) {
+      if ("error" in outcome && outcome.error instanceof Error) this.#triggerError = outcome.error;
+      void this.#rollBack({ trigger: "error", triggerError: end.patch.error! });
+      return;
+    }
+    await this.#end_(end);
+  }
+
+  /** Writes the run's end (`endRun`, or the end of a phase with nothing to compensate). */
+  async #end_(end: InstanceWrite): Promise<void> {
+    this.#ended = true;
+    this.#cancelTimers();
     const history = this.#takePending(end.history);
     try {
       const ok = await this.#commits.during(() =>
@@ -948,6 +1031,141 @@ export class InstanceRun {
     }
   }
 
+  /** Whether a step of this run registered a rollback, or a stored one did. */
+  #mayRollBack(): boolean {
+    if (this.#handlers) return true;
+    for (const s of this.#steps.values()) if (s.hasRollback) return true;
+    return false;
+  }
+
+  /**
+   * `terminate({ rollback: true })` reached this run: the phase starts once the step callbacks in
+   * flight have finished, and the instance ends `terminated`.
+   */
+  rollback(state: RollbackState): void {
+    if (this.#ended || this.#rollback) return;
+    void this.#rollBack(state);
+  }
+
+  /**
+   * The rollback phase: step calls are refused from now on, callbacks in flight finish and their
+   * outcomes are stored, then the eligible steps' rollbacks run newest first, each a durable step of
+   * kind `rollback` with its own retries, halting at the first that fails for good. The instance
+   * then ends `errored` (trigger `error`) or `terminated`. Nothing eligible: it ends as it would have
+   * without rollbacks.
+   */
+  async #rollBack(state: RollbackState): Promise<void> {
+    if (this.#rollingBack || this.#ended) return;
+    // Started by an earlier owner (its `rollback_started` is stored): it goes on where it was.
+    const resumed = state.totalSteps !== undefined;
+    this.#rollback = state;
+    this.#rollingBack = true;
+    // Waits of `run()` are dropped: nothing it waits for will be delivered.
+    this.#cancelTimers();
+    this.#longWaits.clear();
+    for (const w of this.#waiters) w.settled = true;
+    this.#waiters = [];
+    // A callback's outcome is committed just after it settles: let those commits start and land.
+    do {
+      await this.#callbacks.idle();
+      await new Promise<void>((r) => setImmediate(r));
+      await this.#commits.idle();
+    } while (this.#callbacks.count > 0 || this.#commits.count > 0);
+    // The steps' continuations record the committed rows (`#steps`) in microtasks after the commit.
+    await new Promise<void>((r) => setImmediate(r));
+    if (this.#ended) return;
+    const eligible = eligibleRollbacks(this.#steps.values());
+    const now = this.#now();
+    if (!resumed) {
+      if (eligible.length === 0) {
+        await this.#end_(this.#endWithout(state, now));
+        return;
+      }
+      const start = startRollbacks(this.workflow, this.id, state, eligible.length, now);
+      if (!(await this.#writeInstance(start))) return;
+      state = start.patch.rollback!;
+    }
+    const total = state.totalSteps ?? eligible.length;
+    let completed = total - eligible.length;
+    let failure: SerializedError | undefined;
+    const error = this.#triggerError ?? deserializeError(state.triggerError);
+    for (const forward of eligible) {
+      const call = rollbackCall(forward);
+      const handler = this.#handlers?.get(stepKeyString(forward));
+      if (!handler) {
+        const missing = rollbackMissing(call, forward, this.#now());
+        await this.#commit(missing);
+        this.#steps.set(rollbackKeyString(forward), missing.step);
+        failure = missing.step.error!;
+        break;
+      }
+      const ctx: WorkflowStepContext = {
+        step: { name: forward.name, count: forward.count },
+        attempt: forward.attempts,
+        config: structuredClone(forward.config ?? this.#host.defaultStepConfig),
+      };
+      const output = forward.status === "succeeded" ? decodeValue(forward.result) : undefined;
+      const stepName = stepLabel(forward);
+      try {
+        await this.#do(
+          call,
+          this.#steps.get(rollbackKeyString(forward)),
+          undefined,
+          () => handler({ ctx: structuredClone(ctx), error, output, stepName }),
+          undefined,
+          forward.rollbackConfig ?? this.#host.defaultStepConfig,
+        );
+        completed++;
+      } catch (e) {
+        failure = serializeError(e);
+        break;
+      }
+    }
+    await this.#end_(endRollbacks(this.workflow, this.id, state, total, completed, failure, this.#now()));
+  }
+
+  /** A phase with nothing to compensate: the instance ends as it would without rollbacks. */
+  #endWithout(state: RollbackState, now: number): InstanceWrite {
+    if (state.trigger === "error") return endRun(this.workflow, this.id, { error: state.triggerError }, now);
+    return {
+      patch: {
+        status: "terminated",
+        endedAt: now,
+        updatedAt: now,
+        readyAt: null,
+        owner: null,
+        leaseUntil: null,
+        pausedAt: null,
+        rollback: null,
+      },
+      history: [historyEntry(this.workflow, this.id, now, "workflow_terminated")],
+      statusIn: ["running", "waiting", "waitingForPause"],
+    };
+  }
+
+  /** One guarded instance write of the run (the phase's start): false when fenced (the run ends). */
+  async #writeInstance(w: InstanceWrite): Promise<boolean> {
+    const history = this.#takePending(w.history);
+    try {
+      const ok = await this.#commits.during(() =>
+        this.#host.store.instances.update(
+          this.workflow,
+          this.id,
+          w.patch,
+          { epoch: this.#epoch, statusIn: w.statusIn },
+          history,
+        ),
+      );
+      if (!ok) this.#end("aborted");
+      else this.#host.changed(this.workflow, this.id, this.#persistedStatus);
+      return ok;
+    } catch (e) {
+      this.#host.log(`Cairn could not store progress of instance ${this.id}`, e);
+      this.#end("aborted");
+      return false;
+    }
+  }
+
   #scheduleCheck(): void {
     if (this.#ended || this.#checkScheduled) return;
     this.#checkScheduled = true;
@@ -959,7 +1177,7 @@ export class InstanceRun {
 
   /** Nothing is running, and what is left waits for a long time or for a pause to end. */
   #quiescent(): boolean {
-    if (this.#ended || this.#callbacks.count > 0 || this.#commits.count > 0) return false;
+    if (this.#ended || this.#rollback || this.#callbacks.count > 0 || this.#commits.count > 0) return false;
     if (this.#pausing) return true;
     return this.#hotTimers.size === 0 && this.#longWaits.size + this.#blocked > 0;
   }

@@ -17,6 +17,7 @@ import {
   type WorkflowClass,
   WorkflowError,
   type WorkflowInstanceCreateOptions,
+  type WorkflowInstanceTerminateOptions,
 } from "@cairn/core";
 import type { InstanceRow, Store } from "@cairn/store";
 import { Control } from "./control.ts";
@@ -308,8 +309,8 @@ export class Runtime {
     return this.#control.resume(workflow, id);
   }
 
-  terminate(workflow: string, id: string): Promise<void> {
-    return this.#control.terminate(workflow, id);
+  terminate(workflow: string, id: string, options?: WorkflowInstanceTerminateOptions): Promise<void> {
+    return this.#control.terminate(workflow, id, options);
   }
 
   /**
@@ -404,8 +405,8 @@ export class InstanceHandle {
   resume(): Promise<void> {
     return this.#runtime.resume(this.#workflow, this.id);
   }
-  terminate(): Promise<void> {
-    return this.#runtime.terminate(this.#workflow, this.id);
+  terminate(options?: WorkflowInstanceTerminateOptions): Promise<void> {
+    return this.#runtime.terminate(this.#workflow, this.id, options);
   }
   restart(options?: RestartOptions): Promise<void> {
     return this.#runtime.restart(this.#workflow, this.id, options);

@@ -3,6 +3,7 @@ import type {
   DoStepDetail,
   InstanceDetail,
   InstanceSummary,
+  RollbackStepDetail,
   SleepStepDetail,
   StepDetail,
   StepResult,
@@ -10,7 +11,7 @@ import type {
   WaitStepDetail,
 } from "@cairn/api";
 import { toJson } from "@cairn/api";
-import { type HistoryEntry, stepKeyString, stepLabel } from "@cairn/core";
+import { apiStatus, type HistoryEntry, REDACTED_STEP_OUTPUT, stepKeyString, stepLabel } from "@cairn/core";
 import { decodeValue } from "@cairn/runtime";
 import type { InstanceRow, StepRow } from "@cairn/store";
 
@@ -20,7 +21,7 @@ import type { InstanceRow, StepRow } from "@cairn/store";
  */
 
 /** What a sensitive step (`sensitive: "output"`) shows instead of its output. */
-export const REDACTED = "[REDACTED]";
+export const REDACTED = REDACTED_STEP_OUTPUT;
 
 /** Step outputs longer than this (as JSON text) are cut in the instance detail. */
 export const DETAIL_OUTPUT_LIMIT = 4096;
@@ -73,7 +74,7 @@ export function stepOutput(row: StepRow): unknown {
 export function instanceSummary(row: InstanceRow): InstanceSummary {
   return {
     id: row.id,
-    status: row.status,
+    status: apiStatus(row),
     workflow: row.workflow,
     created_on: iso(row.createdAt),
     modified_on: iso(row.updatedAt),
@@ -95,20 +96,31 @@ function entriesByStep(history: HistoryEntry[]): Map<string, HistoryEntry[]> {
   return byStep;
 }
 
-/** Rebuilds a do-step's attempts from its `attempt_started|completed|errored` entries. */
+/** An attempt entry's part: `started`, `completed` or `errored` (a rollback step's too). */
+const ATTEMPT_ENTRY: Partial<Record<HistoryEntry["type"], "started" | "completed" | "errored">> = {
+  attempt_started: "started",
+  attempt_completed: "completed",
+  attempt_errored: "errored",
+  rollback_attempt_started: "started",
+  rollback_attempt_completed: "completed",
+  rollback_attempt_errored: "errored",
+};
+
+/** Rebuilds a do-step's (or rollback step's) attempts from its `[rollback_]attempt_*` entries. */
 export function attemptsOf(entries: HistoryEntry[]): AttemptDetail[] {
   const byNumber = new Map<number, AttemptDetail>();
   const order: AttemptDetail[] = [];
   for (const e of entries) {
-    if (e.type !== "attempt_started" && e.type !== "attempt_completed" && e.type !== "attempt_errored")
-      continue;
-    const n = typeof e.data?.attempt === "number" ? e.data.attempt : undefined;
+    const part = ATTEMPT_ENTRY[e.type];
+    if (!part) continue;
+    const data = e.data as { attempt?: unknown; error?: AttemptDetail["error"] } | undefined;
+    const n = typeof data?.attempt === "number" ? data.attempt : undefined;
     if (n === undefined) continue;
-    if (e.type === "attempt_started") {
+    if (part === "started") {
       const a: AttemptDetail = { start: iso(e.timestamp), end: null, success: null, error: null };
       byNumber.set(n, a);
       order.push(a);
-    } else if (e.type === "attempt_completed" || e.type === "attempt_errored") {
+    } else {
       let a = byNumber.get(n);
       if (!a) {
         a = { start: iso(e.timestamp), end: null, success: null, error: null };
@@ -116,17 +128,17 @@ export function attemptsOf(entries: HistoryEntry[]): AttemptDetail[] {
         order.push(a);
       }
       a.end = iso(e.timestamp);
-      a.success = e.type === "attempt_completed";
-      a.error = e.type === "attempt_errored" ? (e.data?.error ?? null) : null;
+      a.success = part === "completed";
+      a.error = part === "errored" ? (data?.error ?? null) : null;
     }
   }
   return order;
 }
 
-function doStep(row: StepRow, entries: HistoryEntry[], limit: number): DoStepDetail {
+function doStep(row: StepRow, entries: HistoryEntry[], limit: number): DoStepDetail | RollbackStepDetail {
   const output = stepOutput(row);
   return {
-    type: "step",
+    type: row.kind === "rollback" ? "rollback" : "step",
     name: row.name,
     label: stepLabel(row),
     count: row.count,
@@ -207,6 +219,14 @@ export function instanceDetail(row: InstanceRow, steps: StepRow[], history: Hist
     success: row.status === "complete" ? true : row.status === "errored" ? false : null,
     step_count: steps.length,
     steps: stepDetails(steps, history),
+    ...(row.rollback?.outcome
+      ? {
+          rollback: {
+            outcome: row.rollback.outcome,
+            ...(row.rollback.error ? { error: row.rollback.error } : {}),
+          },
+        }
+      : {}),
   };
 }
 

@@ -19,6 +19,7 @@ import {
   workflowSummarySchema,
 } from "@cairn/api";
 import {
+  apiStatus,
   INSTANCE_STATUSES,
   type InstanceStatus,
   MAX_PAYLOAD_BYTES,
@@ -293,7 +294,9 @@ export const workflowRoutes: RouteGroup<WorkflowApiDeps> = {
               ? ["sleep"]
               : q.type === "waitForEvent"
                 ? ["waitForEvent"]
-                : ["do", "waitForEvent", "sleep"];
+                : q.type === "rollback"
+                  ? ["rollback"]
+                  : ["do", "waitForEvent", "sleep"];
         for (const kind of kinds) {
           const row = await runtime.store.steps.get(name, id, kind, stepName, count);
           if (row) return ok(c, stepResult(row));
@@ -323,7 +326,7 @@ export const workflowRoutes: RouteGroup<WorkflowApiDeps> = {
             await runtime.resume(name, id);
             break;
           case "terminate":
-            await runtime.terminate(name, id);
+            await runtime.terminate(name, id, body.rollback ? { rollback: true } : undefined);
             break;
           case "restart":
             await runtime.restart(name, id, body.from ? { from: body.from } : {});
@@ -331,7 +334,7 @@ export const workflowRoutes: RouteGroup<WorkflowApiDeps> = {
         }
         const row = await runtime.instance(name, id);
         const result: StatusChange = {
-          status: row.status,
+          status: apiStatus(row),
           timestamp: new Date(runtime.clock.now()).toISOString(),
         };
         return ok(c, result);

@@ -109,6 +109,15 @@ END
 $fn$;
 `,
   },
+  {
+    version: 3,
+    name: "rollbacks: the step's handler flag and config, the instance's phase",
+    sql: (s) => `
+ALTER TABLE ${s}.steps ADD COLUMN has_rollback boolean NOT NULL DEFAULT false;
+ALTER TABLE ${s}.steps ADD COLUMN rollback_config jsonb;
+ALTER TABLE ${s}.instances ADD COLUMN rollback jsonb;
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -414,7 +414,8 @@ export class PostgresStore implements Store {
       statuses: !!first.guard.statusIn,
     };
     const values: unknown[] = [batch.map((u) => u.workflow), batch.map((u) => u.id)];
-    for (const k of keys) values.push(batch.map((u) => (k === "error" ? json(u.patch.error) : u.patch[k])));
+    for (const k of keys)
+      values.push(batch.map((u) => (k === "error" || k === "rollback" ? json(u.patch[k]) : u.patch[k])));
     if (shape.epoch) values.push(batch.map((u) => u.guard.epoch));
     if (shape.owner) values.push(batch.map((u) => u.guard.owner));
     if (shape.statuses) values.push(first.guard.statusIn);
@@ -445,6 +446,7 @@ export class PostgresStore implements Store {
       ...historyArrays(h.entries),
       h.item,
       h.place,
+      col((c) => json(c.step.rollbackConfig)),
     ]);
     const statuses: (InstanceStatus | undefined)[] = commits.map(() => undefined);
     for (const r of res.rows) if (r.status !== null) statuses[Number(r.i) - 1] = r.status as InstanceStatus;
@@ -635,7 +637,9 @@ export class PostgresStore implements Store {
         // No status is in an empty `statusIn`; an `undefined` field is absent, not a NULL.
         if (guard.statusIn?.length === 0) return false;
         const keys = (Object.keys(patch) as (keyof InstancePatch)[]).filter((k) => patch[k] !== undefined);
-        const values: unknown[] = keys.map((k) => (k === "error" ? json(patch.error) : patch[k]));
+        const values: unknown[] = keys.map((k) =>
+          k === "error" || k === "rollback" ? json(patch[k]) : patch[k],
+        );
         values.push(workflow, id);
         if (guard.epoch !== undefined) values.push(guard.epoch);
         if (guard.owner !== undefined) values.push(guard.owner);
@@ -724,6 +728,7 @@ export class PostgresStore implements Store {
           ...stepColumns(s),
           ...historyArrays(entries),
           c.history.length,
+          json(s.rollbackConfig),
         ]);
         return res.rows[0]?.status as InstanceStatus | undefined;
       },

@@ -39,6 +39,7 @@ const COLUMN_TYPES: Record<string, string> = {
   epoch: "bigint",
   owner: "text",
   lease_until: "bigint",
+  rollback: "jsonb",
 };
 
 /**
@@ -317,7 +318,7 @@ export function queries(schema: string) {
     /**
      * `steps.commit` in one statement. $1 workflow, $2 id, $3 epoch, $4 status, $5 now; $6–$18 the
      * step row (as in `commitStep`); $19–$26 history arrays (as `appendHistory`) where entries
-     * after the first $27 are the status entry, kept only when the status changes. The fence locks the
+     * after the first $27 are the status entry, kept only when the status changes; $28 `rollback_config`. The fence locks the
      * row, so a concurrent claim is ordered before (fenced) or after (sees the step) this commit.
      */
     commitStep: `WITH inst AS (
@@ -332,13 +333,15 @@ export function queries(schema: string) {
         RETURNING 1),
       step AS (
         INSERT INTO ${s}.steps (workflow, instance_id, kind, name, count, seq, status, config, attempts,
-          result, error, started_at, ended_at, wake_at, event_type)
+          result, error, started_at, ended_at, wake_at, event_type, has_rollback, rollback_config)
         SELECT inst.workflow, inst.id, $6::text, $7::text, $8::integer, $9::integer, $10::text, $11::jsonb,
-          $12::integer, $13::bytea, $14::jsonb, $15::bigint, $16::bigint, $17::bigint, $18::text FROM inst
+          $12::integer, $13::bytea, $14::jsonb, $15::bigint, $16::bigint, $17::bigint, $18::text,
+          $28::jsonb IS NOT NULL, $28::jsonb FROM inst
         ON CONFLICT (workflow, instance_id, kind, name, count) DO UPDATE SET seq = EXCLUDED.seq,
           status = EXCLUDED.status, config = EXCLUDED.config, attempts = EXCLUDED.attempts,
           result = EXCLUDED.result, error = EXCLUDED.error, started_at = EXCLUDED.started_at,
-          ended_at = EXCLUDED.ended_at, wake_at = EXCLUDED.wake_at, event_type = EXCLUDED.event_type),
+          ended_at = EXCLUDED.ended_at, wake_at = EXCLUDED.wake_at, event_type = EXCLUDED.event_type,
+          has_rollback = EXCLUDED.has_rollback, rollback_config = EXCLUDED.rollback_config),
       entries AS (
         ${historyInsert(s, 19, "WHERE x.n <= $27::integer OR EXISTS (SELECT 1 FROM changed)", [], "inst, ")})
       SELECT status FROM inst`,
@@ -347,16 +350,16 @@ export function queries(schema: string) {
      * with one element per commit: $1 workflow, $2 id, $3 epoch, $4 status, $5 now, $6–$18 the step
      * columns (as in `commitStep`), $19 how many of the commit's history entries are not its
      * status entry. History arrays $20–$27 (as `appendHistory`) with $28 the commit each entry belongs
-     * to (1-based) and $29 its place in it. Returns each commit's index with the instance's status
+     * to (1-based) and $29 its place in it; $30 the steps' `rollback_config`. Returns each commit's index with the instance's status
      * before it, or NULL when fenced. Rows are locked in key order, as in every statement that locks
      * several instances, so such statements never deadlock each other.
      */
     commitSteps: `WITH c AS (
         SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::text[],
           $7::text[], $8::integer[], $9::integer[], $10::text[], $11::jsonb[], $12::integer[], $13::bytea[],
-          $14::jsonb[], $15::bigint[], $16::bigint[], $17::bigint[], $18::text[], $19::integer[])
+          $14::jsonb[], $15::bigint[], $16::bigint[], $17::bigint[], $18::text[], $19::integer[], $30::jsonb[])
           WITH ORDINALITY AS c(workflow, id, epoch, status, now, kind, name, count, seq, step_status, config,
-            attempts, result, error, started_at, ended_at, wake_at, event_type, plain, i)),
+            attempts, result, error, started_at, ended_at, wake_at, event_type, plain, rollback_config, i)),
       inst AS (
         SELECT c.i, i.workflow, i.id, i.status FROM ${s}.instances i
         JOIN c ON i.workflow = c.workflow AND i.id = c.id AND i.epoch = c.epoch
@@ -369,14 +372,16 @@ export function queries(schema: string) {
         RETURNING inst.i),
       step AS (
         INSERT INTO ${s}.steps (workflow, instance_id, kind, name, count, seq, status, config, attempts,
-          result, error, started_at, ended_at, wake_at, event_type)
+          result, error, started_at, ended_at, wake_at, event_type, has_rollback, rollback_config)
         SELECT c.workflow, c.id, c.kind, c.name, c.count, c.seq, c.step_status, c.config, c.attempts,
-          c.result, c.error, c.started_at, c.ended_at, c.wake_at, c.event_type
+          c.result, c.error, c.started_at, c.ended_at, c.wake_at, c.event_type,
+          c.rollback_config IS NOT NULL, c.rollback_config
         FROM c JOIN inst ON inst.i = c.i
         ON CONFLICT (workflow, instance_id, kind, name, count) DO UPDATE SET seq = EXCLUDED.seq,
           status = EXCLUDED.status, config = EXCLUDED.config, attempts = EXCLUDED.attempts,
           result = EXCLUDED.result, error = EXCLUDED.error, started_at = EXCLUDED.started_at,
-          ended_at = EXCLUDED.ended_at, wake_at = EXCLUDED.wake_at, event_type = EXCLUDED.event_type),
+          ended_at = EXCLUDED.ended_at, wake_at = EXCLUDED.wake_at, event_type = EXCLUDED.event_type,
+          has_rollback = EXCLUDED.has_rollback, rollback_config = EXCLUDED.rollback_config),
       entries AS (
         ${historyInsert(
           s,

@@ -75,6 +75,15 @@ CREATE TABLE history (
 CREATE INDEX history_by_instance ON history (workflow, instance_id, event_id);
 `,
   },
+  {
+    version: 2,
+    name: "rollbacks: the step's handler flag and config, the instance's phase",
+    sql: `
+ALTER TABLE steps ADD COLUMN has_rollback INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE steps ADD COLUMN rollback_config TEXT;
+ALTER TABLE instances ADD COLUMN rollback TEXT;
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -76,7 +76,8 @@ export const sql = {
   getStep:
     "SELECT * FROM steps WHERE workflow = ? AND instance_id = ? AND kind = ? AND name = ? AND count = ?",
   putStep: `INSERT OR REPLACE INTO steps (workflow, instance_id, kind, name, count, seq, status, config, attempts, result,
-    error, started_at, ended_at, wake_at, event_type) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    error, started_at, ended_at, wake_at, event_type, has_rollback, rollback_config)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   deleteStep:
     "DELETE FROM steps WHERE workflow = ? AND instance_id = ? AND kind = ? AND name = ? AND count = ?",
   shiftWakeTimes: `UPDATE steps SET wake_at = wake_at + ? WHERE workflow = ? AND instance_id = ? AND wake_at IS NOT NULL

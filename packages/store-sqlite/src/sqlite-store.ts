@@ -368,6 +368,8 @@ export class SqliteStore implements Store {
       s.endedAt,
       s.wakeAt,
       s.eventType,
+      s.hasRollback === true ? 1 : 0,
+      jsonOfConfig(s.rollbackConfig ?? null),
     );
   }
 
@@ -389,7 +391,7 @@ export class SqliteStore implements Store {
         if (guard.statusIn?.length === 0) return false;
         const keys = (Object.keys(patch) as (keyof InstancePatch)[]).filter((k) => patch[k] !== undefined);
         const values: SQLInputValue[] = keys.map((k) =>
-          k === "error" ? json(patch.error) : (patch[k] as SQLInputValue),
+          k === "error" || k === "rollback" ? json(patch[k]) : (patch[k] as SQLInputValue),
         );
         values.push(workflow, id);
         if (guard.epoch !== undefined) values.push(guard.epoch);

@@ -15,6 +15,7 @@ const INSTANCE_COLUMNS: Record<string, string> = {
   epoch: "epoch",
   owner: "owner",
   leaseUntil: "lease_until",
+  rollback: "rollback",
 };
 
 export function instanceColumn(key: string): string {

@@ -35,24 +35,29 @@ const text = (v: unknown): string | null => (v === null || v === undefined ? nul
 export function rowReader(columns: ColumnReaders): RowReader {
   const { bytes, json } = columns;
   const num = nullableNumber;
-  const instance = (r: SqlRow): InstanceRow => ({
-    workflow: r.workflow as string,
-    id: r.id as string,
-    status: r.status as InstanceStatus,
-    params: bytes(r.params) ?? new Uint8Array(0),
-    output: bytes(r.output),
-    error: json(r.error),
-    createdAt: Number(r.created_at),
-    updatedAt: Number(r.updated_at),
-    startedAt: num(r.started_at),
-    endedAt: num(r.ended_at),
-    pausedAt: num(r.paused_at),
-    readyAt: num(r.ready_at),
-    priority: Number(r.priority),
-    epoch: Number(r.epoch),
-    owner: text(r.owner),
-    leaseUntil: num(r.lease_until),
-  });
+  const instance = (r: SqlRow): InstanceRow => {
+    const row: InstanceRow = {
+      workflow: r.workflow as string,
+      id: r.id as string,
+      status: r.status as InstanceStatus,
+      params: bytes(r.params) ?? new Uint8Array(0),
+      output: bytes(r.output),
+      error: json(r.error),
+      createdAt: Number(r.created_at),
+      updatedAt: Number(r.updated_at),
+      startedAt: num(r.started_at),
+      endedAt: num(r.ended_at),
+      pausedAt: num(r.paused_at),
+      readyAt: num(r.ready_at),
+      priority: Number(r.priority),
+      epoch: Number(r.epoch),
+      owner: text(r.owner),
+      leaseUntil: num(r.lease_until),
+    };
+    const rollback = json<InstanceRow["rollback"]>(r.rollback);
+    if (rollback) row.rollback = rollback;
+    return row;
+  };
   return {
     instance,
     claimed(r) {
@@ -60,23 +65,31 @@ export function rowReader(columns: ColumnReaders): RowReader {
       if (r.taken_over === true) row.takenOver = true;
       return row;
     },
-    step: (r) => ({
-      workflow: r.workflow as string,
-      instanceId: r.instance_id as string,
-      kind: r.kind as StepKind,
-      name: r.name as string,
-      count: Number(r.count),
-      seq: Number(r.seq),
-      status: r.status as StepRow["status"],
-      config: json(r.config),
-      attempts: Number(r.attempts),
-      result: bytes(r.result),
-      error: json(r.error),
-      startedAt: Number(r.started_at),
-      endedAt: num(r.ended_at),
-      wakeAt: num(r.wake_at),
-      eventType: text(r.event_type),
-    }),
+    step(r) {
+      const step: StepRow = {
+        workflow: r.workflow as string,
+        instanceId: r.instance_id as string,
+        kind: r.kind as StepKind,
+        name: r.name as string,
+        count: Number(r.count),
+        seq: Number(r.seq),
+        status: r.status as StepRow["status"],
+        config: json(r.config),
+        attempts: Number(r.attempts),
+        result: bytes(r.result),
+        error: json(r.error),
+        startedAt: Number(r.started_at),
+        endedAt: num(r.ended_at),
+        wakeAt: num(r.wake_at),
+        eventType: text(r.event_type),
+      };
+      // `has_rollback` is a boolean in PostgreSQL and 0/1 in SQLite; rows without one get no fields.
+      if (Number(r.has_rollback) === 1) {
+        step.hasRollback = true;
+        step.rollbackConfig = json(r.rollback_config);
+      }
+      return step;
+    },
     event: (r) => ({
       workflow: r.workflow as string,
       instanceId: r.instance_id as string,
@@ -93,7 +106,7 @@ export function rowReader(columns: ColumnReaders): RowReader {
         instanceId: r.instance_id as string,
         type: r.type as HistoryEntry["type"],
         timestamp: Number(r.timestamp),
-      };
+      } as HistoryEntry;
       if (r.step_kind !== null && r.step_kind !== undefined)
         entry.step = {
           kind: r.step_kind as StepKind,

@@ -4,6 +4,7 @@ import {
   INSTANCE_STATUSES,
   type InstanceStatus,
   isFinalStatus,
+  REDACTED_STEP_OUTPUT,
   validateInstanceId,
   WorkflowError,
 } from "@cairn/core";
@@ -196,7 +197,9 @@ class InstanceIntrospector implements WorkflowInstanceIntrospector {
     const index = step.index ?? 1;
     return this.#wait<unknown>(async (resolve, reject) => {
       const row = await this.#store.steps.get(this.#workflow, this.id, "do", step.name, index);
-      if (row?.status === "succeeded") return resolve(decodeValue(row.result));
+      // A sensitive step's value stays inside the workflow (SPEC §9.2).
+      if (row?.status === "succeeded")
+        return resolve(row.config?.sensitive === "output" ? REDACTED_STEP_OUTPUT : decodeValue(row.result));
       if (row?.status === "failed")
         return reject(deserializeError(row.error ?? { name: "Error", message: "Step failed" }));
       const instance = await this.#store.instances.get(this.#workflow, this.id);

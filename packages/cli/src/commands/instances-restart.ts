@@ -24,7 +24,11 @@ export function registerInstancesRestart(parent: Command, ctx: CliContext): void
       if (from && from.type === undefined) {
         // Like wrangler, the type defaults to a step.do; Cairn looks the name up among every kind.
         const detail = await client.getInstance(workflow, id);
-        from.type = stepTypeOf(detail.steps, from.name, from.count ?? 1);
+        from.type = stepTypeOf(
+          detail.steps.filter((s) => s.type !== "rollback"),
+          from.name,
+          from.count ?? 1,
+        );
       }
       return client.restart(workflow, id, from);
     },

@@ -34,7 +34,9 @@ const loadLayout = () => (layoutModule ??= import("@cairn/diagram/layout"));
 
 /** An instance's steps as the overlay sees them. */
 export function stepRuns(steps: readonly StepDetail[]): StepRun[] {
-  return steps.map((s) => {
+  // Rollback steps are not nodes of the diagram: the overlay shows the forward steps.
+  return steps.flatMap((s) => {
+    if (s.type === "rollback") return [];
     const kind = s.type === "step" ? "do" : s.type;
     let state: StepRun["state"];
     if (s.type === "step") {

@@ -30,7 +30,7 @@ interface Bar {
 
 /** What a step is doing, in one word. */
 export function stepState(s: StepDetail): "running" | "waiting" | "complete" | "errored" {
-  if (s.type === "step") {
+  if (s.type === "step" || s.type === "rollback") {
     if (s.end === null) {
       const last = s.attempts[s.attempts.length - 1];
       return last && last.end !== null && !last.success ? "waiting" : "running";
@@ -45,7 +45,7 @@ export function stepState(s: StepDetail): "running" | "waiting" | "complete" | "
 function barsOf(s: StepDetail, now: number): Bar[] {
   const bars: Bar[] = [];
   const end = (iso: string | null) => ms(iso) ?? now;
-  if (s.type === "step") {
+  if (s.type === "step" || s.type === "rollback") {
     s.attempts.forEach((a, i) => {
       const from = ms(a.start)!;
       const to = end(a.end);
@@ -102,10 +102,15 @@ function stepDuration(s: StepDetail, now: number): number | undefined {
   return a === undefined ? undefined : (ms(s.end) ?? now) - a;
 }
 
-const KIND_LABEL: Record<StepDetail["type"], string> = { step: "do", sleep: "sleep", waitForEvent: "wait" };
+const KIND_LABEL: Record<StepDetail["type"], string> = {
+  step: "do",
+  sleep: "sleep",
+  waitForEvent: "wait",
+  rollback: "rollback",
+};
 
 function note(s: StepDetail): string {
-  if (s.type === "step") {
+  if (s.type === "step" || s.type === "rollback") {
     const n = s.attempts.length;
     const retry = s.end === null && s.retry_at ? ` · retry at ${formatTime(s.retry_at)}` : "";
     return n > 1 ? `${n} attempts${retry}` : retry.replace(" · ", "");

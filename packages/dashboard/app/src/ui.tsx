@@ -1,4 +1,4 @@
-import type { InstanceStatus } from "@cairn/core";
+import type { ApiInstanceStatus, InstanceStatus } from "@cairn/core";
 import type { ReactNode } from "react";
 import { errorMessage, isUnauthorized } from "./api.ts";
 import { pretty } from "./format.ts";
@@ -15,11 +15,13 @@ export const STATUS_ORDER: InstanceStatus[] = [
   "unknown",
 ];
 
-export const STATUS_LABEL: Record<InstanceStatus, string> = {
+/** Labels of every status the API shows (`rollingBack` is shown, never stored or counted). */
+export const STATUS_LABEL: Record<ApiInstanceStatus, string> = {
   queued: "queued",
   running: "running",
   waiting: "waiting",
   waitingForPause: "pausing",
+  rollingBack: "rolling back",
   paused: "paused",
   complete: "complete",
   errored: "errored",
@@ -27,7 +29,7 @@ export const STATUS_LABEL: Record<InstanceStatus, string> = {
   unknown: "unknown",
 };
 
-export function StatusBadge({ status }: { status: InstanceStatus }) {
+export function StatusBadge({ status }: { status: ApiInstanceStatus }) {
   return (
     <span className={`badge s-${status}`} data-status={status}>
       <span className="dot" aria-hidden="true" />

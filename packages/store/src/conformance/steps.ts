@@ -37,6 +37,43 @@ export function stepTests(ctx: Ctx): void {
     expectBytes(got!.result, row.result!);
   });
 
+  it("keeps a step's rollback flag and config, and a rollback step (SPEC §9.1)", async () => {
+    const rollbackConfig = {
+      retries: { limit: 3, delay: "15 seconds", backoff: "linear" as const },
+      timeout: "2 minutes",
+    };
+    const forward = step("a", { status: "succeeded", hasRollback: true, rollbackConfig, endedAt: T0 + 5 });
+    const compensation = step("a", { kind: "rollback", status: "retrying", attempts: 1, wakeAt: T0 + 9 });
+    await putStep(ctx.store, forward);
+    await putStep(ctx.store, compensation);
+    expect(await ctx.store.steps.get(W, "a", "do", "load order", 1)).toEqual(forward);
+    expect(await ctx.store.steps.get(W, "a", "rollback", "load order", 1)).toEqual(compensation);
+    const plain = await ctx.store.steps.get(W, "a", "rollback", "load order", 1);
+    expect(plain && "hasRollback" in plain).toBe(false);
+  });
+
+  it("commits a step with a rollback config through steps.commit", async () => {
+    await insert(ctx.store, instance("a", { readyAt: T0 }));
+    const [row] = await ctx.store.queue.claim({ owner: "w1", now: T0 + 1, limit: 1, leaseMs: 30_000 });
+    const rollbackConfig = { retries: { limit: 1, delay: 5, backoff: "constant" as const }, timeout: 1000 };
+    const s = step("a", { status: "succeeded", hasRollback: true, rollbackConfig, endedAt: T0 + 5 });
+    await ctx.store.steps.commit({
+      workflow: W,
+      instanceId: "a",
+      epoch: row!.epoch,
+      status: "running",
+      now: T0 + 5,
+      step: s,
+      history: [],
+    });
+    expect(await ctx.store.steps.get(W, "a", "do", "load order", 1)).toEqual(s);
+    const rollback = { trigger: "error" as const, triggerError: { name: "Error", message: "boom" } };
+    expect(await ctx.store.instances.update(W, "a", { rollback }, { epoch: row!.epoch })).toBe(true);
+    expect((await ctx.store.instances.get(W, "a"))?.rollback).toEqual(rollback);
+    expect(await ctx.store.instances.update(W, "a", { rollback: null })).toBe(true);
+    expect((await ctx.store.instances.get(W, "a"))?.rollback ?? null).toBeNull();
+  });
+
   describe("commit (a run's fenced step outcome)", () => {
     /** An instance claimed by w1 (epoch 1), running. */
     async function owned(id: string): Promise<InstanceRow> {

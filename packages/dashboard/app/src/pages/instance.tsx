@@ -30,6 +30,15 @@ const EVENT_TYPES: HistoryEventType[] = [
   "wait_started",
   "wait_completed",
   "wait_timed_out",
+  "rollback_started",
+  "rollback_step_started",
+  "rollback_attempt_started",
+  "rollback_attempt_completed",
+  "rollback_attempt_errored",
+  "rollback_step_completed",
+  "rollback_step_errored",
+  "rollback_completed",
+  "rollback_errored",
 ];
 const FINAL = new Set<string>(FINAL_HISTORY_EVENTS);
 
@@ -462,7 +471,11 @@ function StepInspector({
       await call((c) =>
         c.changeStatus(workflow, id, {
           status: "restart",
-          from: { name: step.name, count: step.count, type: step.type === "step" ? "do" : step.type },
+          from: {
+            name: step.name,
+            count: step.count,
+            type: step.type === "step" || step.type === "rollback" ? "do" : step.type,
+          },
         }),
       );
       setMessage(`Restarted from ${step.label}.`);
