@@ -16,7 +16,8 @@ import {
   setConnectionFlag,
 } from "./connection.ts";
 import { type AgentContext, agentContext, runInContext } from "./context.ts";
-import type { AgentEmail } from "./email.ts";
+import { type AgentEmail, signAgentHeaders } from "./email.ts";
+import { composeEmail, type OutboundEmail } from "./mail.ts";
 import { camelCaseToKebabCase, MAX_STATE_BYTES } from "./names.ts";
 import { type RetryOptions, resolveRetry, tryN, validateRetryOptions } from "./retries.ts";
 import {
@@ -1338,7 +1339,10 @@ export class Agent<
     console.log(`${this.constructor.name}:${this.name} received an email; override onEmail to handle it`);
   }
 
-  /** @internal Called by routeAgentEmail: runs onEmail; returns the rejection reason it set, if any. */
+  /**
+   * @internal Called by routeAgentEmail: runs onEmail; returns the rejection reason it set, if any,
+   * and the replies `replyToEmail` composed (routeAgentEmail sends them through the message's `reply`).
+   */
   async _onEmail(data: {
     from: string;
     to: string;
@@ -1346,9 +1350,10 @@ export class Agent<
     raw: Uint8Array;
     rawSize: number;
     _secureRouted: boolean;
-  }): Promise<string | null> {
+  }): Promise<{ rejection: string | null; replies: OutboundEmail[] }> {
     await this.__unsafe_ensureInitialized();
     let rejection: string | null = null;
+    const replies: OutboundEmail[] = [];
     const email: AgentEmail = {
       from: data.from,
       to: data.to,
@@ -1358,12 +1363,105 @@ export class Agent<
       setReject: (reason: string) => {
         rejection = reason;
       },
+      reply: async (message: OutboundEmail) => {
+        replies.push(message);
+      },
       _secureRouted: data._secureRouted,
     };
     await runInContext(this.#context({ connection: undefined, request: undefined, email }), () =>
       this.#tryCatch(() => this.onEmail(email)),
     );
-    return rejection;
+    return { rejection, replies };
+  }
+
+  /** `X-Agent-Name`/`X-Agent-ID`, and with a secret the signature headers, of this agent's mail. */
+  async #agentMailHeaders(secret: string | null | undefined): Promise<Record<string, string>> {
+    const agentName = camelCaseToKebabCase(this.constructor.name);
+    const agentId = this.name;
+    if (secret) return signAgentHeaders(secret, agentName, agentId);
+    return { "X-Agent-Name": agentName, "X-Agent-ID": agentId };
+  }
+
+  /**
+   * Replies to `email` (during `onEmail`): from its recipient, to its sender, `Re: <subject>` unless
+   * `subject` is given, `In-Reply-To` its Message-ID; with `secret` signed so that a reply to the
+   * reply is routed back here by `createSecureReplyEmailResolver`.
+   */
+  async replyToEmail(
+    email: AgentEmail,
+    options: {
+      fromName: string;
+      subject?: string;
+      body: string;
+      contentType?: string;
+      headers?: Record<string, string>;
+      secret?: string | null;
+    },
+  ): Promise<void> {
+    if (email._secureRouted && options.secret === undefined)
+      throw new Error(
+        "This email was routed via createSecureReplyEmailResolver. " +
+          "You must pass a secret to replyToEmail() to sign replies, " +
+          "or pass secret: null to explicitly opt-out of signing.",
+      );
+    if (!email.reply) throw new Error("This email cannot be replied to (replyToEmail works during onEmail)");
+    const agentHeaders = await this.#agentMailHeaders(options.secret);
+    const messageId = email.headers.get("message-id");
+    const domain = email.from.split("@")[1] ?? "localhost";
+    const html = options.contentType === "text/html";
+    const raw = await composeEmail({
+      from: { name: options.fromName, address: email.to },
+      to: email.from,
+      subject: options.subject ?? `Re: ${email.headers.get("subject") ?? "No subject"}`,
+      ...(html ? { html: options.body } : { text: options.body }),
+      messageId: `<${nanoid()}.${this.name.replace(/[^A-Za-z0-9._-]/g, "_")}@${domain}>`,
+      ...(messageId ? { inReplyTo: messageId, references: messageId } : {}),
+      headers: { ...(options.headers ?? {}), ...agentHeaders },
+    });
+    await email.reply({ from: email.to, to: email.from, raw });
+  }
+
+  /**
+   * Sends a new message through a `send_email` binding (`env[binding]` or the binding itself),
+   * with this agent's `X-Agent-*` headers (signed with `secret`).
+   */
+  async sendEmail(options: {
+    binding: string | { send(message: OutboundEmail): Promise<unknown> };
+    from: string | { name?: string; address: string };
+    to: string;
+    subject: string;
+    text?: string;
+    html?: string;
+    replyTo?: string;
+    inReplyTo?: string;
+    headers?: Record<string, string>;
+    secret?: string | null;
+  }): Promise<void> {
+    const binding =
+      typeof options.binding === "string"
+        ? ((this.env as Record<string, unknown> | undefined)?.[options.binding] as
+            | { send?: (m: OutboundEmail) => Promise<unknown> }
+            | undefined)
+        : options.binding;
+    if (!binding || typeof binding.send !== "function")
+      throw new Error(
+        `sendEmail: ${typeof options.binding === "string" ? `env.${options.binding}` : "binding"} is not a send_email binding`,
+      );
+    if (options.text === undefined && options.html === undefined)
+      throw new Error("sendEmail: give text or html");
+    const agentHeaders = await this.#agentMailHeaders(options.secret);
+    const fromAddress = typeof options.from === "string" ? options.from : options.from.address;
+    const raw = await composeEmail({
+      from: options.from,
+      to: options.to,
+      subject: options.subject,
+      ...(options.text !== undefined ? { text: options.text } : {}),
+      ...(options.html !== undefined ? { html: options.html } : {}),
+      ...(options.replyTo ? { replyTo: options.replyTo } : {}),
+      ...(options.inReplyTo ? { inReplyTo: options.inReplyTo, references: options.inReplyTo } : {}),
+      headers: { ...(options.headers ?? {}), ...agentHeaders },
+    });
+    await binding.send({ from: fromAddress, to: options.to, raw });
   }
 
   // ---- keep-alive, destroy ----

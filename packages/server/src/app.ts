@@ -4,6 +4,7 @@ import { Hono } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { checkToken } from "./auth.ts";
 import { type DashboardOptions, serveDashboard } from "./dashboard.ts";
+import { type EmailApiDeps, emailRoutes } from "./email-routes.ts";
 import { describeError, errorEnvelope, HttpError } from "./errors.ts";
 import { crossSite } from "./guard.ts";
 import { type ObjectsView, objectRoutes } from "./objects.ts";
@@ -46,6 +47,8 @@ export interface ApiOptions {
   project?: () => unknown;
   /** Durable Objects (`cairn.objects`): serves `/objects/*` read-only views and SQL (docs/objects.md). */
   objects?: ObjectsView;
+  /** Inbound mail (`POST /api/v1/email`) for the project's `email()` handler; without it the route answers 404. */
+  deliverEmail?: EmailApiDeps["deliverEmail"];
 }
 
 /** The token each app was created with: `startServer` lets such apps listen beyond loopback. */
@@ -157,6 +160,7 @@ export function createApi(options: ApiOptions): Hono {
   });
 
   mountRoutes(api, objectRoutes.routes, { objects: options.objects ?? NO_OBJECTS });
+  mountRoutes(api, emailRoutes.routes, options.deliverEmail ? { deliverEmail: options.deliverEmail } : {});
 
   // Mounting copies the routes, so it comes after they are all defined.
   app.route(API_PREFIX, api);
