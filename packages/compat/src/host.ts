@@ -1,6 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { routeAgentRequest } from "@cairn/agents";
+import { inboundEmail, mailTransportFor, routeAgentRequest } from "@cairn/agents";
 import { parseStoreLocation } from "@cairn/core";
 import { installWorkersGlobals, type UpgradeListener, upgradeListener } from "@cairn/objects";
 import type { RuntimeHooks } from "@cairn/runtime";
@@ -26,6 +26,11 @@ export type CreateApi = (options: {
   project?: () => unknown;
   /** The Durable Objects host, for the `/objects` routes. */
   objects?: Cairn["objects"];
+  /** Inbound mail for the project's `email()` handler (`POST /api/v1/email`). */
+  deliverEmail?: (
+    raw: Uint8Array,
+    envelope: { from: string | undefined; to: string | undefined },
+  ) => Promise<{ rejected: string | undefined }>;
 }) => unknown;
 
 /** `startServer` of `@cairn/server`: serves the API app, and `fetch` for every other path. */
@@ -177,12 +182,14 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
   // Diagrams: the entry is bundled and analysed once, at the first request for a graph.
   let graphs: ReturnType<typeof projectGraphs> | undefined;
   const graph = async (workflow: string) => (await (graphs ??= projectGraphs(project, log))).get(workflow);
+  const deliverEmail = emailDelivery(project, env, pending, devLogger ? "dev" : "start");
   try {
     const app = options.createApi({
       runtime: cairn.runtime,
       graph,
       project: () => projectInfo(project, store),
       ...(project.objects.length ? { objects: cairn.objects } : {}),
+      ...(deliverEmail ? { deliverEmail } : {}),
       ...(options.token ? { token: options.token } : {}),
     });
     server = serverHandle(
@@ -253,6 +260,42 @@ export function serveFetch(
       log(`${request.method} ${new URL(request.url).pathname}: the fetch handler threw`, e);
       return new Response(`Internal error: ${(e as Error)?.message ?? String(e)}\n`, { status: 500 });
     }
+  };
+}
+
+/**
+ * Inbound mail for the default export's `email(message, env, ctx)` handler, when there is one: the
+ * message is a `ForwardableEmailMessage` whose `reply`/`forward` go out as `.eml` files in
+ * `.cairn/mail/` beside the store (`cairn dev`, or `cairn start` without `CAIRN_SMTP_URL`) or over
+ * SMTP to `CAIRN_SMTP_URL` (`cairn start`).
+ */
+function emailDelivery(
+  project: LoadedProject,
+  env: Record<string, unknown>,
+  pending: Set<Promise<unknown>>,
+  mode: "dev" | "start",
+) {
+  const worker = project.module.default as { email?: unknown } | undefined;
+  if (!worker || typeof worker.email !== "function") return undefined;
+  const handler = (worker.email as (m: unknown, e: unknown, c: unknown) => unknown).bind(worker);
+  const transport = mailTransportFor({
+    mode,
+    mailDir: join(dirname(project.storePath), "mail"),
+    smtpUrl: process.env.CAIRN_SMTP_URL,
+  });
+  return async (raw: Uint8Array, envelope: { from: string | undefined; to: string | undefined }) => {
+    const message = await inboundEmail(raw, envelope, transport);
+    const ctx = {
+      waitUntil(promise: Promise<unknown>) {
+        const p = Promise.resolve(promise).catch(() => {});
+        pending.add(p);
+        p.finally(() => pending.delete(p));
+      },
+      passThroughOnException() {},
+      props: {},
+    };
+    await handler(message, env, ctx);
+    return { rejected: message.rejected };
   };
 }
 
