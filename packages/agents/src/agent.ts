@@ -17,6 +17,7 @@ import {
 } from "./connection.ts";
 import { type AgentContext, agentContext, runInContext } from "./context.ts";
 import { type AgentEmail, signAgentHeaders } from "./email.ts";
+import { codedError, withCode } from "./errors.ts";
 import { composeEmail, type OutboundEmail } from "./mail.ts";
 import { camelCaseToKebabCase, MAX_STATE_BYTES } from "./names.ts";
 import { type RetryOptions, resolveRetry, tryN, validateRetryOptions } from "./retries.ts";
@@ -179,8 +180,21 @@ function nowSeconds(): number {
 }
 
 /** The next run of a 5-field cron expression (the parser's own error for a bad one). */
+/** `validateRetryOptions` for a schedule's retry options: a refusal is `schedule.invalid`. */
+function validRetry(retry: RetryOptions, defaults: Required<RetryOptions>): void {
+  try {
+    validateRetryOptions(retry, defaults);
+  } catch (e) {
+    throw withCode(e, "schedule.invalid");
+  }
+}
+
 export function nextCronTime(cron: string, from: Date = new Date()): Date {
-  return parseCronExpression(cron).getNextDate(from);
+  try {
+    return parseCronExpression(cron).getNextDate(from);
+  } catch (e) {
+    throw withCode(e, "schedule.invalid");
+  }
 }
 
 /**
@@ -652,24 +666,38 @@ export class Agent<
   setState(state: State): void {
     const store = agentContext.getStore();
     if (store?.agent === this && store.connection && this.isConnectionReadonly(store.connection))
-      throw new Error("Connection is readonly");
+      throw codedError("agent.readonly", "Connection is readonly");
     this.#setStateInternal(state, "server");
   }
 
   #setStateInternal(next: State, source: Connection | "server" = "server"): void {
-    this.validateStateChange(next, source);
+    try {
+      this.validateStateChange(next, source);
+    } catch (e) {
+      throw withCode(e, "agent.state_rejected");
+    }
     let json: string | undefined;
     try {
       json = JSON.stringify(next);
     } catch (e) {
-      throw new TypeError(`setState: the state cannot be serialized as JSON: ${(e as Error).message}`);
+      throw codedError(
+        "agent.state_rejected",
+        `setState: the state cannot be serialized as JSON: ${(e as Error).message}`,
+        TypeError,
+      );
     }
     if (json === undefined)
-      throw new TypeError(`setState: the state must be a JSON value, got ${typeof next}`);
+      throw codedError(
+        "agent.state_rejected",
+        `setState: the state must be a JSON value, got ${typeof next}`,
+        TypeError,
+      );
     const bytes = Buffer.byteLength(json);
     if (bytes > MAX_STATE_BYTES)
-      throw new RangeError(
+      throw codedError(
+        "agent.state_rejected",
         `setState: the state is ${bytes} bytes of JSON; at most ${MAX_STATE_BYTES} are allowed`,
+        RangeError,
       );
     this.sql`INSERT OR REPLACE INTO cf_agents_state (id, state) VALUES (${STATE_ROW_ID}, ${json})`;
     this.#state = JSON.parse(json) as State;
@@ -739,9 +767,10 @@ export class Agent<
     payload: T,
     options?: { retry?: RetryOptions },
   ): Promise<string> {
-    if (typeof callback !== "string") throw new Error("Callback must be a string");
-    if (typeof this[callback] !== "function") throw new Error(`this.${callback} is not a function`);
-    if (options?.retry) validateRetryOptions(options.retry, this.#options.retry);
+    if (typeof callback !== "string") throw codedError("schedule.invalid", "Callback must be a string");
+    if (typeof this[callback] !== "function")
+      throw codedError("schedule.invalid", `this.${callback} is not a function`);
+    if (options?.retry) validRetry(options.retry, this.#options.retry);
     const id = nanoid(9);
     const seq = (this.sql<{ n: number }>`SELECT coalesce(max(seq), 0) + 1 AS n FROM cf_agents_queues`[0]?.n ??
       1) as number;
@@ -822,9 +851,10 @@ export class Agent<
     payload?: T,
     options?: { retry?: RetryOptions; idempotent?: boolean },
   ): Promise<Schedule<T>> {
-    if (typeof callback !== "string") throw new Error("Callback must be a string");
-    if (typeof this[callback] !== "function") throw new Error(`this.${callback} is not a function`);
-    if (options?.retry) validateRetryOptions(options.retry, this.#options.retry);
+    if (typeof callback !== "string") throw codedError("schedule.invalid", "Callback must be a string");
+    if (typeof this[callback] !== "function")
+      throw codedError("schedule.invalid", `this.${callback} is not a function`);
+    if (options?.retry) validRetry(options.retry, this.#options.retry);
     const retryJson = options?.retry ? JSON.stringify(options.retry) : null;
     const payloadJson = JSON.stringify(payload) ?? null;
     let type: Schedule["type"];
@@ -833,7 +863,8 @@ export class Agent<
     let idempotent = options?.idempotent ?? false;
     if (when instanceof Date) {
       if (Number.isNaN(when.getTime()))
-        throw new Error(
+        throw codedError(
+          "schedule.invalid",
           `Invalid schedule type: ${JSON.stringify(when)}(object) trying to schedule ${callback}`,
         );
       type = "scheduled";
@@ -848,7 +879,8 @@ export class Agent<
       extra = { cron: when };
       idempotent = options?.idempotent ?? true;
     } else
-      throw new Error(
+      throw codedError(
+        "schedule.invalid",
         `Invalid schedule type: ${JSON.stringify(when)}(${typeof when}) trying to schedule ${callback}`,
       );
     if (idempotent) {
@@ -893,12 +925,16 @@ export class Agent<
     options?: { retry?: RetryOptions },
   ): Promise<Schedule<T>> {
     if (typeof intervalSeconds !== "number" || !(intervalSeconds > 0))
-      throw new Error("intervalSeconds must be a positive number");
+      throw codedError("schedule.invalid", "intervalSeconds must be a positive number");
     if (intervalSeconds > MAX_INTERVAL_SECONDS)
-      throw new Error(`intervalSeconds cannot exceed ${MAX_INTERVAL_SECONDS} seconds (30 days)`);
-    if (typeof callback !== "string") throw new Error("Callback must be a string");
-    if (typeof this[callback] !== "function") throw new Error(`this.${callback} is not a function`);
-    if (options?.retry) validateRetryOptions(options.retry, this.#options.retry);
+      throw codedError(
+        "schedule.invalid",
+        `intervalSeconds cannot exceed ${MAX_INTERVAL_SECONDS} seconds (30 days)`,
+      );
+    if (typeof callback !== "string") throw codedError("schedule.invalid", "Callback must be a string");
+    if (typeof this[callback] !== "function")
+      throw codedError("schedule.invalid", `this.${callback} is not a function`);
+    if (options?.retry) validRetry(options.retry, this.#options.retry);
     const payloadJson = JSON.stringify(payload) ?? null;
     const existing = this.sql<ScheduleRow>`SELECT * FROM cf_agents_schedules WHERE type = 'interval'
       AND callback = ${callback} AND intervalSeconds = ${intervalSeconds} AND payload IS ${payloadJson} LIMIT 1`;
@@ -1054,7 +1090,7 @@ export class Agent<
 
   #trackedRow(workflowId: string): WorkflowRow {
     const row = this.sql<WorkflowRow>`SELECT * FROM cf_agents_workflows WHERE workflow_id = ${workflowId}`[0];
-    if (!row) throw new Error(`Workflow ${workflowId} not found in tracking table`);
+    if (!row) throw codedError("workflow.not_tracked", `Workflow ${workflowId} not found in tracking table`);
     return row;
   }
 

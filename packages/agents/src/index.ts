@@ -35,6 +35,7 @@ export {
   signAgentHeaders,
   verifyAgentSignature,
 } from "./email.ts";
+export { type AgentErrorCode, codedError, withCode } from "./errors.ts";
 export {
   type ComposeOptions,
   composeEmail,
