@@ -24,7 +24,16 @@ export class Inbox extends Agent {
     this.setState({ subjects: [...this.state.subjects, [email.headers.get("subject"), email._secureRouted === true]] });
     await this.replyToEmail(email, { fromName: "Inbox", body: "Got it", secret: this.env.EMAIL_SECRET });
   }
-  onRequest() {
+  async onRequest(request) {
+    const to = new URL(request.url).searchParams.get("send");
+    if (to) {
+      try {
+        await this.sendEmail({ binding: "EMAIL", from: "inbox@example.com", to, subject: "Update", text: "news" });
+        return Response.json({ sent: true });
+      } catch (e) {
+        return Response.json({ sent: false, error: e.message });
+      }
+    }
     return Response.json(this.state);
   }
 }
@@ -49,6 +58,7 @@ const WRANGLER = {
   vars: { EMAIL_SECRET: "s3cret" },
   durable_objects: { bindings: [{ name: "Inbox", class_name: "Inbox" }] },
   migrations: [{ tag: "v1", new_sqlite_classes: ["Inbox"] }],
+  send_email: [{ name: "EMAIL", allowed_destination_addresses: ["dave@example.org"] }],
 };
 
 describe("an Agents project with an email() handler", () => {
@@ -101,5 +111,29 @@ describe("an Agents project with an email() handler", () => {
       ],
     });
     expect(readdirSync(mailDir).filter((f) => f.endsWith(".eml"))).toHaveLength(2);
+  });
+
+  it("gives env the send_email bindings of wrangler.jsonc, with their allowed destinations", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "cairn-agents-mail-"));
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+    mkdirSync(join(dir, "src"));
+    writeFileSync(join(dir, "src/server.js"), SERVER);
+    writeFileSync(join(dir, "wrangler.jsonc"), JSON.stringify(WRANGLER));
+    const hosted = await hostProject(dir, { port: 0, startServer, createApi, log: () => {} });
+    cleanup.push(() => hosted.close());
+    const send = async (to: string) => (await fetch(`${hosted.url}/agents/inbox/c-9?send=${to}`)).json();
+    expect(await send("dave@example.org")).toEqual({ sent: true });
+    expect(await send("eve@example.org")).toEqual({
+      sent: false,
+      error: "send_email EMAIL: eve@example.org is not in allowed_destination_addresses (dave@example.org)",
+    });
+    const mailDir = join(dir, ".cairn", "mail");
+    const files = readdirSync(mailDir).filter((f) => f.endsWith(".eml"));
+    expect(files).toHaveLength(1);
+    const eml = readFileSync(join(mailDir, files[0]!), "utf8");
+    expect(eml).toMatch(/^To: dave@example.org$/m);
+    expect(eml).toMatch(/^X-Agent-Name: inbox$/m);
+    expect(eml).toMatch(/^X-Agent-ID: c-9$/m);
+    expect(eml).not.toMatch(/^X-Agent-Sig:/m);
   });
 });

@@ -124,11 +124,29 @@ export interface SendEmailBinding {
   }): Promise<void>;
 }
 
-export function sendEmailBinding(transport: MailTransport): SendEmailBinding {
+/**
+ * A `send_email` binding over `transport`. With `destinationAddress` every message must go to that
+ * address; with `allowedDestinationAddresses` to one of them (wrangler's `send_email` options).
+ */
+export function sendEmailBinding(
+  transport: MailTransport,
+  restrict: { name?: string; destinationAddress?: string; allowedDestinationAddresses?: string[] } = {},
+): SendEmailBinding {
+  const what = restrict.name ? `send_email ${restrict.name}` : "send_email";
   return {
     async send(message) {
       if (!message || typeof message.from !== "string" || typeof message.to !== "string")
-        throw new TypeError("send_email: the message needs from and to (strings)");
+        throw new TypeError(`${what}: the message needs from and to (strings)`);
+      const to = message.to.toLowerCase();
+      if (restrict.destinationAddress !== undefined && to !== restrict.destinationAddress.toLowerCase())
+        throw new Error(`${what}: may only send to ${restrict.destinationAddress}, not ${message.to}`);
+      if (
+        restrict.allowedDestinationAddresses &&
+        !restrict.allowedDestinationAddresses.some((a) => a.toLowerCase() === to)
+      )
+        throw new Error(
+          `${what}: ${message.to} is not in allowed_destination_addresses (${restrict.allowedDestinationAddresses.join(", ")})`,
+        );
       const raw =
         message.raw instanceof ReadableStream
           ? new Uint8Array(await new Response(message.raw).arrayBuffer())

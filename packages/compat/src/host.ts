@@ -1,6 +1,12 @@
 import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { inboundEmail, mailTransportFor, routeAgentRequest } from "@cairn/agents";
+import {
+  inboundEmail,
+  type MailTransport,
+  mailTransportFor,
+  routeAgentRequest,
+  sendEmailBinding,
+} from "@cairn/agents";
 import { parseStoreLocation } from "@cairn/core";
 import { installWorkersGlobals, type UpgradeListener, upgradeListener } from "@cairn/objects";
 import type { RuntimeHooks } from "@cairn/runtime";
@@ -145,6 +151,7 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
     },
   };
   if (devLogger) attributeConsole();
+  const mail = mailOf(project, devLogger ? "dev" : "start");
   const cairn = await createCairn({
     log: (message, error) => log(message, error),
     ...options.cairn,
@@ -156,7 +163,7 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
       : project.workflows,
     objects: project.objects,
     ...(project.migrations ? { migrations: project.migrations } : {}),
-    env: { ...options.cairn?.env, ...project.vars },
+    env: { ...options.cairn?.env, ...project.vars, ...mail?.bindings },
   });
   if (devLogger) reportErroredInstances(cairn.runtime, devLogger);
   const env = cairn.env as Record<string, unknown>;
@@ -182,7 +189,7 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
   // Diagrams: the entry is bundled and analysed once, at the first request for a graph.
   let graphs: ReturnType<typeof projectGraphs> | undefined;
   const graph = async (workflow: string) => (await (graphs ??= projectGraphs(project, log))).get(workflow);
-  const deliverEmail = emailDelivery(project, env, pending, devLogger ? "dev" : "start");
+  const deliverEmail = mail?.deliverEmail(env, pending);
   try {
     const app = options.createApi({
       runtime: cairn.runtime,
@@ -269,34 +276,45 @@ export function serveFetch(
  * `.cairn/mail/` beside the store (`cairn dev`, or `cairn start` without `CAIRN_SMTP_URL`) or over
  * SMTP to `CAIRN_SMTP_URL` (`cairn start`).
  */
-function emailDelivery(
-  project: LoadedProject,
-  env: Record<string, unknown>,
-  pending: Set<Promise<unknown>>,
-  mode: "dev" | "start",
-) {
+function mailOf(project: LoadedProject, mode: "dev" | "start") {
   const worker = project.module.default as { email?: unknown } | undefined;
-  if (!worker || typeof worker.email !== "function") return undefined;
-  const handler = (worker.email as (m: unknown, e: unknown, c: unknown) => unknown).bind(worker);
-  const transport = mailTransportFor({
+  const hasHandler = !!worker && typeof worker.email === "function";
+  if (!hasHandler && !project.sendEmail?.length) return undefined;
+  const transport: MailTransport = mailTransportFor({
     mode,
     mailDir: join(dirname(project.storePath), "mail"),
     smtpUrl: process.env.CAIRN_SMTP_URL,
   });
-  return async (raw: Uint8Array, envelope: { from: string | undefined; to: string | undefined }) => {
-    const message = await inboundEmail(raw, envelope, transport);
-    const ctx = {
-      waitUntil(promise: Promise<unknown>) {
-        const p = Promise.resolve(promise).catch(() => {});
-        pending.add(p);
-        p.finally(() => pending.delete(p));
-      },
-      passThroughOnException() {},
-      props: {},
-    };
-    await handler(message, env, ctx);
-    return { rejected: message.rejected };
-  };
+  // wrangler's `send_email` bindings send through the same transport.
+  const bindings: Record<string, unknown> = {};
+  for (const b of project.sendEmail ?? [])
+    bindings[b.name] = sendEmailBinding(transport, {
+      name: b.name,
+      ...(b.destination_address !== undefined ? { destinationAddress: b.destination_address } : {}),
+      ...(b.allowed_destination_addresses
+        ? { allowedDestinationAddresses: b.allowed_destination_addresses }
+        : {}),
+    });
+  const handler = hasHandler
+    ? (worker!.email as (m: unknown, e: unknown, c: unknown) => unknown).bind(worker)
+    : undefined;
+  const deliverEmail = (env: Record<string, unknown>, pending: Set<Promise<unknown>>) =>
+    handler &&
+    (async (raw: Uint8Array, envelope: { from: string | undefined; to: string | undefined }) => {
+      const message = await inboundEmail(raw, envelope, transport);
+      const ctx = {
+        waitUntil(promise: Promise<unknown>) {
+          const p = Promise.resolve(promise).catch(() => {});
+          pending.add(p);
+          p.finally(() => pending.delete(p));
+        },
+        passThroughOnException() {},
+        props: {},
+      };
+      await handler(message, env, ctx);
+      return { rejected: message.rejected };
+    });
+  return { bindings, deliverEmail };
 }
 
 /** `cairn dev`'s fetch handler for a project without one: `routeAgentRequest`, else 404. */
