@@ -9,7 +9,7 @@ import {
 } from "@cairn/agents";
 import { parseStoreLocation } from "@cairn/core";
 import { installWorkersGlobals, type UpgradeListener, upgradeListener } from "@cairn/objects";
-import type { RuntimeHooks } from "@cairn/runtime";
+import type { RemoteWorkers, RuntimeHooks } from "@cairn/runtime";
 import { type Cairn, type CairnOptions, createCairn } from "cairnjs";
 import type { WebSocket as WsSocket } from "ws";
 import { ENV_SLOT, EXPORTS_SLOT } from "./cloudflare-workers.ts";
@@ -37,6 +37,8 @@ export type CreateApi = (options: {
     raw: Uint8Array,
     envelope: { from: string | undefined; to: string | undefined },
   ) => Promise<{ rejected: string | undefined }>;
+  /** Remote (Python) workers, for the `/workers` routes of worker protocol v1. */
+  workers?: RemoteWorkers;
 }) => unknown;
 
 /** `startServer` of `@cairn/server`: serves the API app, and `fetch` for every other path. */

@@ -1,5 +1,5 @@
 import { API_PREFIX } from "@cairn/api";
-import type { Runtime } from "@cairn/runtime";
+import type { RemoteWorkers, Runtime } from "@cairn/runtime";
 import { Hono } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { checkToken } from "./auth.ts";
@@ -11,6 +11,7 @@ import { type ObjectsView, objectRoutes } from "./objects.ts";
 import { openApiRoute } from "./openapi.ts";
 import { mountRoutes } from "./routes.ts";
 import { healthRoute, projectRoute } from "./system-routes.ts";
+import { workerRoutes } from "./worker-routes.ts";
 import { workflowRoutes } from "./workflow-routes.ts";
 
 /** How often an idle event stream sends a comment, so proxies keep it open. */
@@ -49,6 +50,8 @@ export interface ApiOptions {
   objects?: ObjectsView;
   /** Inbound mail (`POST /api/v1/email`) for the project's `email()` handler; without it the route answers 404. */
   deliverEmail?: EmailApiDeps["deliverEmail"];
+  /** Remote workers (worker protocol v1, SPEC §11.3): serves `/workers/*`. */
+  workers?: RemoteWorkers;
 }
 
 /** The token each app was created with: `startServer` lets such apps listen beyond loopback. */
@@ -161,6 +164,7 @@ export function createApi(options: ApiOptions): Hono {
 
   mountRoutes(api, objectRoutes.routes, { objects: options.objects ?? NO_OBJECTS });
   mountRoutes(api, emailRoutes.routes, options.deliverEmail ? { deliverEmail: options.deliverEmail } : {});
+  mountRoutes(api, workerRoutes.routes, { workers: options.workers });
 
   // Mounting copies the routes, so it comes after they are all defined.
   app.route(API_PREFIX, api);

@@ -40,6 +40,10 @@ describe("OpenAPI document", () => {
         "GET /objects/{namespace}",
         "GET /objects/{namespace}/{id}",
         "POST /objects/{namespace}/{id}/sql",
+        "POST /workers",
+        "POST /workers/{wid}/poll",
+        "POST /workers/{wid}/tasks/{tid}",
+        "DELETE /workers/{wid}",
       ].sort(),
     );
     for (const [path, ops] of Object.entries(doc.paths)) {

@@ -4,6 +4,7 @@ import { emailRoutes } from "./email-routes.ts";
 import { objectRoutes } from "./objects.ts";
 import { defineRoute, openApiDocumentOf, type RouteGroup } from "./routes.ts";
 import { systemRoutes } from "./system-routes.ts";
+import { workerRoutes } from "./worker-routes.ts";
 import { workflowRoutes } from "./workflow-routes.ts";
 
 /** The OpenAPI document itself: served without the token. */
@@ -31,6 +32,7 @@ export const API_ROUTE_GROUPS: RouteGroup<never>[] = [
   workflowRoutes,
   objectRoutes,
   emailRoutes,
+  workerRoutes,
 ];
 
 let cached: Record<string, unknown> | undefined;
