@@ -16,7 +16,9 @@ import {
   setConnectionFlag,
 } from "./connection.ts";
 import { type AgentContext, agentContext, runInContext } from "./context.ts";
-import type { AgentEmail } from "./email.ts";
+import { type AgentEmail, signAgentHeaders } from "./email.ts";
+import { codedError, withCode } from "./errors.ts";
+import { composeEmail, type OutboundEmail } from "./mail.ts";
 import { camelCaseToKebabCase, MAX_STATE_BYTES } from "./names.ts";
 import { type RetryOptions, resolveRetry, tryN, validateRetryOptions } from "./retries.ts";
 import {
@@ -178,8 +180,21 @@ function nowSeconds(): number {
 }
 
 /** The next run of a 5-field cron expression (the parser's own error for a bad one). */
+/** `validateRetryOptions` for a schedule's retry options: a refusal is `schedule.invalid`. */
+function validRetry(retry: RetryOptions, defaults: Required<RetryOptions>): void {
+  try {
+    validateRetryOptions(retry, defaults);
+  } catch (e) {
+    throw withCode(e, "schedule.invalid");
+  }
+}
+
 export function nextCronTime(cron: string, from: Date = new Date()): Date {
-  return parseCronExpression(cron).getNextDate(from);
+  try {
+    return parseCronExpression(cron).getNextDate(from);
+  } catch (e) {
+    throw withCode(e, "schedule.invalid");
+  }
 }
 
 /**
@@ -651,24 +666,38 @@ export class Agent<
   setState(state: State): void {
     const store = agentContext.getStore();
     if (store?.agent === this && store.connection && this.isConnectionReadonly(store.connection))
-      throw new Error("Connection is readonly");
+      throw codedError("agent.readonly", "Connection is readonly");
     this.#setStateInternal(state, "server");
   }
 
   #setStateInternal(next: State, source: Connection | "server" = "server"): void {
-    this.validateStateChange(next, source);
+    try {
+      this.validateStateChange(next, source);
+    } catch (e) {
+      throw withCode(e, "agent.state_rejected");
+    }
     let json: string | undefined;
     try {
       json = JSON.stringify(next);
     } catch (e) {
-      throw new TypeError(`setState: the state cannot be serialized as JSON: ${(e as Error).message}`);
+      throw codedError(
+        "agent.state_rejected",
+        `setState: the state cannot be serialized as JSON: ${(e as Error).message}`,
+        TypeError,
+      );
     }
     if (json === undefined)
-      throw new TypeError(`setState: the state must be a JSON value, got ${typeof next}`);
+      throw codedError(
+        "agent.state_rejected",
+        `setState: the state must be a JSON value, got ${typeof next}`,
+        TypeError,
+      );
     const bytes = Buffer.byteLength(json);
     if (bytes > MAX_STATE_BYTES)
-      throw new RangeError(
+      throw codedError(
+        "agent.state_rejected",
         `setState: the state is ${bytes} bytes of JSON; at most ${MAX_STATE_BYTES} are allowed`,
+        RangeError,
       );
     this.sql`INSERT OR REPLACE INTO cf_agents_state (id, state) VALUES (${STATE_ROW_ID}, ${json})`;
     this.#state = JSON.parse(json) as State;
@@ -738,9 +767,10 @@ export class Agent<
     payload: T,
     options?: { retry?: RetryOptions },
   ): Promise<string> {
-    if (typeof callback !== "string") throw new Error("Callback must be a string");
-    if (typeof this[callback] !== "function") throw new Error(`this.${callback} is not a function`);
-    if (options?.retry) validateRetryOptions(options.retry, this.#options.retry);
+    if (typeof callback !== "string") throw codedError("schedule.invalid", "Callback must be a string");
+    if (typeof this[callback] !== "function")
+      throw codedError("schedule.invalid", `this.${callback} is not a function`);
+    if (options?.retry) validRetry(options.retry, this.#options.retry);
     const id = nanoid(9);
     const seq = (this.sql<{ n: number }>`SELECT coalesce(max(seq), 0) + 1 AS n FROM cf_agents_queues`[0]?.n ??
       1) as number;
@@ -821,9 +851,10 @@ export class Agent<
     payload?: T,
     options?: { retry?: RetryOptions; idempotent?: boolean },
   ): Promise<Schedule<T>> {
-    if (typeof callback !== "string") throw new Error("Callback must be a string");
-    if (typeof this[callback] !== "function") throw new Error(`this.${callback} is not a function`);
-    if (options?.retry) validateRetryOptions(options.retry, this.#options.retry);
+    if (typeof callback !== "string") throw codedError("schedule.invalid", "Callback must be a string");
+    if (typeof this[callback] !== "function")
+      throw codedError("schedule.invalid", `this.${callback} is not a function`);
+    if (options?.retry) validRetry(options.retry, this.#options.retry);
     const retryJson = options?.retry ? JSON.stringify(options.retry) : null;
     const payloadJson = JSON.stringify(payload) ?? null;
     let type: Schedule["type"];
@@ -832,7 +863,8 @@ export class Agent<
     let idempotent = options?.idempotent ?? false;
     if (when instanceof Date) {
       if (Number.isNaN(when.getTime()))
-        throw new Error(
+        throw codedError(
+          "schedule.invalid",
           `Invalid schedule type: ${JSON.stringify(when)}(object) trying to schedule ${callback}`,
         );
       type = "scheduled";
@@ -847,7 +879,8 @@ export class Agent<
       extra = { cron: when };
       idempotent = options?.idempotent ?? true;
     } else
-      throw new Error(
+      throw codedError(
+        "schedule.invalid",
         `Invalid schedule type: ${JSON.stringify(when)}(${typeof when}) trying to schedule ${callback}`,
       );
     if (idempotent) {
@@ -892,12 +925,16 @@ export class Agent<
     options?: { retry?: RetryOptions },
   ): Promise<Schedule<T>> {
     if (typeof intervalSeconds !== "number" || !(intervalSeconds > 0))
-      throw new Error("intervalSeconds must be a positive number");
+      throw codedError("schedule.invalid", "intervalSeconds must be a positive number");
     if (intervalSeconds > MAX_INTERVAL_SECONDS)
-      throw new Error(`intervalSeconds cannot exceed ${MAX_INTERVAL_SECONDS} seconds (30 days)`);
-    if (typeof callback !== "string") throw new Error("Callback must be a string");
-    if (typeof this[callback] !== "function") throw new Error(`this.${callback} is not a function`);
-    if (options?.retry) validateRetryOptions(options.retry, this.#options.retry);
+      throw codedError(
+        "schedule.invalid",
+        `intervalSeconds cannot exceed ${MAX_INTERVAL_SECONDS} seconds (30 days)`,
+      );
+    if (typeof callback !== "string") throw codedError("schedule.invalid", "Callback must be a string");
+    if (typeof this[callback] !== "function")
+      throw codedError("schedule.invalid", `this.${callback} is not a function`);
+    if (options?.retry) validRetry(options.retry, this.#options.retry);
     const payloadJson = JSON.stringify(payload) ?? null;
     const existing = this.sql<ScheduleRow>`SELECT * FROM cf_agents_schedules WHERE type = 'interval'
       AND callback = ${callback} AND intervalSeconds = ${intervalSeconds} AND payload IS ${payloadJson} LIMIT 1`;
@@ -1053,7 +1090,7 @@ export class Agent<
 
   #trackedRow(workflowId: string): WorkflowRow {
     const row = this.sql<WorkflowRow>`SELECT * FROM cf_agents_workflows WHERE workflow_id = ${workflowId}`[0];
-    if (!row) throw new Error(`Workflow ${workflowId} not found in tracking table`);
+    if (!row) throw codedError("workflow.not_tracked", `Workflow ${workflowId} not found in tracking table`);
     return row;
   }
 
@@ -1338,7 +1375,10 @@ export class Agent<
     console.log(`${this.constructor.name}:${this.name} received an email; override onEmail to handle it`);
   }
 
-  /** @internal Called by routeAgentEmail: runs onEmail; returns the rejection reason it set, if any. */
+  /**
+   * @internal Called by routeAgentEmail: runs onEmail; returns the rejection reason it set, if any,
+   * and the replies `replyToEmail` composed (routeAgentEmail sends them through the message's `reply`).
+   */
   async _onEmail(data: {
     from: string;
     to: string;
@@ -1346,9 +1386,10 @@ export class Agent<
     raw: Uint8Array;
     rawSize: number;
     _secureRouted: boolean;
-  }): Promise<string | null> {
+  }): Promise<{ rejection: string | null; replies: OutboundEmail[] }> {
     await this.__unsafe_ensureInitialized();
     let rejection: string | null = null;
+    const replies: OutboundEmail[] = [];
     const email: AgentEmail = {
       from: data.from,
       to: data.to,
@@ -1358,12 +1399,105 @@ export class Agent<
       setReject: (reason: string) => {
         rejection = reason;
       },
+      reply: async (message: OutboundEmail) => {
+        replies.push(message);
+      },
       _secureRouted: data._secureRouted,
     };
     await runInContext(this.#context({ connection: undefined, request: undefined, email }), () =>
       this.#tryCatch(() => this.onEmail(email)),
     );
-    return rejection;
+    return { rejection, replies };
+  }
+
+  /** `X-Agent-Name`/`X-Agent-ID`, and with a secret the signature headers, of this agent's mail. */
+  async #agentMailHeaders(secret: string | null | undefined): Promise<Record<string, string>> {
+    const agentName = camelCaseToKebabCase(this.constructor.name);
+    const agentId = this.name;
+    if (secret) return signAgentHeaders(secret, agentName, agentId);
+    return { "X-Agent-Name": agentName, "X-Agent-ID": agentId };
+  }
+
+  /**
+   * Replies to `email` (during `onEmail`): from its recipient, to its sender, `Re: <subject>` unless
+   * `subject` is given, `In-Reply-To` its Message-ID; with `secret` signed so that a reply to the
+   * reply is routed back here by `createSecureReplyEmailResolver`.
+   */
+  async replyToEmail(
+    email: AgentEmail,
+    options: {
+      fromName: string;
+      subject?: string;
+      body: string;
+      contentType?: string;
+      headers?: Record<string, string>;
+      secret?: string | null;
+    },
+  ): Promise<void> {
+    if (email._secureRouted && options.secret === undefined)
+      throw new Error(
+        "This email was routed via createSecureReplyEmailResolver. " +
+          "You must pass a secret to replyToEmail() to sign replies, " +
+          "or pass secret: null to explicitly opt-out of signing.",
+      );
+    if (!email.reply) throw new Error("This email cannot be replied to (replyToEmail works during onEmail)");
+    const agentHeaders = await this.#agentMailHeaders(options.secret);
+    const messageId = email.headers.get("message-id");
+    const domain = email.from.split("@")[1] ?? "localhost";
+    const html = options.contentType === "text/html";
+    const raw = await composeEmail({
+      from: { name: options.fromName, address: email.to },
+      to: email.from,
+      subject: options.subject ?? `Re: ${email.headers.get("subject") ?? "No subject"}`,
+      ...(html ? { html: options.body } : { text: options.body }),
+      messageId: `<${nanoid()}.${this.name.replace(/[^A-Za-z0-9._-]/g, "_")}@${domain}>`,
+      ...(messageId ? { inReplyTo: messageId, references: messageId } : {}),
+      headers: { ...(options.headers ?? {}), ...agentHeaders },
+    });
+    await email.reply({ from: email.to, to: email.from, raw });
+  }
+
+  /**
+   * Sends a new message through a `send_email` binding (`env[binding]` or the binding itself),
+   * with this agent's `X-Agent-*` headers (signed with `secret`).
+   */
+  async sendEmail(options: {
+    binding: string | { send(message: OutboundEmail): Promise<unknown> };
+    from: string | { name?: string; address: string };
+    to: string;
+    subject: string;
+    text?: string;
+    html?: string;
+    replyTo?: string;
+    inReplyTo?: string;
+    headers?: Record<string, string>;
+    secret?: string | null;
+  }): Promise<void> {
+    const binding =
+      typeof options.binding === "string"
+        ? ((this.env as Record<string, unknown> | undefined)?.[options.binding] as
+            | { send?: (m: OutboundEmail) => Promise<unknown> }
+            | undefined)
+        : options.binding;
+    if (!binding || typeof binding.send !== "function")
+      throw new Error(
+        `sendEmail: ${typeof options.binding === "string" ? `env.${options.binding}` : "binding"} is not a send_email binding`,
+      );
+    if (options.text === undefined && options.html === undefined)
+      throw new Error("sendEmail: give text or html");
+    const agentHeaders = await this.#agentMailHeaders(options.secret);
+    const fromAddress = typeof options.from === "string" ? options.from : options.from.address;
+    const raw = await composeEmail({
+      from: options.from,
+      to: options.to,
+      subject: options.subject,
+      ...(options.text !== undefined ? { text: options.text } : {}),
+      ...(options.html !== undefined ? { html: options.html } : {}),
+      ...(options.replyTo ? { replyTo: options.replyTo } : {}),
+      ...(options.inReplyTo ? { inReplyTo: options.inReplyTo, references: options.inReplyTo } : {}),
+      headers: { ...(options.headers ?? {}), ...agentHeaders },
+    });
+    await binding.send({ from: fromAddress, to: options.to, raw });
   }
 
   // ---- keep-alive, destroy ----

@@ -4,7 +4,9 @@
  * (reconnecting WebSocket). Upstream's own client works against Cairn too; this one has no
  * dependency on Cloudflare's packages.
  */
+
 import { PartySocket, type PartySocketOptions } from "partysocket";
+import { codedError } from "./errors.ts";
 import { camelCaseToKebabCase } from "./names.ts";
 
 /** Default timeout of a non-streaming `call()`, in ms (0 disables). */
@@ -246,7 +248,7 @@ export class AgentClient<State = unknown> extends PartySocket {
       if (timeout > 0)
         pending.timer = setTimeout(() => {
           this.#pending.delete(id);
-          reject(new Error(`RPC call to ${method} timed out after ${timeout}ms`));
+          reject(codedError("agent.rpc_timeout", `RPC call to ${method} timed out after ${timeout}ms`));
         }, timeout);
       this.#pending.set(id, pending);
       this.send(JSON.stringify({ type: "rpc", id, method, args }));

@@ -25,6 +25,8 @@ export interface AgentEmail {
   rawSize: number;
   getRaw(): Promise<Uint8Array>;
   setReject(reason: string): void;
+  /** Sends a reply (what `replyToEmail` uses); delivered after `onEmail` returns. */
+  reply?(message: { from: string; to: string; raw: Uint8Array | string }): Promise<void>;
   /** @internal routed by the secure resolver */
   _secureRouted?: boolean;
 }
@@ -220,13 +222,17 @@ export async function routeAgentEmail<Env>(
       `Agent namespace '${route.agentName}' not found in environment. Available agents: ${names.join(", ")}`,
     );
   const agent = (await getAgentByName(ns as never, route.agentId)) as any;
-  const rejection: string | null = await agent._onEmail({
+  const { rejection, replies } = (await agent._onEmail({
     from: email.from,
     to: email.to,
     headers: [...email.headers],
     raw: await rawBytes(email.raw),
     rawSize: email.rawSize,
     _secureRouted: route._secureRouted === true,
-  });
+  })) as { rejection: string | null; replies: { from: string; to: string; raw: Uint8Array | string }[] };
   if (rejection !== null && rejection !== undefined) email.setReject(rejection);
+  for (const reply of replies) {
+    if (!email.reply) throw new Error("The inbound message does not support reply()");
+    await email.reply(reply);
+  }
 }

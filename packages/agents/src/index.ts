@@ -35,6 +35,20 @@ export {
   signAgentHeaders,
   verifyAgentSignature,
 } from "./email.ts";
+export { type AgentErrorCode, codedError, withCode } from "./errors.ts";
+export {
+  type ComposeOptions,
+  composeEmail,
+  emlDirectoryTransport,
+  InboundEmailError,
+  inboundEmail,
+  type MailTransport,
+  mailTransportFor,
+  type OutboundEmail,
+  type SendEmailBinding,
+  sendEmailBinding,
+  smtpTransport,
+} from "./mail.ts";
 export { camelCaseToKebabCase, MAX_AGENT_NAME_LENGTH, MAX_STATE_BYTES } from "./names.ts";
 export type { RetryOptions } from "./retries.ts";
 export { type AgentOptions, type AgentRouteMatch, getAgentByName, routeAgentRequest } from "./routing.ts";

@@ -1,4 +1,5 @@
 import type { DurableObjectNamespace, DurableObjectStub } from "@cairn/objects";
+import { codedError } from "./errors.ts";
 import { camelCaseToKebabCase, MAX_AGENT_NAME_LENGTH } from "./names.ts";
 
 /** The binding and instance a URL named. */
@@ -105,10 +106,13 @@ export async function routeAgentRequest<Env>(
     console.error(
       `The URL ${request.url} with namespace "${namespaceName}" and name "${name}" does not match any Durable Object binding.`,
     );
-    return new Response("Invalid request", { status: 400 });
+    return new Response("Invalid request", { status: 400, headers: { "x-cairn-error": "agent.not_found" } });
   }
   if (name.length > MAX_AGENT_NAME_LENGTH)
-    return new Response(`Invalid agent name: at most ${MAX_AGENT_NAME_LENGTH} characters`, { status: 400 });
+    return new Response(`Invalid agent name: at most ${MAX_AGENT_NAME_LENGTH} characters`, {
+      status: 400,
+      headers: { "x-cairn-error": "agent.invalid_name" },
+    });
   const cors = corsHeaders(options?.cors);
   const isWebSocket = request.headers.get("Upgrade")?.toLowerCase() === "websocket";
   const withCors = (response: Response): Response => {
@@ -141,10 +145,12 @@ export async function getAgentByName<T = Record<string, (...args: any[]) => any>
   },
 ): Promise<DurableObjectStub<T>> {
   if (typeof name !== "string" || name.length === 0)
-    throw new TypeError("getAgentByName: the name must be a non-empty string");
+    throw codedError("agent.invalid_name", "getAgentByName: the name must be a non-empty string", TypeError);
   if (name.length > MAX_AGENT_NAME_LENGTH)
-    throw new RangeError(
+    throw codedError(
+      "agent.invalid_name",
       `getAgentByName: the name is ${name.length} characters; at most ${MAX_AGENT_NAME_LENGTH} are allowed`,
+      RangeError,
     );
   const stub = namespace.get(namespace.idFromName(name)) as unknown as DurableObjectStub<T> & {
     __unsafe_ensureInitialized(props?: unknown): Promise<void>;

@@ -1,6 +1,12 @@
 import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { routeAgentRequest } from "@cairn/agents";
+import {
+  inboundEmail,
+  type MailTransport,
+  mailTransportFor,
+  routeAgentRequest,
+  sendEmailBinding,
+} from "@cairn/agents";
 import { parseStoreLocation } from "@cairn/core";
 import { type Cairn, type CairnOptions, createCairn } from "@cairn/engine";
 import { installWorkersGlobals, type UpgradeListener, upgradeListener } from "@cairn/objects";
@@ -26,6 +32,11 @@ export type CreateApi = (options: {
   project?: () => unknown;
   /** The Durable Objects host, for the `/objects` routes. */
   objects?: Cairn["objects"];
+  /** Inbound mail for the project's `email()` handler (`POST /api/v1/email`). */
+  deliverEmail?: (
+    raw: Uint8Array,
+    envelope: { from: string | undefined; to: string | undefined },
+  ) => Promise<{ rejected: string | undefined }>;
   /** Remote (Python) workers, for the `/workers` routes of worker protocol v1. */
   workers?: RemoteWorkers;
 }) => unknown;
@@ -142,6 +153,7 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
     },
   };
   if (devLogger) attributeConsole();
+  const mail = mailOf(project, devLogger ? "dev" : "start");
   const cairn = await createCairn({
     log: (message, error) => log(message, error),
     ...options.cairn,
@@ -153,7 +165,7 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
       : project.workflows,
     objects: project.objects,
     ...(project.migrations ? { migrations: project.migrations } : {}),
-    env: { ...options.cairn?.env, ...project.vars },
+    env: { ...options.cairn?.env, ...project.vars, ...mail?.bindings },
   });
   if (devLogger) reportErroredInstances(cairn.runtime, devLogger);
   const env = cairn.env as Record<string, unknown>;
@@ -179,12 +191,14 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
   // Diagrams: the entry is bundled and analysed once, at the first request for a graph.
   let graphs: ReturnType<typeof projectGraphs> | undefined;
   const graph = async (workflow: string) => (await (graphs ??= projectGraphs(project, log))).get(workflow);
+  const deliverEmail = mail?.deliverEmail(env, pending);
   try {
     const app = options.createApi({
       runtime: cairn.runtime,
       graph,
       project: () => projectInfo(project, store),
       ...(project.objects.length ? { objects: cairn.objects } : {}),
+      ...(deliverEmail ? { deliverEmail } : {}),
       ...(options.token ? { token: options.token } : {}),
     });
     server = serverHandle(
@@ -256,6 +270,53 @@ export function serveFetch(
       return new Response(`Internal error: ${(e as Error)?.message ?? String(e)}\n`, { status: 500 });
     }
   };
+}
+
+/**
+ * Inbound mail for the default export's `email(message, env, ctx)` handler, when there is one: the
+ * message is a `ForwardableEmailMessage` whose `reply`/`forward` go out as `.eml` files in
+ * `.cairn/mail/` beside the store (`cairn dev`, or `cairn start` without `CAIRN_SMTP_URL`) or over
+ * SMTP to `CAIRN_SMTP_URL` (`cairn start`).
+ */
+function mailOf(project: LoadedProject, mode: "dev" | "start") {
+  const worker = project.module.default as { email?: unknown } | undefined;
+  const hasHandler = !!worker && typeof worker.email === "function";
+  if (!hasHandler && !project.sendEmail?.length) return undefined;
+  const transport: MailTransport = mailTransportFor({
+    mode,
+    mailDir: join(dirname(project.storePath), "mail"),
+    smtpUrl: process.env.CAIRN_SMTP_URL,
+  });
+  // wrangler's `send_email` bindings send through the same transport.
+  const bindings: Record<string, unknown> = {};
+  for (const b of project.sendEmail ?? [])
+    bindings[b.name] = sendEmailBinding(transport, {
+      name: b.name,
+      ...(b.destination_address !== undefined ? { destinationAddress: b.destination_address } : {}),
+      ...(b.allowed_destination_addresses
+        ? { allowedDestinationAddresses: b.allowed_destination_addresses }
+        : {}),
+    });
+  const handler = hasHandler
+    ? (worker!.email as (m: unknown, e: unknown, c: unknown) => unknown).bind(worker)
+    : undefined;
+  const deliverEmail = (env: Record<string, unknown>, pending: Set<Promise<unknown>>) =>
+    handler &&
+    (async (raw: Uint8Array, envelope: { from: string | undefined; to: string | undefined }) => {
+      const message = await inboundEmail(raw, envelope, transport);
+      const ctx = {
+        waitUntil(promise: Promise<unknown>) {
+          const p = Promise.resolve(promise).catch(() => {});
+          pending.add(p);
+          p.finally(() => pending.delete(p));
+        },
+        passThroughOnException() {},
+        props: {},
+      };
+      await handler(message, env, ctx);
+      return { rejected: message.rejected };
+    });
+  return { bindings, deliverEmail };
 }
 
 /** `cairn dev`'s fetch handler for a project without one: `routeAgentRequest`, else 404. */

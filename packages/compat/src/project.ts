@@ -7,7 +7,7 @@ import { withContainer } from "@cairn/sandbox";
 import { readDevSecrets } from "./dev-vars.ts";
 import { importProjectModule } from "./loader.ts";
 import { fetchHandler } from "./worker-exports.ts";
-import { findWranglerConfig, loadWranglerConfig } from "./wrangler.ts";
+import { findWranglerConfig, loadWranglerConfig, type WranglerSendEmail } from "./wrangler.ts";
 
 /** The files of a Cairn-native project, in the order they are looked for. */
 export const CAIRN_CONFIG_FILES = [
@@ -66,6 +66,8 @@ export interface LoadedProject {
   migrations?: Migration[];
   /** Wrangler `vars`, or the Cairn config's `env`: visible in `env` next to the workflow bindings. */
   vars: Record<string, unknown>;
+  /** Wrangler `send_email` bindings (absent when there are none). */
+  sendEmail?: WranglerSendEmail[];
   /** The default export's `fetch`, bound to it, when the entry module has one. */
   fetch?: FetchHandler;
   /** The entry module's exports (for `exports` of `cloudflare:workers`). */
@@ -198,6 +200,7 @@ async function loadWranglerProject(
     objects,
     migrations: config.migrations,
     vars: { ...config.vars },
+    ...(config.sendEmail ? { sendEmail: config.sendEmail } : {}),
     ...(fetch ? { fetch } : {}),
     module: mod,
     storePath: join(root, ".cairn", "cairn.db"),

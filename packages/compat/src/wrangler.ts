@@ -53,6 +53,8 @@ export interface WranglerConfig {
   migrations: WranglerMigration[];
   /** Plain-text environment variables, visible in `env`. */
   vars: Record<string, string | number | boolean | object>;
+  /** `send_email[]`: bindings agents send mail through (docs/agents.md); absent when there are none. */
+  sendEmail?: WranglerSendEmail[];
   /** The file the configuration was read from (absolute). */
   path: string;
   /** The wrangler environment selected (`env.<name>`), if any. */
@@ -62,6 +64,13 @@ export interface WranglerConfig {
    * and per binding an environment does not inherit; each starts with the file's name.
    */
   warnings: string[];
+}
+
+/** One `send_email` binding: `env[name].send(message)`, optionally restricted in its recipients. */
+export interface WranglerSendEmail {
+  name: string;
+  destination_address?: string;
+  allowed_destination_addresses?: string[];
 }
 
 /** Options of `loadWranglerConfig` and `parseWranglerConfig`. */
@@ -91,7 +100,6 @@ export const UNSUPPORTED_SECTIONS: Readonly<Record<string, string>> = {
   images: "Images",
   dispatch_namespaces: "dispatch namespaces",
   mtls_certificates: "mTLS certificates",
-  send_email: "email sending",
   tail_consumers: "tail consumers",
   pipelines: "Pipelines",
   secrets_store_secrets: "Secrets Store secrets",
@@ -196,6 +204,22 @@ const configSchema = z
       .optional(),
     migrations: z
       .array(migrationSchema, { error: "must be a list of { tag, new_sqlite_classes, … }" })
+      .optional(),
+    send_email: z
+      .array(
+        z
+          .object({
+            name: z
+              .string({ error: "needs a name (a string)" })
+              .regex(BINDING, { error: "name must be a JavaScript identifier, like EMAIL" }),
+            destination_address: z.string({ error: "destination_address must be a string" }).optional(),
+            allowed_destination_addresses: z
+              .array(z.string(), { error: "allowed_destination_addresses must be a list of strings" })
+              .optional(),
+          })
+          .loose(),
+        { error: "must be a list of { name, destination_address?, allowed_destination_addresses? }" },
+      )
       .optional(),
     // Sandboxes (SPEC §14.1): the class runs as a Durable Object with a jail; `image` is not built.
     containers: z
@@ -382,6 +406,17 @@ export function parseWranglerConfig(
       ...(m.deleted_classes ? { deleted_classes: m.deleted_classes } : {}),
     })),
     vars: (c.vars ?? {}) as WranglerConfig["vars"],
+    ...(c.send_email?.length
+      ? {
+          sendEmail: c.send_email.map((b) => ({
+            name: b.name,
+            ...(b.destination_address !== undefined ? { destination_address: b.destination_address } : {}),
+            ...(b.allowed_destination_addresses
+              ? { allowed_destination_addresses: b.allowed_destination_addresses }
+              : {}),
+          })),
+        }
+      : {}),
     path,
     ...(options.env ? { env: options.env } : {}),
     warnings,

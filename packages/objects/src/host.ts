@@ -997,6 +997,9 @@ function remoteError(e: unknown): Error {
   const Cls = ERROR_CLASSES[name] ?? Error;
   const err = new Cls(message);
   if (err.name !== name) err.name = name;
+  // A string code (Cairn's error codes, e.g. `agent.readonly`) travels with the error.
+  const code = (e as { code?: unknown } | null)?.code;
+  if (typeof code === "string") Object.assign(err, { code });
   return err;
 }
 

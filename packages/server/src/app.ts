@@ -4,6 +4,7 @@ import { Hono } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { checkToken } from "./auth.ts";
 import { type DashboardOptions, serveDashboard } from "./dashboard.ts";
+import { type EmailApiDeps, emailRoutes } from "./email-routes.ts";
 import { describeError, errorEnvelope, HttpError } from "./errors.ts";
 import { crossSite } from "./guard.ts";
 import { type ObjectsView, objectRoutes } from "./objects.ts";
@@ -47,6 +48,8 @@ export interface ApiOptions {
   project?: () => unknown;
   /** Durable Objects (`cairn.objects`): serves `/objects/*` read-only views and SQL (docs/objects.md). */
   objects?: ObjectsView;
+  /** Inbound mail (`POST /api/v1/email`) for the project's `email()` handler; without it the route answers 404. */
+  deliverEmail?: EmailApiDeps["deliverEmail"];
   /** Remote workers (worker protocol v1, SPEC §11.3): serves `/workers/*`. */
   workers?: RemoteWorkers;
 }
@@ -160,6 +163,7 @@ export function createApi(options: ApiOptions): Hono {
   });
 
   mountRoutes(api, objectRoutes.routes, { objects: options.objects ?? NO_OBJECTS });
+  mountRoutes(api, emailRoutes.routes, options.deliverEmail ? { deliverEmail: options.deliverEmail } : {});
   mountRoutes(api, workerRoutes.routes, { workers: options.workers });
 
   // Mounting copies the routes, so it comes after they are all defined.

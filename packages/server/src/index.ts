@@ -8,6 +8,7 @@ export {
   serveDashboard,
   servesDashboard,
 } from "./dashboard.ts";
+export { type EmailApiDeps, emailRoutes, MAX_EMAIL_BYTES } from "./email-routes.ts";
 export { describeError, envelope, errorEnvelope, HttpError, validationError } from "./errors.ts";
 export { crossSite, type HostPattern, hostAllowed, hostName, isJsonType, parseHostAllow } from "./guard.ts";
 export { type ObjectApiDeps, type ObjectsView, objectRoutes } from "./objects.ts";

@@ -33,6 +33,7 @@ describe("OpenAPI document", () => {
         "GET /workflows/{name}/instances/{id}",
         "GET /workflows/{name}/instances/{id}/step",
         "PATCH /workflows/{name}/instances/{id}/status",
+        "POST /email",
         "POST /workflows/{name}/instances/{id}/events/{type}",
         "GET /workflows/{name}/instances/{id}/subscribe",
         "GET /objects",
