@@ -1,2 +1,3 @@
 export * from "./contract.ts";
 export { toJson } from "./json.ts";
+export * from "./operations.ts";

@@ -6,6 +6,7 @@
 import { createRequire } from "node:module";
 import { CairnApiError } from "@cairn/client";
 import { Command, CommanderError } from "commander";
+import { registerAgentsList } from "./commands/agents-list.ts";
 import { registerBackup } from "./commands/backup.ts";
 import { registerDev } from "./commands/dev.ts";
 import { registerDiagram } from "./commands/diagram.ts";
@@ -84,6 +85,11 @@ export function createProgram(ctx: CliContext): Command {
     .helpCommand(false);
   registerObjectsList(objects, ctx);
   registerObjectsSql(objects, ctx);
+  const agents = program
+    .command("agents")
+    .description("Inspect agents: state, connections, schedules, workflows")
+    .helpCommand(false);
+  registerAgentsList(agents, ctx);
 
   registerSandbox(
     program.command("sandbox").description("Sandboxes: check this machine, list, destroy").helpCommand(false),

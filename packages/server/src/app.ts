@@ -2,6 +2,7 @@ import { API_PREFIX } from "@cairn/api";
 import type { Runtime } from "@cairn/runtime";
 import { Hono } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { agentRoutes } from "./agent-routes.ts";
 import { checkToken } from "./auth.ts";
 import { type DashboardOptions, serveDashboard } from "./dashboard.ts";
 import { describeError, errorEnvelope, HttpError } from "./errors.ts";
@@ -157,6 +158,10 @@ export function createApi(options: ApiOptions): Hono {
   });
 
   mountRoutes(api, objectRoutes.routes, { objects: options.objects ?? NO_OBJECTS });
+  mountRoutes(api, agentRoutes.routes, {
+    objects: options.objects ?? NO_OBJECTS,
+    workflows: () => runtime.workflows,
+  });
 
   // Mounting copies the routes, so it comes after they are all defined.
   app.route(API_PREFIX, api);

@@ -39,6 +39,7 @@ describe("OpenAPI document", () => {
         "GET /objects/{namespace}",
         "GET /objects/{namespace}/{id}",
         "POST /objects/{namespace}/{id}/sql",
+        "GET /agents",
       ].sort(),
     );
     for (const [path, ops] of Object.entries(doc.paths)) {

@@ -1,5 +1,6 @@
 import { API_PREFIX } from "@cairn/api";
 import { z } from "zod";
+import { agentRoutes } from "./agent-routes.ts";
 import { objectRoutes } from "./objects.ts";
 import { defineRoute, openApiDocumentOf, type RouteGroup } from "./routes.ts";
 import { systemRoutes } from "./system-routes.ts";
@@ -29,6 +30,7 @@ export const API_ROUTE_GROUPS: RouteGroup<never>[] = [
   systemRoutes,
   workflowRoutes,
   objectRoutes,
+  agentRoutes,
 ];
 
 let cached: Record<string, unknown> | undefined;
