@@ -10,6 +10,7 @@ import { crossSite } from "./guard.ts";
 import { type ObjectsView, objectRoutes } from "./objects.ts";
 import { openApiRoute } from "./openapi.ts";
 import { mountRoutes } from "./routes.ts";
+import { type SandboxesView, sandboxRoutes } from "./sandbox-routes.ts";
 import { healthRoute, projectRoute } from "./system-routes.ts";
 import { workflowRoutes } from "./workflow-routes.ts";
 
@@ -47,6 +48,8 @@ export interface ApiOptions {
   project?: () => unknown;
   /** Durable Objects (`cairn.objects`): serves `/objects/*` read-only views and SQL (docs/objects.md). */
   objects?: ObjectsView;
+  /** Sandboxes (`/sandboxes/*`); default: the jails of this process (`@cairn/sandbox`). */
+  sandboxes?: SandboxesView;
 }
 
 /** The token each app was created with: `startServer` lets such apps listen beyond loopback. */
@@ -161,6 +164,10 @@ export function createApi(options: ApiOptions): Hono {
   mountRoutes(api, agentRoutes.routes, {
     objects: options.objects ?? NO_OBJECTS,
     workflows: () => runtime.workflows,
+  });
+  const sandboxes = options.sandboxes;
+  mountRoutes(api, sandboxRoutes.routes, {
+    sandboxes: async () => sandboxes ?? (await import("@cairn/sandbox")),
   });
 
   // Mounting copies the routes, so it comes after they are all defined.

@@ -40,6 +40,10 @@ describe("OpenAPI document", () => {
         "GET /objects/{namespace}/{id}",
         "POST /objects/{namespace}/{id}/sql",
         "GET /agents",
+        "GET /sandboxes",
+        "GET /sandboxes/{id}",
+        "POST /sandboxes/{id}/exec",
+        "GET /sandboxes/{id}/processes/{processId}/logs",
       ].sort(),
     );
     for (const [path, ops] of Object.entries(doc.paths)) {

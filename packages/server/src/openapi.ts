@@ -3,6 +3,7 @@ import { z } from "zod";
 import { agentRoutes } from "./agent-routes.ts";
 import { objectRoutes } from "./objects.ts";
 import { defineRoute, openApiDocumentOf, type RouteGroup } from "./routes.ts";
+import { sandboxRoutes } from "./sandbox-routes.ts";
 import { systemRoutes } from "./system-routes.ts";
 import { workflowRoutes } from "./workflow-routes.ts";
 
@@ -31,6 +32,7 @@ export const API_ROUTE_GROUPS: RouteGroup<never>[] = [
   workflowRoutes,
   objectRoutes,
   agentRoutes,
+  sandboxRoutes,
 ];
 
 let cached: Record<string, unknown> | undefined;
