@@ -326,6 +326,12 @@ export const ERROR_STATUS: Readonly<Record<ErrorCode | HttpErrorCode, number>> =
   // Project configuration errors (refused at load); never caused by a request.
   "do.missing_migration": 500,
   "do.class_not_found": 500,
+  // Worker protocol (SPEC §11.3): a command of a task the worker no longer holds; an unknown worker.
+  "lease.lost": 409,
+  "worker.not_found": 404,
+  "step.nondeterministic": 409,
+  "python.not_found": 500,
+  "python.too_old": 500,
   body: 400,
   unauthorized: 401,
   forbidden: 403,

@@ -8,7 +8,7 @@ import {
   type WorkflowClass,
 } from "@cairn/core";
 import { createObjectHost, type DurableObjectClass, type Migration, type ObjectHost } from "@cairn/objects";
-import { Runtime, type RuntimeHooks } from "@cairn/runtime";
+import { Runtime, type RuntimeHooks, type WorkflowDefinition } from "@cairn/runtime";
 import type { Store } from "@cairn/store";
 import { openSqliteStore } from "@cairn/store-sqlite";
 
@@ -19,6 +19,8 @@ export interface WorkflowConfig {
   /** The workflow's name (what the API and CLI call it). */
   name: string;
   class: WorkflowClass;
+  /** Told of each run (see `WorkflowDefinition.onRun`): remote workflows (`RemoteWorkers`) use it. */
+  onRun?: WorkflowDefinition["onRun"];
 }
 
 /** One entry of `objects`: a Durable Object class and its binding (wrangler's `durable_objects.bindings[]`). */
@@ -144,7 +146,12 @@ export async function createCairn<Env = Record<string, unknown>>(options: CairnO
   try {
     runtime = new Runtime({
       store,
-      workflows: workflows.map((w) => ({ name: w.name, binding: w.binding, class: w.class })),
+      workflows: workflows.map((w) => ({
+        name: w.name,
+        binding: w.binding,
+        class: w.class,
+        ...(w.onRun ? { onRun: w.onRun } : {}),
+      })),
       env: { ...options.env, ...objects.namespaces },
       clock: options.clock,
       maxConcurrent: options.maxConcurrent,

@@ -11,6 +11,7 @@ import { serveLoadFailure } from "./dev-fallback.ts";
 import { describeLoadError, type LoadFailure } from "./load-error.ts";
 import { createLogger } from "./logger.ts";
 import { listenErrorMessage } from "./project-info.ts";
+import { hostPythonProject, pythonMain } from "./python-host.ts";
 import { hostProjectInWorker } from "./worker-host.ts";
 
 interface ChildOptions {
@@ -40,20 +41,29 @@ async function main(): Promise<void> {
   const logger = createLogger({ format: "text" });
   let close: () => Promise<void>;
   try {
-    const hosted = await hostProjectInWorker(options.dir, {
-      ...(options.config ? { config: options.config } : {}),
-      ...(options.env ? { env: options.env } : {}),
-      ...(options.store ? { store: options.store } : {}),
-      host,
-      port,
-      ...(options.token ? { token: options.token } : {}),
-      ...(options.hostAllow ? { hostAllow: options.hostAllow } : {}),
-      secrets: true,
-      devLogger: logger,
-      log: (message, error) => logger.error({ err: error }, message),
-      startServer: server.startServer as never,
-      createApi: server.createApi as never,
-    });
+    const hosted = pythonMain(options.dir, options)
+      ? await hostPythonProject(options.dir, {
+          ...options,
+          host,
+          port,
+          startServer: server.startServer as never,
+          createApi: server.createApi as never,
+          log: (line) => process.stdout.write(`${line}\n`),
+        })
+      : await hostProjectInWorker(options.dir, {
+          ...(options.config ? { config: options.config } : {}),
+          ...(options.env ? { env: options.env } : {}),
+          ...(options.store ? { store: options.store } : {}),
+          host,
+          port,
+          ...(options.token ? { token: options.token } : {}),
+          ...(options.hostAllow ? { hostAllow: options.hostAllow } : {}),
+          secrets: true,
+          devLogger: logger,
+          log: (message, error) => logger.error({ err: error }, message),
+          startServer: server.startServer as never,
+          createApi: server.createApi as never,
+        });
     close = () => hosted.close({ timeoutMs: options.shutdownTimeoutMs ?? 0 });
     await send({
       type: "ready",

@@ -3,7 +3,7 @@ import { dirname, join } from "node:path";
 import { routeAgentRequest } from "@cairn/agents";
 import { parseStoreLocation } from "@cairn/core";
 import { installWorkersGlobals, type UpgradeListener, upgradeListener } from "@cairn/objects";
-import type { RuntimeHooks } from "@cairn/runtime";
+import type { RemoteWorkers, RuntimeHooks } from "@cairn/runtime";
 import { type Cairn, type CairnOptions, createCairn } from "cairnjs";
 import type { WebSocket as WsSocket } from "ws";
 import { ENV_SLOT, EXPORTS_SLOT } from "./cloudflare-workers.ts";
@@ -26,6 +26,8 @@ export type CreateApi = (options: {
   project?: () => unknown;
   /** The Durable Objects host, for the `/objects` routes. */
   objects?: Cairn["objects"];
+  /** Remote (Python) workers, for the `/workers` routes of worker protocol v1. */
+  workers?: RemoteWorkers;
 }) => unknown;
 
 /** `startServer` of `@cairn/server`: serves the API app, and `fetch` for every other path. */

@@ -40,6 +40,15 @@ export {
 } from "./project.ts";
 export { bannerLines, listenErrorMessage, type ProjectInfo, projectInfo } from "./project-info.ts";
 export {
+  checkPython,
+  compatibilityOf,
+  hostPythonProject,
+  isPythonMain,
+  PYTHON_SDK_DIR,
+  type PythonHostOptions,
+  pythonMain,
+} from "./python-host.ts";
+export {
   DEFAULT_SHUTDOWN_TIMEOUT_MS,
   runStart,
   type StartedProject,

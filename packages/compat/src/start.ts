@@ -1,5 +1,6 @@
 import type { CreateApi, StartServer } from "./host.ts";
 import type { Logger } from "./logger.ts";
+import { hostPythonProject, pythonMain } from "./python-host.ts";
 import { hostProjectInWorker, type ServedProject } from "./worker-host.ts";
 
 export interface StartOptions {
@@ -68,25 +69,28 @@ export async function runStart(options: StartOptions): Promise<StartedProject> {
   const log =
     options.log ?? (logger ? (line: string) => logger.info(line) : (line: string) => console.log(line));
   const timeoutMs = options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
-  const hosted = await hostProjectInWorker(options.dir ?? process.cwd(), {
-    ...(options.config ? { config: options.config } : {}),
-    ...(options.env ? { env: options.env } : {}),
-    ...(options.store ? { store: options.store } : {}),
-    ...(options.host ? { host: options.host } : {}),
-    ...(options.port !== undefined ? { port: options.port } : {}),
-    ...(options.token ? { token: options.token } : {}),
-    ...(options.hostAllow ? { hostAllow: options.hostAllow } : {}),
-    ...(options.worker === false ? { worker: false } : {}),
-    startServer: options.startServer,
-    createApi: options.createApi,
-    ...(logger
-      ? {
-          log: (message: string, error?: unknown) => logger.error({ err: error }, message),
-          onRequest: (r: { method: string; path: string; status: number; ms: number }) =>
-            logger.debug({ ...r, ms: Math.round(r.ms * 10) / 10 }, `${r.method} ${r.path} ${r.status}`),
-        }
-      : {}),
-  });
+  const dir = options.dir ?? process.cwd();
+  const hosted = pythonMain(dir, options)
+    ? await hostPythonProject(dir, { ...options, log })
+    : await hostProjectInWorker(dir, {
+        ...(options.config ? { config: options.config } : {}),
+        ...(options.env ? { env: options.env } : {}),
+        ...(options.store ? { store: options.store } : {}),
+        ...(options.host ? { host: options.host } : {}),
+        ...(options.port !== undefined ? { port: options.port } : {}),
+        ...(options.token ? { token: options.token } : {}),
+        ...(options.hostAllow ? { hostAllow: options.hostAllow } : {}),
+        ...(options.worker === false ? { worker: false } : {}),
+        startServer: options.startServer,
+        createApi: options.createApi,
+        ...(logger
+          ? {
+              log: (message: string, error?: unknown) => logger.error({ err: error }, message),
+              onRequest: (r: { method: string; path: string; status: number; ms: number }) =>
+                logger.debug({ ...r, ms: Math.round(r.ms * 10) / 10 }, `${r.method} ${r.path} ${r.status}`),
+            }
+          : {}),
+      });
   log(`Cairn: ${hosted.project.name} listening on ${hosted.url}`);
 
   let resolveClosed!: () => void;

@@ -26,6 +26,11 @@ export type ErrorCode =
   | "payload.too_large"
   | "do.missing_migration"
   | "do.class_not_found"
+  | "lease.lost"
+  | "worker.not_found"
+  | "step.nondeterministic"
+  | "python.not_found"
+  | "python.too_old"
   | "body";
 
 export const ERROR_CODES: readonly ErrorCode[] = [
@@ -47,6 +52,11 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   "payload.too_large",
   "do.missing_migration",
   "do.class_not_found",
+  "lease.lost",
+  "worker.not_found",
+  "step.nondeterministic",
+  "python.not_found",
+  "python.too_old",
   "body",
 ];
 

@@ -1,6 +1,13 @@
 export { decodeValue, encodeInput, encodeValue } from "./codec.ts";
 export { composeHooks, type RuntimeHooks, type StepHookInfo } from "./hooks.ts";
+export {
+  type RemoteLogLine,
+  RemoteWorkers,
+  type RemoteWorkersOptions,
+  type RemoteWorkflow,
+} from "./remote.ts";
 export type { RunOutcome } from "./run.ts";
+export type { RunInfo } from "./runtime.ts";
 export {
   type BindingOwner,
   bindingOwner,

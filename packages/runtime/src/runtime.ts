@@ -41,7 +41,7 @@ import {
 } from "@cairn/store";
 import { decodeValue, encodeInput } from "./codec.ts";
 import { composeHooks, type RuntimeHooks } from "./hooks.ts";
-import { InstanceRun, type RunHost } from "./run.ts";
+import { InstanceRun, type RunHost, type RunOutcome } from "./run.ts";
 import { SuspectLanes } from "./suspects.ts";
 
 /** A workflow the runtime can run: like an entry of wrangler's `workflows[]`. */
@@ -51,6 +51,20 @@ export interface WorkflowDefinition {
   /** The name of its binding in `env` (e.g. `"CHECKOUT"`). */
   binding?: string;
   class: WorkflowClass;
+  /**
+   * Told of each run of an instance before `run()` is called (its epoch, and `done` when it ends):
+   * how a workflow whose code lives in a remote worker (`RemoteWorkers`) follows its runs.
+   */
+  onRun?(run: RunInfo): void;
+}
+
+/** What `WorkflowDefinition.onRun` is told of a run. */
+export interface RunInfo {
+  readonly workflow: string;
+  readonly id: string;
+  readonly epoch: number;
+  readonly createdAt: number;
+  readonly done: Promise<RunOutcome>;
 }
 
 export interface RuntimeOptions {
@@ -785,6 +799,7 @@ export class Runtime {
     current?.abort();
     const run = new InstanceRun(this.#host, def.class, row, claimedAt);
     this.#hot.set(key, run);
+    def.onRun?.(run);
     run.start(fresh).catch((e) => {
       this.#log(`Cairn could not start instance ${row.id}`, e);
       run.abort();

@@ -1,5 +1,5 @@
 import { API_PREFIX } from "@cairn/api";
-import type { Runtime } from "@cairn/runtime";
+import type { RemoteWorkers, Runtime } from "@cairn/runtime";
 import { Hono } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { agentRoutes } from "./agent-routes.ts";
@@ -12,6 +12,7 @@ import { openApiRoute } from "./openapi.ts";
 import { mountRoutes } from "./routes.ts";
 import { type SandboxesView, sandboxRoutes } from "./sandbox-routes.ts";
 import { healthRoute, projectRoute } from "./system-routes.ts";
+import { workerRoutes } from "./worker-routes.ts";
 import { workflowRoutes } from "./workflow-routes.ts";
 
 /** How often an idle event stream sends a comment, so proxies keep it open. */
@@ -50,6 +51,8 @@ export interface ApiOptions {
   objects?: ObjectsView;
   /** Sandboxes (`/sandboxes/*`); default: the jails of this process (`@cairn/sandbox`). */
   sandboxes?: SandboxesView;
+  /** Remote workers (worker protocol v1, SPEC §11.3): serves `/workers/*`. */
+  workers?: RemoteWorkers;
 }
 
 /** The token each app was created with: `startServer` lets such apps listen beyond loopback. */
@@ -169,6 +172,7 @@ export function createApi(options: ApiOptions): Hono {
   mountRoutes(api, sandboxRoutes.routes, {
     sandboxes: async () => sandboxes ?? (await import("@cairn/sandbox")),
   });
+  mountRoutes(api, workerRoutes.routes, { workers: options.workers });
 
   // Mounting copies the routes, so it comes after they are all defined.
   app.route(API_PREFIX, api);

@@ -36,6 +36,7 @@ export {
   type TruncatedOutput,
   truncate,
 } from "./views.ts";
+export { type WorkerApiDeps, workerRoutes } from "./worker-routes.ts";
 export {
   BATCH_BODY_LIMIT,
   SINGLE_BODY_LIMIT,

@@ -44,6 +44,10 @@ describe("OpenAPI document", () => {
         "GET /sandboxes/{id}",
         "POST /sandboxes/{id}/exec",
         "GET /sandboxes/{id}/processes/{processId}/logs",
+        "POST /workers",
+        "POST /workers/{wid}/poll",
+        "POST /workers/{wid}/tasks/{tid}",
+        "DELETE /workers/{wid}",
       ].sort(),
     );
     for (const [path, ops] of Object.entries(doc.paths)) {

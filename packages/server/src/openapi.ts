@@ -5,6 +5,7 @@ import { objectRoutes } from "./objects.ts";
 import { defineRoute, openApiDocumentOf, type RouteGroup } from "./routes.ts";
 import { sandboxRoutes } from "./sandbox-routes.ts";
 import { systemRoutes } from "./system-routes.ts";
+import { workerRoutes } from "./worker-routes.ts";
 import { workflowRoutes } from "./workflow-routes.ts";
 
 /** The OpenAPI document itself: served without the token. */
@@ -33,6 +34,7 @@ export const API_ROUTE_GROUPS: RouteGroup<never>[] = [
   objectRoutes,
   agentRoutes,
   sandboxRoutes,
+  workerRoutes,
 ];
 
 let cached: Record<string, unknown> | undefined;

@@ -36,7 +36,9 @@ export function registerDiagram(parent: Command, ctx: CliContext): void {
         throw new Error(e.code === "ENOENT" ? `No such file: ${file}` : `Cannot read ${file}: ${e.message}`);
       });
       const { analyzeWorkflows, toMermaid, toSvg } = await import("@cairn/diagram");
-      const graphs = analyzeWorkflows(source, { filename: basename(path) });
+      const graphs = path.endsWith(".py")
+        ? await pythonGraphs(path)
+        : analyzeWorkflows(source, { filename: basename(path) });
       if (graphs.length === 0)
         throw new Error(`${file} defines no workflow class (a class extending WorkflowEntrypoint)`);
       const names = graphs.map((g) => g.workflow.class_name);
@@ -78,4 +80,17 @@ function formatOf(out: string | undefined): Format | undefined {
   if (ext === ".mmd" || ext === ".mermaid" || ext === ".md") return "mermaid";
   if (ext === ".json") return "json";
   return undefined;
+}
+
+/** A `.py` workflow's graphs, from the `ast` analyzer of Cairn's Python SDK (`cairn_worker.diagram`). */
+async function pythonGraphs(path: string): Promise<import("@cairn/diagram").WorkflowGraph[]> {
+  const { checkPython, PYTHON_SDK_DIR } = await import("@cairn/compat");
+  const { python } = checkPython();
+  const { spawnSync } = await import("node:child_process");
+  const r = spawnSync(python, ["-m", "cairn_worker.diagram", path], {
+    encoding: "utf8",
+    env: { ...process.env, PYTHONPATH: PYTHON_SDK_DIR, PYTHONDONTWRITEBYTECODE: "1" },
+  });
+  if (r.status !== 0) throw new Error(`Cannot analyse ${path}: ${r.stderr.trim().split("\n").pop()}`);
+  return JSON.parse(r.stdout);
 }
