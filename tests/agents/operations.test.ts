@@ -84,9 +84,16 @@ describe("agents operations", () => {
       "completion",
     );
 
-    const response = await app.request("/api/v1/agents");
-    expect(response.status).toBe(200);
-    const agents = ((await response.json()) as any).result as any[];
+    // The hook runs inside the agent's event; its tracking row is committed when the event ends.
+    const list = async () => {
+      const response = await app.request("/api/v1/agents");
+      expect(response.status).toBe(200);
+      return ((await response.json()) as any).result as any[];
+    };
+    const agents = await until(async () => {
+      const all = await list();
+      return all.find((a) => a.name === "t")?.workflows[0]?.status === "complete" ? all : undefined;
+    }, "the tracking row committed as complete");
     const alice = agents.find((a) => a.name === "alice");
     expect(alice).toMatchObject({
       binding: "OpsAgent",

@@ -57,6 +57,11 @@ describe.skipIf(missing !== undefined && !inCi)("Agents pages in Chromium", () =
       objects: cairn.objects,
       dashboard: { dir: dashboardDir },
     });
+    // The hook runs inside the agent's event; its tracking row is committed when the event ends.
+    await until(async () => {
+      const r = (await (await app.request("/api/v1/agents?namespace=TaskAgent")).json()) as any;
+      return r.result[0]?.workflows[0]?.status === "complete";
+    }, "the tracking row committed as complete");
     server = await startServer({ app, port: 0 });
     browser = await launch();
     page = await (await newContext(browser)).newPage();
