@@ -320,11 +320,20 @@ export type HttpErrorCode =
   | "unsupported_media_type"
   | "internal";
 
+/** Codes of Sandboxes (SPEC §14.6) the sandbox routes answer with. */
+export type SandboxApiErrorCode =
+  | "sandbox.invalid_id"
+  | "sandbox.invalid_argument"
+  | "sandbox.not_running"
+  | "sandbox.process_not_found"
+  | "sandbox.command_timeout"
+  | "sandbox.output_limit";
+
 /** Every `code` an error response can carry. */
-export type ApiErrorCode = ErrorCode | HttpErrorCode;
+export type ApiErrorCode = ErrorCode | HttpErrorCode | SandboxApiErrorCode;
 
 /** The HTTP status each error code maps to: keyed by the code union, so a new code must get one. */
-export const ERROR_STATUS: Readonly<Record<ApiErrorCode, number>> = {
+export const ERROR_STATUS: Readonly<Record<ErrorCode | HttpErrorCode, number>> = {
   "instance.not_found": 404,
   "workflow.not_found": 404,
   "instance.already_exists": 409,
@@ -358,12 +367,34 @@ export const ERROR_STATUS: Readonly<Record<ApiErrorCode, number>> = {
   internal: 500,
 };
 
+/** The HTTP status of each Sandboxes code the sandbox routes answer with. */
+export const SANDBOX_ERROR_STATUS: Readonly<Record<SandboxApiErrorCode, number>> = {
+  "sandbox.invalid_id": 400,
+  "sandbox.invalid_argument": 400,
+  "sandbox.not_running": 409,
+  "sandbox.process_not_found": 404,
+  "sandbox.command_timeout": 504,
+  "sandbox.output_limit": 413,
+};
+
+/** The status of any error code. */
+export function errorStatus(code: ApiErrorCode): number {
+  return (
+    (ERROR_STATUS as Record<string, number>)[code] ??
+    (SANDBOX_ERROR_STATUS as Record<string, number>)[code] ??
+    500
+  );
+}
+
 /** The body of every error response (Cloudflare's envelope with `success: false`). */
 export const errorEnvelopeSchema = z.object({
   success: z.literal(false),
   errors: z.array(
     z.object({
-      code: z.enum(Object.keys(ERROR_STATUS) as [ApiErrorCode, ...ApiErrorCode[]]),
+      code: z.enum([...Object.keys(ERROR_STATUS), ...Object.keys(SANDBOX_ERROR_STATUS)] as [
+        ApiErrorCode,
+        ...ApiErrorCode[],
+      ]),
       message: z.string().describe('"(<code>) <text>"'),
     }),
   ),

@@ -44,6 +44,8 @@ export class UsageError extends Error {
 
 export class CliContext {
   readonly io: CliIo;
+  /** The exit code a command chose (e.g. `cairn sandbox exec` exits with the command's). */
+  exitCode: number | undefined;
   constructor(io: CliIo) {
     this.io = io;
   }

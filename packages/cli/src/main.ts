@@ -6,6 +6,7 @@
 import { createRequire } from "node:module";
 import { CairnApiError } from "@cairn/client";
 import { Command, CommanderError } from "commander";
+import { registerAgentsList } from "./commands/agents-list.ts";
 import { registerBackup } from "./commands/backup.ts";
 import { registerDev } from "./commands/dev.ts";
 import { registerDiagram } from "./commands/diagram.ts";
@@ -21,6 +22,8 @@ import { registerMigrate } from "./commands/migrate.ts";
 import { registerObjectsList } from "./commands/objects-list.ts";
 import { registerObjectsSql } from "./commands/objects-sql.ts";
 import { registerSandbox } from "./commands/sandbox.ts";
+import { registerSandboxExec } from "./commands/sandbox-exec.ts";
+import { registerSandboxLogs } from "./commands/sandbox-logs.ts";
 import { registerStart } from "./commands/start.ts";
 import { registerWorkflowsDescribe } from "./commands/workflows-describe.ts";
 import { registerWorkflowsList } from "./commands/workflows-list.ts";
@@ -84,11 +87,19 @@ export function createProgram(ctx: CliContext): Command {
     .helpCommand(false);
   registerObjectsList(objects, ctx);
   registerObjectsSql(objects, ctx);
+  const agents = program
+    .command("agents")
+    .description("Inspect agents: state, connections, schedules, workflows")
+    .helpCommand(false);
+  registerAgentsList(agents, ctx);
 
-  registerSandbox(
-    program.command("sandbox").description("Sandboxes: check this machine, list, destroy").helpCommand(false),
-    ctx,
-  );
+  const sandbox = program
+    .command("sandbox")
+    .description("Sandboxes: check this machine, list, destroy, exec, logs")
+    .helpCommand(false);
+  registerSandbox(sandbox, ctx);
+  registerSandboxExec(sandbox, ctx);
+  registerSandboxLogs(sandbox, ctx);
 
   registerDiagram(program, ctx);
   return program;
@@ -139,7 +150,7 @@ export async function run(argv: string[], io: Partial<CliIo> = {}): Promise<numb
       return EXIT_OK;
     }
     await program.parseAsync(argv, { from: "user" });
-    return EXIT_OK;
+    return ctx.exitCode ?? EXIT_OK;
   } catch (e) {
     return reportError(e, full, json);
   }

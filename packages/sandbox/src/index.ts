@@ -54,6 +54,13 @@ export {
 } from "./driver.ts";
 export { SandboxError, type SandboxErrorCode } from "./errors.ts";
 export {
+  describeSandbox,
+  execInSandbox,
+  listSandboxes,
+  type SandboxStatus,
+  sandboxProcessLogs,
+} from "./inspect.ts";
+export {
   type CgroupMode,
   DEFAULT_LIMITS,
   detectCgroupMode,

@@ -2,6 +2,7 @@ import { API_PREFIX } from "@cairn/api";
 import type { RemoteWorkers, Runtime } from "@cairn/runtime";
 import { Hono } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { agentRoutes } from "./agent-routes.ts";
 import { checkToken } from "./auth.ts";
 import { type DashboardOptions, serveDashboard } from "./dashboard.ts";
 import { type EmailApiDeps, emailRoutes } from "./email-routes.ts";
@@ -10,6 +11,7 @@ import { crossSite } from "./guard.ts";
 import { type ObjectsView, objectRoutes } from "./objects.ts";
 import { openApiRoute } from "./openapi.ts";
 import { mountRoutes } from "./routes.ts";
+import { type SandboxesView, sandboxRoutes } from "./sandbox-routes.ts";
 import { healthRoute, projectRoute } from "./system-routes.ts";
 import { workerRoutes } from "./worker-routes.ts";
 import { workflowRoutes } from "./workflow-routes.ts";
@@ -50,6 +52,8 @@ export interface ApiOptions {
   objects?: ObjectsView;
   /** Inbound mail (`POST /api/v1/email`) for the project's `email()` handler; without it the route answers 404. */
   deliverEmail?: EmailApiDeps["deliverEmail"];
+  /** Sandboxes (`/sandboxes/*`); default: the jails of this process (`@cairn/sandbox`). */
+  sandboxes?: SandboxesView;
   /** Remote workers (worker protocol v1, SPEC §11.3): serves `/workers/*`. */
   workers?: RemoteWorkers;
 }
@@ -164,6 +168,14 @@ export function createApi(options: ApiOptions): Hono {
 
   mountRoutes(api, objectRoutes.routes, { objects: options.objects ?? NO_OBJECTS });
   mountRoutes(api, emailRoutes.routes, options.deliverEmail ? { deliverEmail: options.deliverEmail } : {});
+  mountRoutes(api, agentRoutes.routes, {
+    objects: options.objects ?? NO_OBJECTS,
+    workflows: () => runtime.workflows,
+  });
+  const sandboxes = options.sandboxes;
+  mountRoutes(api, sandboxRoutes.routes, {
+    sandboxes: async () => sandboxes ?? (await import("@cairn/sandbox")),
+  });
   mountRoutes(api, workerRoutes.routes, { workers: options.workers });
 
   // Mounting copies the routes, so it comes after they are all defined.

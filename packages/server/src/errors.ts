@@ -1,4 +1,11 @@
-import { type ApiError, type ApiErrorCode, type Envelope, ERROR_STATUS, type ResultInfo } from "@cairn/api";
+import {
+  type ApiError,
+  type ApiErrorCode,
+  type Envelope,
+  ERROR_STATUS,
+  errorStatus,
+  type ResultInfo,
+} from "@cairn/api";
 import { WorkflowError } from "@cairn/core";
 import type { z } from "zod";
 
@@ -11,7 +18,7 @@ export class HttpError extends Error {
   readonly code: ApiErrorCode;
   readonly status: number;
 
-  constructor(code: ApiErrorCode, text: string, status = ERROR_STATUS[code]) {
+  constructor(code: ApiErrorCode, text: string, status = errorStatus(code)) {
     super(`(${code}) ${text}`);
     this.code = code;
     this.status = status;

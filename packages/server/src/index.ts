@@ -1,3 +1,4 @@
+export { type AgentApiDeps, agentRoutes } from "./agent-routes.ts";
 export { type ApiOptions, appToken, createApi, SSE_KEEP_ALIVE_MS, unauthorized } from "./app.ts";
 export { bearerToken, checkToken, isLoopback, tokenMatches } from "./auth.ts";
 export { bodyText, jsonBody, MAX_DRAIN_BYTES } from "./body.ts";
@@ -21,6 +22,7 @@ export {
   type RouteGroup,
   type RouteInput,
 } from "./routes.ts";
+export { type SandboxApiDeps, type SandboxesView, sandboxRoutes } from "./sandbox-routes.ts";
 export { type RunningServer, type ServerOptions, startServer } from "./server.ts";
 export {
   attemptsOf,

@@ -1,8 +1,10 @@
 import { API_PREFIX } from "@cairn/api";
 import { z } from "zod";
+import { agentRoutes } from "./agent-routes.ts";
 import { emailRoutes } from "./email-routes.ts";
 import { objectRoutes } from "./objects.ts";
 import { defineRoute, openApiDocumentOf, type RouteGroup } from "./routes.ts";
+import { sandboxRoutes } from "./sandbox-routes.ts";
 import { systemRoutes } from "./system-routes.ts";
 import { workerRoutes } from "./worker-routes.ts";
 import { workflowRoutes } from "./workflow-routes.ts";
@@ -32,6 +34,8 @@ export const API_ROUTE_GROUPS: RouteGroup<never>[] = [
   workflowRoutes,
   objectRoutes,
   emailRoutes,
+  agentRoutes,
+  sandboxRoutes,
   workerRoutes,
 ];
 

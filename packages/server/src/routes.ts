@@ -4,7 +4,7 @@ import {
   OpenApiGeneratorV31,
   type RouteConfig,
 } from "@asteasolutions/zod-to-openapi";
-import { ERROR_STATUS, envelopeSchema, errorEnvelopeSchema } from "@cairn/api";
+import { ERROR_STATUS, envelopeSchema, errorEnvelopeSchema, SANDBOX_ERROR_STATUS } from "@cairn/api";
 import { WorkflowError } from "@cairn/core";
 import type { Context, Hono, MiddlewareHandler } from "hono";
 import { z } from "zod";
@@ -201,7 +201,7 @@ export function parse<S extends z.ZodType>(schema: S, value: unknown, where: "bo
 // ---- the OpenAPI document ------------------------------------------------------------------
 
 const errorDescription = (status: number) =>
-  `error: ${Object.entries(ERROR_STATUS)
+  `error: ${[...Object.entries(ERROR_STATUS), ...Object.entries(SANDBOX_ERROR_STATUS)]
     .filter(([, s]) => s === status)
     .map(([c]) => c)
     .join(", ")}`;

@@ -1,15 +1,18 @@
 import type { Command } from "commander";
 import type { CliContext } from "../context.ts";
 
-/** Calls an `/api/v1/objects` route of the server named by `--url` and returns its `result`. */
+/**
+ * Calls an `/api/v1/objects` route (or another read-only route under `root`, e.g. `/agents`) of the
+ * server named by `--url` and returns its `result`.
+ */
 export async function objectsApi(
   ctx: CliContext,
   command: Command,
   path: string,
-  init: { method?: string; body?: unknown } = {},
+  init: { method?: string; body?: unknown; root?: string } = {},
 ): Promise<any> {
   const { url, token } = ctx.globals(command);
-  const request = new Request(`${url.replace(/\/$/, "")}/api/v1/objects${path}`, {
+  const request = new Request(`${url.replace(/\/$/, "")}/api/v1${init.root ?? "/objects"}${path}`, {
     method: init.method ?? "GET",
     headers: {
       ...(token ? { authorization: `Bearer ${token}` } : {}),

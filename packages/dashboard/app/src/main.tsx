@@ -4,6 +4,7 @@ import { setToken, useAuth, useLoad } from "./api.ts";
 import { InstancePage } from "./pages/instance.tsx";
 import { InstancesPage } from "./pages/instances.tsx";
 import { ObjectPage, ObjectsPage } from "./pages/objects.tsx";
+import { AgentPage, AgentsPage, SandboxesPage } from "./pages/operations.tsx";
 import { OverviewPage } from "./pages/overview.tsx";
 import { Link, paths, type Route, useRoute } from "./router.tsx";
 import "./styles.css";
@@ -28,6 +29,12 @@ function App() {
         <Link to={paths.objects()} className="btn ghost small">
           Objects
         </Link>
+        <Link to={paths.agents()} className="btn ghost small">
+          Agents
+        </Link>
+        <Link to={paths.sandboxes()} className="btn ghost small">
+          Sandboxes
+        </Link>
         {auth.token ? (
           <button type="button" className="btn ghost small" onClick={() => setToken(undefined)}>
             Forget token
@@ -44,6 +51,12 @@ function App() {
           <ObjectsPage />
         ) : route.page === "object" ? (
           <ObjectPage key={`${route.binding}/${route.id}`} binding={route.binding} id={route.id} />
+        ) : route.page === "agents" ? (
+          <AgentsPage />
+        ) : route.page === "agent" ? (
+          <AgentPage key={`${route.binding}/${route.id}`} binding={route.binding} id={route.id} />
+        ) : route.page === "sandboxes" ? (
+          <SandboxesPage />
         ) : route.page === "instance" ? (
           <InstancePage
             key={`${route.workflow}/${route.id}`}
@@ -86,6 +99,9 @@ function titleOf(route: Route): string {
   if (route.page === "instance") return `${route.id} · ${route.workflow} · Cairn`;
   if (route.page === "objects") return "Durable Objects · Cairn";
   if (route.page === "object") return `${route.id.slice(0, 12)} · ${route.binding} · Cairn`;
+  if (route.page === "agents") return "Agents · Cairn";
+  if (route.page === "agent") return `${route.id.slice(0, 24)} · ${route.binding} · Cairn`;
+  if (route.page === "sandboxes") return "Sandboxes · Cairn";
   return "Cairn";
 }
 

@@ -8,6 +8,8 @@ import { type AnchorHTMLAttributes, type MouseEvent, useSyncExternalStore } from
  *   /_cairn/workflows/<workflow>/instances/<id>?step=<name>-<n>   one instance
  *   /_cairn/objects                              Durable Object namespaces and objects
  *   /_cairn/objects/<binding>/<id>               one object (read-only)
+ *   /_cairn/agents                               agents; /_cairn/agents/<binding>/<id> one agent
+ *   /_cairn/sandboxes                            sandboxes
  */
 export const BASE = "/_cairn";
 
@@ -17,6 +19,9 @@ export type Route =
   | { page: "instance"; workflow: string; id: string; query: URLSearchParams }
   | { page: "objects" }
   | { page: "object"; binding: string; id: string }
+  | { page: "agents" }
+  | { page: "agent"; binding: string; id: string }
+  | { page: "sandboxes" }
   | { page: "not-found"; path: string };
 
 const listeners = new Set<() => void>();
@@ -35,6 +40,10 @@ export function parseRoute(url: URL): Route {
   if (parts[0] === "objects" && parts.length === 1) return { page: "objects" };
   if (parts[0] === "objects" && parts.length === 3)
     return { page: "object", binding: parts[1]!, id: parts[2]! };
+  if (parts[0] === "agents" && parts.length === 1) return { page: "agents" };
+  if (parts[0] === "agents" && parts.length === 3)
+    return { page: "agent", binding: parts[1]!, id: parts[2]! };
+  if (parts[0] === "sandboxes" && parts.length === 1) return { page: "sandboxes" };
   if (parts[0] === "workflows" && parts.length === 2)
     return { page: "instances", workflow: parts[1]!, query: url.searchParams };
   if (parts[0] === "workflows" && parts[2] === "instances" && parts.length === 4)
@@ -67,6 +76,9 @@ export const paths = {
   objects: () => "/objects",
   object: (binding: string, id: string) =>
     `/objects/${encodeURIComponent(binding)}/${encodeURIComponent(id)}`,
+  agents: () => "/agents",
+  agent: (binding: string, id: string) => `/agents/${encodeURIComponent(binding)}/${encodeURIComponent(id)}`,
+  sandboxes: () => "/sandboxes",
   instances: (workflow: string, query?: Record<string, string | undefined>) =>
     `/workflows/${encodeURIComponent(workflow)}${queryString(query)}`,
   instance: (workflow: string, id: string, query?: Record<string, string | undefined>) =>
