@@ -1,15 +1,9 @@
 /** Types shared by the agent and `AgentWorkflow` (upstream's workflow-types.ts). */
 
-export type WorkflowStatus =
-  | "queued"
-  | "running"
-  | "paused"
-  | "errored"
-  | "terminated"
-  | "complete"
-  | "waiting"
-  | "waitingForPause"
-  | "unknown";
+import type { InstanceStatus } from "@cairn/core";
+
+/** A workflow instance's status: the engine's own statuses. */
+export type WorkflowStatus = InstanceStatus;
 
 /** One tracked workflow, as `getWorkflow(s)` return it. */
 export interface WorkflowInfo {

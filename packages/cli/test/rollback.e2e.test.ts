@@ -1,7 +1,8 @@
 /** `cairn workflows instances terminate --rollback` against a running server (SPEC §9.1). */
 import { createClient } from "@cairn/client";
+import { WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "@cairn/core";
+import { type Cairn, createCairn } from "@cairn/engine";
 import { createApi, startServer } from "@cairn/server";
-import { type Cairn, createCairn, WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cairnjs";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { buildCli, cairn, waitFor } from "./helpers.ts";
 

@@ -1,5 +1,6 @@
 import { API_PREFIX } from "@cairn/api";
-import { createCairn, FakeClock, WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cairnjs";
+import { FakeClock, WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "@cairn/core";
+import { createCairn } from "@cairn/engine";
 import { expect, test } from "vitest";
 import { createApi } from "../src/index.ts";
 

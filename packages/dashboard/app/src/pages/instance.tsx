@@ -1,5 +1,5 @@
 import type { ChangeStatusBody, InstanceDetail, StepDetail, StepResult, SubscribeEvent } from "@cairn/api";
-import { FINAL_HISTORY_EVENTS, type HistoryEventType, isFinalStatus } from "@cairn/core";
+import { FINAL_HISTORY_EVENTS, HISTORY_EVENT_TYPES, isFinalStatus } from "@cairn/core";
 import { useEffect, useMemo, useRef, useState } from "react";
 import { call, errorMessage, subscribeUrl, useAuth, useLoad } from "../api.ts";
 import { Diagram, stepRuns, useGraph } from "../diagram.tsx";
@@ -9,37 +9,6 @@ import { navigate, paths } from "../router.tsx";
 import { type StepRef, sameStep, stepState, Timeline } from "../timeline.tsx";
 import { ErrorBox, Json, Loading, Section, StatusBadge } from "../ui.tsx";
 
-const EVENT_TYPES: HistoryEventType[] = [
-  "workflow_queued",
-  "workflow_started",
-  "workflow_running",
-  "workflow_paused",
-  "workflow_waiting_for_pause",
-  "workflow_waiting",
-  "workflow_completed",
-  "workflow_errored",
-  "workflow_terminated",
-  "step_started",
-  "step_completed",
-  "step_errored",
-  "attempt_started",
-  "attempt_completed",
-  "attempt_errored",
-  "sleep_started",
-  "sleep_completed",
-  "wait_started",
-  "wait_completed",
-  "wait_timed_out",
-  "rollback_started",
-  "rollback_step_started",
-  "rollback_attempt_started",
-  "rollback_attempt_completed",
-  "rollback_attempt_errored",
-  "rollback_step_completed",
-  "rollback_step_errored",
-  "rollback_completed",
-  "rollback_errored",
-];
 const FINAL = new Set<string>(FINAL_HISTORY_EVENTS);
 
 type LiveState = "connecting" | "live" | "ended" | "error";
@@ -86,7 +55,7 @@ function useSubscription(workflow: string, id: string, key: number, onEvent: (e:
         setState("ended");
       }
     };
-    for (const t of EVENT_TYPES) source.addEventListener(t, handle as EventListener);
+    for (const t of HISTORY_EVENT_TYPES) source.addEventListener(t, handle as EventListener);
     source.onopen = () => setState("live");
     source.onerror = () =>
       setState(
