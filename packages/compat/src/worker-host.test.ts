@@ -151,7 +151,12 @@ describe("hostProjectInWorker", () => {
   it("reports an uncaught error in the project's thread", async () => {
     let crashed: unknown;
     const served = await serve((e) => (crashed = e));
-    expect(await (await fetch(`${served.url}/crash`)).text()).toBe("crashing");
+    // The thread may die before or after the response's body is relayed: the body arrives whole,
+    // or the connection is cut; never a hang.
+    const answer = await fetch(`${served.url}/crash`)
+      .then((r) => r.text())
+      .catch(() => "connection cut");
+    expect(["crashing", "connection cut"]).toContain(answer);
     await waitFor(() => crashed, "the crash");
     expect((crashed as Error).message).toBe("boom in the project");
     // The API's side still answers reads; creates need the hook in the stopped thread.
