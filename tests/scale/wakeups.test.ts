@@ -44,11 +44,8 @@ const listeners = (scene: Scene) =>
   ]);
 
 describe.skipIf(!base)("scale-out: events and timers across workers", () => {
-  // Retried: about one run in three leaves two instances `running` with no run in memory (an open
-  // liveness bug of scale-out, see docs/decisions.md "Open: instances left running"); a fix is next.
   it(
     "events wake the right instance, held in memory by another worker or parked in the store",
-    { retry: 2 },
     async () => {
       await scene?.dispose();
       scene = new Scene(base!);

@@ -842,6 +842,7 @@ export class InstanceRun {
     if (!this.#host.takeSlot || this.#persistedStatus !== "waiting" || this.#pausing) return !this.#ended;
     this.#slotTaking ??= this.#host.takeSlot(this.workflow, this.id, this.#epoch).finally(() => {
       this.#slotTaking = undefined;
+      this.#scheduleCheck();
     });
     let slot: "ok" | "full" | "fenced";
     try {
@@ -1178,6 +1179,8 @@ export class InstanceRun {
   /** Nothing is running, and what is left waits for a long time or for a pause to end. */
   #quiescent(): boolean {
     if (this.#ended || this.#rollback || this.#callbacks.count > 0 || this.#commits.count > 0) return false;
+    // A slot being taken means the run goes on in memory (or yields): parking meanwhile would race it.
+    if (this.#slotTaking) return false;
     if (this.#pausing) return true;
     return this.#hotTimers.size === 0 && this.#longWaits.size + this.#blocked > 0;
   }

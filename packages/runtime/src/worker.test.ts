@@ -1,8 +1,11 @@
 import { FakeClock, WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "@cairn/core";
+import type { Store } from "@cairn/store";
 import { openSqliteStore } from "@cairn/store-sqlite";
 import { afterEach, describe, expect, it } from "vitest";
 import { encodeValue } from "./codec.ts";
+import type { RunHost } from "./run.ts";
 import { Runtime } from "./runtime.ts";
+import { Worker } from "./worker.ts";
 
 /** One step, then done. */
 class Once extends WorkflowEntrypoint {
@@ -103,6 +106,63 @@ describe("the worker side", () => {
     await clock.advance(60 * 60 * 1000 + 1);
     await runtime.whenIdle();
     expect(await runtime.status("waits", "a")).toMatchObject({ status: "errored" });
+  });
+});
+
+describe("taking a slot on a shared store", () => {
+  /** A worker sharing its store (so it installs `takeSlot`), on a real SQLite store with rows `rows`. */
+  async function shared(rows: Parameters<Store["instances"]["insertMany"]>[0]) {
+    const store = await openSqliteStore({ path: ":memory:" });
+    closing.push(() => store.close());
+    await store.instances.insertMany(rows);
+    const host = {} as RunHost;
+    const worker = new Worker({
+      store,
+      clock: new FakeClock(),
+      host,
+      workerId: "w1",
+      enabled: true,
+      maxConcurrent: 2,
+      exclusive: false,
+      leaseMs: 30_000,
+      pollMs: undefined,
+      classOf: () => undefined,
+      onRun: () => {},
+      log: () => {},
+    });
+    closing.push(() => worker.close());
+    return { store, takeSlot: host.takeSlot! };
+  }
+  const row = { workflow: "waits", params: encodeValue({}), createdAt: 1, readyAt: null, epoch: 2 };
+
+  it("turns a waiting instance this worker owns running", async () => {
+    const { store, takeSlot } = await shared([
+      { ...row, id: "a", status: "waiting", owner: "w1", leaseUntil: 30_000 },
+    ]);
+    expect(await takeSlot("waits", "a", 2)).toBe("ok");
+    expect(await store.instances.get("waits", "a")).toMatchObject({ status: "running", owner: "w1" });
+  });
+
+  it("is fenced once the run parked the instance (no owner): the row stays the store's", async () => {
+    // A run that parked while its slot was being taken must not turn the parked row `running`: no
+    // worker would ever claim it (it has no lease to expire) and it would stay running forever.
+    const parked = { ...row, id: "a", status: "waiting" as const, owner: null, leaseUntil: null, readyAt: 5 };
+    const { store, takeSlot } = await shared([parked, { ...parked, id: "b", owner: "w2", leaseUntil: 9 }]);
+    expect(await takeSlot("waits", "a", 2)).toBe("fenced");
+    expect(await takeSlot("waits", "b", 2)).toBe("fenced");
+    expect(await store.instances.get("waits", "a")).toMatchObject({ status: "waiting", owner: null, readyAt: 5 });
+    expect(await store.instances.get("waits", "b")).toMatchObject({ status: "waiting", owner: "w2" });
+  });
+
+  it("is fenced at a later epoch, and full when the shared limit is reached", async () => {
+    const running = { ...row, status: "running" as const, owner: "w2", leaseUntil: 30_000 };
+    const { takeSlot } = await shared([
+      { ...row, id: "a", status: "waiting", owner: "w1", leaseUntil: 30_000 },
+      { ...running, id: "r1" },
+      { ...running, id: "r2" },
+    ]);
+    expect(await takeSlot("waits", "a", 1)).toBe("fenced");
+    expect(await takeSlot("waits", "a", 2)).toBe("full");
   });
 });
 

@@ -61,21 +61,21 @@ export class Worker {
     return this.#store.transaction(async (tx) => {
       if ((await tx.queue.countRunning({ lockClaims: true })) >= this.#o.maxConcurrent) {
         const row = await tx.instances.get(workflow, id);
-        return row?.epoch === epoch && ACTIVE_STATUSES.includes(row.status) ? "full" : "fenced";
+        return row?.epoch === epoch && row.owner === this.#o.workerId && ACTIVE_STATUSES.includes(row.status)
+          ? "full"
+          : "fenced";
       }
       const now = this.#clock.now();
-      if (
-        await tx.instances.update(
-          workflow,
-          id,
-          { status: "running", updatedAt: now },
-          { epoch, statusIn: ["waiting"] },
-        )
-      )
+      // Guarded by the owner too: a run that parked meanwhile left the row to the store (no owner),
+      // and turning that row `running` would leave it to nobody.
+      const guard = { epoch, statusIn: ["waiting"] as const, owner: this.#o.workerId };
+      if (await tx.instances.update(workflow, id, { status: "running", updatedAt: now }, guard))
         return "ok";
       // Not waiting any more: still ours if a pause is pending (it holds a slot already).
       const row = await tx.instances.get(workflow, id);
-      return row?.epoch === epoch && (row.status === "running" || row.status === "waitingForPause")
+      return row?.epoch === epoch &&
+        row.owner === this.#o.workerId &&
+        (row.status === "running" || row.status === "waitingForPause")
         ? "ok"
         : "fenced";
     });
