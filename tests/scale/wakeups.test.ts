@@ -44,53 +44,49 @@ const listeners = (scene: Scene) =>
   ]);
 
 describe.skipIf(!base)("scale-out: events and timers across workers", () => {
-  it(
-    "events wake the right instance, held in memory by another worker or parked in the store",
-    async () => {
-      await scene?.dispose();
-      scene = new Scene(base!);
-      const api = await scene.start("api", { worker: false });
-      // A 10 s hot-wait threshold: waits with an 8 s timeout stay in memory, 1-hour ones are parked. A
-      // worker holds at most 12 instances, so the 30 hot waiters are spread over the three.
-      const workers = await Promise.all(
-        ["w1", "w2", "w3"].map((n) => scene!.start(n, { hotWaitThreshold: 10_000, maxConcurrent: 12 })),
-      );
-      const hot = Array.from({ length: 30 }, (_, i) => ({ id: `hot${i}`, params: { timeout: "8 seconds" } }));
-      const parked = Array.from({ length: 30 }, (_, i) => ({
-        id: `park${i}`,
-        params: { delayMs: (i % 4) * 50 },
-      }));
-      await api.request({ cmd: "createMany", workflow: "waiter", items: hot });
-      await waitUntil(
-        "every hot waiter is held in memory",
-        async () => (await heldWaiting(scene!, "hot")).length === 30,
-      );
-      const holders = new Set((await heldWaiting(scene, "hot")).map((r) => r.owner.split("-")[0]));
-      expect(holders.size, "hot waiters are spread over workers").toBe(3);
-      // Parked ones get their event at once: while running step a on some worker, queued, or parked.
-      await api.request({ cmd: "createMany", workflow: "waiter", items: parked });
-      await Promise.all(
-        [...hot, ...parked].map((x) =>
-          api.request({
-            cmd: "sendEvent",
-            workflow: "waiter",
-            instance: x.id,
-            type: "go",
-            payload: { for: x.id },
-          }),
-        ),
-      );
-      await scene.waitAllFinal(60, 30_000);
-      for (const o of [...(await outputs(scene, "hot")), ...(await outputs(scene, "park"))]) {
-        expect(o.status, o.id).toBe("complete");
-        expect(o.out.got, o.id).toBe(o.id);
-      }
-      const timedOut = await scene.query("SELECT * FROM $S.history WHERE type = 'wait_timed_out'");
-      expect(timedOut).toEqual([]);
-      for (const w of [api, ...workers]) expect(w.engineLogs, w.config.name).toEqual([]);
-    },
-    90_000,
-  );
+  it("events wake the right instance, held in memory by another worker or parked in the store", async () => {
+    await scene?.dispose();
+    scene = new Scene(base!);
+    const api = await scene.start("api", { worker: false });
+    // A 10 s hot-wait threshold: waits with an 8 s timeout stay in memory, 1-hour ones are parked. A
+    // worker holds at most 12 instances, so the 30 hot waiters are spread over the three.
+    const workers = await Promise.all(
+      ["w1", "w2", "w3"].map((n) => scene!.start(n, { hotWaitThreshold: 10_000, maxConcurrent: 12 })),
+    );
+    const hot = Array.from({ length: 30 }, (_, i) => ({ id: `hot${i}`, params: { timeout: "8 seconds" } }));
+    const parked = Array.from({ length: 30 }, (_, i) => ({
+      id: `park${i}`,
+      params: { delayMs: (i % 4) * 50 },
+    }));
+    await api.request({ cmd: "createMany", workflow: "waiter", items: hot });
+    await waitUntil(
+      "every hot waiter is held in memory",
+      async () => (await heldWaiting(scene!, "hot")).length === 30,
+    );
+    const holders = new Set((await heldWaiting(scene, "hot")).map((r) => r.owner.split("-")[0]));
+    expect(holders.size, "hot waiters are spread over workers").toBe(3);
+    // Parked ones get their event at once: while running step a on some worker, queued, or parked.
+    await api.request({ cmd: "createMany", workflow: "waiter", items: parked });
+    await Promise.all(
+      [...hot, ...parked].map((x) =>
+        api.request({
+          cmd: "sendEvent",
+          workflow: "waiter",
+          instance: x.id,
+          type: "go",
+          payload: { for: x.id },
+        }),
+      ),
+    );
+    await scene.waitAllFinal(60, 30_000);
+    for (const o of [...(await outputs(scene, "hot")), ...(await outputs(scene, "park"))]) {
+      expect(o.status, o.id).toBe("complete");
+      expect(o.out.got, o.id).toBe(o.id);
+    }
+    const timedOut = await scene.query("SELECT * FROM $S.history WHERE type = 'wait_timed_out'");
+    expect(timedOut).toEqual([]);
+    for (const w of [api, ...workers]) expect(w.engineLogs, w.config.name).toEqual([]);
+  }, 90_000);
 
   it("timers wake sleeping instances on any worker, including ones put to sleep by a worker that died", async () => {
     scene = new Scene(base!);

@@ -150,7 +150,11 @@ describe("taking a slot on a shared store", () => {
     const { store, takeSlot } = await shared([parked, { ...parked, id: "b", owner: "w2", leaseUntil: 9 }]);
     expect(await takeSlot("waits", "a", 2)).toBe("fenced");
     expect(await takeSlot("waits", "b", 2)).toBe("fenced");
-    expect(await store.instances.get("waits", "a")).toMatchObject({ status: "waiting", owner: null, readyAt: 5 });
+    expect(await store.instances.get("waits", "a")).toMatchObject({
+      status: "waiting",
+      owner: null,
+      readyAt: 5,
+    });
     expect(await store.instances.get("waits", "b")).toMatchObject({ status: "waiting", owner: "w2" });
   });
 

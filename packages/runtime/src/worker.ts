@@ -69,8 +69,7 @@ export class Worker {
       // Guarded by the owner too: a run that parked meanwhile left the row to the store (no owner),
       // and turning that row `running` would leave it to nobody.
       const guard = { epoch, statusIn: ["waiting"] as const, owner: this.#o.workerId };
-      if (await tx.instances.update(workflow, id, { status: "running", updatedAt: now }, guard))
-        return "ok";
+      if (await tx.instances.update(workflow, id, { status: "running", updatedAt: now }, guard)) return "ok";
       // Not waiting any more: still ours if a pause is pending (it holds a slot already).
       const row = await tx.instances.get(workflow, id);
       return row?.epoch === epoch &&
