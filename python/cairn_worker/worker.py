@@ -282,14 +282,14 @@ def load_module(path):
 
 
 class Worker:
-    def __init__(self, entry, server, token, concurrency, workflows, implicit):
+    def __init__(self, entry, server, token, concurrency, workflows, implicit, vars=None):
         self.entry = entry
         self.http = Http(server, token)
         self.concurrency = concurrency
         self.workflows = workflows
         self.implicit = implicit
         self.module = load_module(entry)
-        self.env = Env(self.http, workflows)
+        self.env = Env(self.http, workflows, vars)
         self.worker_id = None
         self.lease_ms = 30_000
         self.active = set()
