@@ -74,7 +74,15 @@ def main(argv=None):
         print(e, file=sys.__stderr__)
         return 3
     watch_parent(os.environ.get("CAIRN_PARENT_PID"))
-    asyncio.run(worker.main())
+    from .worker import ServerError
+
+    try:
+        asyncio.run(worker.main())
+    except ServerError as e:
+        if e.code not in ("protocol.unsupported", "workflow.not_found"):
+            raise
+        print(f"cairn_worker: the server refused this worker: {e}", file=sys.__stderr__)
+        return 3
     return 0
 
 
