@@ -1,4 +1,4 @@
-"""The Python worker: speaks worker protocol v1 (SPEC §11.3) with a Cairn server.
+"""The Python worker: speaks the worker protocol (version 2, SPEC §11.3, docs/python.md) with a Cairn server.
 
 It is stateless: each task replays ``run()`` from the top with the stored outcomes it carries.
 HTTP is ``http.client`` with keep-alive, one connection per thread; every blocking call runs in

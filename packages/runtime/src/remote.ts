@@ -17,7 +17,7 @@ import type { RunInfo, Runtime, WorkflowDefinition } from "./runtime.ts";
 
 /**
  * Workflows whose code runs in a remote worker (the Python SDK's `cairn_worker`), driven over
- * worker protocol v1 (SPEC §11.3).
+ * the worker protocol (SPEC §11.3; versions 1 and 2, see `WORKER_PROTOCOLS`).
  *
  * The remote worker only replays `run()` and runs step callbacks. Every durable decision stays in
  * this process, made by the same engine as for TypeScript workflows: each remote workflow is
