@@ -40,7 +40,8 @@ const wid = { wid: "the worker's id (from registration)" };
 /** The worker protocol, versions 1 and 2 (SPEC §11.3, docs/python.md): workers in other languages, e.g. Python's `cairn_worker`. */
 export const workerRoutes: RouteGroup<WorkerApiDeps> = {
   tag: "workers",
-  description: "Worker protocol (versions 1 and 2): remote workers (Python) register, poll tasks and send step commands",
+  description:
+    "Worker protocol (versions 1 and 2): remote workers (Python) register, poll tasks and send step commands",
   routes: [
     route({
       method: "post",
@@ -69,7 +70,8 @@ export const workerRoutes: RouteGroup<WorkerApiDeps> = {
       method: "post",
       path: "/workers/{wid}/tasks/{tid}",
       operationId: "sendWorkerCommand",
-      summary: "One command of a task (step, attempt, commit, sleep, wait, wake, heartbeat, finish, log, respond)",
+      summary:
+        "One command of a task (step, attempt, commit, sleep, wait, wake, heartbeat, finish, log, respond)",
       params: { ...wid, tid: "the task's id" },
       body: { schema: workerCommandSchema },
       middleware: [jsonBody(WORKER_BODY_LIMIT)],
