@@ -223,6 +223,11 @@ class Step:
                 raise python_error(reply["error"])
             if "suspend" in reply or "cancel" in reply:
                 raise _Suspend()
+            if "retry" in reply and "wait_ms" in reply["retry"]:
+                # Protocol 2: the engine waits out the backoff in memory; wait here, then ask.
+                await asyncio.sleep(max(0.0, reply["retry"]["wait_ms"]) / 1000)
+                reply = await self._send("wake", name=name, count=count, kind="do")
+                continue
             if "retry" in reply:
                 attempt = reply["retry"]["attempt"]
                 wait = reply["retry"].get("at", 0) / 1000 - time.time()

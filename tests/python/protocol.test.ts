@@ -383,4 +383,30 @@ describe("worker protocol 2", () => {
       done: true,
     });
   });
+
+  it("a retry's short backoff is answered at once with wait_ms; wake gives the next attempt to run", async () => {
+    s = await startPyServer({ workflows: [{ name: "hello", className: "Hello" }] });
+    const wid = await register(undefined, 2);
+    await s.cairn.runtime.create("hello", { id: "rt1" });
+    const t = taskClient(wid, await pollOne(wid));
+    const config = { retries: { limit: 2, delay: 300, backoff: "constant" } };
+    expect((await t.send("step", { name: "s", count: 1, config })).body.result.reply.run.attempt).toBe(1);
+    const failed = await t.send("attempt", {
+      name: "s",
+      count: 1,
+      attempt: 1,
+      ok: false,
+      error: { name: "Error", message: "boom" },
+    });
+    const retry = failed.body.result.reply.retry;
+    expect(retry.attempt).toBe(2);
+    expect(retry.wait_ms).toBeGreaterThan(0);
+    expect(retry.wait_ms).toBeLessThanOrEqual(300);
+    const run = (await t.send("wake", { name: "s", count: 1, kind: "do" })).body.result.reply;
+    expect(run.run.attempt).toBe(2);
+    const ok = await t.send("attempt", { name: "s", count: 1, attempt: 2, ok: true, value: "second" });
+    expect(ok.body.result.reply).toEqual({ value: "second" });
+    const [row] = await s.cairn.store.steps.list("hello", "rt1");
+    expect(row).toMatchObject({ status: "succeeded", attempts: 2 });
+  });
 });

@@ -660,6 +660,10 @@ export class RemoteWorkers {
         return { suspend: "fatal" };
       } else p.reject(fromWire(r.error ?? { name: "Error", message: "The step failed" }));
       slot.changed.fire();
+      if (!r.ok && (task.worker?.protocol ?? 1) >= 2) {
+        const hot = await this.#hotWait(task, slot, "retrying", () => slot.pending !== undefined, r.attempt);
+        if (hot) return { retry: { attempt: r.attempt + 1, at: hot.wakeAt, wait_ms: hot.waitMs } };
+      }
     }
     return this.#decide(task, slot, "do", r.attempt);
   }
@@ -701,18 +705,41 @@ export class RemoteWorkers {
    * holding a request (or a thread) and then sends `wake`. Long sleeps suspend, as in protocol 1.
    */
   async #shortSleep(task: Task, slot: Slot): Promise<Reply> {
+    const hot = await this.#hotWait(task, slot, "sleeping");
+    return hot ? { wait_ms: hot.waitMs } : this.#decide(task, slot, "sleep");
+  }
+
+  /**
+   * The engine's in-memory wait on a slot (a short sleep, or a retry's backoff), read from the
+   * stored row (`status` with its `wakeAt`) once the engine stored it, judged by core `waitMode`;
+   * undefined when the engine went on, parks the run, or `done()` says it has already moved on.
+   */
+  async #hotWait(
+    task: Task,
+    slot: Slot,
+    status: "sleeping" | "retrying",
+    done: () => boolean = () => false,
+    attempts?: number,
+  ): Promise<{ wakeAt: number; waitMs: number } | undefined> {
     const rr = task.rr!;
     const runtime = this.#runtime;
+    const kind: StepKind = status === "sleeping" ? "sleep" : "do";
     for (let i = 0; runtime && i < 100; i++) {
-      if (slot.settled || rr.ended) break;
-      const row = await runtime.store.steps.get(rr.workflow, rr.info.id, "sleep", slot.name, slot.count);
-      if (row?.status === "sleeping" && row.wakeAt !== null) {
+      if (slot.settled || rr.ended || done()) return undefined;
+      const row = await runtime.store.steps.get(rr.workflow, rr.info.id, kind, slot.name, slot.count);
+      // (A retrying row of an earlier attempt is not this decision: wait for the engine's.)
+      if (
+        row?.status === status &&
+        row.wakeAt !== null &&
+        (attempts === undefined || row.attempts === attempts)
+      ) {
         const now = runtime.clock.now();
-        if (waitMode(row.wakeAt, now, runtime.hotWaitMs) === "hot") return { wait_ms: row.wakeAt - now };
-        break;
+        return waitMode(row.wakeAt, now, runtime.hotWaitMs) === "hot"
+          ? { wakeAt: row.wakeAt, waitMs: row.wakeAt - now }
+          : undefined;
       }
-      if (row && row.status !== "sleeping") break;
-      // The engine has not stored the sleep yet: look again at its next change or soon.
+      if (row && row.status !== "running" && row.status !== status) return undefined;
+      // The engine has not stored its decision yet: look again at its next change or soon.
       await Promise.race([
         slot.changed.wait(),
         rr.endSignal.wait(),
@@ -721,7 +748,7 @@ export class RemoteWorkers {
       ]);
       if (task.state === "lost") throw lost(`Task ${task.id} was given to another worker`);
     }
-    return this.#decide(task, slot, "sleep");
+    return undefined;
   }
 
   #logLine(task: Task, cmd: Record<string, unknown>): Reply {
