@@ -1,7 +1,7 @@
 /**
  * Python workflows beside TypeScript ones: `npm run bench:python [-- --burst 300] [-- --samples 40]`.
  *
- * A 3-step workflow, run (a) in Python through worker protocol v1 (a real `python3 -m cairn_worker`
+ * A 3-step workflow, run (a) in Python through the worker protocol (version 2) (a real `python3 -m cairn_worker`
  * against a real server on a SQLite file), and (b) as the same TypeScript workflow in-process. For
  * each: a burst of `--burst` instances created at once (instances per second, from the first
  * create to the last completion), and the unloaded latency of one instance at a time (create →

@@ -6,8 +6,26 @@ import json
 import logging
 import os
 import sys
+import threading
+import time
 
 MIN_VERSION = (3, 10)
+
+
+def watch_parent(pid):
+    """With ``CAIRN_PARENT_PID`` (set by ``cairn dev``/``cairn start``): exit when that process is
+    gone, so that a host killed with SIGKILL leaves no worker behind to serve old code."""
+    if not pid or not pid.isdigit():
+        return
+    pid = int(pid)
+
+    def check():
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != pid:
+                os._exit(0)
+
+    threading.Thread(target=check, name="cairn-parent", daemon=True).start()
 
 
 def main(argv=None):
@@ -36,18 +54,35 @@ def main(argv=None):
     except (ValueError, AssertionError):
         print("cairn_worker: --workflows must be a JSON array of {name, class_name, binding}", file=sys.stderr)
         return 2
+    try:
+        env_vars = json.loads(os.environ.get("CAIRN_VARS") or "{}")
+        assert isinstance(env_vars, dict)
+    except (ValueError, AssertionError):
+        print("cairn_worker: CAIRN_VARS must be a JSON object of the env's vars", file=sys.stderr)
+        return 2
     flags = [f for f in a.compatibility_flags.split(",") if f]
     sys.stdout = TaskLog(sys.stdout, "info")
     sys.stderr = TaskLog(sys.stderr, "error")
     logging.getLogger().addHandler(LogHandler())
     logging.getLogger().setLevel(logging.INFO)
-    worker = Worker(a.entry, a.server, a.token, a.concurrency, workflows, implicit_mode(a.compatibility_date, flags))
+    worker = Worker(
+        a.entry, a.server, a.token, a.concurrency, workflows, implicit_mode(a.compatibility_date, flags), env_vars
+    )
     try:
         worker.check_classes()
     except SystemExit as e:
         print(e, file=sys.__stderr__)
         return 3
-    asyncio.run(worker.main())
+    watch_parent(os.environ.get("CAIRN_PARENT_PID"))
+    from .worker import ServerError
+
+    try:
+        asyncio.run(worker.main())
+    except ServerError as e:
+        if e.code not in ("protocol.unsupported", "workflow.not_found"):
+            raise
+        print(f"cairn_worker: the server refused this worker: {e}", file=sys.__stderr__)
+        return 3
     return 0
 
 

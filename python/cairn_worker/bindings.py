@@ -81,7 +81,8 @@ class Binding:
 
 
 class Env:
-    """``self.env``: workflow bindings by binding name, plus vars."""
+    """``self.env``: the configuration's vars and ``.dev.vars`` secrets, and workflow bindings by
+    binding name (``self.env.API_KEY``, ``self.env.CHECKOUT``; also ``self.env["API_KEY"]``)."""
 
     def __init__(self, http, workflows, vars=None):
         for k, v in (vars or {}).items():
@@ -89,3 +90,12 @@ class Env:
         for w in workflows:
             if w.get("binding"):
                 setattr(self, w["binding"], Binding(http, w["name"]))
+
+    def __getitem__(self, name):
+        try:
+            return getattr(self, name)
+        except AttributeError:
+            raise KeyError(name) from None
+
+    def __contains__(self, name):
+        return hasattr(self, name)

@@ -100,9 +100,12 @@ class DecoratedStep:
 
 
 class Step:
-    def __init__(self, send, stored, implicit, running):
-        """``send(op, **fields)`` is an async command; ``stored`` the task's stored outcomes."""
+    def __init__(self, send, stored, implicit, running, hold=None):
+        """``send(op, **fields)`` is an async command; ``stored`` the task's stored outcomes;
+        ``hold(report)`` keeps a successful attempt to be committed by the next command (protocol
+        2) and says whether it did."""
         self._send = send
+        self._hold = hold
         self._stored = {(s["kind"], s["name"], s["count"]): s for s in stored}
         self._counts = {}
         self._implicit = implicit
@@ -220,6 +223,11 @@ class Step:
                 raise python_error(reply["error"])
             if "suspend" in reply or "cancel" in reply:
                 raise _Suspend()
+            if "retry" in reply and "wait_ms" in reply["retry"]:
+                # Protocol 2: the engine waits out the backoff in memory; wait here, then ask.
+                await asyncio.sleep(max(0.0, reply["retry"]["wait_ms"]) / 1000)
+                reply = await self._send("wake", name=name, count=count, kind="do")
+                continue
             if "retry" in reply:
                 attempt = reply["retry"]["attempt"]
                 wait = reply["retry"].get("at", 0) / 1000 - time.time()
@@ -264,16 +272,19 @@ class Step:
             fields = {"ok": False, "error": wire_error(e)}
         finally:
             self._running.discard(entry)
-        return await self._send(
-            "attempt",
-            name=name,
-            count=count,
-            attempt=attempt,
-            cpu_ms=(time.process_time() - cpu0) * 1000,
-            started_at=started * 1000,
-            ended_at=time.time() * 1000,
+        report = {
+            "name": name,
+            "count": count,
+            "attempt": attempt,
+            "cpu_ms": (time.process_time() - cpu0) * 1000,
+            "started_at": started * 1000,
+            "ended_at": time.time() * 1000,
             **fields,
-        )
+        }
+        if fields.get("ok") and self._hold is not None and self._hold(report):
+            # Committed by the next command, before any other callback runs or the run ends.
+            return {"value": json.loads(json.dumps(fields["value"], allow_nan=False))}
+        return await self._send("attempt", **report)
 
     # ---- sleeps and events -------------------------------------------------------------------
 
@@ -282,7 +293,7 @@ class Step:
         if ("sleep", name, count) in self._stored:
             return None
         reply = await self._send("sleep", name=name, count=count, duration=duration)
-        return self._wait_reply(reply)
+        return await self._sleep_reply(name, count, reply)
 
     async def sleep_until(self, name, timestamp):
         count = self._key("sleep", name)
@@ -295,6 +306,13 @@ class Step:
         else:
             until = timestamp
         reply = await self._send("sleep", name=name, count=count, until=until)
+        return await self._sleep_reply(name, count, reply)
+
+    async def _sleep_reply(self, name, count, reply):
+        # Protocol 2: a short sleep the engine keeps in memory; wait here, then ask for the outcome.
+        while "wait_ms" in reply:
+            await asyncio.sleep(max(0.0, reply["wait_ms"]) / 1000)
+            reply = await self._send("wake", name=name, count=count, kind="sleep")
         return self._wait_reply(reply)
 
     async def wait_for_event(self, name, event_type, /, timeout="24 hours"):

@@ -1,4 +1,4 @@
-"""The Python worker: speaks worker protocol v1 (SPEC §11.3) with a Cairn server.
+"""The Python worker: speaks the worker protocol (version 2, SPEC §11.3, docs/python.md) with a Cairn server.
 
 It is stateless: each task replays ``run()`` from the top with the stored outcomes it carries.
 HTTP is ``http.client`` with keep-alive, one connection per thread; every blocking call runs in
@@ -19,12 +19,21 @@ import sys
 import threading
 import time
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 
 from .bindings import Env
 from .step import Step, _Suspend
 
 SDK = "cairn-py/1"
+PROTOCOL = 2
 IMPLICIT_SINCE = "2026-02-25"
+# Commands that carry held commits (protocol 2): those after which the worker may run a callback,
+# wait, or end the run. Heartbeats and logs do not.
+CARRIES = {"step", "attempt", "commit", "sleep", "wait", "wake", "finish"}
+# A held commit not taken by a command this soon is sent alone (op ``commit``).
+FLUSH_AFTER_S = float(os.environ.get("CAIRN_COMMIT_FLUSH_MS", "5")) / 1000
+# Values above this are reported at once: the server may refuse them (step.output_too_large).
+HOLD_MAX_BYTES = 512 * 1024
 
 
 class LeaseLost(Exception):
@@ -129,6 +138,10 @@ class TaskRun:
         self.buffer = ""
         self.running = set()
         self.logs = []
+        self.protocol = worker.protocol
+        self.held = []
+        self.flushing = None
+        self.flush_timer = None
 
     def _next_seq(self):
         with self.lock:
@@ -150,10 +163,44 @@ class TaskRun:
     async def send(self, op, **fields):
         if self.lost:
             raise _Suspend()
+        if self.held or self.flushing is not None:
+            # Held commits go first: on this command, or (sent alone) before it is sent.
+            me = asyncio.current_task()
+            while self.flushing is not None and self.flushing is not me and not self.flushing.done():
+                await asyncio.wait([self.flushing])
+            if self.lost:
+                raise _Suspend()
+            if op in CARRIES and self.held:
+                fields["commits"], self.held = self.held, []
         try:
             return await asyncio.to_thread(self.post, op, fields)
         except LeaseLost:
             raise _Suspend() from None
+
+    def hold(self, report):
+        """Protocol 2: a successful attempt the run goes on from; committed by the next command.
+
+        Returns False when it must be reported now (protocol 1, or a large value)."""
+        if self.protocol < 2 or len(json.dumps(report.get("value"), allow_nan=False)) > HOLD_MAX_BYTES:
+            return False
+        self.held.append({k: v for k, v in report.items() if k != "ok"})
+        if self.flush_timer is None:
+            self.flush_timer = asyncio.get_running_loop().call_later(FLUSH_AFTER_S, self._flush_soon)
+        return True
+
+    def _flush_soon(self):
+        self.flush_timer = None
+        if self.held and not self.lost and (self.flushing is None or self.flushing.done()):
+            self.flushing = asyncio.ensure_future(self._flush())
+
+    async def _flush(self):
+        try:
+            await self.send("commit")
+        except _Suspend:
+            pass
+        finally:
+            if self.held and not self.lost:
+                self.flush_timer = asyncio.get_running_loop().call_later(FLUSH_AFTER_S, self._flush_soon)
 
     def log(self, level, message):
         if self.lost:
@@ -193,7 +240,7 @@ class TaskRun:
     async def _run(self):
         w = self.worker
         cls = getattr(w.module, self.task["class_name"], None)
-        step = Step(self.send, self.task.get("steps") or [], w.implicit, self.running)
+        step = Step(self.send, self.task.get("steps") or [], w.implicit, self.running, self.hold)
         ev = dict(self.task["event"])
         from .step import to_datetime
 
@@ -282,16 +329,17 @@ def load_module(path):
 
 
 class Worker:
-    def __init__(self, entry, server, token, concurrency, workflows, implicit):
+    def __init__(self, entry, server, token, concurrency, workflows, implicit, vars=None):
         self.entry = entry
         self.http = Http(server, token)
         self.concurrency = concurrency
         self.workflows = workflows
         self.implicit = implicit
         self.module = load_module(entry)
-        self.env = Env(self.http, workflows)
+        self.env = Env(self.http, workflows, vars)
         self.worker_id = None
         self.lease_ms = 30_000
+        self.protocol = 1
         self.active = set()
         self.stopping = False
         self.polling = None
@@ -305,7 +353,7 @@ class Worker:
         body = {
             "language": "python",
             "sdk": SDK,
-            "protocol": 1,
+            "protocol": PROTOCOL,
             "workflows": [{"name": w["name"], "class_name": w["class_name"]} for w in self.workflows],
             "fetch": isinstance(getattr(self.module, "Default", None), type),
             "concurrency": self.concurrency,
@@ -313,6 +361,8 @@ class Worker:
         r = self.http.request("POST", "/workers", body)
         self.worker_id = r["worker_id"]
         self.lease_ms = r["lease_ms"]
+        # A server that does not say speaks protocol 1.
+        self.protocol = min(PROTOCOL, int(r.get("protocol", 1)))
 
     def _poll(self, free):
         while not self.stopping:
@@ -333,6 +383,9 @@ class Worker:
 
     async def main(self):
         loop = asyncio.get_running_loop()
+        # Every blocking HTTP call runs in a thread: enough of them for each task's concurrent
+        # commands, heartbeat and polls (the default pool has only cpu + 4).
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=self.concurrency * 4 + 8))
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
                 loop.add_signal_handler(sig, self._stop)

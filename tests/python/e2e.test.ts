@@ -28,6 +28,8 @@ const WORKFLOWS = [
   "Killable",
   "BadInput",
   "Legacy",
+  "Three",
+  "Lingers",
 ].map((c) => ({ name: c.toLowerCase(), className: c, binding: c.toUpperCase() }));
 
 let s: PyServer | undefined;
@@ -90,6 +92,46 @@ describe.skipIf(!havePython)("Python workflows end to end (real python3)", () =>
       instanceId: "h1",
       workflow: "hello",
     });
+  });
+
+  it("protocol 2: one command per step, each outcome stored before the next callback runs; a short sleep waits in the worker", async () => {
+    const commands: string[] = [];
+    await start({
+      onRequest: (r: { method: string; path: string }) => {
+        if (r.method === "POST" && r.path.includes("/tasks/")) commands.push(r.path);
+      },
+    });
+    // A flush deadline no test run can reach, so the count below is exact.
+    worker(s!.url, { CAIRN_TEST_DB: s!.dbPath, CAIRN_COMMIT_FLUSH_MS: "60000" });
+    await s!.cairn.runtime.create("three", { id: "t1" });
+    const st = await finished("three", "t1");
+    expect(st.output).toEqual({ one: 1, one_was: "succeeded", two_was: "succeeded" });
+    // sleep · wake · step one · step two (+ one's commit) · step three (+ two's) · finish (+ three's);
+    // protocol 1 needed a step and an attempt command for each step, and held the sleep's request.
+    expect(commands).toHaveLength(6);
+    const rows = await s!.cairn.store.steps.list("three", "t1");
+    expect(rows.map((r) => [r.name, r.status, r.attempts])).toEqual([
+      ["short", "succeeded", 0],
+      ["one", "succeeded", 1],
+      ["two", "succeeded", 1],
+      ["three", "succeeded", 1],
+    ]);
+    // The short sleep stayed in memory: the run never parked, so one task (no replay) did it all.
+    expect(new Set(commands.map((p) => p.split("/tasks/")[1])).size).toBe(1);
+  });
+
+  it("protocol 2: a held commit that no command takes soon is sent alone", async () => {
+    await start();
+    worker(s!.url);
+    await s!.cairn.runtime.create("lingers", { id: "l1" });
+    await until(() => lines("lingering").length === 1);
+    // The run is still in user code (an hour-long asyncio.sleep), yet its step is stored.
+    const row = await until(async () => {
+      const r = (await s!.cairn.store.steps.list("lingers", "l1")).find((x) => x.name === "first");
+      return r?.status === "succeeded" ? r : undefined;
+    });
+    expect(row.attempts).toBe(1);
+    expect(((await s!.cairn.runtime.status("lingers", "l1")) as any).status).toBe("running");
   });
 
   it("a diamond runs each node once; history has one entry per node", async () => {

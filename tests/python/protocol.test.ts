@@ -20,11 +20,11 @@ async function call(method: string, path: string, body?: unknown) {
   return { status: res.status, body: (await res.json()) as any };
 }
 
-async function register(workflows = [{ name: "hello", class_name: "Hello" }]) {
+async function register(workflows = [{ name: "hello", class_name: "Hello" }], protocol = 1) {
   const r = await call("POST", "/workers", {
     language: "python",
     sdk: "cairn-py/1",
-    protocol: 1,
+    protocol,
     workflows,
     concurrency: 4,
   });
@@ -270,5 +270,143 @@ describe("worker protocol v1", () => {
     expect(r.body.errors[0].message).toContain("Other");
     const bad = await call("POST", "/workers", { language: "python", protocol: 2 });
     expect(bad.status).toBe(400);
+  });
+});
+
+describe("worker protocol 2", () => {
+  it("negotiates the version; one it does not speak is a clear error", async () => {
+    s = await startPyServer({ workflows: [{ name: "hello", className: "Hello" }] });
+    const body = { language: "python", sdk: "cairn-py/9", workflows: [], concurrency: 1 };
+    for (const protocol of [1, 2]) {
+      const r = await call("POST", "/workers", { ...body, protocol });
+      expect(r.status).toBe(201);
+      expect(r.body.result.protocol).toBe(protocol);
+    }
+    const r = await call("POST", "/workers", { ...body, protocol: 3 });
+    expect(r.status).toBe(400);
+    expect(r.body.errors[0]).toMatchObject({ code: "protocol.unsupported" });
+    expect(r.body.errors[0].message).toContain(
+      "Worker protocol 3 is not spoken by this server (it speaks 1, 2)",
+    );
+  });
+
+  it("commits carried by the next command are stored before it is answered; op commit sends them alone", async () => {
+    s = await startPyServer({ workflows: [{ name: "hello", className: "Hello" }] });
+    const wid = await register(undefined, 2);
+    await s.cairn.runtime.create("hello", { id: "c1" });
+    const task = await pollOne(wid);
+    const t = taskClient(wid, task);
+    expect((await t.send("step", { name: "a", count: 1, config: {} })).body.result.reply.run.attempt).toBe(1);
+    const commitA = { name: "a", count: 1, attempt: 1, value: { n: 1 } };
+    const b = await t.send("step", { name: "b", count: 1, config: {}, commits: [commitA] });
+    expect(b.body.result.reply.run.attempt).toBe(1);
+    const stored = async (name: string) =>
+      (await s!.cairn.store.steps.list("hello", "c1")).find((r) => r.name === name);
+    expect(await stored("a")).toMatchObject({ status: "succeeded", attempts: 1 });
+    // A repeated seq (the network failed) is answered the same and commits nothing twice.
+    const again = await t.send(
+      "step",
+      { name: "b", count: 1, config: {}, commits: [commitA] },
+      { seq: 2, epoch: task.epoch },
+    );
+    expect(again.body.result).toEqual(b.body.result);
+    const alone = await t.send("commit", { commits: [{ name: "b", count: 1, attempt: 1, value: "B" }] });
+    expect(alone.body.result.reply).toEqual({ ok: true });
+    expect(await stored("b")).toMatchObject({ status: "succeeded", attempts: 1 });
+    await t.send("finish", { ok: true, output: "done" });
+    const st = await until(async () =>
+      (await status("c1")).status === "complete" ? status("c1") : undefined,
+    );
+    expect(st.output).toBe("done");
+    const history = await s.cairn.store.history.list("hello", "c1");
+    expect(history.filter((e) => e.type === "step_completed")).toHaveLength(2);
+  });
+
+  it("a carried commit the engine does not take as reported: 409, and the run is replayed by a new task", async () => {
+    s = await startPyServer({ workflows: [{ name: "hello", className: "Hello" }] });
+    const wid = await register(undefined, 2);
+    await s.cairn.runtime.create("hello", { id: "c2" });
+    const first = await pollOne(wid);
+    const t = taskClient(wid, first);
+    await t.send("step", { name: "big", count: 1, config: { retries: { limit: 1, delay: 1 } } });
+    // Over the 1 MiB step output limit: the engine fails the attempt (and retries it).
+    const huge = "x".repeat(1_100_000);
+    const r = await t.send("finish", {
+      ok: true,
+      output: "never",
+      commits: [{ name: "big", count: 1, attempt: 1, value: huge }],
+    });
+    expect(r.status).toBe(409);
+    expect(r.body.errors[0]).toMatchObject({ code: "lease.lost" });
+    expect(r.body.errors[0].message).toContain('Step "big-1" attempt 1 was not committed as reported');
+    // The old task is gone; a new one replays from the store, where the step is not done.
+    expect((await t.send("heartbeat", { running: [] })).status).toBe(409);
+    const second = await pollOne(wid);
+    expect(second.task_id).not.toBe(first.task_id);
+    expect(second.steps).toEqual([]);
+    const t2 = taskClient(wid, second);
+    const run = await t2.send("step", { name: "big", count: 1, config: { retries: { limit: 1, delay: 1 } } });
+    expect(run.body.result.reply.run.attempt).toBe(2);
+    expect(
+      (await t2.send("attempt", { name: "big", count: 1, attempt: 2, ok: true, value: "small" })).body.result
+        .reply,
+    ).toEqual({ value: "small" });
+    await t2.send("finish", { ok: true, output: "ok" });
+    const st = await until(async () =>
+      (await status("c2")).status === "complete" ? status("c2") : undefined,
+    );
+    expect(st.output).toBe("ok");
+    const errs = (await s.cairn.store.history.list("hello", "c2")).filter(
+      (e) => e.type === "attempt_errored",
+    );
+    expect((errs[0]!.data as any).error.message).toContain("output is too large");
+  });
+
+  it("a short sleep is answered wait_ms, then wake is done; a long one suspends; protocol 1 holds the request", async () => {
+    s = await startPyServer({ workflows: [{ name: "hello", className: "Hello" }] });
+    const wid = await register(undefined, 2);
+    await s.cairn.runtime.create("hello", { id: "z1" });
+    const t = taskClient(wid, await pollOne(wid));
+    const short = (await t.send("sleep", { name: "nap", count: 1, duration: 200 })).body.result.reply;
+    expect(short.wait_ms).toBeGreaterThan(0);
+    expect(short.wait_ms).toBeLessThanOrEqual(200);
+    expect((await t.send("wake", { name: "nap", count: 1, kind: "sleep" })).body.result.reply).toEqual({
+      done: true,
+    });
+    const long = await t.send("sleep", { name: "nap", count: 2, duration: "1 hour" });
+    expect(long.body.result.reply).toEqual({ suspend: "sleep" });
+
+    const v1 = await register();
+    await s.cairn.runtime.create("hello", { id: "z2" });
+    const t1 = taskClient(v1, await pollOne(v1));
+    expect((await t1.send("sleep", { name: "nap", count: 1, duration: 100 })).body.result.reply).toEqual({
+      done: true,
+    });
+  });
+
+  it("a retry's short backoff is answered at once with wait_ms; wake gives the next attempt to run", async () => {
+    s = await startPyServer({ workflows: [{ name: "hello", className: "Hello" }] });
+    const wid = await register(undefined, 2);
+    await s.cairn.runtime.create("hello", { id: "rt1" });
+    const t = taskClient(wid, await pollOne(wid));
+    const config = { retries: { limit: 2, delay: 300, backoff: "constant" } };
+    expect((await t.send("step", { name: "s", count: 1, config })).body.result.reply.run.attempt).toBe(1);
+    const failed = await t.send("attempt", {
+      name: "s",
+      count: 1,
+      attempt: 1,
+      ok: false,
+      error: { name: "Error", message: "boom" },
+    });
+    const retry = failed.body.result.reply.retry;
+    expect(retry.attempt).toBe(2);
+    expect(retry.wait_ms).toBeGreaterThan(0);
+    expect(retry.wait_ms).toBeLessThanOrEqual(300);
+    const run = (await t.send("wake", { name: "s", count: 1, kind: "do" })).body.result.reply;
+    expect(run.run.attempt).toBe(2);
+    const ok = await t.send("attempt", { name: "s", count: 1, attempt: 2, ok: true, value: "second" });
+    expect(ok.body.result.reply).toEqual({ value: "second" });
+    const [row] = await s.cairn.store.steps.list("hello", "rt1");
+    expect(row).toMatchObject({ status: "succeeded", attempts: 2 });
   });
 });

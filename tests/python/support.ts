@@ -28,6 +28,7 @@ export async function startPyServer(options: {
   hotWaitThreshold?: string;
   fetch?: boolean;
   port?: number;
+  onRequest?: (info: { method: string; path: string; status: number }) => void;
 }): Promise<PyServer> {
   const dbPath = options.dbPath ?? tempDb();
   const logs: RemoteLogLine[] = [];
@@ -49,6 +50,7 @@ export async function startPyServer(options: {
     app,
     port: options.port ?? 0,
     ...(options.fetch ? { fetch: (r: Request) => workers.fetch(r) } : {}),
+    ...(options.onRequest ? { onRequest: options.onRequest } : {}),
   });
   return {
     url: server.url,

@@ -359,6 +359,7 @@ export const ERROR_STATUS: Readonly<Record<ErrorCode | HttpErrorCode, number>> =
   "step.nondeterministic": 409,
   "python.not_found": 500,
   "python.too_old": 500,
+  "protocol.unsupported": 400,
   body: 400,
   unauthorized: 401,
   forbidden: 403,

@@ -1,12 +1,15 @@
 import { z } from "zod";
 
 /**
- * Worker protocol v1 (SPEC §11.3): what a worker in another language (the Python SDK's
+ * The worker protocol (SPEC §11.3): what a worker in another language (the Python SDK's
  * `cairn_worker`) sends under `/api/v1/workers`, and what it gets back. Commands are JSON objects
- * with an `op`; replies are the `reply` of `{ seq, reply }`.
+ * with an `op`; replies are the `reply` of `{ seq, reply }`. Version 2 adds `commits` (successful
+ * attempts carried by the next command, op `commit` to send them alone) and `{ wait_ms }` replies
+ * to short sleeps; a version-1 worker is served as before.
  */
 
-export const WORKER_PROTOCOL = 1;
+/** The newest protocol version (the server also speaks 1). */
+export const WORKER_PROTOCOL = 2;
 
 const stepName = z.string().min(1).max(256);
 const count = z.number().int().min(1);
@@ -24,7 +27,8 @@ export const workerRegisterSchema = z
   .object({
     language: z.string().min(1).max(64),
     sdk: z.string().min(1).max(64),
-    protocol: z.literal(WORKER_PROTOCOL),
+    /** Checked by the server: a version it does not speak is `protocol.unsupported`. */
+    protocol: z.number().int(),
     workflows: z
       .array(z.object({ name: z.string().min(1), class_name: z.string().min(1) }).strict())
       .max(1000),
@@ -39,6 +43,8 @@ export const workerRegisteredSchema = z.object({
   worker_id: z.string(),
   lease_ms: z.number(),
   poll_timeout_ms: z.number(),
+  /** The version the server speaks with this worker. */
+  protocol: z.number(),
 });
 
 export const workerPollSchema = z.object({ free: z.number().int().min(0).max(10_000) }).strict();
@@ -63,7 +69,23 @@ export const workerTaskSchema = z.object({
 });
 export const workerPollReplySchema = z.object({ tasks: z.array(workerTaskSchema) });
 
-const base = { seq: z.number().int().min(1), epoch: z.number().int().min(0) };
+/** Protocol 2: a successful attempt the worker went on from, committed before the command it rides on. */
+const commit = z
+  .object({
+    name: stepName,
+    count,
+    attempt: z.number().int().min(1),
+    value: z.unknown().optional(),
+    cpu_ms: z.number().min(0).optional(),
+    started_at: z.number().optional(),
+    ended_at: z.number().optional(),
+  })
+  .strict();
+const base = {
+  seq: z.number().int().min(1),
+  epoch: z.number().int().min(0),
+  commits: z.array(commit).max(10_000).optional(),
+};
 
 /** One command of a task (`op` selects the shape). */
 export const workerCommandSchema = z.discriminatedUnion("op", [
@@ -91,6 +113,7 @@ export const workerCommandSchema = z.discriminatedUnion("op", [
       ended_at: z.number().optional(),
     })
     .strict(),
+  z.object({ ...base, op: z.literal("commit") }).strict(),
   z
     .object({
       ...base,

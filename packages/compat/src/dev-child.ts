@@ -48,6 +48,8 @@ async function main(): Promise<void> {
           port,
           startServer: server.startServer as never,
           createApi: server.createApi as never,
+          secrets: true,
+          printWarnings: false,
           log: (line) => process.stdout.write(`${line}\n`),
         })
       : await hostProjectInWorker(options.dir, {

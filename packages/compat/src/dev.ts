@@ -49,8 +49,8 @@ export interface DevServer {
   close(): Promise<void>;
 }
 
-/** Paths under the project that never trigger a reload. */
-const IGNORED = new Set([".cairn", "node_modules", ".git", ".wrangler", "dist"]);
+/** Paths under the project that never trigger a reload (`__pycache__`: Python's byte-code). */
+const IGNORED = new Set([".cairn", "node_modules", ".git", ".wrangler", "dist", "__pycache__"]);
 
 const CHILD = new URL(`./dev-child${import.meta.url.endsWith(".ts") ? ".ts" : ".js"}`, import.meta.url);
 

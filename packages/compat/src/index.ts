@@ -46,6 +46,9 @@ export {
   isPythonMain,
   PYTHON_SDK_DIR,
   type PythonHostOptions,
+  pyprojectWarning,
+  pythonEnv,
+  pythonGraphs,
   pythonMain,
 } from "./python-host.ts";
 export {

@@ -1,11 +1,13 @@
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, execFile, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { delimiter, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { WorkflowError } from "@cairn/core";
+import type { WorkflowGraph } from "@cairn/diagram";
 import { createCairn } from "@cairn/engine";
 import { RemoteWorkers } from "@cairn/runtime";
-import { type FSWatcher, watch } from "chokidar";
+import { parse as parseToml } from "smol-toml";
+import { readDevSecrets } from "./dev-vars.ts";
 import type { CreateApi, StartServer } from "./host.ts";
 import type { ServedProject } from "./worker-host.ts";
 import { findWranglerConfig, loadWranglerConfig, type WranglerConfig } from "./wrangler.ts";
@@ -65,6 +67,59 @@ export function checkPython(python = process.env.CAIRN_PYTHON ?? "python3"): {
   return { python, version };
 }
 
+/**
+ * The environment a Python process of Cairn runs with: Cairn's SDK (and `extra` folders) first on
+ * `PYTHONPATH`, no `__pycache__` written into the project (a dev reload must not see its own
+ * byte-code as a change).
+ */
+export function pythonEnv(extra: string[] = [], env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const path = [PYTHON_SDK_DIR, ...extra, env.PYTHONPATH].filter(Boolean).join(delimiter);
+  return { ...env, PYTHONPATH: path, PYTHONDONTWRITEBYTECODE: "1" };
+}
+
+/**
+ * The diagram graphs of the workflow classes of a `.py` file, from the `ast` analyser of Cairn's
+ * Python SDK (`python3 -m cairn_worker.diagram`; the code is parsed, never run).
+ */
+export async function pythonGraphs(path: string, python = checkPython().python): Promise<WorkflowGraph[]> {
+  const stdout = await new Promise<string>((resolvePromise, reject) =>
+    execFile(
+      python,
+      ["-m", "cairn_worker.diagram", path],
+      { encoding: "utf8", env: pythonEnv(), maxBuffer: 16 * 1024 * 1024 },
+      (error, out, err) =>
+        error
+          ? reject(
+              new Error(`Cannot analyse ${path}: ${String(err).trim().split("\n").pop() || error.message}`),
+            )
+          : resolvePromise(out),
+    ),
+  );
+  return JSON.parse(stdout) as WorkflowGraph[];
+}
+
+/**
+ * The dependencies a `pyproject.toml` declares (`[project].dependencies`), which Cairn does not
+ * install (SPEC §11.5): the warning naming them, or undefined when there are none. A file that is
+ * not valid TOML is named in the warning too.
+ */
+export function pyprojectWarning(root: string): string | undefined {
+  const path = join(root, "pyproject.toml");
+  if (!existsSync(path)) return undefined;
+  let deps: unknown;
+  try {
+    deps = (parseToml(readFileSync(path, "utf8")) as { project?: { dependencies?: unknown } }).project
+      ?.dependencies;
+  } catch (e) {
+    return `pyproject.toml is not valid TOML (${(e as Error).message.split("\n")[0]}); its dependencies, if any, are not installed`;
+  }
+  if (!Array.isArray(deps) || deps.length === 0) return undefined;
+  return (
+    `pyproject.toml: Cairn does not install Python packages; these dependencies are not available ` +
+    `unless present on PYTHONPATH or in python_modules/: ${deps.map(String).join(", ")}`
+  );
+}
+
 export interface PythonHostOptions {
   config?: string;
   env?: string;
@@ -75,16 +130,22 @@ export interface PythonHostOptions {
   hostAllow?: string[];
   startServer: StartServer;
   createApi: CreateApi;
-  /** Restart the worker when a `.py` file of the project changes (`cairn dev`). */
-  watch?: boolean;
+  /**
+   * Read `.dev.vars` / `.env` secrets into the worker's `self.env` (development, as for TypeScript
+   * projects). `cairn dev` reloads by restarting the whole host (its watcher sees `.py` changes).
+   */
+  secrets?: boolean;
   /** Lines for people: worker output, `print()` with the instance id, restarts. */
   log?: (line: string) => void;
+  /** Print the project's warnings (`⚠ …`) through `log`. Default true; `cairn dev` prints them itself. */
+  printWarnings?: boolean;
 }
 
 /**
  * Serves a Python project: the API, dashboard routes and `fetch` (to `Default.fetch`) in this
  * process, its workflows run by a supervised `python3 -m cairn_worker <main>` over worker protocol
- * v1. The worker is restarted when it exits (and, with `watch`, when a `.py` file changes).
+ * v1. The worker is restarted when it exits. Its `self.env` holds the configuration's `vars` (and
+ * the `.dev.vars` secrets with `secrets`), passed as JSON in `CAIRN_VARS`.
  */
 export async function hostPythonProject(dir: string, options: PythonHostOptions): Promise<ServedProject> {
   const log = options.log ?? ((line: string) => console.log(line));
@@ -98,6 +159,12 @@ export async function hostPythonProject(dir: string, options: PythonHostOptions)
     throw new WorkflowError("workflow.not_found", `${config.path}: main "${config.main}" does not exist`);
   const { python } = checkPython();
   const compat = compatibilityOf(config.path);
+  const secrets = options.secrets ? readDevSecrets(root, options.env) : { values: {}, files: [] };
+  const vars: Record<string, unknown> = { ...config.vars, ...secrets.values };
+  const warnings = [...config.warnings];
+  const pyproject = pyprojectWarning(root);
+  if (pyproject) warnings.push(pyproject);
+  if (options.printWarnings ?? true) for (const w of warnings) log(`⚠ ${w}`);
   const storePath = options.store ?? join(root, ".cairn", "cairn.db");
   if (storePath !== ":memory:" && !storePath.includes("://"))
     mkdirSync(dirname(storePath), { recursive: true });
@@ -108,12 +175,48 @@ export async function hostPythonProject(dir: string, options: PythonHostOptions)
   const cairn = await createCairn({
     store: storePath,
     workflows: workers.definitions().map((d) => ({ ...d, binding: d.binding ?? d.name })),
-    env: { ...config.vars },
+    env: { ...vars },
   });
   workers.attach(cairn.runtime);
+  const workflows = config.workflows.map((w) => ({
+    binding: w.binding,
+    name: w.name,
+    className: w.class_name,
+  }));
+  const info = {
+    ...(config.name ? { name: config.name } : {}),
+    config: relative(root, config.path),
+    ...(options.env ? { env: options.env } : {}),
+    workflows,
+    vars: Object.keys(config.vars).filter((k) => !(k in secrets.values)),
+    secrets: Object.keys(secrets.values),
+    secretsFiles: secrets.files,
+    store: storePath,
+    warnings,
+  } as ServedProject["info"];
+  // Diagrams: the module is analysed with `ast` once, at the first request for a graph.
+  let graphs: Promise<Map<string, WorkflowGraph>> | undefined;
+  const graph = async (workflow: string) => {
+    graphs ??= pythonGraphs(entry, python).then(
+      (all) =>
+        new Map(
+          config.workflows.flatMap((w) => {
+            const g = all.find((x) => x.workflow.class_name === w.class_name);
+            return g ? [[w.name, g] as const] : [];
+          }),
+        ),
+      (e) => {
+        log(`Cairn: no diagram for ${config.main}: ${(e as Error).message}`);
+        return new Map();
+      },
+    );
+    return (await graphs).get(workflow);
+  };
   const app = options.createApi({
     runtime: cairn.runtime,
     workers,
+    graph,
+    project: () => info,
     ...(options.token ? { token: options.token } : {}),
   });
   const server = (await options.startServer({
@@ -127,17 +230,14 @@ export async function hostPythonProject(dir: string, options: PythonHostOptions)
 
   let child: ChildProcess | undefined;
   let closing = false;
-  let broken = false;
   const spawnWorker = () => {
-    const pythonPath = [PYTHON_SDK_DIR, join(root, "python_modules"), process.env.PYTHONPATH]
-      .filter(Boolean)
-      .join(delimiter);
     child = spawn(python, ["-m", "cairn_worker", entry, "--server", server.url], {
       cwd: root,
       env: {
-        ...process.env,
-        PYTHONPATH: pythonPath,
+        ...pythonEnv([join(root, "python_modules")]),
         CAIRN_WORKFLOWS: JSON.stringify(config.workflows),
+        CAIRN_VARS: JSON.stringify(vars),
+        CAIRN_PARENT_PID: String(process.pid),
         ...(compat.date ? { CAIRN_COMPATIBILITY_DATE: compat.date } : {}),
         CAIRN_COMPATIBILITY_FLAGS: compat.flags.join(","),
         ...(options.token ? { CAIRN_WORKER_TOKEN: options.token } : {}),
@@ -153,7 +253,6 @@ export async function hostPythonProject(dir: string, options: PythonHostOptions)
       if (closing || child !== me) return;
       child = undefined;
       if (code === 3) {
-        broken = true;
         log("Cairn: the Python worker cannot start (see above); fix the module to retry");
         return;
       }
@@ -163,40 +262,6 @@ export async function hostPythonProject(dir: string, options: PythonHostOptions)
   };
   spawnWorker();
 
-  let watcher: FSWatcher | undefined;
-  if (options.watch) {
-    let timer: NodeJS.Timeout | undefined;
-    // chokidar watches directories, not inodes, so editors that save by renaming are seen too.
-    watcher = watch(root, {
-      ignoreInitial: true,
-      ignored: (path: string) => {
-        const rel = relative(root, path);
-        return rel
-          .split("/")
-          .some((part) => part === "__pycache__" || part === ".cairn" || part === "node_modules");
-      },
-    });
-    watcher.on("all", (_event, path) => {
-      const file = relative(root, path);
-      if (!file.endsWith(".py")) return;
-      clearTimeout(timer);
-      timer = setTimeout(() => {
-        log(`Cairn: ${file} changed; restarting the Python worker`);
-        const old = child;
-        child = undefined;
-        broken = false;
-        old?.kill("SIGKILL");
-        spawnWorker();
-      }, 100);
-    });
-  }
-  void broken;
-
-  const workflows = config.workflows.map((w) => ({
-    binding: w.binding,
-    name: w.name,
-    className: w.class_name,
-  }));
   return {
     url: server.url,
     cairn,
@@ -209,19 +274,9 @@ export async function hostPythonProject(dir: string, options: PythonHostOptions)
       storePath,
       workflows,
     },
-    info: {
-      ...(config.name ? { name: config.name } : {}),
-      config: relative(root, config.path),
-      workflows,
-      vars: Object.keys(config.vars),
-      secrets: [],
-      secretsFiles: [],
-      store: storePath,
-      warnings: config.warnings,
-    } as ServedProject["info"],
+    info,
     async close() {
       closing = true;
-      void watcher?.close();
       child?.kill("SIGTERM");
       workers.close();
       await server.close();

@@ -31,6 +31,7 @@ export type ErrorCode =
   | "step.nondeterministic"
   | "python.not_found"
   | "python.too_old"
+  | "protocol.unsupported"
   | "body";
 
 export const ERROR_CODES: readonly ErrorCode[] = [
@@ -57,6 +58,7 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   "step.nondeterministic",
   "python.not_found",
   "python.too_old",
+  "protocol.unsupported",
   "body",
 ];
 

@@ -5,6 +5,7 @@ export {
   RemoteWorkers,
   type RemoteWorkersOptions,
   type RemoteWorkflow,
+  WORKER_PROTOCOLS,
 } from "./remote.ts";
 export type { RunOutcome } from "./run.ts";
 export type { RunInfo } from "./runtime.ts";

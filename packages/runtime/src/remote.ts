@@ -9,6 +9,7 @@ import {
   type WorkflowStep,
   type WorkflowStepConfig,
   WorkflowTimeoutError,
+  waitMode,
 } from "@cairn/core";
 import type { StepRow } from "@cairn/store";
 import { decodeValue } from "./codec.ts";
@@ -16,7 +17,7 @@ import type { RunInfo, Runtime, WorkflowDefinition } from "./runtime.ts";
 
 /**
  * Workflows whose code runs in a remote worker (the Python SDK's `cairn_worker`), driven over
- * worker protocol v1 (SPEC §11.3).
+ * the worker protocol (SPEC §11.3; versions 1 and 2, see `WORKER_PROTOCOLS`).
  *
  * The remote worker only replays `run()` and runs step callbacks. Every durable decision stays in
  * this process, made by the same engine as for TypeScript workflows: each remote workflow is
@@ -65,9 +66,28 @@ export interface RemoteWorkersOptions {
 
 type Reply = Record<string, unknown>;
 type WireError = { name: string; message: string };
+/** How a slot's step is called on the engine's `step`; `cb` is the callback a worker runs. */
+type StepCall = (
+  step: WorkflowStep,
+  cb: (ctx: { attempt: number; config: unknown }) => Promise<unknown>,
+) => Promise<unknown>;
+/** A worker's report of one attempt (the `attempt` op, or one of a command's `commits`). */
+type AttemptReport = {
+  name: string;
+  count: number;
+  attempt: number;
+  ok: boolean;
+  value?: unknown;
+  error?: { name: string; message: string; non_retryable?: boolean; fatal?: boolean };
+};
+
+/** Worker protocol versions this server speaks (SPEC §11.3; 2 adds `commits` and `wait_ms`). */
+export const WORKER_PROTOCOLS = [1, 2] as const;
 
 interface Worker {
   id: string;
+  /** The protocol version agreed at registration. */
+  protocol: number;
   workflows: Set<string>;
   fetch: boolean;
   lastSeen: number;
@@ -225,10 +245,17 @@ export class RemoteWorkers {
   register(body: {
     language: string;
     sdk: string;
+    protocol: number;
     workflows: { name: string; class_name: string }[];
     fetch?: boolean | undefined;
     concurrency: number;
-  }): { worker_id: string; lease_ms: number; poll_timeout_ms: number } {
+  }): { worker_id: string; lease_ms: number; poll_timeout_ms: number; protocol: number } {
+    if (!(WORKER_PROTOCOLS as readonly number[]).includes(body.protocol))
+      throw new WorkflowError(
+        "protocol.unsupported",
+        `Worker protocol ${body.protocol} is not spoken by this server (it speaks ${WORKER_PROTOCOLS.join(", ")}): ` +
+          `use a ${body.sdk} that matches this Cairn`,
+      );
     for (const w of body.workflows) {
       const known = this.#workflows.get(w.name);
       if (!known) throw new WorkflowError("workflow.not_found", `Workflow "${w.name}" not found`);
@@ -241,12 +268,18 @@ export class RemoteWorkers {
     const id = `w-${crypto.randomUUID()}`;
     this.#workers.set(id, {
       id,
+      protocol: body.protocol,
       workflows: new Set(body.workflows.map((w) => w.name)),
       fetch: body.fetch === true,
       lastSeen: Date.now(),
       tasks: new Set(),
     });
-    return { worker_id: id, lease_ms: this.leaseMs, poll_timeout_ms: this.pollTimeoutMs };
+    return {
+      worker_id: id,
+      lease_ms: this.leaseMs,
+      poll_timeout_ms: this.pollTimeoutMs,
+      protocol: body.protocol,
+    };
   }
 
   deregister(workerId: string): void {
@@ -535,6 +568,8 @@ export class RemoteWorkers {
       return { ok: true };
     }
     const rr = task.rr!;
+    // Protocol 2: successful attempts the worker went on from, committed before the command itself.
+    if (Array.isArray(cmd.commits)) await this.#commitAll(task, cmd.commits as AttemptReport[]);
     const name = cmd.name as string;
     const count = cmd.count as number;
     if (cmd.op === "step" || cmd.op === "sleep" || cmd.op === "wait") {
@@ -555,31 +590,12 @@ export class RemoteWorkers {
         const slot = await this.#slotFor(task, "do", name, count, (step, cb) =>
           step.do(name, (cmd.config ?? {}) as WorkflowStepConfig, cb),
         );
-        return this.#decideDo(task, slot, undefined);
+        return this.#decide(task, slot, "do");
       }
-      case "attempt": {
-        const slot = rr.slots.get(stepKeyString({ kind: "do", name, count }));
-        if (!slot)
-          throw new WorkflowError("step.nondeterministic", `Step "${name}-${count}" was never started`);
-        const p = slot.pending;
-        if (p && p.attempt === cmd.attempt && slot.runner === task) {
-          slot.pending = undefined;
-          const error = cmd.error as {
-            name: string;
-            message: string;
-            non_retryable?: boolean;
-            fatal?: boolean;
-          };
-          if (cmd.ok) p.resolve(cmd.value ?? null);
-          else if (error?.fatal) {
-            // The attempt never settles: the run ends with the instance's failure.
-            rr.reject(new WorkflowFatalError(error.message));
-            return { suspend: "fatal" };
-          } else p.reject(fromWire(error ?? { name: "Error", message: "The step failed" }));
-          slot.changed.fire();
-        }
-        return this.#decideDo(task, slot, cmd.attempt as number);
-      }
+      case "attempt":
+        return this.#report(task, cmd as unknown as AttemptReport);
+      case "commit":
+        return { ok: true };
       case "sleep": {
         const slot = await this.#slotFor(task, "sleep", name, count, (step) => {
           if (cmd.until !== undefined) {
@@ -588,7 +604,9 @@ export class RemoteWorkers {
           }
           return step.sleep(name, cmd.duration as never);
         });
-        return this.#decideWait(task, slot, "sleep");
+        return (task.worker?.protocol ?? 1) >= 2
+          ? this.#shortSleep(task, slot)
+          : this.#decide(task, slot, "sleep");
       }
       case "wait": {
         const slot = await this.#slotFor(task, "waitForEvent", name, count, (step) =>
@@ -597,16 +615,12 @@ export class RemoteWorkers {
             ...(cmd.timeout !== undefined ? { timeout: cmd.timeout as never } : {}),
           }),
         );
-        return this.#decideWait(task, slot, "event");
+        return this.#decide(task, slot, "event");
       }
       case "wake": {
         const kind: StepKind = cmd.kind === "sleep" ? "sleep" : cmd.kind === "wait" ? "waitForEvent" : "do";
-        const slot = rr.slots.get(stepKeyString({ kind, name, count }));
-        if (!slot)
-          throw new WorkflowError("step.nondeterministic", `Step "${name}-${count}" was never started`);
-        return kind === "do"
-          ? this.#decideDo(task, slot, undefined)
-          : this.#decideWait(task, slot, cmd.kind as string);
+        const slot = this.#slotOf(rr, kind, name, count);
+        return this.#decide(task, slot, kind === "do" ? "do" : kind === "sleep" ? "sleep" : "event");
       }
       case "heartbeat":
         return rr.ended ? { cancel: await this.#cancelReason(rr) } : { ok: true };
@@ -624,6 +638,117 @@ export class RemoteWorkers {
       default:
         throw new WorkflowError("body", `op ${cmd.op} is not allowed in a run task`);
     }
+  }
+
+  #slotOf(rr: RemoteRun, kind: StepKind, name: string, count: number): Slot {
+    const slot = rr.slots.get(stepKeyString({ kind, name, count }));
+    if (!slot) throw new WorkflowError("step.nondeterministic", `Step "${name}-${count}" was never started`);
+    return slot;
+  }
+
+  /** An attempt's outcome, as the worker reports it, handed to the engine's waiting callback. */
+  async #report(task: Task, r: AttemptReport): Promise<Reply> {
+    const rr = task.rr!;
+    const slot = this.#slotOf(rr, "do", r.name, r.count);
+    const p = slot.pending;
+    if (p && p.attempt === r.attempt && slot.runner === task) {
+      slot.pending = undefined;
+      if (r.ok) p.resolve(r.value ?? null);
+      else if (r.error?.fatal) {
+        // The attempt never settles: the run ends with the instance's failure.
+        rr.reject(new WorkflowFatalError(r.error.message));
+        return { suspend: "fatal" };
+      } else p.reject(fromWire(r.error ?? { name: "Error", message: "The step failed" }));
+      slot.changed.fire();
+      if (!r.ok && (task.worker?.protocol ?? 1) >= 2) {
+        const hot = await this.#hotWait(task, slot, "retrying", () => slot.pending !== undefined, r.attempt);
+        if (hot) return { retry: { attempt: r.attempt + 1, at: hot.wakeAt, wait_ms: hot.waitMs } };
+      }
+    }
+    return this.#decide(task, slot, "do", r.attempt);
+  }
+
+  /**
+   * Protocol 2's piggybacked commits: successful attempts whose values the worker already went on
+   * with (it runs no other callback and ends nothing before the command carrying them is answered).
+   * Each is committed as an `attempt` report; one that the engine did not commit as that value (too
+   * large, so retried; the run ended) makes the worker's replay wrong: the task is handed out again
+   * and this one answered `lease.lost`, so the worker abandons it and a fresh replay sees the truth.
+   */
+  async #commitAll(task: Task, commits: AttemptReport[]): Promise<void> {
+    for (const c of commits) {
+      const reply = await this.#report(task, { ...c, ok: true });
+      if (!("value" in reply)) {
+        this.#replay(task);
+        throw lost(
+          `Step "${c.name}-${c.count}" attempt ${c.attempt} was not committed as reported ` +
+            `(${JSON.stringify(reply)}): the run is replayed`,
+        );
+      }
+    }
+  }
+
+  /** Ends a task whose worker is still alive but whose replay went wrong; the run gets a new task. */
+  #replay(task: Task): void {
+    const rr = task.rr!;
+    task.state = "lost";
+    task.lost.fire();
+    task.worker?.tasks.delete(task);
+    this.#tasks.delete(task.id);
+    for (const slot of rr.slots.values()) if (slot.runner === task) slot.runner = undefined;
+    if (!rr.ended && rr.task === task) void this.#startTask(rr);
+  }
+
+  /**
+   * Protocol 2: a sleep the engine waits for in memory (below `hotWaitThreshold`, by the same core
+   * function it uses, `waitMode`) is answered `{ wait_ms }` at once; the worker waits without
+   * holding a request (or a thread) and then sends `wake`. Long sleeps suspend, as in protocol 1.
+   */
+  async #shortSleep(task: Task, slot: Slot): Promise<Reply> {
+    const hot = await this.#hotWait(task, slot, "sleeping");
+    return hot ? { wait_ms: hot.waitMs } : this.#decide(task, slot, "sleep");
+  }
+
+  /**
+   * The engine's in-memory wait on a slot (a short sleep, or a retry's backoff), read from the
+   * stored row (`status` with its `wakeAt`) once the engine stored it, judged by core `waitMode`;
+   * undefined when the engine went on, parks the run, or `done()` says it has already moved on.
+   */
+  async #hotWait(
+    task: Task,
+    slot: Slot,
+    status: "sleeping" | "retrying",
+    done: () => boolean = () => false,
+    attempts?: number,
+  ): Promise<{ wakeAt: number; waitMs: number } | undefined> {
+    const rr = task.rr!;
+    const runtime = this.#runtime;
+    const kind: StepKind = status === "sleeping" ? "sleep" : "do";
+    for (let i = 0; runtime && i < 100; i++) {
+      if (slot.settled || rr.ended || done()) return undefined;
+      const row = await runtime.store.steps.get(rr.workflow, rr.info.id, kind, slot.name, slot.count);
+      // (A retrying row of an earlier attempt is not this decision: wait for the engine's.)
+      if (
+        row?.status === status &&
+        row.wakeAt !== null &&
+        (attempts === undefined || row.attempts === attempts)
+      ) {
+        const now = runtime.clock.now();
+        return waitMode(row.wakeAt, now, runtime.hotWaitMs) === "hot"
+          ? { wakeAt: row.wakeAt, waitMs: row.wakeAt - now }
+          : undefined;
+      }
+      if (row && row.status !== "running" && row.status !== status) return undefined;
+      // The engine has not stored its decision yet: look again at its next change or soon.
+      await Promise.race([
+        slot.changed.wait(),
+        rr.endSignal.wait(),
+        task.lost.wait(),
+        new Promise((r) => setTimeout(r, 2)),
+      ]);
+      if (task.state === "lost") throw lost(`Task ${task.id} was given to another worker`);
+    }
+    return undefined;
   }
 
   #logLine(task: Task, cmd: Record<string, unknown>): Reply {
@@ -659,16 +784,7 @@ export class RemoteWorkers {
    * The slot of `(kind, name, count)`: the one already called on the engine's `step`, or a new
    * call made once every lower count of the same `(kind, name)` was made (stored ones at once).
    */
-  async #slotFor(
-    task: Task,
-    kind: StepKind,
-    name: string,
-    count: number,
-    call: (
-      step: WorkflowStep,
-      cb: (ctx: { attempt: number; config: unknown }) => Promise<unknown>,
-    ) => Promise<unknown>,
-  ): Promise<Slot> {
+  async #slotFor(task: Task, kind: StepKind, name: string, count: number, call: StepCall): Promise<Slot> {
     const rr = task.rr!;
     const k = `${kind}:${name}`;
     for (;;) {
@@ -692,16 +808,7 @@ export class RemoteWorkers {
     }
   }
 
-  #makeSlot(
-    rr: RemoteRun,
-    kind: StepKind,
-    name: string,
-    count: number,
-    call: (
-      step: WorkflowStep,
-      cb: (ctx: { attempt: number; config: unknown }) => Promise<unknown>,
-    ) => Promise<unknown>,
-  ): Slot {
+  #makeSlot(rr: RemoteRun, kind: StepKind, name: string, count: number, call: StepCall): Slot {
     const slot: Slot = { kind, name, count, changed: new Signal() };
     rr.slots.set(stepKeyString({ kind, name, count }), slot);
     rr.made.set(`${kind}:${name}`, count);
@@ -731,34 +838,37 @@ export class RemoteWorkers {
     return slot;
   }
 
-  /** What a `step`/`attempt` command is answered: run, a stored outcome, retry, or suspend. */
-  async #decideDo(task: Task, slot: Slot, after: number | undefined): Promise<Reply> {
+  /**
+   * What a command about a slot is answered, once the engine decided: a `do` step — `run` (this
+   * worker runs the attempt the engine is waiting for), `retry` (after the attempt `after` failed),
+   * the stored `value`/`error`, or `suspend`; a sleep — `done` or `suspend`; an event wait — the
+   * `event`, the timeout `error`, or `suspend`.
+   */
+  async #decide(task: Task, slot: Slot, kind: "do" | "sleep" | "event", after?: number): Promise<Reply> {
     const rr = task.rr!;
     for (;;) {
-      if (slot.settled)
-        return slot.settled.error ? { error: slot.settled.error } : { value: slot.settled.value };
+      const settled = slot.settled;
+      if (settled) {
+        if (settled.error) return { error: settled.error };
+        return kind === "do"
+          ? { value: settled.value }
+          : kind === "sleep"
+            ? { done: true }
+            : { event: settled.value };
+      }
       const p = slot.pending;
-      if (p && (slot.runner === undefined || slot.runner === task || slot.runner.state !== "assigned")) {
-        if (after === undefined || p.attempt > after) {
-          slot.runner = task;
-          return after === undefined
-            ? { run: { attempt: p.attempt, config: p.config } }
-            : { retry: { attempt: p.attempt, at: Date.now() } };
-        }
+      if (
+        kind === "do" &&
+        p &&
+        (slot.runner === undefined || slot.runner === task || slot.runner.state !== "assigned") &&
+        (after === undefined || p.attempt > after)
+      ) {
+        slot.runner = task;
+        return after === undefined
+          ? { run: { attempt: p.attempt, config: p.config } }
+          : { retry: { attempt: p.attempt, at: Date.now() } };
       }
-      if (rr.ended) return { suspend: rr.ended === "parked" ? "backoff" : rr.ended };
-      await this.#changed(task, slot, rr);
-    }
-  }
-
-  async #decideWait(task: Task, slot: Slot, reason: string): Promise<Reply> {
-    const rr = task.rr!;
-    for (;;) {
-      if (slot.settled) {
-        if (slot.settled.error) return { error: slot.settled.error };
-        return reason === "sleep" ? { done: true } : { event: slot.settled.value };
-      }
-      if (rr.ended) return { suspend: rr.ended === "parked" ? reason : rr.ended };
+      if (rr.ended) return { suspend: rr.ended === "parked" ? (kind === "do" ? "backoff" : kind) : rr.ended };
       await this.#changed(task, slot, rr);
     }
   }

@@ -121,6 +121,8 @@ export function bindingOwner(binding: unknown): BindingOwner | undefined {
 export class Runtime {
   readonly store: Store;
   readonly clock: Clock;
+  /** Waits up to this long stay in memory (`hotWaitThreshold`); longer ones park the run. */
+  readonly hotWaitMs: number;
   readonly env: Record<string, unknown>;
   readonly workerId: string;
   readonly #definitions = new Map<string, WorkflowDefinition>();
@@ -135,6 +137,7 @@ export class Runtime {
     checkStore(options.store);
     this.store = options.store;
     this.clock = options.clock ?? systemClock;
+    this.hotWaitMs = parseDuration(options.hotWaitThreshold ?? "5 seconds", "hotWaitThreshold");
     this.workerId = options.workerId ?? `worker-${crypto.randomUUID()}`;
     const maxConcurrent = options.maxConcurrent ?? DEFAULT_MAX_CONCURRENT;
     if (!Number.isInteger(maxConcurrent) || maxConcurrent < 1)
@@ -167,7 +170,7 @@ export class Runtime {
       clock: this.clock,
       env: this.env,
       hooks: this.#baseHooks,
-      hotWaitMs: parseDuration(options.hotWaitThreshold ?? "5 seconds", "hotWaitThreshold"),
+      hotWaitMs: this.hotWaitMs,
       attemptMarkerAfterMs: ATTEMPT_MARKER_AFTER_MS,
       suspects: new SuspectLanes(this.clock, LOST_RETRY_ALONE_MS),
       stepLimit,

@@ -37,10 +37,11 @@ function workersOf(deps: WorkerApiDeps): RemoteWorkers {
 const ok = (c: Context, result: unknown, status: 200 | 201 = 200) => c.json(envelope(result), status);
 const wid = { wid: "the worker's id (from registration)" };
 
-/** Worker protocol v1 (SPEC §11.3): workers in other languages, e.g. Python's `cairn_worker`. */
+/** The worker protocol, versions 1 and 2 (SPEC §11.3, docs/python.md): workers in other languages, e.g. Python's `cairn_worker`. */
 export const workerRoutes: RouteGroup<WorkerApiDeps> = {
   tag: "workers",
-  description: "Worker protocol v1: remote workers (Python) register, poll tasks and send step commands",
+  description:
+    "Worker protocol (versions 1 and 2): remote workers (Python) register, poll tasks and send step commands",
   routes: [
     route({
       method: "post",
@@ -69,7 +70,8 @@ export const workerRoutes: RouteGroup<WorkerApiDeps> = {
       method: "post",
       path: "/workers/{wid}/tasks/{tid}",
       operationId: "sendWorkerCommand",
-      summary: "One command of a task (step, attempt, sleep, wait, heartbeat, finish, log, respond)",
+      summary:
+        "One command of a task (step, attempt, commit, sleep, wait, wake, heartbeat, finish, log, respond)",
       params: { ...wid, tid: "the task's id" },
       body: { schema: workerCommandSchema },
       middleware: [jsonBody(WORKER_BODY_LIMIT)],

@@ -84,13 +84,6 @@ function formatOf(out: string | undefined): Format | undefined {
 
 /** A `.py` workflow's graphs, from the `ast` analyzer of Cairn's Python SDK (`cairn_worker.diagram`). */
 async function pythonGraphs(path: string): Promise<import("@cairn/diagram").WorkflowGraph[]> {
-  const { checkPython, PYTHON_SDK_DIR } = await import("@cairn/compat");
-  const { python } = checkPython();
-  const { spawnSync } = await import("node:child_process");
-  const r = spawnSync(python, ["-m", "cairn_worker.diagram", path], {
-    encoding: "utf8",
-    env: { ...process.env, PYTHONPATH: PYTHON_SDK_DIR, PYTHONDONTWRITEBYTECODE: "1" },
-  });
-  if (r.status !== 0) throw new Error(`Cannot analyse ${path}: ${r.stderr.trim().split("\n").pop()}`);
-  return JSON.parse(r.stdout);
+  const { pythonGraphs } = await import("@cairn/compat");
+  return pythonGraphs(path);
 }
