@@ -413,3 +413,46 @@ export class MailAgent extends Agent {
     if (email.headers.get("subject") === "spam") email.setReject("no spam");
   }
 }
+
+/** What `getCurrentAgent()` says, as plain data. */
+function current(self: Agent): Record<string, unknown> {
+  const { agent, connection, request, email } = getCurrentAgent<Agent>();
+  return {
+    agent: agent === undefined ? null : agent.name,
+    isThis: agent === self,
+    connection: connection?.id ?? null,
+    request: request ? new URL(request.url).pathname : null,
+    email: email ? email.from : null,
+  };
+}
+
+/** `getCurrentAgent()` in methods reached by stubs, by other agents and from handlers. */
+export class ContextAgent extends Agent<{ ContextAgent: any }> {
+  /** A plain method (not callable): reached by stub RPC. */
+  whoAmI(): Record<string, unknown> {
+    return current(this);
+  }
+  async whoAmIAsync(): Promise<Record<string, unknown>> {
+    await new Promise((r) => setTimeout(r, 5));
+    return current(this);
+  }
+  /** Asks another agent, by stub, what it sees: it must see itself, not this agent's connection. */
+  @callable()
+  async askOther(name: string): Promise<{ mine: unknown; theirs: unknown }> {
+    const theirs = await this.env.ContextAgent.getByName(name).whoAmI();
+    return { mine: current(this), theirs };
+  }
+  /** A callable calling a plain method of its own: the connection stays. */
+  @callable()
+  viaHelper(): Record<string, unknown> {
+    return this.whoAmI();
+  }
+  override onRequest(request: Request): Response {
+    void request;
+    return Response.json(this.whoAmI());
+  }
+  /** `getCurrentAgent()` after an await and in a timer started by the method. */
+  async later(): Promise<Record<string, unknown>> {
+    return await new Promise((resolve) => setTimeout(() => resolve(current(this)), 5));
+  }
+}
