@@ -138,6 +138,12 @@ export class TestCallableAgent extends BaseCallable {
     events.push({ kind: "after-close", send: s.send("ignored"), end: s.end(), error: s.error("again") });
   }
   @callable({ streaming: true })
+  async slowStream(s: StreamingResponse, ms: number): Promise<void> {
+    s.send("first");
+    await new Promise((r) => setTimeout(r, ms));
+    s.end("last");
+  }
+  @callable({ streaming: true })
   async streamThrows(s: StreamingResponse): Promise<void> {
     s.send("partial");
     throw new Error("thrown mid-stream");

@@ -219,6 +219,76 @@ describe.skipIf(missing !== undefined && !inCi)("useAgent in Chromium against a 
         expect((await log(page)).filter((e) => e[0] === "query")).toEqual([["query"]]);
       });
 
+      it("a transient close rejects the calls sent on it, then the hook reconnects and is identified again", async () => {
+        const page = await open({ agent: "TestCallableAgent", name: `transient-${impl}` });
+        const outcome = await page.evaluate(async () => {
+          const agent = (window as any).harness.agent;
+          const inFlight = agent.call("sleep", [2000]).then(
+            () => "resolved",
+            (e: Error) => e.message,
+          );
+          await agent.call("kick", [3000]);
+          return inFlight;
+        });
+        expect(outcome).toBe("Connection closed");
+        await until(
+          async () => (await log(page)).filter((e) => e[0] === "open").length === 2,
+          "the reconnect",
+        );
+        await page.getByTestId("status").getByText("connected").waitFor();
+        expect((await log(page)).filter((e) => e[0] === "close")).toEqual([["close", 3000]]);
+        expect(await page.evaluate(() => (window as any).harness.agent.call("add", [2, 2]))).toBe(4);
+        expect(await text(page, "error")).toBe("");
+      });
+
+      it("a terminal close (4001) sets connectionError, stops reconnecting, and later calls reject", async () => {
+        const page = await open({ agent: "TestCallableAgent", name: `terminal-${impl}` });
+        await page.evaluate(() => (window as any).harness.agent.call("kick", [4001]));
+        await page.getByTestId("error").getByText("Agent connection closed: kicked").waitFor();
+        expect(await text(page, "status")).toBe("connecting");
+        expect((await log(page)).filter((e) => e[0] === "connectionError")).toEqual([
+          ["connectionError", "Agent connection closed: kicked"],
+        ]);
+        const after = await page.evaluate(async () => {
+          const agent = (window as any).harness.agent;
+          return {
+            readyState: agent.readyState,
+            call: await agent.call("add", [1, 1]).then(
+              () => "resolved",
+              (e: Error) => e.message,
+            ),
+          };
+        });
+        expect(after).toEqual({ readyState: 3, call: "Connection closed" });
+      });
+
+      it("defaultCallTimeout bounds plain calls; timeout: 0 disables it; streaming calls get none", async () => {
+        const page = await open({ agent: "TestCallableAgent", name: `timeouts-${impl}`, timeout: "150" });
+        const r = await page.evaluate(async () => {
+          const agent = (window as any).harness.agent;
+          const outcome = (p: Promise<unknown>) =>
+            p.then(
+              (v) => v,
+              (e: Error) => `rejected: ${e.message}`,
+            );
+          const chunks: unknown[] = [];
+          return {
+            plain: await outcome(agent.call("sleep", [1000])),
+            unbounded: await outcome(agent.call("sleep", [400], { timeout: 0 })),
+            streamed: await outcome(
+              agent.call("slowStream", [400], { stream: { onChunk: (c: unknown) => chunks.push(c) } }),
+            ),
+            chunks,
+          };
+        });
+        expect(r).toEqual({
+          plain: "rejected: RPC call to sleep timed out after 150ms",
+          unbounded: "slept",
+          streamed: "last",
+          chunks: ["first"],
+        });
+      });
+
       it("changing the name connects to the other agent: new identity, its state, onIdentityChange", async () => {
         const page = await open({ agent: "TestStateAgent", name: `first-${impl}` });
         await served.env.TestStateAgent.getByName(`second-${impl}`).increment(7);

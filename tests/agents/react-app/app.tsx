@@ -2,7 +2,7 @@
  * A React page for tests/agents/react.test.ts: one component using `useAgent`, from Cairn's
  * `@cairn/agents/react` or from Cloudflare's `agents/react` (`?impl=upstream`), so both hooks run
  * the same component against the same Cairn agent. The URL says what to connect to:
- * `?impl=cairn|upstream&agent=TestStateAgent&name=n[&query=async&user=ada][&readonly=1]`.
+ * `?impl=cairn|upstream&agent=TestStateAgent&name=n[&query=async&user=ada][&readonly=1][&timeout=ms]`.
  * The page renders the hook's reactive fields and keeps the hook's object and a log of its
  * callbacks on `window.harness`.
  */
@@ -55,6 +55,10 @@ function AgentView() {
     onIdentity: (n, a) => harness.log.push(["identity", n, a]),
     onIdentityChange: (...args) => harness.log.push(["identityChange", ...args]),
     onMessage: (event: MessageEvent) => harness.log.push(["message", event.data]),
+    onOpen: () => harness.log.push(["open"]),
+    onClose: (event: CloseEvent) => harness.log.push(["close", event.code]),
+    onConnectionError: (error: Error) => harness.log.push(["connectionError", error.message]),
+    ...(params.has("timeout") ? { defaultCallTimeout: Number(params.get("timeout")) } : {}),
   });
   harness.agent = agent;
   const [mounted, setMounted] = useState<string>("");
@@ -74,6 +78,7 @@ function AgentView() {
       <p data-testid="identity">{`${agent.agent}/${agent.name}`}</p>
       <pre data-testid="state">{agent.state === undefined ? "undefined" : JSON.stringify(agent.state)}</pre>
       <p data-testid="mounted">{mounted}</p>
+      <p data-testid="error">{agent.connectionError?.message ?? ""}</p>
       <button type="button" onClick={() => agent.setState({ ...agent.state, count: (count ?? 0) + 10 })}>
         add ten
       </button>
