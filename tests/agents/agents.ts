@@ -163,6 +163,10 @@ export class TestCallableAgent extends BaseCallable {
     await new Promise((r) => setTimeout(r, ms));
     return "slept";
   }
+  /** Plain method (stub RPC): how many connections the agent has open. */
+  connectionCount(): number {
+    return [...this.getConnections()].length;
+  }
   @callable()
   kick(code: number): void {
     const connection = getCurrentAgent().connection!;

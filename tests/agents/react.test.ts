@@ -91,14 +91,14 @@ describe.skipIf(missing !== undefined && !inCi)("useAgent in Chromium against a 
         for (const p of pages) await p.context().close();
       });
 
-      async function open(query: Record<string, string>): Promise<Page> {
+      async function open(query: Record<string, string>, status = "connected"): Promise<Page> {
         const page = await (await newContext(browser)).newPage();
         pages.push(page);
         page.setDefaultTimeout(10_000);
         const errors: string[] = [];
         page.on("pageerror", (e) => errors.push(e.message));
         await page.goto(`${served.url}/?${new URLSearchParams({ impl, ...query })}`);
-        await page.getByTestId("status").getByText("connected").waitFor();
+        await page.getByTestId("status").getByText(status).waitFor();
         expect(errors).toEqual([]);
         return page;
       }
@@ -287,6 +287,19 @@ describe.skipIf(missing !== undefined && !inCi)("useAgent in Chromium against a 
           streamed: "last",
           chunks: ["first"],
         });
+      });
+
+      it("enabled: false opens no connection; enabling it connects and a call queued meanwhile goes out", async () => {
+        const name = `enabled-${impl}`;
+        const page = await open({ agent: "TestCallableAgent", name, enabled: "0" }, "connecting");
+        // The mount-time call waits in the hook: nothing is connected, nothing is sent.
+        expect((await log(page)).filter((e) => e[0] === "open")).toEqual([]);
+        expect(await text(page, "mounted")).toBe("");
+        expect(await served.env.TestCallableAgent.getByName(name).connectionCount()).toBe(0);
+        await page.evaluate(() => (window as any).harness.setEnabled(true));
+        await page.getByTestId("status").getByText("connected").waitFor();
+        await page.getByTestId("mounted").getByText("3").waitFor();
+        expect(await served.env.TestCallableAgent.getByName(name).connectionCount()).toBe(1);
       });
 
       it("changing the name connects to the other agent: new identity, its state, onIdentityChange", async () => {

@@ -2,7 +2,7 @@
  * A React page for tests/agents/react.test.ts: one component using `useAgent`, from Cairn's
  * `@cairn/agents/react` or from Cloudflare's `agents/react` (`?impl=upstream`), so both hooks run
  * the same component against the same Cairn agent. The URL says what to connect to:
- * `?impl=cairn|upstream&agent=TestStateAgent&name=n[&query=async&user=ada][&readonly=1][&timeout=ms]`.
+ * `?impl=cairn|upstream&agent=TestStateAgent&name=n[&query=async&user=ada][&readonly=1][&timeout=ms][&enabled=0]`.
  * The page renders the hook's reactive fields and keeps the hook's object and a log of its
  * callbacks on `window.harness`.
  */
@@ -22,6 +22,7 @@ interface Harness {
   /** Render count of the component, to see re-renders. */
   renders: number;
   setName?: (name: string) => void;
+  setEnabled?: (enabled: boolean) => void;
 }
 const harness: Harness = { impl, log: [], renders: 0 };
 (window as any).harness = harness;
@@ -41,10 +42,13 @@ const asyncQuery = async () => {
 function AgentView() {
   const [name, setName] = useState(params.get("name") ?? "default");
   harness.setName = setName;
+  const [enabled, setEnabled] = useState(params.get("enabled") !== "0");
+  harness.setEnabled = setEnabled;
   harness.renders++;
   const agent = useAgentImpl<any>({
     agent: params.get("agent") ?? "TestStateAgent",
     name,
+    enabled,
     ...(params.get("query") === "async"
       ? { query: asyncQuery }
       : Object.keys(queryParams).length
