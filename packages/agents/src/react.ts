@@ -363,11 +363,22 @@ export function useAgent<State>(options: UseAgentOptions<State>): UseAgentResult
             const prev = previousIdentity.current;
             if (prev && (prev.name !== name || prev.agent !== agent)) {
               if (o.onIdentityChange) o.onIdentityChange(prev.name, name, prev.agent, agent);
-              else
+              else {
+                const change =
+                  prev.agent !== agent && prev.name !== name
+                    ? `agent "${prev.agent}" → "${agent}", instance "${prev.name}" → "${name}"`
+                    : prev.agent !== agent
+                      ? `agent "${prev.agent}" → "${agent}"`
+                      : `instance "${prev.name}" → "${name}"`;
+                // Upstream's text.
                 console.warn(
-                  `[agents] Identity changed on reconnect: ${prev.agent}/${prev.name} → ${agent}/${name}. ` +
-                    "Provide onIdentityChange to handle this explicitly, or ignore it if your routing means it.",
+                  `[agents] Identity changed on reconnect: ${change}. ` +
+                    "This can happen with server-side routing (e.g., basePath with getAgentByName) " +
+                    "where the instance is determined by auth/session. " +
+                    "Provide onIdentityChange callback to handle this explicitly, " +
+                    "or ignore if this is expected for your routing pattern.",
                 );
+              }
             }
             previousIdentity.current = { name, agent };
             o.onIdentity?.(name, agent);
