@@ -1,6 +1,8 @@
 /**
  * A Cairn process with an agent that drives a workflow, for the crash test:
- * `node --conditions=source child.ts <dir>`. `POST /setup?id=<wf>` (state, a cron and an interval
+ * `node --conditions=source child.ts <dir> [postgres://…]` (the store: `<dir>/cairn.db`, or the
+ * PostgreSQL URL with the objects in `<dir>/do` and a 2 s lease, so the next process takes over
+ * the dead one's workflow instances quickly). `POST /setup?id=<wf>` (state, a cron and an interval
  * schedule, and a workflow that sleeps between steps), `POST /crash-before-create?id=` and
  * `POST /crash-after-create?id=` (runWorkflow on a binding whose create SIGKILLs the process
  * before, or after, the instance exists), `GET /inspect` (state, schedules, tracking rows,
@@ -15,6 +17,7 @@ import type { WorkflowEvent } from "@cairn/core";
 import { createCairn } from "cairnjs";
 
 const dir = process.argv[2]!;
+const postgres = process.argv[3];
 const print = (o: unknown) => process.stdout.write(`${JSON.stringify(o)}\n`);
 
 class Keeper extends Agent<Record<string, any>, { phase: string; notes?: string }> {
@@ -68,7 +71,9 @@ class SlowWorkflow extends AgentWorkflow<Keeper, { topic: string }> {
 let cairn: Awaited<ReturnType<typeof createCairn>>;
 const kill = () => process.kill(process.pid, "SIGKILL");
 cairn = await createCairn({
-  store: join(dir, "cairn.db"),
+  ...(postgres
+    ? { store: postgres, objectsDir: join(dir, "do"), leaseMs: 2000, pollMs: 200 }
+    : { store: join(dir, "cairn.db") }),
   workflows: [{ binding: "SLOW_WORKFLOW", name: "slow", class: SlowWorkflow }],
   objects: [{ binding: "Keeper", class: Keeper }],
   env: {

@@ -138,6 +138,12 @@ export class TestCallableAgent extends BaseCallable {
     events.push({ kind: "after-close", send: s.send("ignored"), end: s.end(), error: s.error("again") });
   }
   @callable({ streaming: true })
+  async slowStream(s: StreamingResponse, ms: number): Promise<void> {
+    s.send("first");
+    await new Promise((r) => setTimeout(r, ms));
+    s.end("last");
+  }
+  @callable({ streaming: true })
   async streamThrows(s: StreamingResponse): Promise<void> {
     s.send("partial");
     throw new Error("thrown mid-stream");
@@ -156,6 +162,10 @@ export class TestCallableAgent extends BaseCallable {
   async sleep(ms: number): Promise<string> {
     await new Promise((r) => setTimeout(r, ms));
     return "slept";
+  }
+  /** Plain method (stub RPC): how many connections the agent has open. */
+  connectionCount(): number {
+    return [...this.getConnections()].length;
   }
   @callable()
   kick(code: number): void {
@@ -411,5 +421,48 @@ export class MailAgent extends Agent {
       inContext: current === email,
     });
     if (email.headers.get("subject") === "spam") email.setReject("no spam");
+  }
+}
+
+/** What `getCurrentAgent()` says, as plain data. */
+function current(self: Agent): Record<string, unknown> {
+  const { agent, connection, request, email } = getCurrentAgent<Agent>();
+  return {
+    agent: agent === undefined ? null : agent.name,
+    isThis: agent === self,
+    connection: connection?.id ?? null,
+    request: request ? new URL(request.url).pathname : null,
+    email: email ? email.from : null,
+  };
+}
+
+/** `getCurrentAgent()` in methods reached by stubs, by other agents and from handlers. */
+export class ContextAgent extends Agent<{ ContextAgent: any }> {
+  /** A plain method (not callable): reached by stub RPC. */
+  whoAmI(): Record<string, unknown> {
+    return current(this);
+  }
+  async whoAmIAsync(): Promise<Record<string, unknown>> {
+    await new Promise((r) => setTimeout(r, 5));
+    return current(this);
+  }
+  /** Asks another agent, by stub, what it sees: it must see itself, not this agent's connection. */
+  @callable()
+  async askOther(name: string): Promise<{ mine: unknown; theirs: unknown }> {
+    const theirs = await this.env.ContextAgent.getByName(name).whoAmI();
+    return { mine: current(this), theirs };
+  }
+  /** A callable calling a plain method of its own: the connection stays. */
+  @callable()
+  viaHelper(): Record<string, unknown> {
+    return this.whoAmI();
+  }
+  override onRequest(request: Request): Response {
+    void request;
+    return Response.json(this.whoAmI());
+  }
+  /** `getCurrentAgent()` after an await and in a timer started by the method. */
+  async later(): Promise<Record<string, unknown>> {
+    return await new Promise((resolve) => setTimeout(() => resolve(current(this)), 5));
   }
 }

@@ -6,9 +6,10 @@
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { hostProject } from "@cairn/compat";
+import { hostProject, hostProjectInWorker } from "@cairn/compat";
 import { createApi, startServer } from "@cairn/server";
 import { afterEach, describe, expect, it } from "vitest";
+import { until } from "./helpers.ts";
 
 const cleanup: (() => unknown)[] = [];
 afterEach(async () => {
@@ -135,5 +136,101 @@ describe("an Agents project with an email() handler", () => {
     expect(eml).toMatch(/^X-Agent-Name: inbox$/m);
     expect(eml).toMatch(/^X-Agent-ID: c-9$/m);
     expect(eml).not.toMatch(/^X-Agent-Sig:/m);
+  });
+});
+
+// A Worker with email() and no Durable Objects: `hostProjectInWorker` (what `cairn dev` and
+// `cairn start` use) runs its code in a worker thread, and mail posted to the API reaches it there.
+const PLAIN_SERVER = `
+import { WorkflowEntrypoint } from "cloudflare:workers";
+
+export class Ticket extends WorkflowEntrypoint {
+  async run(event, step) {
+    return step.do("file", async () => ({ filed: event.payload.subject }));
+  }
+}
+
+export default {
+  fetch: () => new Response("plain worker"),
+  async email(message, env) {
+    if (!message.to.startsWith("support@")) return message.setReject("no such mailbox: " + message.to);
+    const subject = message.headers.get("subject");
+    await env.TICKETS.create({ id: "t-" + message.headers.get("message-id").replace(/[^a-z0-9]/gi, ""), params: { subject } });
+    await env.EMAIL.send({
+      from: "support@example.com",
+      to: "team@example.com",
+      raw: "From: support@example.com\\r\\nTo: team@example.com\\r\\nSubject: New ticket\\r\\n\\r\\n" + subject + "\\r\\n",
+    });
+    await message.forward("archive@example.com");
+  },
+};
+`;
+
+describe("a Worker with email() and no Durable Objects", () => {
+  it("runs in the project's thread: POST /api/v1/email reaches email(), with env's workflows and send_email", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "cairn-plain-mail-"));
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+    mkdirSync(join(dir, "src"));
+    writeFileSync(join(dir, "src/server.js"), PLAIN_SERVER);
+    writeFileSync(
+      join(dir, "wrangler.jsonc"),
+      JSON.stringify({
+        name: "plain-mail",
+        main: "src/server.js",
+        compatibility_date: "2026-06-11",
+        workflows: [{ name: "tickets", binding: "TICKETS", class_name: "Ticket" }],
+        send_email: [{ name: "EMAIL", destination_address: "team@example.com" }],
+      }),
+    );
+    const hosted = await hostProjectInWorker(dir, { port: 0, startServer, createApi, log: () => {} });
+    cleanup.push(() => hosted.close());
+    // It is served from the worker thread, not in one thread as projects with Durable Objects are.
+    // (One thread hands back the loaded project, module and all; the worker thread a summary.)
+    expect(hosted.project).not.toHaveProperty("module");
+    const post = async (raw: string, headers: Record<string, string> = {}) => {
+      const r = await fetch(`${hosted.url}/api/v1/email`, {
+        method: "POST",
+        headers: { "content-type": "message/rfc822", ...headers },
+        body: raw,
+      });
+      const body = (await r.json()) as any;
+      return { status: r.status, result: body.result, errors: body.errors };
+    };
+    const delivered = await post(
+      "From: carol@example.org\r\nTo: support@example.com\r\nSubject: Printer on fire\r\nMessage-ID: <m1@example.org>\r\n\r\nHelp\r\n",
+    );
+    expect(delivered).toEqual({ status: 200, result: { delivered: true, rejected: null }, errors: [] });
+
+    // The workflow it created runs (in the project's thread) and is visible through the API.
+    const output = await until(async () => {
+      const r = (await (
+        await fetch(`${hosted.url}/api/v1/workflows/tickets/instances/t-m1exampleorg`)
+      ).json()) as any;
+      return r.result?.status === "complete" ? r.result.output : undefined;
+    }, "the ticket workflow");
+    expect(output).toEqual({ filed: "Printer on fire" });
+
+    // env.EMAIL (send_email) and message.forward wrote .eml files beside the store.
+    const mailDir = join(dir, ".cairn", "mail");
+    const emls = readdirSync(mailDir)
+      .filter((f) => f.endsWith(".eml"))
+      .map((f) => readFileSync(join(mailDir, f), "utf8"));
+    expect(emls).toHaveLength(2);
+    expect(emls.some((e) => /^Subject: New ticket$/m.test(e) && e.includes("Printer on fire"))).toBe(true);
+    expect(emls.some((e) => /^Subject: Printer on fire$/m.test(e))).toBe(true);
+
+    // setReject in the thread comes back as the API's answer; a message the host refuses is a 400.
+    expect(
+      await post("From: carol@example.org\r\nTo: sales@example.com\r\nSubject: Hi\r\n\r\nx\r\n"),
+    ).toEqual({
+      status: 200,
+      result: { delivered: false, rejected: "no such mailbox: sales@example.com" },
+      errors: [],
+    });
+    const refused = await post("not a message at all");
+    expect(refused.status).toBe(400);
+    expect(refused.errors).toHaveLength(1);
+    expect(refused.errors[0]).toMatchObject({ code: "body" });
+    expect(refused.errors[0].message).toMatch(/no headers|No sender/);
   });
 });

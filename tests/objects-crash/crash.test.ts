@@ -2,87 +2,17 @@
  * Crash safety of Durable Objects: a process is SIGKILLed right after answering; a new process on
  * the same directory finds every write that was answered, and alarms due meanwhile fire.
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
+import { cleanUp, tempDir as makeTempDir, startChild } from "../support/children.ts";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const root = resolve(here, "../..");
-const NODE = join(root, "node_modules/.bin/node");
-const children = new Set<ChildProcess>();
-const dirs: string[] = [];
+const CHILD = join(dirname(fileURLToPath(import.meta.url)), "child.ts");
+const start = (dir: string) => startChild(CHILD, [dir]);
+const tempDir = () => makeTempDir("cairn-objects-crash-");
 
-afterEach(() => {
-  for (const c of children) c.kill("SIGKILL");
-  children.clear();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-
-interface Child {
-  proc: ChildProcess;
-  base: string;
-  events: Record<string, any>[];
-  next(event: string): Promise<Record<string, any>>;
-  kill(): Promise<void>;
-}
-
-async function start(dir: string): Promise<Child> {
-  const proc = spawn(
-    NODE,
-    ["--conditions=source", "--disable-warning=ExperimentalWarning", join(here, "child.ts"), dir],
-    {
-      cwd: root,
-      stdio: ["ignore", "pipe", "inherit"],
-    },
-  );
-  children.add(proc);
-  const events: Record<string, any>[] = [];
-  let wake: (() => void)[] = [];
-  let buffer = "";
-  proc.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
-    buffer += chunk;
-    for (let nl = buffer.indexOf("\n"); nl >= 0; nl = buffer.indexOf("\n")) {
-      events.push(JSON.parse(buffer.slice(0, nl)));
-      buffer = buffer.slice(nl + 1);
-    }
-    for (const w of wake.splice(0)) w();
-  });
-  let seen = 0;
-  const next = async (event: string) => {
-    for (;;) {
-      const i = events.findIndex((e, j) => j >= seen && e.event === event);
-      if (i >= 0) {
-        seen = i + 1;
-        return events[i]!;
-      }
-      await new Promise<void>((r) => wake.push(r));
-    }
-  };
-  const ready = await next("ready");
-  const exited = new Promise<void>((r) => proc.once("exit", () => r()));
-  return {
-    proc,
-    base: `http://127.0.0.1:${ready.port}`,
-    events,
-    next,
-    kill: async () => {
-      proc.kill("SIGKILL");
-      await exited;
-      children.delete(proc);
-      wake = [];
-    },
-  };
-}
-
-const tempDir = () => {
-  const d = mkdtempSync(join(tmpdir(), "cairn-objects-crash-"));
-  dirs.push(d);
-  return d;
-};
+afterEach(cleanUp);
 
 describe("SIGKILL", () => {
   it("loses no write that was answered, on one object or many at once", async () => {

@@ -24,6 +24,7 @@ import { type RetryOptions, resolveRetry, tryN, validateRetryOptions } from "./r
 import {
   type CallableMetadata,
   callableOf,
+  copyCallable,
   isRPCRequest,
   isStateUpdateMessage,
   MessageType,
@@ -197,6 +198,54 @@ export function nextCronTime(cron: string, from: Date = new Date()): Date {
   }
 }
 
+/** Prototypes whose own methods already run in their agent's context. */
+const wrappedPrototypes = new WeakSet<object>();
+
+/**
+ * Makes every custom method of an Agent subclass (own methods of the prototypes between the class
+ * and `Agent`, except names starting with `_`, getters and setters) run in its agent's context, as
+ * upstream's `_autoWrapCustomMethods` does: so `getCurrentAgent()` gives the agent in a method reached
+ * by a stub (RPC from a Worker, another agent or a workflow) or from anywhere outside a handler.
+ * Called on the agent's own object (`agent === this`), a method keeps the context it was called in
+ * (the connection, request or email of the handler); called from another agent or from no agent, it
+ * runs with only `agent` set, so nothing of another agent's connection or request leaks in. Each
+ * prototype is wrapped once, in place; `@callable()` metadata moves to the wrapper.
+ */
+function wrapCustomMethods(proto: object): void {
+  for (let p = proto; p && p !== Agent.prototype && p !== Object.prototype; p = Object.getPrototypeOf(p)) {
+    if (wrappedPrototypes.has(p)) break;
+    wrappedPrototypes.add(p);
+    for (const name of Object.getOwnPropertyNames(p)) {
+      if (name === "constructor" || name.startsWith("_") || isBaseMember(name)) continue;
+      const d = Object.getOwnPropertyDescriptor(p, name);
+      if (!d || d.get || d.set || typeof d.value !== "function") continue;
+      const method = d.value as (...args: unknown[]) => unknown;
+      const wrapped = function (this: Agent, ...args: unknown[]): unknown {
+        if (!(this instanceof Agent) || agentContext.getStore()?.agent === this)
+          return method.apply(this, args);
+        return runInContext(
+          { agent: this, connection: undefined, request: undefined, email: undefined },
+          () => method.apply(this, args),
+        );
+      };
+      Object.defineProperty(wrapped, "name", { value: method.name });
+      copyCallable(method, wrapped);
+      Object.defineProperty(p, name, { ...d, value: wrapped });
+    }
+  }
+}
+
+/** Names of `Agent` and its bases: the framework's own, already run in context. */
+let baseMembers: Set<string> | undefined;
+function isBaseMember(name: string): boolean {
+  if (!baseMembers) {
+    baseMembers = new Set();
+    for (let p: object | null = Agent.prototype; p && p !== Object.prototype; p = Object.getPrototypeOf(p))
+      for (const n of Object.getOwnPropertyNames(p)) baseMembers.add(n);
+  }
+  return baseMembers.has(name);
+}
+
 /**
  * An Agent: a named Durable Object with state synchronised to its WebSocket clients, callable
  * methods, schedules and workflows, compatible with `Agent` of Cloudflare's `agents` package
@@ -258,6 +307,7 @@ export class Agent<
         "[Agent] onStateUpdate is deprecated. Rename to onStateChanged — the behavior is identical.",
       );
     }
+    wrapCustomMethods(proto);
     if (proto.onStateChanged !== Agent.prototype.onStateChanged) this.#hookMode = "new";
     else if (proto.onStateUpdate !== Agent.prototype.onStateUpdate) this.#hookMode = "old";
   }

@@ -65,6 +65,12 @@ interface Pending {
 }
 
 const isTerminal = (code: number) => code === 1008 || (code >= 4000 && code <= 4999);
+
+/** Close codes 1008 and 4000–4999 end a connection for good (no reconnect), as upstream. */
+export function isTerminalCloseEvent(event: { code: number }): boolean {
+  return isTerminal(event.code);
+}
+
 const INTERNAL_PROPS = new Set([
   "then",
   "toJSON",
@@ -74,6 +80,21 @@ const INTERNAL_PROPS = new Set([
   "$$typeof",
   "asymmetricMatch",
 ]);
+
+/**
+ * `stub.method(...args)` → `call("method", args)`; the properties JavaScript itself probes (`then`,
+ * `toJSON`, …) are undefined, so logging or awaiting a stub sends nothing.
+ */
+export function createStubProxy<T = Record<string, (...args: unknown[]) => Promise<unknown>>>(
+  call: (method: string, args: unknown[]) => unknown,
+): T {
+  return new Proxy({} as Record<string, unknown>, {
+    get: (_t, prop) =>
+      typeof prop !== "string" || INTERNAL_PROPS.has(prop)
+        ? undefined
+        : (...args: unknown[]) => call(prop, args),
+  }) as T;
+}
 
 /** A WebSocket client of one agent: state sync, RPC (`call`, `stub`), identity, reconnects. */
 export class AgentClient<State = unknown> extends PartySocket {
@@ -117,12 +138,7 @@ export class AgentClient<State = unknown> extends PartySocket {
     this.name = options.name || "default";
     this.#options = options;
     this.#resetReady();
-    this.stub = new Proxy({} as Record<string, (...args: unknown[]) => Promise<unknown>>, {
-      get: (_t, prop) =>
-        typeof prop !== "string" || INTERNAL_PROPS.has(prop)
-          ? undefined
-          : (...args: unknown[]) => this.call(prop, args),
-    });
+    this.stub = createStubProxy((method, args) => this.call(method, args));
     this.addEventListener("message", (event) => this.#onFrame((event as MessageEvent).data));
     this.addEventListener("close", (event) => this.#onClose(event as CloseEvent));
   }

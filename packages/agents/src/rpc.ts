@@ -37,6 +37,12 @@ export function callableOf(fn: unknown): CallableMetadata | undefined {
   return typeof fn === "function" ? callableMetadata.get(fn) : undefined;
 }
 
+/** Gives `to` the callable metadata of `from` (a wrapper of a callable method). @internal */
+export function copyCallable(from: Function, to: Function): void {
+  const meta = callableMetadata.get(from);
+  if (meta) callableMetadata.set(to, meta);
+}
+
 /**
  * Marks a method as callable by clients over the WebSocket (`{"type":"rpc",…}` frames). A TC39
  * standard decorator (`@callable()`, `@callable({ streaming: true })`); with TypeScript's

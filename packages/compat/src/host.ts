@@ -276,9 +276,12 @@ export function serveFetch(
  * Inbound mail for the default export's `email(message, env, ctx)` handler, when there is one: the
  * message is a `ForwardableEmailMessage` whose `reply`/`forward` go out as `.eml` files in
  * `.cairn/mail/` beside the store (`cairn dev`, or `cairn start` without `CAIRN_SMTP_URL`) or over
- * SMTP to `CAIRN_SMTP_URL` (`cairn start`).
+ * SMTP to `CAIRN_SMTP_URL` (`cairn start`). Also used by the project's thread (project-thread.ts).
  */
-function mailOf(project: LoadedProject, mode: "dev" | "start") {
+export function mailOf(
+  project: Pick<LoadedProject, "module" | "sendEmail" | "storePath">,
+  mode: "dev" | "start",
+) {
   const worker = project.module.default as { email?: unknown } | undefined;
   const hasHandler = !!worker && typeof worker.email === "function";
   if (!hasHandler && !project.sendEmail?.length) return undefined;

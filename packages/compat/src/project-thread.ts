@@ -14,7 +14,7 @@ import { openSqliteStore } from "@cairn/store-sqlite";
 import { ENV_SLOT, EXPORTS_SLOT } from "./cloudflare-workers.ts";
 import { attributeConsole, observeAttempt, reportErroredInstances, withRunContext } from "./dev-log.ts";
 import { projectGraphs } from "./graphs.ts";
-import { Drain, serveFetch, until } from "./host.ts";
+import { Drain, mailOf, serveFetch, until } from "./host.ts";
 import { describeLoadError } from "./load-error.ts";
 import { createLogger } from "./logger.ts";
 import { loadProject } from "./project.ts";
@@ -35,6 +35,7 @@ const remoteError = (e: unknown): RemoteError => ({
   name: (e as Error)?.name ?? "Error",
   message: (e as Error)?.message ?? String(e),
   ...(typeof (e as { code?: unknown })?.code === "string" ? { code: (e as { code: string }).code } : {}),
+  ...((e as { refused?: unknown })?.refused === true ? { refused: true } : {}),
 });
 
 async function main(): Promise<void> {
@@ -62,6 +63,8 @@ async function main(): Promise<void> {
     },
   };
   if (devLogger) attributeConsole();
+  // `email()` and wrangler's `send_email` bindings, as in one thread (host.ts).
+  const mail = mailOf(project, data.devLog ? "dev" : "start");
   // A SQLite file is shared with the main thread's connection: the channel carries its messages.
   let store: Store | string = storePath;
   if (!postgres)
@@ -81,7 +84,7 @@ async function main(): Promise<void> {
       workflows: devLogger
         ? project.workflows.map((w) => ({ ...w, class: withRunContext(w.class, w.name) }))
         : project.workflows,
-      env: { ...project.vars },
+      env: { ...project.vars, ...mail?.bindings },
     });
     if (devLogger) reportErroredInstances(cairn.runtime, devLogger);
   } catch (e) {
@@ -101,12 +104,18 @@ async function main(): Promise<void> {
 
   const pending = new Set<Promise<unknown>>();
   const fetch = project.fetch ? serveFetch(project.fetch, env, pending, log) : undefined;
+  const deliverEmail = mail?.deliverEmail(env, pending);
   let graphs: ReturnType<typeof projectGraphs> | undefined;
 
   const call = async (method: string, args: unknown[]): Promise<unknown> => {
     if (method === "beforeCreate")
       return userHooks.beforeCreate?.(args[0] as Parameters<NonNullable<RuntimeHooks["beforeCreate"]>>[0]);
     if (method === "graph") return (await (graphs ??= projectGraphs(project, log))).get(args[0] as string);
+    if (method === "email" && deliverEmail)
+      return deliverEmail(
+        args[0] as Uint8Array,
+        args[1] as { from: string | undefined; to: string | undefined },
+      );
     throw new Error(`unknown call ${method}`);
   };
 
@@ -160,6 +169,7 @@ async function main(): Promise<void> {
     store: storePath,
     ...(project.options.synchronous ? { synchronous: project.options.synchronous } : {}),
     fetch: fetch !== undefined,
+    email: deliverEmail !== undefined,
     beforeCreate: typeof userHooks.beforeCreate === "function",
   });
 }

@@ -85,7 +85,7 @@ export interface WorkerHostOptions {
 
 /** Sent to the project's thread. */
 export type ToThread =
-  | { type: "call"; id: number; method: "beforeCreate" | "graph"; args: unknown[] }
+  | { type: "call"; id: number; method: "beforeCreate" | "graph" | "email"; args: unknown[] }
   | {
       type: "fetch";
       request: { method: string; url: string; headers: [string, string][]; body?: ArrayBuffer };
@@ -102,6 +102,8 @@ export type FromThread =
       store: string;
       synchronous?: "FULL" | "NORMAL";
       fetch: boolean;
+      /** The project has an `email()` handler: `POST /api/v1/email` is delivered to it here. */
+      email: boolean;
       beforeCreate: boolean;
     }
   | { type: "error"; error: RemoteError }
@@ -116,6 +118,8 @@ export interface RemoteError {
   name: string;
   message: string;
   code?: string;
+  /** An inbound message the host refused (answered 400 by the email route). */
+  refused?: boolean;
   /** When the project did not load: what failed, where (see `describeLoadError`). */
   loadFailure?: LoadFailure;
 }
@@ -140,6 +144,7 @@ function localError(e: RemoteError): Error {
   const err = e.name === "ProjectError" ? new ProjectError(e.message) : new Error(e.message);
   if (e.name !== "ProjectError") err.name = e.name;
   if (e.code) (err as Error & { code?: string }).code = e.code;
+  if (e.refused) (err as Error & { refused?: boolean }).refused = true;
   if (e.loadFailure) (err as Error & { loadFailure?: LoadFailure }).loadFailure = e.loadFailure;
   return err;
 }
@@ -230,7 +235,7 @@ export async function hostProjectInWorker(dir: string, options: WorkerHostOption
       worker.on("exit", (code) => gone(new Error(`the project's thread exited (code ${code})`)));
     },
   );
-  const call = (method: "beforeCreate" | "graph", args: unknown[]) =>
+  const call = (method: "beforeCreate" | "graph" | "email", args: unknown[]) =>
     new Promise<unknown>((resolve, reject) => {
       if (exited) return reject(new Error("the project's thread has stopped"));
       const id = nextCall++;
@@ -293,6 +298,12 @@ export async function hostProjectInWorker(dir: string, options: WorkerHostOption
       runtime: cairn.runtime,
       graph,
       project: () => info,
+      ...(started.email
+        ? {
+            deliverEmail: async (raw: Uint8Array, envelope: { from?: string; to?: string }) =>
+              (await call("email", [raw, envelope])) as { rejected: string | undefined },
+          }
+        : {}),
       ...(options.token ? { token: options.token } : {}),
     });
     server = serverHandle(
