@@ -272,6 +272,29 @@ except OSError as e:
     expect(Number(r.stdout.trim().split("\n").pop())).toBeLessThanOrEqual(10 * 1024 * 1024);
   });
 
+  it("filling the workspace stops at the disk limit (sandbox.disk_full); deleting files goes on", async () => {
+    const sb = t.get("esc-disk", { limits: { disk: "2MiB" } });
+    await sb.writeFile("/workspace/half", "x".repeat(512 * 1024));
+    // A command that goes over the limit ran, and answers sandbox.disk_full.
+    await expect(sb.exec("head -c 3000000 /dev/zero > /workspace/big")).rejects.toMatchObject({
+      code: "sandbox.disk_full",
+      message: expect.stringMatching(/over its disk limit of 2097152 bytes/),
+    });
+    // Writes are refused before anything is written; home counts too.
+    await expect(sb.writeFile("/home/user/more", "y")).rejects.toMatchObject({ code: "sandbox.disk_full" });
+    await expect(sb.exists("/home/user/more")).resolves.toMatchObject({ exists: false });
+    // A write that would cross the limit is refused while under it.
+    await sb.exec("rm /workspace/big");
+    await expect(sb.writeFile("/workspace/huge", "z".repeat(2 * 1024 * 1024))).rejects.toMatchObject({
+      code: "sandbox.disk_full",
+      message: expect.stringMatching(/would take/),
+    });
+    await expect(sb.exists("/workspace/huge")).resolves.toMatchObject({ exists: false });
+    await sb.writeFile("/workspace/small", "ok");
+    expect((await sb.exec("cat /workspace/small")).stdout).toBe("ok");
+    expect((await sb.info()).limits.disk).toBe(2 * 1024 * 1024);
+  });
+
   it("another sandbox's control socket is not mounted", async () => {
     const a = t.get("esc-sock-a");
     const b = t.get("esc-sock-b");

@@ -13,6 +13,8 @@ export interface ControlEvent {
   duration?: number;
   timestamp?: string;
   processId?: string;
+  /** A session's directory after its command (`complete` of a session `exec`). */
+  cwd?: string;
   error?: { code: SandboxErrorCode; message: string };
 }
 

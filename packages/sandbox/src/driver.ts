@@ -388,7 +388,7 @@ function makeBwrapDriver(bwrapPath: string | undefined): SandboxDriver {
                 bwrap,
                 [
                   ...baseArgs(
-                    { cpu: 1, memory: 0, tmp: 1024 * 1024, pids: 0, cpuSeconds: 0 },
+                    { cpu: 1, memory: 0, tmp: 1024 * 1024, pids: 0, cpuSeconds: 0, disk: 0 },
                     undefined,
                     "none",
                   ),

@@ -17,7 +17,15 @@ export interface SandboxStatus {
   driver: string;
   startedAt?: string;
   lastActivity?: string;
-  limits: { mode: string; memory: number; pids: number; cpu: number; tmp: number; cpuSeconds: number };
+  limits: {
+    mode: string;
+    memory: number;
+    pids: number;
+    cpu: number;
+    tmp: number;
+    cpuSeconds: number;
+    disk: number;
+  };
   network: string;
   processes: ProcessInfo[];
   exposedPorts: { port: number; name?: string }[];

@@ -6,6 +6,7 @@
 // Plain JavaScript with no imports outside Node: it runs as it is, inside the jail.
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import * as fs from "node:fs/promises";
 import { createServer, request as httpRequest } from "node:http";
 import { connect } from "node:net";
@@ -197,6 +198,8 @@ class Session {
 
   start() {
     const argv = limited(["/bin/bash", "--noprofile", "--norc"], 0);
+    // A stored session comes back in its directory, unless that is gone (/tmp is not kept).
+    if (!existsSync(this.cwd)) this.cwd = WORKSPACE;
     const shell = spawn(argv[0], argv.slice(1), {
       cwd: this.cwd,
       env: this.env,
@@ -260,7 +263,9 @@ class Session {
           emit("stdout", t);
         },
         (rest) => {
-          code = Number(rest);
+          const sp = rest.indexOf(" ");
+          code = Number(sp < 0 ? rest : rest.slice(0, sp));
+          if (sp >= 0) this.cwd = rest.slice(sp + 1);
           outDone = true;
           if (errDone) finish();
         },
@@ -309,7 +314,7 @@ class Session {
       shell.stdin.write(
         `IFS= read -r -d '' __cairn_cmd <<'${delim}'\n${command}\n${delim}\n` +
           `eval "$__cairn_cmd" </dev/null\n` +
-          `__cairn_rc=$?; unset __cairn_cmd; printf '%s %d\\n' '${marker}' "$__cairn_rc"; printf '%s\\n' '${marker}' >&2\n`,
+          `__cairn_rc=$?; unset __cairn_cmd; printf '%s %d %s\\n' '${marker}' "$__cairn_rc" "$PWD"; printf '%s\\n' '${marker}' >&2\n`,
       );
     });
   }
@@ -739,14 +744,17 @@ const routes = {
     const emit = (type, data) => write({ type, data });
     try {
       let code;
+      let cwd;
       if (b.sessionId && !b.subshell && !b.argv && !b.cwd && !b.env && !b.cpuSeconds) {
         write({ type: "start" });
-        code = await session(b.sessionId).run(b.command, {
+        const s = session(b.sessionId);
+        code = await s.run(b.command, {
           timeout: b.timeout,
           emit,
           maxOutput: b.maxOutput,
           signal: ac.signal,
         });
+        cwd = s.cwd;
       } else {
         const base = b.sessionId ? await session(b.sessionId).snapshot() : { cwd: WORKSPACE, env: BASE_ENV };
         const cwd = b.cwd ? inJail(b.cwd) : base.cwd;
@@ -803,7 +811,7 @@ const routes = {
           });
         });
       }
-      write({ type: "complete", exitCode: code, duration: Date.now() - started });
+      write({ type: "complete", exitCode: code, duration: Date.now() - started, ...(cwd ? { cwd } : {}) });
       res.end();
     } catch (e) {
       fail(res, e);
