@@ -123,11 +123,19 @@ export function executeOnlyCopy(src: string): Promise<string> {
         const have = statSync(dest);
         if (have.size === st.size && (have.mode & 0o7777) === 0o111) return dest;
       } catch {}
-      await mkdir(dir, { recursive: true, mode: 0o700 });
       const tmp = `${dest}.${process.pid}.${randomBytes(4).toString("hex")}`;
-      await copyFile(real, tmp, fsc.COPYFILE_FICLONE);
-      await chmod(tmp, 0o111);
-      await rename(tmp, dest);
+      try {
+        await mkdir(dir, { recursive: true, mode: 0o700 });
+        await copyFile(real, tmp, fsc.COPYFILE_FICLONE);
+        await chmod(tmp, 0o111);
+        await rename(tmp, dest);
+      } catch (e) {
+        await rm(tmp, { force: true }).catch(() => {});
+        throw new SandboxError(
+          "sandbox.isolation_unavailable",
+          `cannot keep the jail's execute-only copy of ${real} in ${dir} (set CAIRN_JAIL_BIN_DIR to a directory of this user): ${(e as Error).message}`,
+        );
+      }
       return dest;
     })();
     p.catch(() => copies.delete(dest));
