@@ -282,7 +282,12 @@ export async function stopJail(key: string, settle = true): Promise<void> {
   await entry.jail.destroy();
 }
 
-/** Stops every jail of this process. */
-export async function stopAllJails(): Promise<void> {
-  await Promise.all([...rt.jails.keys()].map((k) => stopJail(k)));
+/** Stops every jail of this process (or those of sandboxes under `under`), storing their last state. */
+export async function stopAllJails(under?: string): Promise<void> {
+  const dir = under === undefined ? undefined : resolve(under);
+  await Promise.all(
+    [...rt.jails.values()]
+      .filter((e) => dir === undefined || e.dir.startsWith(`${dir}/`))
+      .map((e) => stopJail(e.key)),
+  );
 }
