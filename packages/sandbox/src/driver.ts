@@ -107,9 +107,15 @@ const copies = new Map<string, Promise<string>>();
  * the jail's init and the supervisor (which holds the control token) run from such copies. Inside
  * the jail the copy's owner is the jail's uid, and the owner's bits (`--x`) are what count there.
  */
-export function executeOnlyCopy(src: string): Promise<string> {
-  const real = realpathSync(src);
-  const st = statSync(real);
+export async function executeOnlyCopy(src: string): Promise<string> {
+  let real: string;
+  let st: ReturnType<typeof statSync>;
+  try {
+    real = realpathSync(src);
+    st = statSync(real);
+  } catch (e) {
+    throw new SandboxError("sandbox.isolation_unavailable", `the jail needs ${src}: ${(e as Error).message}`);
+  }
   const key = createHash("sha256")
     .update(`${real}\0${st.size}\0${st.mtimeMs}\0${st.ino}`)
     .digest("hex")
