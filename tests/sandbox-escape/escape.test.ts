@@ -64,15 +64,17 @@ describe("escape attempts (SPEC §14.5)", () => {
     const comms = r.stdout.trim().split("\n");
     expect(comms.length).toBeLessThan(10);
     expect(comms).not.toContain("vitest");
-    for (const c of ["postgres", "systemd", "init", "sshd"]) expect(comms).not.toContain(c);
-    expect(comms[0]).toBe("bwrap");
+    for (const c of ["postgres", "systemd", "sshd"]) expect(comms).not.toContain(c);
+    expect(comms.filter((c) => c === "init")).toEqual(["init"]);
+    // pid 1 is Cairn's init (the jail's reaper).
+    expect(comms[0]).toBe("init");
   });
 
   it("kill -9 1 reaches only the jail's own init", async () => {
     const sb = t.get("esc-kill");
     const r = await sb.exec("kill -9 1; echo rc=$?; echo done");
     expect(r.stdout).toContain("done");
-    expect((await sb.exec("cat /proc/1/comm")).stdout).toBe("bwrap\n");
+    expect((await sb.exec("cat /proc/1/comm")).stdout).toBe("init\n");
     expect(await sb.ping()).toBe("pong");
     expect(existsSync("/proc/1")).toBe(true);
   });
@@ -156,10 +158,43 @@ for name, n in (("keyctl", ${nr.keyctl}), ("bpf", ${nr.bpf})):
 `,
     );
     expect(out.ptrace).toBe("-1:1");
-    // /proc/1/mem is the jail's own init (same uid, so readable where Yama is off): never the host's.
-    expect(["1", "5", "13"]).toContain(out.mem);
+    // The jail's init is not dumpable: its /proc/1/mem cannot even be opened (EACCES).
+    expect(out.mem).toBe("13");
     expect(out.keyctl).toBe("-1:1");
     expect(out.bpf).toBe("-1:1");
+  });
+
+  it("the jail's init and the supervisor refuse /proc/<pid>/mem, environ, maps, fd, cwd and ptrace", async () => {
+    const sb = t.get("esc-procmem");
+    const out = await py(
+      sb,
+      `import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+sup = [p for p in os.listdir("/proc") if p.isdigit() and p != "1" and b"supervisor.mjs" in open("/proc/%s/cmdline" % p, "rb").read()]
+print("supervisors=%d" % len(sup))
+for name, pid in (("init", "1"), ("sup", sup[0])):
+    for f in ("mem", "environ", "maps", "auxv", "stack"):
+        try:
+            with open("/proc/%s/%s" % (pid, f), "rb") as h: h.read(64); print("%s_%s=read" % (name, f))
+        except OSError as e: print("%s_%s=%d" % (name, f, e.errno))
+    try: os.readlink("/proc/%s/fd/0" % pid); print("%s_fd=read" % name)
+    except OSError as e: print("%s_fd=%d" % (name, e.errno))
+    try: os.readlink("/proc/%s/cwd" % pid); print("%s_cwd=read" % name)
+    except OSError as e: print("%s_cwd=%d" % (name, e.errno))
+    rc = libc.ptrace(16, int(pid), 0, 0)
+    print("%s_ptrace=%d:%d" % (name, rc, ctypes.get_errno()))
+# A command's own /proc stays readable (same trust domain): only init and the supervisor refuse.
+with open("/proc/self/environ", "rb") as h: print("self_environ=%s" % ("read" if h.read() else "empty"))
+`,
+    );
+    expect(out.supervisors).toBe("1");
+    for (const name of ["init", "sup"]) {
+      for (const f of ["mem", "environ", "maps", "auxv", "stack", "fd", "cwd"])
+        expect({ [`${name}_${f}`]: out[`${name}_${f}`] }).toEqual({ [`${name}_${f}`]: "13" });
+      expect(out[`${name}_ptrace`]).toBe("-1:1");
+    }
+    expect(out.self_environ).toBe("read");
+    expect(await sb.ping()).toBe("pong");
   });
 
   it("a symlink in the workspace to a host file reads the jail's view, never the host file", async () => {
@@ -235,6 +270,29 @@ except OSError as e:
     const r = await sb.exec("dd if=/dev/zero of=/tmp/fill bs=1M count=50; stat -c %s /tmp/fill");
     expect(r.stderr).toMatch(/No space left on device/);
     expect(Number(r.stdout.trim().split("\n").pop())).toBeLessThanOrEqual(10 * 1024 * 1024);
+  });
+
+  it("filling the workspace stops at the disk limit (sandbox.disk_full); deleting files goes on", async () => {
+    const sb = t.get("esc-disk", { limits: { disk: "2MiB" } });
+    await sb.writeFile("/workspace/half", "x".repeat(512 * 1024));
+    // A command that goes over the limit ran, and answers sandbox.disk_full.
+    await expect(sb.exec("head -c 3000000 /dev/zero > /workspace/big")).rejects.toMatchObject({
+      code: "sandbox.disk_full",
+      message: expect.stringMatching(/over its disk limit of 2097152 bytes/),
+    });
+    // Writes are refused before anything is written; home counts too.
+    await expect(sb.writeFile("/home/user/more", "y")).rejects.toMatchObject({ code: "sandbox.disk_full" });
+    await expect(sb.exists("/home/user/more")).resolves.toMatchObject({ exists: false });
+    // A write that would cross the limit is refused while under it.
+    await sb.exec("rm /workspace/big");
+    await expect(sb.writeFile("/workspace/huge", "z".repeat(2 * 1024 * 1024))).rejects.toMatchObject({
+      code: "sandbox.disk_full",
+      message: expect.stringMatching(/would take/),
+    });
+    await expect(sb.exists("/workspace/huge")).resolves.toMatchObject({ exists: false });
+    await sb.writeFile("/workspace/small", "ok");
+    expect((await sb.exec("cat /workspace/small")).stdout).toBe("ok");
+    expect((await sb.info()).limits.disk).toBe(2 * 1024 * 1024);
   });
 
   it("another sandbox's control socket is not mounted", async () => {

@@ -50,6 +50,20 @@ describe("a Cloudflare Sandbox SDK project under cairn dev", () => {
     expect(await res.json()).toEqual({ stdout: "argv0 in /\n", exitCode: 5, running: true });
   });
 
+  it("the server's API lists the project's sandboxes and runs commands in them (the project's process)", async () => {
+    const list = await fetch(new URL("/api/v1/sandboxes", url));
+    expect(list.status).toBe(200);
+    const sandboxes = (await list.json()).result as { id: string; state: string; driver: string }[];
+    expect(sandboxes.find((s) => s.id === "e2e")).toMatchObject({ state: "running", driver: "bwrap" });
+    const exec = await fetch(new URL("/api/v1/sandboxes/e2e/exec", url), {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ command: "cat hello.txt" }),
+    });
+    expect(exec.status).toBe(200);
+    expect((await exec.json()).result).toMatchObject({ exitCode: 0, stdout: "Hello, sandbox!" });
+  });
+
   it("warns that the Dockerfile image is not built, and destroy() removes the sandbox", async () => {
     expect(server.output().stderr + server.output().stdout).toMatch(
       /image "\.\/Dockerfile" is not built by Cairn/,

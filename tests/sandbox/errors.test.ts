@@ -139,6 +139,22 @@ describe("bad input", () => {
 });
 
 describe("isolation", () => {
+  it("a place for the jail's execute-only binaries that cannot be written is sandbox.isolation_unavailable", async () => {
+    const file = join(t.root, "not-a-dir");
+    writeFileSync(file, "");
+    const before = process.env.CAIRN_JAIL_BIN_DIR;
+    process.env.CAIRN_JAIL_BIN_DIR = join(file, "bin");
+    try {
+      expect(await code(t.get("err-bindir").exec("true"))).toMatch(
+        /^sandbox.isolation_unavailable: cannot keep the jail's execute-only copy of .* \(set CAIRN_JAIL_BIN_DIR to a directory of this user\): ENOTDIR/,
+      );
+    } finally {
+      if (before === undefined) delete process.env.CAIRN_JAIL_BIN_DIR;
+      else process.env.CAIRN_JAIL_BIN_DIR = before;
+    }
+    expect((await t.get("err-bindir").exec("echo ok")).stdout).toBe("ok\n");
+  });
+
   it("getSandbox fails with sandbox.isolation_unavailable and the reason; never a silent fallback", async () => {
     const fake = join(t.root, "fake-bwrap");
     writeFileSync(fake, "#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n");

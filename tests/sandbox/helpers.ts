@@ -5,8 +5,13 @@ import { createObjectHost, type ObjectHost } from "@cairn/objects";
 import { configureSandboxes, getSandbox, Sandbox, type SandboxOptions } from "@cairn/sandbox";
 
 /** An object host with a `Sandbox` binding and sandboxes under a fresh directory. */
-export function openSandboxes(limits?: SandboxOptions["limits"], isolation: "bwrap" | "none" = "bwrap") {
-  const root = mkdtempSync(join(tmpdir(), "cairn-sbtest-"));
+export function openSandboxes(
+  limits?: SandboxOptions["limits"],
+  isolation: "bwrap" | "none" = "bwrap",
+  /** An existing directory (a second run of the same project); default a fresh one. */
+  at?: string,
+) {
+  const root = at ?? mkdtempSync(join(tmpdir(), "cairn-sbtest-"));
   const dir = join(root, "sandboxes");
   configureSandboxes({
     dir,

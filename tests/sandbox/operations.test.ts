@@ -2,7 +2,8 @@
  * `GET /api/v1/sandboxes*`, `POST …/exec`, and `cairn sandbox exec|logs`, against a real server
  * (port 0) whose process runs real bubblewrap jails.
  */
-import { mkdirSync, rmSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { run } from "@cairn/cli/main";
 import { createApi, openApiDocument, type RunningServer, startServer } from "@cairn/server";
@@ -130,6 +131,54 @@ describe("sandbox operations", () => {
     expect(summary.stdout).toContain("Sandbox ops-live: running");
     expect(summary.stdout).toMatch(/ 5 .*echo out; echo err >&2; exit 5/);
     expect(summary.stdout).toMatch(/srv\s+running/);
+  });
+
+  it("a jail run by another process of the project is listed running; exec says where it runs", async () => {
+    const script = join(t.root, "other.ts");
+    writeFileSync(
+      script,
+      `import { openSandboxes } from ${JSON.stringify(join(process.cwd(), "tests/sandbox/helpers.ts"))};
+const t = openSandboxes(undefined, "bwrap", ${JSON.stringify(t.root)});
+await t.get("ops-other").exec("true");
+process.stdout.write("ready\\n");
+setInterval(() => {}, 1000);
+`,
+    );
+    const child = spawn(process.execPath, ["--conditions=source", script], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on("data", (d) => String(d).includes("ready") && resolve());
+        child.once("exit", (c) => reject(new Error(`the other process exited (${c})`)));
+      });
+      const other = (await api("/sandboxes/ops-other")).body.result;
+      expect(other).toMatchObject({ id: "ops-other", state: "running", processes: [] });
+      const exec = await api("/sandboxes/ops-other/exec", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ command: "true" }),
+      });
+      expect(exec.status).toBe(409);
+      expect(exec.body.errors[0].message).toMatch(
+        /runs in another process of this machine \(its jail is pid \d+\)/,
+      );
+    } finally {
+      child.kill("SIGKILL");
+      await new Promise((r) => child.once("exit", r));
+    }
+    // Its jail went with it: stopped, and exec says so.
+    for (let i = 0; i < 100 && (await api("/sandboxes/ops-other")).body.result.state === "running"; i++)
+      await new Promise((r) => setTimeout(r, 50));
+    expect((await api("/sandboxes/ops-other")).body.result.state).toBe("stopped");
+    const stopped = await api("/sandboxes/ops-other/exec", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ command: "true" }),
+    });
+    expect(stopped.body.errors[0].message).toMatch(
+      /is stopped \(no jail runs it\): a call through getSandbox starts it again/,
+    );
   });
 
   it("the routes are in the OpenAPI document", () => {

@@ -67,6 +67,7 @@ export const sandboxSchema = z.object({
     cpu: z.number(),
     tmp: z.number(),
     cpuSeconds: z.number(),
+    disk: z.number().optional().describe("bytes the sandbox's files may use (0: no limit)"),
   }),
   network: z.string(),
   processes: z.array(sandboxProcessSchema),

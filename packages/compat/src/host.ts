@@ -11,6 +11,7 @@ import { parseStoreLocation } from "@cairn/core";
 import { type Cairn, type CairnOptions, createCairn } from "@cairn/engine";
 import { installWorkersGlobals, type UpgradeListener, upgradeListener } from "@cairn/objects";
 import type { RemoteWorkers, RuntimeHooks } from "@cairn/runtime";
+import { sandboxConfig, stopAllJails } from "@cairn/sandbox";
 import type { WebSocket as WsSocket } from "ws";
 import { ENV_SLOT, EXPORTS_SLOT } from "./cloudflare-workers.ts";
 import { attributeConsole, observeAttempt, reportErroredInstances, withRunContext } from "./dev-log.ts";
@@ -232,6 +233,12 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
         await Promise.race([drain.idle().then(() => cairn.runtime.whenIdle()), until(deadline)]);
         await Promise.race([Promise.allSettled([...pending]), until(deadline)]);
       }
+      // The project's sandboxes stop with it, their last process records stored (SPEC §14.6),
+      // while their objects can still be reached.
+      if (project.objects.length > 0)
+        await (async () => stopAllJails(sandboxConfig().dir))().catch((e) =>
+          log("stopping the sandboxes failed", e),
+        );
       await cairn.close();
       if ((globalThis as Record<symbol, unknown>)[ENV_SLOT] === env)
         delete (globalThis as Record<symbol, unknown>)[ENV_SLOT];

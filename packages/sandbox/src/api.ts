@@ -5,9 +5,19 @@
 import { randomBytes } from "node:crypto";
 import { rm } from "node:fs/promises";
 import type { ControlClient, ControlEvent } from "./client.ts";
+import { checkAfter, checkBeforeWrite } from "./disk.ts";
 import { SandboxError } from "./errors.ts";
 import { type JailEntry, stopJail, touch } from "./runtime.ts";
 import { asyncIterableToSSEStream, parseSSEStream } from "./sse.ts";
+import {
+  followProcess,
+  persist,
+  recordProcess,
+  type StoredProcess,
+  saveProcess,
+  saveSession,
+  sessionCwd,
+} from "./state.ts";
 import { validateCommand, validateEnv, validatePath, validatePort, validateTimeout } from "./validate.ts";
 
 /** Bytes of output an `exec` may write before it is stopped (`sandbox.output_limit`). */
@@ -321,7 +331,10 @@ export class SandboxApi {
         } else if (ev.type === "stderr") {
           stderr += ev.data ?? "";
           o.onOutput?.("stderr", ev.data ?? "");
-        } else if (ev.type === "complete") exitCode = ev.exitCode ?? -1;
+        } else if (ev.type === "complete") {
+          exitCode = ev.exitCode ?? -1;
+          if (ev.cwd && this.#session) await sessionCwd(entry.state, this.#session, ev.cwd);
+        }
       }
     } catch (e) {
       if (o.signal?.aborted) throw new SandboxError("sandbox.aborted", "the command was aborted");
@@ -332,6 +345,7 @@ export class SandboxApi {
       touch(entry);
     }
     record(entry, command, exitCode, started);
+    await checkAfter(entry);
     return {
       success: exitCode === 0,
       exitCode,
@@ -420,7 +434,7 @@ export class SandboxApi {
       options.processId !== undefined
         ? checkProcessId(options.processId)
         : `proc_${randomBytes(6).toString("hex")}`;
-    const { client } = await this.#client();
+    const { client, entry } = await this.#client();
     let info: ProcessInfo;
     try {
       info = await client.call<ProcessInfo>("POST", "/process/start", {
@@ -435,6 +449,8 @@ export class SandboxApi {
       options.onError?.(e as Error);
       throw e;
     }
+    await saveProcess(entry.state, { ...stored(info), stdout: "", stderr: "" });
+    followProcess(entry.state, client, id);
     const proc = this.#handle(info);
     options.onStart?.(proc);
     if (options.onOutput || options.onExit) {
@@ -519,10 +535,16 @@ export class SandboxApi {
     });
   }
 
-  #waitForExit(id: string, timeout?: number): Promise<{ exitCode: number }> {
-    return this.#follow(id, timeout, "it exited", (ev) =>
+  async #waitForExit(id: string, timeout?: number): Promise<{ exitCode: number }> {
+    const r = await this.#follow(id, timeout, "it exited", (ev) =>
       ev.type === "exit" ? { exitCode: ev.exitCode ?? -1 } : undefined,
     );
+    // The exit is stored before this returns (the follower may not have written it yet).
+    const { client, entry } = await this.#client();
+    try {
+      await recordProcess(entry.state, client, id);
+    } catch {}
+    return r;
   }
 
   async #waitForPort(id: string, port: number, o: WaitForPortOptions = {}): Promise<void> {
@@ -553,20 +575,24 @@ export class SandboxApi {
     }
   }
 
+  /** The jail's processes, then the stored records of processes of its earlier runs (§14.6). */
   async listProcesses(): Promise<ProcessInfo[]> {
-    const { client } = await this.#client();
+    const { client, entry } = await this.#client();
     const r = await client.call<{ processes: ProcessInfo[] }>("GET", "/process/list");
-    return r.processes.filter((p) => !this.#session || !p.sessionId || p.sessionId === this.#session || true);
+    const live = new Set(r.processes.map((p) => p.id));
+    const earlier = [...entry.state.processes.values()].filter((p) => !live.has(p.id)).map(info);
+    return [...earlier, ...r.processes];
   }
 
   async getProcess(id: string): Promise<Process | null> {
     checkProcessId(id);
-    const { client } = await this.#client();
+    const { client, entry } = await this.#client();
     try {
       return this.#handle(await client.call<ProcessInfo>("POST", "/process/get", { id }));
     } catch (e) {
-      if (SandboxError.is(e, "sandbox.process_not_found")) return null;
-      throw e;
+      if (!SandboxError.is(e, "sandbox.process_not_found")) throw e;
+      const rec = entry.state.processes.get(id);
+      return rec ? this.#handle(info(rec)) : null;
     }
   }
 
@@ -575,8 +601,13 @@ export class SandboxApi {
     checkProcessId(id);
     if (signal !== undefined && !/^SIG[A-Z0-9]+$/.test(signal))
       throw new SandboxError("sandbox.invalid_argument", `unknown signal ${JSON.stringify(signal)}`);
-    const { client } = await this.#client();
-    await client.call("POST", "/process/kill", { id, ...(signal ? { signal } : {}) });
+    const { client, entry } = await this.#client();
+    try {
+      await client.call("POST", "/process/kill", { id, ...(signal ? { signal } : {}) });
+    } catch (e) {
+      // A record of an earlier run of the jail has nothing left to kill.
+      if (!SandboxError.is(e, "sandbox.process_not_found") || !entry.state.processes.has(id)) throw e;
+    }
   }
 
   async killAllProcesses(): Promise<number> {
@@ -586,10 +617,16 @@ export class SandboxApi {
 
   async cleanupCompletedProcesses(): Promise<number> {
     let n = 0;
-    const { client } = await this.#client();
+    const { client, entry } = await this.#client();
     for (const p of await this.listProcesses())
       if (p.status !== "running") {
-        await client.call("POST", "/process/forget", { id: p.id });
+        try {
+          await client.call("POST", "/process/forget", { id: p.id });
+        } catch (e) {
+          if (!SandboxError.is(e, "sandbox.process_not_found")) throw e;
+        }
+        if (entry.state.processes.delete(p.id))
+          await persist(entry.state, { kind: "process-deleted", id: p.id });
         n++;
       }
     return n;
@@ -597,9 +634,15 @@ export class SandboxApi {
 
   async getProcessLogs(id: string): Promise<{ stdout: string; stderr: string; processId: string }> {
     checkProcessId(id);
-    const { client } = await this.#client();
-    const r = await client.call<{ stdout: string; stderr: string }>("POST", "/process/logs", { id });
-    return { stdout: r.stdout, stderr: r.stderr, processId: id };
+    const { client, entry } = await this.#client();
+    try {
+      const r = await client.call<{ stdout: string; stderr: string }>("POST", "/process/logs", { id });
+      return { stdout: r.stdout, stderr: r.stderr, processId: id };
+    } catch (e) {
+      const rec = entry.state.processes.get(id);
+      if (!SandboxError.is(e, "sandbox.process_not_found") || !rec) throw e;
+      return { stdout: rec.stdout, stderr: rec.stderr, processId: id };
+    }
   }
 
   async streamProcessLogs(
@@ -636,14 +679,23 @@ export class SandboxApi {
     checkProcessId(id);
     const env = validateEnv(options.env);
     if (options.cwd !== undefined) validatePath(options.cwd, "cwd");
-    const { client } = await this.#client();
+    const { client, entry } = await this.#client();
+    const commandTimeoutMs = options.commandTimeoutMs
+      ? validateTimeout(options.commandTimeoutMs, "commandTimeoutMs")
+      : undefined;
     await client.call("POST", "/session/create", {
       id,
       ...(env ? { env } : {}),
       ...(options.cwd ? { cwd: options.cwd } : {}),
-      ...(options.commandTimeoutMs
-        ? { commandTimeoutMs: validateTimeout(options.commandTimeoutMs, "commandTimeoutMs") }
-        : {}),
+      ...(commandTimeoutMs ? { commandTimeoutMs } : {}),
+    });
+    await saveSession(entry.state, {
+      id,
+      env: Object.fromEntries(
+        Object.entries(env ?? {}).filter((e): e is [string, string] => e[1] !== undefined),
+      ),
+      ...(options.cwd ? { cwd: options.cwd } : {}),
+      ...(commandTimeoutMs ? { commandTimeoutMs } : {}),
     });
     return this.withSession(id);
   }
@@ -655,15 +707,24 @@ export class SandboxApi {
 
   async deleteSession(id: string): Promise<{ success: boolean; sessionId: string }> {
     checkProcessId(id);
-    const { client } = await this.#client();
+    const { client, entry } = await this.#client();
     await client.call("POST", "/session/delete", { id });
+    if (entry.state.sessions.delete(id)) await persist(entry.state, { kind: "session-deleted", id });
     return { success: true, sessionId: id };
   }
 
   async setEnvVars(vars: Record<string, string | undefined>): Promise<void> {
     const env = validateEnv(vars, "vars") ?? {};
-    const { client } = await this.#client();
-    await client.call("POST", "/session/env", { sessionId: this.#session ?? "__cairn_default", vars: env });
+    const { client, entry } = await this.#client();
+    const sessionId = this.#session ?? "__cairn_default";
+    await client.call("POST", "/session/env", { sessionId, vars: env });
+    const s = entry.state.sessions.get(sessionId) ?? { id: sessionId, env: {} };
+    const merged = { ...s.env };
+    for (const [k, v] of Object.entries(vars)) {
+      if (v === undefined || v === null) delete merged[k];
+      else merged[k] = String(v);
+    }
+    await saveSession(entry.state, { ...s, env: merged });
   }
 
   // ------------------------------------------------------------ files
@@ -691,8 +752,10 @@ export class SandboxApi {
         "sandbox.invalid_argument",
         "content must be a string, bytes or a ReadableStream",
       );
-    const { client } = await this.#client();
+    const { client, entry } = await this.#client();
+    await checkBeforeWrite(entry, Math.floor((b64.length * 3) / 4));
     const r = await client.call<{ path: string }>("POST", "/file/write", { path, content: b64 });
+    await checkAfter(entry);
     return { success: true, path: r.path, timestamp: now(), exitCode: 0 };
   }
 
@@ -875,6 +938,10 @@ export class SandboxApi {
       if (p !== port && t.token === token)
         throw new SandboxError("sandbox.invalid_argument", `token already used for port ${p}`);
     entry.ports.set(port, { token, ...(options.name ? { name: options.name } : {}) });
+    await persist(entry.state, {
+      kind: "port",
+      port: { port, token, ...(options.name ? { name: options.name } : {}) },
+    });
     this.#onPorts?.();
     const host = options.hostname ?? "localhost";
     return {
@@ -887,7 +954,7 @@ export class SandboxApi {
   async unexposePort(port: number): Promise<void> {
     validatePort(port);
     const { entry } = await this.#client();
-    entry.ports.delete(port);
+    if (entry.ports.delete(port)) await persist(entry.state, { kind: "port-deleted", port });
     this.#onPorts?.();
   }
 
@@ -919,6 +986,26 @@ export class SandboxApi {
   }
 }
 
+/** The stored fields of a process's info. */
+function stored(p: ProcessInfo): Omit<StoredProcess, "stdout" | "stderr"> {
+  return {
+    id: p.id,
+    pid: p.pid,
+    command: p.command,
+    status: p.status,
+    startTime: String(p.startTime),
+    ...(p.endTime ? { endTime: String(p.endTime) } : {}),
+    ...(p.exitCode !== undefined && p.exitCode !== null ? { exitCode: p.exitCode } : {}),
+    ...(p.sessionId ? { sessionId: p.sessionId } : {}),
+  };
+}
+
+/** A stored record as the API's `ProcessInfo`. */
+function info(p: StoredProcess): ProcessInfo {
+  const { stdout: _o, stderr: _e, ...rest } = p;
+  return rest as unknown as ProcessInfo;
+}
+
 function record(entry: JailEntry, command: string, exitCode: number | null, started: number): void {
   entry.commands.push({
     command: command.slice(0, 500),
@@ -937,7 +1024,7 @@ export function previewUrl(host: string, id: string, port: number, token: string
 
 /** Stops a jail and removes its directory (`destroy()`). */
 export async function destroyJail(entry: JailEntry | undefined, key: string): Promise<void> {
-  if (entry) await stopJail(entry.key);
+  if (entry) await stopJail(entry.key, false);
   await rm(key, { recursive: true, force: true });
 }
 

@@ -13,6 +13,8 @@ export interface ControlEvent {
   duration?: number;
   timestamp?: string;
   processId?: string;
+  /** A session's directory after its command (`complete` of a session `exec`). */
+  cwd?: string;
   error?: { code: SandboxErrorCode; message: string };
 }
 
@@ -105,6 +107,79 @@ export class ControlClient {
     } finally {
       signal?.removeEventListener("abort", onAbort);
       res.destroy();
+    }
+  }
+
+  /**
+   * `exec` with a streamed stdin (`/exec-io`): the request body is the command's stdin (ended when
+   * `stdin` ends, at once without one); the reply is its NDJSON events, output as base64 (`b64`).
+   */
+  async *execIo(
+    options: Record<string, unknown>,
+    stdin: AsyncIterable<Uint8Array> | undefined,
+    signal?: AbortSignal,
+  ): AsyncGenerator<ControlEvent & { b64?: string }> {
+    const req = request({
+      socketPath: this.socketPath,
+      path: "/exec-io",
+      method: "POST",
+      agent: this.#agent,
+      headers: {
+        authorization: `Bearer ${this.#token}`,
+        "x-cairn-exec": Buffer.from(JSON.stringify(options)).toString("base64url"),
+        "transfer-encoding": "chunked",
+      },
+    });
+    const res = new Promise<import("node:http").IncomingMessage>((resolve, reject) => {
+      req.once("response", resolve);
+      req.on("error", (e) =>
+        reject(
+          new SandboxError("sandbox.not_running", `the sandbox's supervisor does not answer: ${e.message}`),
+        ),
+      );
+    });
+    res.catch(() => {});
+    req.flushHeaders();
+    void (async () => {
+      try {
+        if (stdin)
+          for await (const chunk of stdin) {
+            if (req.destroyed) return;
+            if (!req.write(chunk)) await new Promise((r) => req.once("drain", r));
+          }
+      } catch {}
+      if (!req.destroyed) req.end();
+    })();
+    const r = await res;
+    const onAbort = () => r.destroy();
+    signal?.addEventListener("abort", onAbort);
+    let buf = "";
+    try {
+      if ((r.statusCode ?? 500) >= 400) {
+        const chunks: Buffer[] = [];
+        for await (const c of r) chunks.push(c as Buffer);
+        const v = JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}");
+        throw new SandboxError(v.error?.code ?? "sandbox.error", v.error?.message ?? "control call failed");
+      }
+      r.setEncoding("utf8");
+      for await (const chunk of r) {
+        buf += chunk as string;
+        let nl = buf.indexOf("\n");
+        while (nl >= 0) {
+          const line = buf.slice(0, nl);
+          buf = buf.slice(nl + 1);
+          if (line) {
+            const ev = JSON.parse(line) as ControlEvent & { b64?: string };
+            if (ev.type === "error" && ev.error) throw new SandboxError(ev.error.code, ev.error.message);
+            yield ev;
+          }
+          nl = buf.indexOf("\n");
+        }
+      }
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+      r.destroy();
+      req.destroy();
     }
   }
 

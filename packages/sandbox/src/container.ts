@@ -2,7 +2,9 @@
  * `ctx.container` of the Sandbox SDK 1.0 direction (SPEC §14.1) for any Durable Object class bound
  * in wrangler's `containers[]`: `running`, `start()`, `exec(argv, options)` → `ExecProcess`,
  * `destroy()`, on the same jail as the sandbox of that object. `exec` runs argv with no implicit
- * shell, in `/`, and nothing carries over between calls. `stdin` other than none is not supported yet.
+ * shell, in `/`, and nothing carries over between calls; stdin is streamed (a `ReadableStream`, or
+ * `"pipe"` for `ExecProcess.stdin`), output comes as bytes, and `pty` gives the command a terminal
+ * of its own (`script` inside the jail; `resize` sets its size).
  */
 import type { DurableObjectClass } from "@cairn/objects";
 import { SandboxError } from "./errors.ts";
@@ -18,23 +20,31 @@ import {
 import { validateEnv, validateSandboxId } from "./validate.ts";
 
 export interface ContainerExecOptions {
-  stdin?: ReadableStream | "pipe";
+  /** The command's stdin: a stream Cairn reads, or `"pipe"` for `ExecProcess.stdin`. */
+  stdin?: ReadableStream<Uint8Array> | "pipe";
   stdout?: "pipe" | "ignore";
   stderr?: "pipe" | "ignore" | "combined";
   cwd?: string;
   env?: Record<string, string>;
+  /** Only the jail's user (`"user"`, `1000`) is accepted: every command of a jail runs as it. */
+  user?: string | number;
   signal?: AbortSignal;
+  /** A terminal of its own (`true`, or its size); stdout and stderr come merged, as on a terminal. */
+  pty?: boolean | { cols?: number; rows?: number };
 }
 
 export interface ExecProcess {
   readonly pid: number | undefined;
-  readonly isPty: false;
-  readonly stdin: null;
+  readonly isPty: boolean;
+  /** With `stdin: "pipe"`: write to it, close it for end of input. */
+  readonly stdin: WritableStream<Uint8Array> | null;
   readonly stdout: ReadableStream<Uint8Array> | null;
   readonly stderr: ReadableStream<Uint8Array> | null;
   readonly exitCode: Promise<number>;
   output(): Promise<{ stdout: ArrayBuffer; stderr: ArrayBuffer; exitCode: number }>;
   kill(signal?: string): void;
+  /** The terminal's size (`pty` only). */
+  resize(cols: number, rows: number): Promise<void>;
 }
 
 export interface Container {
@@ -81,11 +91,34 @@ export function containerFor(ctx: { id: { toString(): string; name?: string } })
           "sandbox.invalid_argument",
           "exec needs argv: a non-empty array of strings without NUL",
         );
-      if (options.stdin !== undefined)
-        throw new SandboxError("sandbox.invalid_argument", "exec: stdin is not supported by Cairn yet");
+      const stdinOpt = options.stdin;
+      if (
+        stdinOpt !== undefined &&
+        stdinOpt !== "pipe" &&
+        typeof (stdinOpt as ReadableStream | undefined)?.getReader !== "function"
+      )
+        throw new SandboxError("sandbox.invalid_argument", 'exec: stdin must be a ReadableStream or "pipe"');
+      if (options.user !== undefined && options.user !== "user" && options.user !== 1000)
+        throw new SandboxError(
+          "sandbox.invalid_argument",
+          `exec: user ${JSON.stringify(options.user)}: every command of a sandbox runs as its user ("user", uid 1000)`,
+        );
+      const size = typeof options.pty === "object" && options.pty ? options.pty : {};
+      for (const [k, v] of Object.entries(size))
+        if (v !== undefined && (!Number.isInteger(v) || v < 1 || v > 10_000))
+          throw new SandboxError("sandbox.invalid_argument", `exec: pty.${k} must be an integer 1–10000`);
+      const isPty = !!options.pty;
       const env = validateEnv(options.env);
       const e = await entry();
-      const enc = new TextEncoder();
+      const client = e.jail.client;
+      // stdin: the given stream, or a pipe fed by ExecProcess.stdin.
+      let input: AsyncIterable<Uint8Array> | undefined;
+      let stdin: WritableStream<Uint8Array> | null = null;
+      if (stdinOpt === "pipe") {
+        const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+        stdin = writable;
+        input = readable as unknown as AsyncIterable<Uint8Array>;
+      } else if (stdinOpt) input = stdinOpt as unknown as AsyncIterable<Uint8Array>;
       const out: Uint8Array[] = [];
       const err: Uint8Array[] = [];
       let outCtl: ReadableStreamDefaultController<Uint8Array> | undefined;
@@ -94,37 +127,51 @@ export function containerFor(ctx: { id: { toString(): string; name?: string } })
         options.stdout === "ignore"
           ? null
           : new ReadableStream<Uint8Array>({ start: (c) => void (outCtl = c) });
-      const combined = options.stderr === "combined";
+      const combined = options.stderr === "combined" || isPty;
       const stderr =
         options.stderr === "ignore" || combined
           ? null
           : new ReadableStream<Uint8Array>({ start: (c) => void (errCtl = c) });
       let pid: number | undefined;
-      let started: () => void = () => {};
-      const ready = new Promise<void>((r) => (started = r));
+      let started: (e?: unknown) => void = () => {};
+      let startFailed: unknown;
+      const ready = new Promise<void>((r) => {
+        started = (x) => {
+          startFailed ??= x;
+          r();
+        };
+      });
       const ac = new AbortController();
       options.signal?.addEventListener("abort", () => ac.abort());
       const exitCode = (async () => {
         let code = -1;
         try {
-          for await (const ev of e.jail.client.events(
-            "/exec",
-            { command: argv[0], argv: argv.slice(1), cwd: options.cwd ?? "/", ...(env ? { env } : {}) },
+          for await (const ev of client.execIo(
+            {
+              argv,
+              cwd: options.cwd ?? "/",
+              ...(env ? { env } : {}),
+              ...(isPty ? { pty: true, ...size } : {}),
+            },
+            input,
             ac.signal,
           )) {
             if (ev.type === "start") {
               pid = ev.pid;
               started();
             } else if (ev.type === "stdout" || (ev.type === "stderr" && combined)) {
-              const b = enc.encode(ev.data ?? "");
+              const b = new Uint8Array(Buffer.from(ev.b64 ?? "", "base64"));
               out.push(b);
               outCtl?.enqueue(b);
             } else if (ev.type === "stderr") {
-              const b = enc.encode(ev.data ?? "");
+              const b = new Uint8Array(Buffer.from(ev.b64 ?? "", "base64"));
               err.push(b);
               errCtl?.enqueue(b);
             } else if (ev.type === "complete") code = ev.exitCode ?? -1;
           }
+        } catch (x) {
+          started(x);
+          throw x;
         } finally {
           started();
           outCtl?.close();
@@ -134,6 +181,7 @@ export function containerFor(ctx: { id: { toString(): string; name?: string } })
       })();
       exitCode.catch(() => {});
       await ready;
+      if (startFailed) throw SandboxError.from(startFailed);
       const buf = (parts: Uint8Array[]) => {
         const b = Buffer.concat(parts);
         return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
@@ -142,8 +190,8 @@ export function containerFor(ctx: { id: { toString(): string; name?: string } })
         get pid() {
           return pid;
         },
-        isPty: false,
-        stdin: null,
+        isPty,
+        stdin,
         stdout,
         stderr,
         exitCode,
@@ -151,8 +199,23 @@ export function containerFor(ctx: { id: { toString(): string; name?: string } })
           const code = await exitCode;
           return { stdout: buf(out), stderr: buf(err), exitCode: code };
         },
-        kill() {
-          ac.abort();
+        kill(signal?: string) {
+          if (signal !== undefined && !/^SIG[A-Z0-9]+$/.test(signal))
+            throw new SandboxError("sandbox.invalid_argument", `unknown signal ${JSON.stringify(signal)}`);
+          if (pid === undefined) return ac.abort();
+          void client
+            .call("POST", "/exec-io/kill", { pid, ...(signal ? { signal } : {}) })
+            .catch(() => ac.abort());
+        },
+        async resize(cols: number, rows: number) {
+          if (!isPty) throw new SandboxError("sandbox.invalid_argument", "resize: the command has no pty");
+          for (const [k, v] of [
+            ["cols", cols],
+            ["rows", rows],
+          ] as const)
+            if (!Number.isInteger(v) || v < 1 || v > 10_000)
+              throw new SandboxError("sandbox.invalid_argument", `resize: ${k} must be an integer 1–10000`);
+          await client.call("POST", "/exec-io/resize", { pid, cols, rows });
         },
       } satisfies ExecProcess;
     },

@@ -13,13 +13,13 @@
  *   on macOS or Windows only; chosen explicitly with `isolation: "none"`, and every start warns.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { existsSync, realpathSync } from "node:fs";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync, constants as fsc, realpathSync, statSync } from "node:fs";
+import { chmod, copyFile, mkdir, mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import { connect, type Socket } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { homedir, tmpdir } from "node:os";
+import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ControlClient } from "./client.ts";
 import { SandboxError } from "./errors.ts";
@@ -89,6 +89,65 @@ function findBwrap(path: string | undefined): string | undefined {
 function writeQuietly(stream: NodeJS.WritableStream, data: Buffer | string): void {
   stream.on("error", () => {});
   stream.end(data);
+}
+
+/** Where the jail's execute-only binaries are kept (`CAIRN_JAIL_BIN_DIR`, else the user's cache). */
+function jailBinDir(): string {
+  if (process.env.CAIRN_JAIL_BIN_DIR) return process.env.CAIRN_JAIL_BIN_DIR;
+  const cache = process.env.XDG_CACHE_HOME || join(homedir(), ".cache");
+  return join(cache, "cairn", "jail-bin");
+}
+
+const copies = new Map<string, Promise<string>>();
+
+/**
+ * An execute-only (mode 0111) copy of `src`, made once per binary and kept. A process started from
+ * a file it cannot read is not dumpable (the kernel's rule for execute-only programs), so no other
+ * process of the jail can open its `/proc/<pid>/mem`, `environ`, `maps` or `fd/`, or ptrace it:
+ * the jail's init and the supervisor (which holds the control token) run from such copies. Inside
+ * the jail the copy's owner is the jail's uid, and the owner's bits (`--x`) are what count there.
+ */
+export async function executeOnlyCopy(src: string): Promise<string> {
+  let real: string;
+  let st: ReturnType<typeof statSync>;
+  try {
+    real = realpathSync(src);
+    st = statSync(real);
+  } catch (e) {
+    throw new SandboxError("sandbox.isolation_unavailable", `the jail needs ${src}: ${(e as Error).message}`);
+  }
+  const key = createHash("sha256")
+    .update(`${real}\0${st.size}\0${st.mtimeMs}\0${st.ino}`)
+    .digest("hex")
+    .slice(0, 16);
+  const dir = jailBinDir();
+  const dest = join(dir, `${basename(real)}-${key}`);
+  let p = copies.get(dest);
+  if (!p) {
+    p = (async () => {
+      try {
+        const have = statSync(dest);
+        if (have.size === st.size && (have.mode & 0o7777) === 0o111) return dest;
+      } catch {}
+      const tmp = `${dest}.${process.pid}.${randomBytes(4).toString("hex")}`;
+      try {
+        await mkdir(dir, { recursive: true, mode: 0o700 });
+        await copyFile(real, tmp, fsc.COPYFILE_FICLONE);
+        await chmod(tmp, 0o111);
+        await rename(tmp, dest);
+      } catch (e) {
+        await rm(tmp, { force: true }).catch(() => {});
+        throw new SandboxError(
+          "sandbox.isolation_unavailable",
+          `cannot keep the jail's execute-only copy of ${real} in ${dir} (set CAIRN_JAIL_BIN_DIR to a directory of this user): ${(e as Error).message}`,
+        );
+      }
+      return dest;
+    })();
+    p.catch(() => copies.delete(dest));
+    copies.set(dest, p);
+  }
+  return p;
 }
 
 /** The fixed part of the bwrap command line (namespaces, privileges, the base file system). */
@@ -343,7 +402,7 @@ function makeBwrapDriver(bwrapPath: string | undefined): SandboxDriver {
                 bwrap,
                 [
                   ...baseArgs(
-                    { cpu: 1, memory: 0, tmp: 1024 * 1024, pids: 0, cpuSeconds: 0 },
+                    { cpu: 1, memory: 0, tmp: 1024 * 1024, pids: 0, cpuSeconds: 0, disk: 0 },
                     undefined,
                     "none",
                   ),
@@ -391,7 +450,9 @@ function makeBwrapDriver(bwrapPath: string | undefined): SandboxDriver {
           ? undefined
           : new SandboxCgroup(probe.cgroup, `${spec.id}-${randomBytes(4).toString("hex")}`);
       await cgroup?.create(spec.limits);
-      const node = realpathSync(process.execPath);
+      const usr = spec.root ? join(spec.root, "usr") : "/usr";
+      const node = await executeOnlyCopy(process.execPath);
+      const init = await executeOnlyCopy(join(usr, "bin", "bash"));
       const args = [
         ...baseArgs(spec.limits, spec.root, network),
         "--ro-bind",
@@ -416,6 +477,9 @@ function makeBwrapDriver(bwrapPath: string | undefined): SandboxDriver {
         node,
         "/.cairn/node",
         "--ro-bind",
+        init,
+        "/.cairn/init",
+        "--ro-bind",
         SUPERVISOR,
         "/.cairn/supervisor.mjs",
         "--remount-ro",
@@ -424,10 +488,14 @@ function makeBwrapDriver(bwrapPath: string | undefined): SandboxDriver {
         "/workspace",
         "--seccomp",
         "3",
+        // The jail's pid 1 is Cairn's own init (bash from an execute-only copy: not dumpable, and it
+        // reaps orphans), not bwrap's reaper, which makes itself dumpable. The supervisor gets the
+        // token on its stdin (a background job's stdin is /dev/null unless given explicitly).
+        "--as-pid-1",
         "--",
-        "/.cairn/node",
-        "--max-old-space-size=64",
-        "/.cairn/supervisor.mjs",
+        "/.cairn/init",
+        "-c",
+        "/.cairn/node --max-old-space-size=64 /.cairn/supervisor.mjs <&0 & wait $!; exit $?",
       ];
       const env: Record<string, string> = { PATH: "/usr/bin:/bin", LANG: "C.UTF-8", CAIRN_JAILED: "1" };
       if (probe.cgroup === "rlimits") env.CAIRN_MEMORY_WATCH = String(spec.limits.memory);

@@ -45,8 +45,15 @@ export class SandboxError extends Error {
     this.text = text;
   }
 
+  /**
+   * Whether `e` is a SandboxError (of `code`). By shape, not by class: jails are shared by every
+   * copy of this package in a process (a project may load its own), and so are their errors.
+   */
   static is(e: unknown, code?: SandboxErrorCode): e is SandboxError {
-    return e instanceof SandboxError && (code === undefined || e.code === code);
+    if (!(e instanceof Error) || e.name !== "SandboxError") return false;
+    const c = (e as { code?: unknown }).code;
+    if (typeof (e as { text?: unknown }).text !== "string") return false;
+    return typeof c === "string" && c.startsWith("sandbox.") && (code === undefined || c === code);
   }
 
   /** Rebuilds a SandboxError from one that crossed an RPC (`(<code>) <text>` message), else returns `e`. */

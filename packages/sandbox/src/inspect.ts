@@ -17,7 +17,15 @@ export interface SandboxStatus {
   driver: string;
   startedAt?: string;
   lastActivity?: string;
-  limits: { mode: string; memory: number; pids: number; cpu: number; tmp: number; cpuSeconds: number };
+  limits: {
+    mode: string;
+    memory: number;
+    pids: number;
+    cpu: number;
+    tmp: number;
+    cpuSeconds: number;
+    disk: number;
+  };
   network: string;
   processes: ProcessInfo[];
   exposedPorts: { port: number; name?: string }[];
@@ -31,7 +39,15 @@ function running(id: string): JailEntry | undefined {
 
 function api(id: string): SandboxApi {
   const entry = running(id);
-  if (!entry) throw new SandboxError("sandbox.not_running", `sandbox ${id} is not running in this process`);
+  if (!entry) {
+    const elsewhere = listSandboxDirectories(sandboxConfig().dir).find((d) => d.id === id && d.running);
+    throw new SandboxError(
+      "sandbox.not_running",
+      elsewhere
+        ? `sandbox ${id} runs in another process of this machine (its jail is pid ${elsewhere.pid}): exec and logs are served by the process that runs it`
+        : `sandbox ${id} is stopped (no jail runs it): a call through getSandbox starts it again`,
+    );
+  }
   return new SandboxApi(entry.id, async () => entry, undefined);
 }
 
@@ -39,7 +55,8 @@ function api(id: string): SandboxApi {
 export async function describeSandbox(id: string): Promise<SandboxStatus | undefined> {
   validateSandboxId(id);
   const entry = running(id);
-  if (!entry && !listSandboxDirectories(sandboxConfig().dir).some((d) => d.id === id)) return undefined;
+  const dir = entry ? undefined : listSandboxDirectories(sandboxConfig().dir).find((d) => d.id === id);
+  if (!entry && !dir) return undefined;
   const info = sandboxInfo(id);
   let processes: ProcessInfo[] = [];
   if (entry) {
@@ -51,7 +68,8 @@ export async function describeSandbox(id: string): Promise<SandboxStatus | undef
   }
   return {
     id,
-    state: entry ? "running" : "stopped",
+    // A jail of another process (a project's thread or process of its own) is running too.
+    state: entry || dir?.running ? "running" : "stopped",
     driver: info.driver,
     ...(info.startedAt ? { startedAt: info.startedAt } : {}),
     ...(info.lastActivity ? { lastActivity: info.lastActivity } : {}),

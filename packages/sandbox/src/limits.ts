@@ -21,6 +21,8 @@ export interface SandboxLimitsConfig {
   pids?: number;
   /** CPU seconds per command (RLIMIT_CPU; default none). */
   cpuSeconds?: number;
+  /** The sandbox's files (workspace and home; default "4GiB"; 0: no limit). */
+  disk?: string | number;
 }
 
 export interface ResolvedLimits {
@@ -29,6 +31,7 @@ export interface ResolvedLimits {
   tmp: number;
   pids: number;
   cpuSeconds: number;
+  disk: number;
 }
 
 export type CgroupMode = "v2" | "v1" | "rlimits";
@@ -39,6 +42,7 @@ export const DEFAULT_LIMITS: ResolvedLimits = {
   tmp: 512 * 1024 ** 2,
   pids: 512,
   cpuSeconds: 0,
+  disk: 4 * 1024 ** 3,
 };
 
 export function resolveLimits(c: SandboxLimitsConfig = {}): ResolvedLimits {
@@ -48,6 +52,7 @@ export function resolveLimits(c: SandboxLimitsConfig = {}): ResolvedLimits {
     tmp: parseBytes(c.tmp, DEFAULT_LIMITS.tmp, "tmp"),
     pids: c.pids ?? DEFAULT_LIMITS.pids,
     cpuSeconds: c.cpuSeconds ?? DEFAULT_LIMITS.cpuSeconds,
+    disk: c.disk === 0 ? 0 : parseBytes(c.disk, DEFAULT_LIMITS.disk, "disk"),
   };
 }
 

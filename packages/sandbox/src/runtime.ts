@@ -7,6 +7,13 @@ import { join, resolve } from "node:path";
 import { driverFor, type IsolationName, type Jail, type Probe } from "./driver.ts";
 import { SandboxError } from "./errors.ts";
 import { type ResolvedLimits, resolveLimits, type SandboxLimitsConfig } from "./limits.ts";
+import {
+  restoreState,
+  type SandboxState,
+  type StateChange,
+  type StateHolder,
+  settleBeforeStop,
+} from "./state.ts";
 
 /** Settings of the sandboxes of a process (`configureSandboxes`, or `CAIRN_SANDBOX_*` variables). */
 export interface SandboxConfig {
@@ -18,7 +25,7 @@ export interface SandboxConfig {
   network?: "none" | "egress";
   /** Egress destinations, `host:port` (`CAIRN_SANDBOX_ALLOW`, comma-separated). */
   allow?: string[];
-  /** Limits (`CAIRN_SANDBOX_MEMORY`, `CAIRN_SANDBOX_PIDS`, `CAIRN_SANDBOX_CPU`, `CAIRN_SANDBOX_TMP`). */
+  /** Limits (`CAIRN_SANDBOX_MEMORY`, `CAIRN_SANDBOX_PIDS`, `CAIRN_SANDBOX_CPU`, `CAIRN_SANDBOX_TMP`, `CAIRN_SANDBOX_DISK`). */
   limits?: SandboxLimitsConfig;
   /** Warnings (isolation `none`, Dockerfile images); default `console.warn`. */
   warn?: (message: string) => void;
@@ -56,6 +63,10 @@ export interface JailEntry {
   commands: { command: string; exitCode: number | null; at: string; durationMs: number }[];
   /** Calls in flight (a long command is activity: the idle stop waits for it). */
   inflight: number;
+  /** The stored state's host copy and its writer (SPEC §14.6, `state.ts`). */
+  state: StateHolder;
+  /** Bytes the sandbox's files used at the last measurement (`disk.ts`). */
+  diskUsed?: number;
 }
 
 interface Runtime {
@@ -109,6 +120,7 @@ export function sandboxConfig(): ResolvedConfig {
     ...(env.CAIRN_SANDBOX_PIDS ? { pids: Number(env.CAIRN_SANDBOX_PIDS) } : {}),
     ...(env.CAIRN_SANDBOX_CPU ? { cpu: Number(env.CAIRN_SANDBOX_CPU) } : {}),
     ...(env.CAIRN_SANDBOX_TMP ? { tmp: env.CAIRN_SANDBOX_TMP } : {}),
+    ...(env.CAIRN_SANDBOX_DISK ? { disk: env.CAIRN_SANDBOX_DISK } : {}),
     ...c.limits,
   });
   return {
@@ -144,7 +156,16 @@ export function listJails(): JailEntry[] {
 /** The running jail of sandbox `id`, started if needed. */
 export function ensureJail(
   id: string,
-  opts: { keepAlive?: boolean; sleepAfterMs: number; limits?: SandboxLimitsConfig; startTimeoutMs?: number },
+  opts: {
+    keepAlive?: boolean;
+    sleepAfterMs: number;
+    limits?: SandboxLimitsConfig;
+    startTimeoutMs?: number;
+    /** What the Sandbox object stored: a starting jail takes it back. */
+    stored?: SandboxState;
+    /** Where changes are written (the object's storage). */
+    persist?: (change: StateChange) => Promise<void>;
+  },
 ): Promise<JailEntry> {
   const config = sandboxConfig();
   const key = jailKey(config.dir, id);
@@ -182,7 +203,21 @@ export function ensureJail(
         ports: new Map(),
         commands: [],
         inflight: 0,
+        state: {
+          sessions: new Map(),
+          processes: new Map(),
+          ...(opts.persist ? { persist: opts.persist } : {}),
+          warn: config.warn,
+        },
       };
+      if (opts.stored) {
+        try {
+          await restoreState(entry.state, jail.client, opts.stored, entry.ports);
+        } catch (e) {
+          await jail.destroy();
+          throw e;
+        }
+      }
       rt.jails.set(key, entry);
       void jail.exited.then(() => {
         if (rt.jails.get(key) === entry) rt.jails.delete(key);
@@ -222,16 +257,37 @@ export function setKeepAlive(entry: JailEntry, keepAlive: boolean, sleepAfterMs?
   schedule(entry);
 }
 
-/** Stops a sandbox's jail (its workspace stays). */
-export async function stopJail(key: string): Promise<void> {
+/** How long a stopping jail may take to hand over its last process records. */
+const SETTLE_TIMEOUT_MS = 2000;
+
+/**
+ * Stops a sandbox's jail (its workspace stays). `settle` (default true): first store the last
+ * records and logs of its processes; `destroy()` skips it (everything stored goes anyway).
+ */
+export async function stopJail(key: string, settle = true): Promise<void> {
   const entry = rt.jails.get(key);
   if (!entry) return;
   rt.jails.delete(key);
   clearTimeout(entry.timer);
+  if (settle) {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      settleBeforeStop(entry.state, entry.jail.client),
+      new Promise((r) => {
+        timer = setTimeout(r, SETTLE_TIMEOUT_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
   await entry.jail.destroy();
 }
 
-/** Stops every jail of this process. */
-export async function stopAllJails(): Promise<void> {
-  await Promise.all([...rt.jails.keys()].map(stopJail));
+/** Stops every jail of this process (or those of sandboxes under `under`), storing their last state. */
+export async function stopAllJails(under?: string): Promise<void> {
+  const dir = under === undefined ? undefined : resolve(under);
+  await Promise.all(
+    [...rt.jails.values()]
+      .filter((e) => dir === undefined || e.dir.startsWith(`${dir}/`))
+      .map((e) => stopJail(e.key)),
+  );
 }

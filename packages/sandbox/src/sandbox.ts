@@ -21,6 +21,7 @@ import {
   sandboxConfig,
   setKeepAlive,
 } from "./runtime.ts";
+import type { SandboxState, StateChange } from "./state.ts";
 import { parseDuration, validateSandboxId } from "./validate.ts";
 
 export interface SandboxOptions {
@@ -63,7 +64,10 @@ function storedOptions(id: string, o: SandboxOptions = {}): StoredOptions {
 /** The session implicit calls use: `sandbox-<id>`, or none with `enableDefaultSession: false`. */
 const defaultSession = (o: StoredOptions) => (o.enableDefaultSession ? `sandbox-${o.id}` : undefined);
 
-async function start(o: StoredOptions): Promise<JailEntry> {
+async function start(
+  o: StoredOptions,
+  state?: { stored: SandboxState; persist: (c: StateChange) => Promise<void> },
+): Promise<JailEntry> {
   const probe = await probeIsolation();
   if (!probe.ok) throw new SandboxError("sandbox.isolation_unavailable", probe.reason);
   return ensureJail(o.id, {
@@ -71,8 +75,12 @@ async function start(o: StoredOptions): Promise<JailEntry> {
     sleepAfterMs: o.sleepAfterMs,
     ...(o.limits ? { limits: o.limits } : {}),
     ...(o.startTimeoutMs ? { startTimeoutMs: o.startTimeoutMs } : {}),
+    ...(state ?? {}),
   });
 }
+
+/** Rows of the stored state (SPEC §14.6): `kind` session | port | process, keyed by id or port. */
+const STATE_TABLE = "cairn_sandbox_state";
 
 /**
  * The sandbox Durable Object (`export { Sandbox } from "@cloudflare/sandbox"`). Every method of
@@ -87,6 +95,9 @@ export class Sandbox<Env = unknown> extends DurableObject<Env> {
     ctx.storage.sql.exec(
       "CREATE TABLE IF NOT EXISTS cairn_sandbox (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     );
+    ctx.storage.sql.exec(
+      `CREATE TABLE IF NOT EXISTS ${STATE_TABLE} (kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (kind, key))`,
+    );
     const row = ctx.storage.sql.exec("SELECT value FROM cairn_sandbox WHERE key = 'options'").toArray()[0];
     if (row) this.#options = JSON.parse(String(row.value)) as StoredOptions;
   }
@@ -96,6 +107,50 @@ export class Sandbox<Env = unknown> extends DurableObject<Env> {
     const name = (this.ctx.id as { name?: string }).name;
     this.#options = storedOptions(validateSandboxId(name ?? this.ctx.id.toString().slice(0, 16)));
     return this.#options;
+  }
+
+  /** The stored sessions, ports and process records. */
+  #stored(): SandboxState {
+    const state: SandboxState = { sessions: [], ports: [], processes: [] };
+    for (const r of this.ctx.storage.sql.exec(`SELECT kind, value FROM ${STATE_TABLE} ORDER BY rowid`)) {
+      const v = JSON.parse(String(r.value));
+      if (r.kind === "session") state.sessions.push(v);
+      else if (r.kind === "port") state.ports.push(v);
+      else if (r.kind === "process") state.processes.push(v);
+    }
+    return state;
+  }
+
+  /** Writes one change of the stored state (from the jail's entry, through `getSandbox`'s stub). */
+  async __cairnSave(change: StateChange): Promise<void> {
+    const sql = this.ctx.storage.sql;
+    const put = (kind: string, key: string | number, value: unknown) =>
+      sql.exec(
+        `INSERT INTO ${STATE_TABLE} (kind, key, value) VALUES (?, ?, ?) ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value`,
+        kind,
+        String(key),
+        JSON.stringify(value),
+      );
+    const del = (kind: string, key: string | number) =>
+      sql.exec(`DELETE FROM ${STATE_TABLE} WHERE kind = ? AND key = ?`, kind, String(key));
+    switch (change.kind) {
+      case "session":
+        return void put("session", change.session.id, change.session);
+      case "session-deleted":
+        return void del("session", change.id);
+      case "port":
+        return void put("port", change.port.port, change.port);
+      case "port-deleted":
+        return void del("port", change.port);
+      case "process":
+        return void put("process", change.process.id, change.process);
+      case "process-deleted":
+        return void del("process", change.id);
+    }
+  }
+
+  #state() {
+    return { stored: this.#stored(), persist: (c: StateChange) => this.__cairnSave(c) };
   }
 
   /** Settles the options of this sandbox (called by `getSandbox`); starts its jail; returns its key. */
@@ -111,7 +166,7 @@ export class Sandbox<Env = unknown> extends DurableObject<Env> {
         "INSERT OR REPLACE INTO cairn_sandbox (key, value) VALUES ('options', ?)",
         JSON.stringify(o),
       );
-    const entry = await start(o);
+    const entry = await start(o, this.#state());
     setKeepAlive(entry, o.keepAlive, o.sleepAfterMs);
     return { key: entry.key, sessionId: defaultSession(o) };
   }
@@ -120,7 +175,7 @@ export class Sandbox<Env = unknown> extends DurableObject<Env> {
   get api(): SandboxApi {
     if (!this.#api) {
       const o = this.#opts();
-      this.#api = new SandboxApi(o.id, () => start(o), defaultSession(o), {
+      this.#api = new SandboxApi(o.id, () => start(o, this.#state()), defaultSession(o), {
         onDestroy: () => this.destroy(),
       });
     }
@@ -206,6 +261,7 @@ export class Sandbox<Env = unknown> extends DurableObject<Env> {
     const key = jailKey(sandboxConfig().dir, o.id);
     await destroyJail(findJail(key), key);
     this.ctx.storage.sql.exec("DELETE FROM cairn_sandbox");
+    this.ctx.storage.sql.exec(`DELETE FROM ${STATE_TABLE}`);
     this.#options = undefined;
     this.#api = undefined;
   }
@@ -224,7 +280,15 @@ export interface SandboxInfo {
   driver: string;
   startedAt?: string;
   lastActivity?: string;
-  limits: { mode: string; memory: number; pids: number; cpu: number; tmp: number; cpuSeconds: number };
+  limits: {
+    mode: string;
+    memory: number;
+    pids: number;
+    cpu: number;
+    tmp: number;
+    cpuSeconds: number;
+    disk: number;
+  };
   network: string;
   exposedPorts: number[];
   recentCommands: { command: string; exitCode: number | null; at: string; durationMs: number }[];
@@ -258,6 +322,7 @@ interface NamespaceLike {
 
 type StartStub = {
   __cairnStart(o: SandboxOptions & { id: string }): Promise<{ key: string; sessionId: string | undefined }>;
+  __cairnSave(change: StateChange): Promise<void>;
   destroy(): Promise<void>;
 };
 
@@ -279,16 +344,22 @@ export function getSandbox(ns: NamespaceLike, id: string, options: SandboxOption
   const stub = ns.get(ns.idFromName(sid) as never) as StartStub;
   const opts = { ...options, id: sid };
   let starting: Promise<JailEntry> | undefined;
+  // Changes are written through the stub: the object may be unloaded while its jail runs.
+  const save = (c: StateChange) => stub.__cairnSave(c);
+  const adopt = (e: JailEntry) => {
+    e.state.persist = save;
+    return e;
+  };
   const entry = async (): Promise<JailEntry> => {
     const c = sandboxConfig();
     const running = findJail(jailKey(c.dir, sid));
-    if (running) return running;
+    if (running) return adopt(running);
     starting ??= (async () => {
       try {
         const { key } = await stub.__cairnStart(opts);
         const e = findJail(key);
         if (!e) throw new SandboxError("sandbox.not_running", `sandbox ${sid} stopped while starting`);
-        return e;
+        return adopt(e);
       } catch (err) {
         throw SandboxError.from(err);
       } finally {

@@ -6,6 +6,7 @@
 // Plain JavaScript with no imports outside Node: it runs as it is, inside the jail.
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import * as fs from "node:fs/promises";
 import { createServer, request as httpRequest } from "node:http";
 import { connect } from "node:net";
@@ -197,6 +198,8 @@ class Session {
 
   start() {
     const argv = limited(["/bin/bash", "--noprofile", "--norc"], 0);
+    // A stored session comes back in its directory, unless that is gone (/tmp is not kept).
+    if (!existsSync(this.cwd)) this.cwd = WORKSPACE;
     const shell = spawn(argv[0], argv.slice(1), {
       cwd: this.cwd,
       env: this.env,
@@ -260,7 +263,9 @@ class Session {
           emit("stdout", t);
         },
         (rest) => {
-          code = Number(rest);
+          const sp = rest.indexOf(" ");
+          code = Number(sp < 0 ? rest : rest.slice(0, sp));
+          if (sp >= 0) this.cwd = rest.slice(sp + 1);
           outDone = true;
           if (errDone) finish();
         },
@@ -309,7 +314,7 @@ class Session {
       shell.stdin.write(
         `IFS= read -r -d '' __cairn_cmd <<'${delim}'\n${command}\n${delim}\n` +
           `eval "$__cairn_cmd" </dev/null\n` +
-          `__cairn_rc=$?; unset __cairn_cmd; printf '%s %d\\n' '${marker}' "$__cairn_rc"; printf '%s\\n' '${marker}' >&2\n`,
+          `__cairn_rc=$?; unset __cairn_cmd; printf '%s %d %s\\n' '${marker}' "$__cairn_rc" "$PWD"; printf '%s\\n' '${marker}' >&2\n`,
       );
     });
   }
@@ -727,6 +732,91 @@ function ndjson(res) {
   return (event) => res.write(`${JSON.stringify(event)}\n`);
 }
 
+// ---------------------------------------------------------------- exec with stdin (1.0 style)
+
+/** Sets a pty's size (TIOCSWINSZ through stty; the foreground process gets SIGWINCH). */
+async function resizePty(rec, cols, rows) {
+  if (!rec.tty) {
+    for (const pid of (await treeOf(rec.child.pid)).filter((p) => p !== rec.child.pid)) {
+      try {
+        const t = await fs.readlink(`/proc/${pid}/fd/0`);
+        if (t.startsWith("/dev/pts/")) {
+          rec.tty = t;
+          break;
+        }
+      } catch {}
+    }
+  }
+  if (!rec.tty) throw new Failure("sandbox.invalid_argument", "the process has no terminal yet");
+  await new Promise((resolve, reject) => {
+    const p = spawn("/usr/bin/stty", ["-F", rec.tty, "cols", String(cols), "rows", String(rows)], {
+      stdio: "ignore",
+    });
+    p.once("error", (e) => reject(new Failure("sandbox.exec_failed", e.message)));
+    p.once("close", (c) =>
+      c === 0 ? resolve() : reject(new Failure("sandbox.exec_failed", `stty exited ${c}`)),
+    );
+  });
+}
+
+const ioProcesses = new Map();
+
+/**
+ * `POST /exec-io`: argv (no shell) with its stdin streamed from the request body, its output
+ * streamed back as NDJSON events with base64 data (bytes, not text). The options are in the
+ * `x-cairn-exec` header (base64url JSON: argv, cwd, env, pty, cols, rows). With `pty`, the command
+ * runs on a terminal of its own (`script`), stdout and stderr merged as on a terminal.
+ */
+function execIo(req, res) {
+  let o;
+  try {
+    o = JSON.parse(Buffer.from(String(req.headers["x-cairn-exec"] ?? ""), "base64url").toString("utf8"));
+    if (!Array.isArray(o.argv) || o.argv.length === 0 || !o.argv.every((a) => typeof a === "string"))
+      throw new Error("argv must be a non-empty array of strings");
+  } catch (e) {
+    req.resume();
+    return fail(res, new Failure("sandbox.invalid_argument", `exec: ${e.message}`));
+  }
+  const env = { ...BASE_ENV, ...clean(o.env) };
+  let argv = o.argv;
+  if (o.pty) {
+    const quoted = o.argv.map(shellQuote).join(" ");
+    const size = o.cols && o.rows ? `stty cols ${Number(o.cols)} rows ${Number(o.rows)} 2>/dev/null; ` : "";
+    argv = ["/usr/bin/script", "-qefc", `${size}exec ${quoted}`, "/dev/null"];
+  }
+  argv = limited(argv, o.cpuSeconds);
+  const child = spawn(argv[0], argv.slice(1), {
+    cwd: o.cwd ? inJail(o.cwd) : "/",
+    env,
+    stdio: ["pipe", "pipe", "pipe"],
+    detached: true,
+  });
+  const write = ndjson(res);
+  const rec = { child, tty: undefined };
+  child.stdin.on("error", () => {});
+  req.on("error", () => {});
+  req.pipe(child.stdin);
+  for (const stream of ["stdout", "stderr"])
+    child[stream].on("data", (b) => write({ type: stream, b64: b.toString("base64") }));
+  child.once("spawn", () => {
+    ioProcesses.set(child.pid, rec);
+    write({ type: "start", pid: child.pid });
+  });
+  child.once("error", (e) => {
+    write({ type: "error", error: { code: "sandbox.exec_failed", message: e.message } });
+    res.end();
+  });
+  res.on("close", () => {
+    if (child.exitCode === null && child.signalCode === null) killTree(child.pid, "SIGKILL");
+  });
+  child.once("close", (c, sig) => {
+    ioProcesses.delete(child.pid);
+    killTree(child.pid, "SIGKILL");
+    write({ type: "complete", exitCode: exitCodeOf(c, sig) });
+    res.end();
+  });
+}
+
 const routes = {
   "GET /ping": async () => "pong",
   "POST /exec": async (b, res, req) => {
@@ -739,14 +829,17 @@ const routes = {
     const emit = (type, data) => write({ type, data });
     try {
       let code;
+      let cwd;
       if (b.sessionId && !b.subshell && !b.argv && !b.cwd && !b.env && !b.cpuSeconds) {
         write({ type: "start" });
-        code = await session(b.sessionId).run(b.command, {
+        const s = session(b.sessionId);
+        code = await s.run(b.command, {
           timeout: b.timeout,
           emit,
           maxOutput: b.maxOutput,
           signal: ac.signal,
         });
+        cwd = s.cwd;
       } else {
         const base = b.sessionId ? await session(b.sessionId).snapshot() : { cwd: WORKSPACE, env: BASE_ENV };
         const cwd = b.cwd ? inJail(b.cwd) : base.cwd;
@@ -803,7 +896,7 @@ const routes = {
           });
         });
       }
-      write({ type: "complete", exitCode: code, duration: Date.now() - started });
+      write({ type: "complete", exitCode: code, duration: Date.now() - started, ...(cwd ? { cwd } : {}) });
       res.end();
     } catch (e) {
       fail(res, e);
@@ -959,6 +1052,17 @@ const routes = {
     return undefined;
   },
   "POST /port/check": async (b) => checkPort(b),
+  "POST /exec-io/resize": async (b) => {
+    const rec = ioProcesses.get(b.pid);
+    if (!rec) throw new Failure("sandbox.process_not_found", `no running exec with pid ${b.pid}`);
+    await resizePty(rec, b.cols, b.rows);
+    return { success: true };
+  },
+  "POST /exec-io/kill": async (b) => {
+    const rec = ioProcesses.get(b.pid);
+    if (rec) await killTree(rec.child.pid, b.signal ?? "SIGTERM", 2000);
+    return { success: true };
+  },
 };
 
 const token = await new Promise((resolve) => {
@@ -1011,6 +1115,10 @@ const server = createServer(async (req, res) => {
       else res.destroy();
     });
     req.pipe(up);
+    return;
+  }
+  if (req.method === "POST" && url.pathname === "/exec-io") {
+    execIo(req, res);
     return;
   }
   const route = routes[`${req.method} ${url.pathname}`];
