@@ -345,6 +345,7 @@ export const ERROR_STATUS: Readonly<Record<ErrorCode | HttpErrorCode, number>> =
   "instance.invalid_id": 400,
   "workflow.invalid_name": 400,
   "workflow.invalid_event_type": 400,
+  "workflow.invalid_schedule": 400,
   "step.invalid_name": 400,
   "step.invalid_config": 400,
   "step.output_too_large": 413,

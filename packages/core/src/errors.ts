@@ -19,6 +19,7 @@ export type ErrorCode =
   | "workflow.not_found"
   | "workflow.invalid_name"
   | "workflow.invalid_event_type"
+  | "workflow.invalid_schedule"
   | "step.invalid_name"
   | "step.invalid_config"
   | "step.output_too_large"
@@ -45,6 +46,7 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   "workflow.not_found",
   "workflow.invalid_name",
   "workflow.invalid_event_type",
+  "workflow.invalid_schedule",
   "step.invalid_name",
   "step.invalid_config",
   "step.output_too_large",

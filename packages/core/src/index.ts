@@ -65,6 +65,18 @@ export {
   TERMINATE_TRIGGER_ERROR,
 } from "./rollback.ts";
 export {
+  type CronExpression,
+  decideSchedule,
+  MAX_SCHEDULE_INSTANCE_ID_LENGTH,
+  parseCron,
+  parseSchedules,
+  type ScheduleDecision,
+  scheduleInstanceId,
+  scheduleOfInstanceId,
+  validateAddressableId,
+  type WorkflowCronSchedule,
+} from "./schedule.ts";
+export {
   ACTIVE_STATUSES,
   type ApiInstanceStatus,
   type FinalStatus,

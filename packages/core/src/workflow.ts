@@ -10,6 +10,8 @@ export interface WorkflowEvent<T = unknown> {
   timestamp: Date;
   instanceId: string;
   workflowName: string;
+  /** Set on instances a schedule created (`workflows[].schedules`, SPEC §9.4): which cron and slot. */
+  schedule?: import("./schedule.ts").WorkflowCronSchedule;
 }
 
 /** What a step callback receives: which step this is, which attempt, and the resolved config. */

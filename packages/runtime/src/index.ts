@@ -16,3 +16,4 @@ export {
   type RuntimeOptions,
   type WorkflowDefinition,
 } from "./runtime.ts";
+export type { ScheduledController, ScheduledHandler } from "./scheduler.ts";

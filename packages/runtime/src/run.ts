@@ -45,6 +45,7 @@ import {
   type StepKind,
   type StepRow,
   type StepWrite,
+  scheduleOfInstanceId,
   serializeError,
   startAttempt,
   startRollbacks,
@@ -285,6 +286,8 @@ export class InstanceRun {
         instanceId: this.id,
         workflowName: this.workflow,
       };
+      const schedule = scheduleOfInstanceId(this.id);
+      if (schedule) event.schedule = schedule;
     } catch (e) {
       void this.#finish({ error: e });
       return;

@@ -10,9 +10,10 @@ import {
   type InstanceStatusDetails,
   LOST_RETRY_ALONE_MS,
   parseDuration,
+  parseSchedules,
   type RestartOptions,
   systemClock,
-  validateInstanceId,
+  validateAddressableId,
   validateWorkflowName,
   type WorkflowClass,
   WorkflowError,
@@ -23,6 +24,7 @@ import type { InstanceRow, Store } from "@cairn/store";
 import { Control } from "./control.ts";
 import { composeHooks, type RuntimeHooks } from "./hooks.ts";
 import type { RunHost, RunOutcome } from "./run.ts";
+import { type ScheduledHandler, Scheduler } from "./scheduler.ts";
 import { SuspectLanes } from "./suspects.ts";
 import { Worker } from "./worker.ts";
 
@@ -33,6 +35,12 @@ export interface WorkflowDefinition {
   /** The name of its binding in `env` (e.g. `"CHECKOUT"`). */
   binding?: string;
   class: WorkflowClass;
+  /**
+   * Cron expressions (wrangler's `workflows[].schedules`, SPEC §9.4): each slot creates one instance,
+   * id `"<cron>#<slot ms>"`, with `event.schedule = { cron, scheduledTime }`. Invalid expressions are
+   * refused when the runtime is made (`workflow.invalid_schedule`).
+   */
+  schedules?: string | string[];
   /**
    * Told of each run of an instance before `run()` is called (its epoch, and `done` when it ends):
    * how a workflow whose code lives in a remote worker (`RemoteWorkers`) follows its runs.
@@ -78,6 +86,11 @@ export interface RuntimeOptions {
   /** How often to look for work written by other processes. Default 1000 ms with the system clock. */
   pollMs?: number;
   hooks?: RuntimeHooks;
+  /**
+   * Wrangler's `triggers.crons`: each slot calls `scheduled` once (across workers sharing the store)
+   * with `{ cron, scheduledTime, type: "scheduled", noRetry() }`; a failure is logged, not retried.
+   */
+  triggers?: { crons: string[]; scheduled?: ScheduledHandler };
   /** Where the runtime reports errors it cannot hand to anyone. Default: console.error. */
   log?: (message: string, error: unknown) => void;
 }
@@ -128,6 +141,10 @@ export class Runtime {
   readonly #listeners = new Set<Listener>();
   readonly #worker: Worker;
   readonly #control: Control;
+  readonly #scheduler: Scheduler;
+  /** Each workflow's parsed schedules, for `schedules()`. */
+  readonly #schedules = new Map<string, import("@cairn/core").CronExpression[]>();
+  readonly #workerEnabled: boolean;
   readonly #baseHooks: RuntimeHooks;
   readonly #addedHooks: { hooks: RuntimeHooks }[] = [];
 
@@ -151,7 +168,19 @@ export class Runtime {
         throw new Error(`Workflow "${def.name}" needs a class that extends WorkflowEntrypoint`);
       if (this.#definitions.has(def.name)) throw new Error(`Workflow "${def.name}" is defined twice`);
       this.#definitions.set(def.name, def);
+      this.#schedules.set(def.name, parseSchedules(def.schedules, def.binding ?? def.name));
     }
+    const triggers = options.triggers;
+    if (
+      triggers !== undefined &&
+      (typeof triggers !== "object" || triggers === null || !Array.isArray(triggers.crons))
+    )
+      throw new Error("triggers must be { crons: string[], scheduled }");
+    const crons = parseSchedules(triggers?.crons ?? [], "triggers.crons");
+    if (crons.length > 0 && typeof triggers?.scheduled !== "function")
+      throw new Error(
+        "triggers.crons needs a scheduled() handler: export default { scheduled(controller, env, ctx) { … } }",
+      );
     this.env = { ...options.env };
     for (const def of options.workflows)
       if (def.binding) {
@@ -189,6 +218,22 @@ export class Runtime {
       onRun: (workflow, run) => this.#definitions.get(workflow)?.onRun?.(run),
       log,
     });
+    this.#workerEnabled = options.worker ?? true;
+    this.#scheduler = new Scheduler({
+      store: this.store,
+      clock: this.clock,
+      workerId: this.workerId,
+      workflows: [...this.#schedules].map(([name, schedules]) => ({ name, schedules })),
+      crons,
+      ...(triggers?.scheduled ? { scheduled: triggers.scheduled } : {}),
+      hooks: () => this.#host.hooks,
+      created: (workflow, id) => {
+        this.#changed(workflow, id, "queued");
+        this.#worker.pump();
+      },
+      retryMs: options.pollMs ?? 1000,
+      log,
+    });
     this.#control = new Control({
       store: this.store,
       clock: this.clock,
@@ -209,8 +254,9 @@ export class Runtime {
   }
 
   /** Begins claiming and running work. Opening a store again resumes every unfinished instance. */
-  start(): Promise<void> {
-    return this.#worker.start();
+  async start(): Promise<void> {
+    await this.#worker.start();
+    if (this.#workerEnabled && !this.#worker.closed) this.#scheduler.start();
   }
 
   /**
@@ -218,8 +264,9 @@ export class Runtime {
    * continue when a worker opens the store again. Step callbacks already running cannot be stopped,
    * but their outcomes are not stored (they run again later).
    */
-  close(): Promise<void> {
-    return this.#worker.close();
+  async close(): Promise<void> {
+    this.#scheduler.close();
+    await this.#worker.close();
   }
 
   /** Whether `close()` was called. */
@@ -267,8 +314,30 @@ export class Runtime {
    * still running (callbacks that settle within a few turns of the event loop are waited for; ones
    * that wait on I/O are not). Used by tests with a fake clock.
    */
-  whenIdle(): Promise<void> {
-    return this.#worker.whenIdle();
+  async whenIdle(): Promise<void> {
+    await this.#scheduler.idle();
+    await this.#worker.whenIdle();
+  }
+
+  /**
+   * A workflow's schedules (SPEC §9.4) and when each fires next (ms since the epoch; `null` when it
+   * never will again).
+   */
+  schedules(workflow: string): { cron: string; nextAt: number | null }[] {
+    this.definition(workflow);
+    const now = this.clock.now();
+    return (this.#schedules.get(workflow) ?? []).map((c) => ({
+      cron: c.cron,
+      nextAt: c.nextSlot(now) ?? null,
+    }));
+  }
+
+  /**
+   * Calls the Worker's `scheduled()` handler for `cron` now, claiming no slot: what `cairn dev`'s
+   * `GET /__scheduled?cron=` does. Fails when there is no handler.
+   */
+  fireScheduled(cron: string): Promise<void> {
+    return this.#scheduler.fireNow(cron);
   }
 
   // ---- control plane (control.ts) -----------------------------------------------------------
@@ -351,7 +420,7 @@ export class Runtime {
         return (await runtime.createBatch(workflow, batch)).map(handle);
       },
       async get(id) {
-        validateInstanceId(id);
+        validateAddressableId(id);
         await runtime.instance(workflow, id);
         return handle(id);
       },
