@@ -175,6 +175,14 @@ export const workflowSummarySchema = z.object({
     )
     .describe("instance counts per status (every status present, zero when none)"),
   triggered_on: iso.nullable().describe("when the most recent instance was created, if any"),
+  schedules: z
+    .array(
+      z.object({
+        cron: z.string().describe("a cron expression of workflows[].schedules (UTC)"),
+        next_at: iso.nullable().describe("when its next slot fires; null when it never will again"),
+      }),
+    )
+    .describe("the workflow's schedules (SPEC §9.4), each creating one instance per slot; empty when none"),
 });
 export type WorkflowSummary = z.infer<typeof workflowSummarySchema>;
 

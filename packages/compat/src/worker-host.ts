@@ -23,7 +23,13 @@ import { type ProjectInfo, projectInfo } from "./project-info.ts";
 /** What the main thread knows of a project whose code runs in the worker thread. */
 export interface ProjectSummary
   extends Pick<LoadedProject, "name" | "kind" | "dir" | "configPath" | "entry" | "storePath"> {
-  workflows: { binding: string; name: string; className?: string; classOwnName?: string }[];
+  workflows: {
+    binding: string;
+    name: string;
+    className?: string;
+    classOwnName?: string;
+    schedules?: string | string[];
+  }[];
 }
 
 /** A project served with its code in a worker thread and the API in this one. */
@@ -275,6 +281,8 @@ export async function hostProjectInWorker(dir: string, options: WorkerHostOption
         binding: w.binding,
         name: w.name,
         class: standIn(w.classOwnName ?? w.className ?? w.name),
+        // Known here for `GET /workflows/:name`; only the project's thread fires them.
+        ...(w.schedules !== undefined ? { schedules: w.schedules } : {}),
       })),
       ...(started.beforeCreate
         ? { hooks: { beforeCreate: async (info) => void (await call("beforeCreate", [info])) } }

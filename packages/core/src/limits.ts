@@ -6,6 +6,8 @@ export const MAX_EVENT_TYPE_LENGTH = 100;
 /** Params, event payloads and step results, each measured encoded. */
 export const MAX_PAYLOAD_BYTES = 1024 * 1024;
 export const DEFAULT_STEP_LIMIT = 10_000;
+/** The largest `workflows[].limits.steps` (Cloudflare's limit, SPEC §9.3). */
+export const MAX_WORKFLOW_STEP_LIMIT = 25_000;
 export const MAX_RETRY_LIMIT = 10_000;
 export const MAX_BATCH_SIZE = 100;
 export const DAY_MS = 24 * 60 * 60 * 1000;

@@ -24,6 +24,8 @@ export interface WorkflowConfig {
    * `event.schedule = { cron, scheduledTime }` (docs/schedules). UTC, 5 fields.
    */
   schedules?: string | string[];
+  /** `step.do` calls allowed per instance (wrangler's `workflows[].limits.steps`); default `stepLimit`. */
+  stepLimit?: number;
   /** Told of each run (see `WorkflowDefinition.onRun`): remote workflows (`RemoteWorkers`) use it. */
   onRun?: WorkflowDefinition["onRun"];
 }
@@ -162,6 +164,7 @@ export async function createCairn<Env = Record<string, unknown>>(options: CairnO
         class: w.class,
         ...(w.onRun ? { onRun: w.onRun } : {}),
         ...(w.schedules !== undefined ? { schedules: w.schedules } : {}),
+        ...(w.stepLimit !== undefined ? { stepLimit: w.stepLimit } : {}),
       })),
       ...(options.triggers ? { triggers: options.triggers } : {}),
       env: { ...options.env, ...objects.namespaces },

@@ -102,6 +102,8 @@ export interface RunHost {
   /** Orders attempts that may have killed the previous process (see `SuspectLanes`). */
   readonly suspects: SuspectLanes;
   readonly stepLimit: number;
+  /** A workflow's own step limit (`WorkflowDefinition.stepLimit`), when it has one. */
+  readonly stepLimitOf?: (workflow: string) => number | undefined;
   readonly defaultStepConfig: ResolvedStepConfig;
   /**
    * Workers sharing a store (and so `maxConcurrent`): takes a slot for an instance that was stored
@@ -471,11 +473,15 @@ export class InstanceRun {
     validateStepName(name);
     const key = this.#counter.next(kind, name);
     const seq = ++this.#seq;
-    if (kind === "do" && ++this.#doCount > this.#host.stepLimit) {
+    const own = kind === "do" ? this.#host.stepLimitOf?.(this.workflow) : undefined;
+    const limit = own ?? this.#host.stepLimit;
+    if (kind === "do" && ++this.#doCount > limit) {
+      const raise =
+        own === undefined ? "Raise stepLimit in the Cairn options" : "Raise the workflow's limits.steps";
       void this.#finish({
         error: new WorkflowError(
           "step.limit_reached",
-          `The limit of ${this.#host.stepLimit} steps has been reached. Raise stepLimit in the Cairn options to allow more.`,
+          `The limit of ${limit} steps has been reached. ${raise} to allow more.`,
         ),
       });
       return never();

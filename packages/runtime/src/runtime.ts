@@ -9,6 +9,7 @@ import {
   type InstanceStatus,
   type InstanceStatusDetails,
   LOST_RETRY_ALONE_MS,
+  MAX_WORKFLOW_STEP_LIMIT,
   parseDuration,
   parseSchedules,
   type RestartOptions,
@@ -41,6 +42,11 @@ export interface WorkflowDefinition {
    * refused when the runtime is made (`workflow.invalid_schedule`).
    */
   schedules?: string | string[];
+  /**
+   * `step.do` calls allowed per instance of this workflow (wrangler's `workflows[].limits.steps`,
+   * 1 … 25,000); default the runtime's `stepLimit`.
+   */
+  stepLimit?: number;
   /**
    * Told of each run of an instance before `run()` is called (its epoch, and `done` when it ends):
    * how a workflow whose code lives in a remote worker (`RemoteWorkers`) follows its runs.
@@ -169,6 +175,13 @@ export class Runtime {
       if (this.#definitions.has(def.name)) throw new Error(`Workflow "${def.name}" is defined twice`);
       this.#definitions.set(def.name, def);
       this.#schedules.set(def.name, parseSchedules(def.schedules, def.binding ?? def.name));
+      if (
+        def.stepLimit !== undefined &&
+        (!Number.isInteger(def.stepLimit) || def.stepLimit < 1 || def.stepLimit > MAX_WORKFLOW_STEP_LIMIT)
+      )
+        throw new Error(
+          `Workflow "${def.name}": limits.steps must be a whole number from 1 to ${MAX_WORKFLOW_STEP_LIMIT}, got ${def.stepLimit}`,
+        );
     }
     const triggers = options.triggers;
     if (
@@ -200,6 +213,7 @@ export class Runtime {
       attemptMarkerAfterMs: ATTEMPT_MARKER_AFTER_MS,
       suspects: new SuspectLanes(this.clock, LOST_RETRY_ALONE_MS),
       stepLimit,
+      stepLimitOf: (workflow) => this.#definitions.get(workflow)?.stepLimit,
       defaultStepConfig: defaultStepConfig(retryDelay),
       changed: (workflow, id, status) => this.#changed(workflow, id, status),
       log: (message, error) => log(message, error),
@@ -226,6 +240,7 @@ export class Runtime {
       workflows: [...this.#schedules].map(([name, schedules]) => ({ name, schedules })),
       crons,
       ...(triggers?.scheduled ? { scheduled: triggers.scheduled } : {}),
+      env: this.env,
       hooks: () => this.#host.hooks,
       created: (workflow, id) => {
         this.#changed(workflow, id, "queued");

@@ -18,8 +18,8 @@ export interface ScheduledController {
   noRetry(): void;
 }
 
-/** The Worker's `scheduled()` handler as the runtime calls it. */
-export type ScheduledHandler = (controller: ScheduledController) => unknown;
+/** The Worker's `scheduled()` handler as the runtime calls it, with the runtime's `env`. */
+export type ScheduledHandler = (controller: ScheduledController, env: Record<string, unknown>) => unknown;
 
 /** One schedule the scheduler follows. */
 interface Entry {
@@ -36,6 +36,8 @@ export interface SchedulerOptions {
   /** `triggers.crons`, parsed, and the handler they call. */
   crons: CronExpression[];
   scheduled?: ScheduledHandler;
+  /** What `scheduled()` gets as `env`. */
+  env: Record<string, unknown>;
   hooks(): RuntimeHooks;
   /** Told of each instance a schedule created (the runtime tells its listeners and its worker). */
   created(workflow: string, id: string): void;
@@ -128,7 +130,7 @@ export class Scheduler {
   /** Calls the `scheduled()` handler for `cron` now, without claiming a slot (`/__scheduled` in dev). */
   async fireNow(cron: string, scheduledTime = this.#o.clock.now()): Promise<void> {
     if (!this.#o.scheduled) throw new Error("the Worker has no scheduled() handler");
-    await this.#o.scheduled(controller(cron, scheduledTime));
+    await this.#o.scheduled(controller(cron, scheduledTime), this.#o.env);
   }
 
   async #pass(): Promise<void> {
@@ -195,7 +197,7 @@ export class Scheduler {
   #call(cron: string, scheduledTime: number): void {
     const handler = this.#o.scheduled;
     if (!handler) return;
-    const call = (async () => handler(controller(cron, scheduledTime)))()
+    const call = (async () => handler(controller(cron, scheduledTime), this.#o.env))()
       .catch((e) => this.#o.log(`Cairn: the scheduled() handler failed for cron "${cron}" (not retried)`, e))
       .finally(() => this.#calls.delete(call));
     this.#calls.add(call);
