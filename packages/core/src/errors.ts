@@ -116,7 +116,10 @@ export function isNonRetryable(e: unknown): boolean {
   if (typeof e !== "object" || e === null) return false;
   const { name, message } = e as { name?: unknown; message?: unknown };
   return (
-    name === "NonRetryableError" || (typeof message === "string" && message.startsWith("NonRetryableError"))
+    name === "NonRetryableError" ||
+    // A step whose delay function failed (SPEC §9.3) is not retried either.
+    name === "NonRetryableDelayError" ||
+    (typeof message === "string" && message.startsWith("NonRetryableError"))
   );
 }
 

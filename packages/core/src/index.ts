@@ -3,12 +3,17 @@ export {
   type Backoff,
   canRetry,
   DEFAULT_RETRY_DELAY,
+  DELAY_FUNCTION_TIMEOUT_MS,
+  DYNAMIC_DELAY,
   defaultStepConfig,
+  dynamicDelayMs,
+  nonRetryableDelayError,
   REDACTED_STEP_OUTPUT,
   type ResolvedStepConfig,
   reconnectDelayMs,
   resolveStepConfig,
   retryDelayMs,
+  type WorkflowDelayFunction,
   type WorkflowStepConfig,
 } from "./config.ts";
 export { type Duration, type DurationUnit, formatDuration, parseDuration } from "./durations.ts";

@@ -206,6 +206,8 @@ export function endAttempt(
   now: number,
   shown: boolean,
   adjustDelay?: AdjustDelay,
+  /** The base delay a delay function returned (for `retries.delay: "[dynamic]"`). */
+  delayBaseMs?: number,
 ): AttemptEnd {
   const { call, config, attempt } = a;
   const history: NewHistoryEntry[] = [];
@@ -263,7 +265,7 @@ export function endAttempt(
       history,
     };
   }
-  const base = retryDelayMs(config.retries, attempt);
+  const base = retryDelayMs(config.retries, attempt, delayBaseMs);
   const delay = adjustDelay ? adjustDelay(base) : base;
   history.push(stepEntry(call, now, "attempt_errored", { attempt, error, retryDelayMs: delay }));
   const at = now + delay;
@@ -294,12 +296,15 @@ export function loseAttempt(
   config: ResolvedStepConfig,
   now: number,
   adjustDelay?: AdjustDelay,
+  /** For `retries.delay: "[dynamic]"`: the base delay to use (the function is not called for a lost attempt). */
+  delayBaseMs?: number,
 ): StepWrite & ({ next: "throw"; error: Error } | { next: "retry"; at: number }) {
   const d = decideLostAttempt({
     name: call.key.name,
     attempts: stored.attempts,
     config,
     previousError: stored.error,
+    ...(delayBaseMs !== undefined ? { delayBaseMs } : {}),
   });
   const row = { ...stored, seq: call.seq, config, error: d.error };
   if (d.retry) {

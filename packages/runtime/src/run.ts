@@ -4,8 +4,12 @@ import {
   type Attempt,
   type AttemptResult,
   type Clock,
+  canRetry,
   DEFAULT_EVENT_TIMEOUT,
+  DELAY_FUNCTION_TIMEOUT_MS,
+  DYNAMIC_DELAY,
   deserializeError,
+  dynamicDelayMs,
   type ExecutionContext,
   eligibleRollbacks,
   endAttempt,
@@ -17,11 +21,13 @@ import {
   type InstanceRow,
   type InstanceStatus,
   type InstanceWrite,
+  isNonRetryable,
   loseAttempt,
   MAX_EVENT_TIMEOUT_MS,
   MAX_SLEEP_MS,
   MIN_EVENT_TIMEOUT_MS,
   type NewHistoryEntry,
+  nonRetryableDelayError,
   type ParkState,
   park,
   parkPaused,
@@ -60,6 +66,7 @@ import {
   validateEventType,
   validateStepName,
   type WorkflowClass,
+  type WorkflowDelayFunction,
   WorkflowError,
   type WorkflowEvent,
   WorkflowFatalError,
@@ -525,8 +532,14 @@ export class InstanceRun {
     const timeoutMs = parseDuration(config.timeout);
     const stepStartedAt = stored?.startedAt ?? this.#now();
     // An attempt in flight when the process running it stopped: it failed.
+    const delayFn = delayFunctionOf(userConfig);
     if (stored?.status === "running") {
-      const lost = loseAttempt(call, stored, config, this.#now(), this.#adjuster(key, "retry"));
+      // A lost attempt does not call a delay function: the runtime's default delay is its base.
+      const base =
+        config.retries.delay === DYNAMIC_DELAY
+          ? parseDuration(this.#host.defaultStepConfig.retries.delay)
+          : undefined;
+      const lost = loseAttempt(call, stored, config, this.#now(), this.#adjuster(key, "retry"), base);
       await this.#commit(lost);
       this.#steps.set(stepKeyString(key), lost.step);
       if (lost.next === "throw") throw lost.error;
@@ -551,9 +564,25 @@ export class InstanceRun {
         shown: false,
         value: undefined,
       };
-      const result = await this.#callbacks.during(() => this.#runAttempt(a, timeoutMs, callback));
+      let result = await this.#callbacks.during(() => this.#runAttempt(a, timeoutMs, callback));
       if (result === undefined) return never();
-      const end = endAttempt(a, result, this.#now(), a.shown, this.#adjuster(key, "retry"));
+      // A delay function (SPEC §9.3) is asked for the wait before the retry; when it fails, the step does.
+      let delayBaseMs: number | undefined;
+      if (
+        config.retries.delay === DYNAMIC_DELAY &&
+        !result.ok &&
+        !isNonRetryable(result.error) &&
+        canRetry(config.retries, a.attempt)
+      ) {
+        const failure = result.error;
+        const d = delayFn
+          ? await this.#callbacks.during(() => this.#askDelay(delayFn, a, failure))
+          : "is not available (the step's code has no delay function now)";
+        if (d === undefined) return never();
+        if (typeof d === "number") delayBaseMs = d;
+        else result = { ok: false, error: nonRetryableDelayError(key, d) };
+      }
+      const end = endAttempt(a, result, this.#now(), a.shown, this.#adjuster(key, "retry"), delayBaseMs);
       if (end.next === "return") {
         await this.#commit(end);
         this.#steps.set(stepKeyString(key), end.step);
@@ -637,19 +666,41 @@ export class InstanceRun {
     await this.#commit(startAttempt(a));
   }
 
+  /**
+   * Calls a step's delay function for failed attempt `a`: its value in ms, or why it cannot be used
+   * (threw, took more than 5 s, returned nonsense). `undefined` when the run was aborted meanwhile.
+   */
+  async #askDelay(
+    fn: WorkflowDelayFunction,
+    a: Attempt,
+    failure: unknown,
+  ): Promise<number | string | undefined> {
+    const error = failure instanceof Error ? failure : new Error(String(failure));
+    const { clock } = this.#host;
+    let timer: { cancel(): void } | undefined;
+    const timedOut = new Promise<string>((resolve) => {
+      timer = clock.setTimer(
+        () => resolve(`timed out after ${DELAY_FUNCTION_TIMEOUT_MS} ms`),
+        DELAY_FUNCTION_TIMEOUT_MS,
+      );
+    });
+    const asked = (async () => {
+      try {
+        return dynamicDelayMs(await fn({ ctx: stepContext(a), error }));
+      } catch (e) {
+        return `threw: ${(e as Error)?.message ?? String(e)}`;
+      }
+    })();
+    try {
+      return await Promise.race([asked, timedOut]);
+    } finally {
+      timer?.cancel();
+    }
+  }
+
   /** Runs one attempt of a callback under its timeout, through the `wrapStep` hook. */
   #attempt(a: Attempt, timeoutMs: number, callback: (ctx: WorkflowStepContext) => unknown): Promise<Settled> {
-    const { key } = a.call;
-    const { attempt, config } = a;
-    const ctx: WorkflowStepContext = {
-      step: { name: key.name, count: key.count },
-      attempt,
-      config: {
-        retries: { ...config.retries },
-        timeout: config.timeout,
-        ...(config.sensitive ? { sensitive: config.sensitive } : {}),
-      },
-    };
+    const ctx = stepContext(a);
     const next = async () => callback(ctx);
     const { wrapStep } = this.#host.hooks;
     const { clock } = this.#host;
@@ -674,7 +725,16 @@ export class InstanceRun {
         resolve(clock.now() > deadline ? timedOut() : result);
       };
       const work = wrapStep
-        ? wrapStep({ workflow: this.workflow, instanceId: this.id, step: key, attempt, config }, next)
+        ? wrapStep(
+            {
+              workflow: this.workflow,
+              instanceId: this.id,
+              step: a.call.key,
+              attempt: a.attempt,
+              config: a.config,
+            },
+            next,
+          )
         : next();
       work.then(
         (value) => settle({ ok: true, value }),
@@ -1284,4 +1344,27 @@ export class InstanceRun {
   #entry(timestamp: number, type: HistoryEventType): NewHistoryEntry {
     return historyEntry(this.workflow, this.id, timestamp, type);
   }
+}
+
+/** What a step callback (and a delay function) receives: a fresh copy of the config each time. */
+function stepContext(a: Attempt): WorkflowStepContext {
+  const { key } = a.call;
+  const { retries, timeout, sensitive } = a.config;
+  // A dynamic delay is not shown to the callback (its `delay` is the function's, not a duration).
+  const { delay, ...rest } = retries;
+  return {
+    step: { name: key.name, count: key.count },
+    attempt: a.attempt,
+    config: {
+      retries: (delay === DYNAMIC_DELAY ? rest : { ...retries }) as WorkflowStepContext["config"]["retries"],
+      timeout,
+      ...(sensitive ? { sensitive } : {}),
+    },
+  };
+}
+
+/** The delay function of a step's config, if it has one. */
+function delayFunctionOf(config: WorkflowStepConfig | undefined): WorkflowDelayFunction | undefined {
+  const delay = (config as { retries?: { delay?: unknown } } | undefined)?.retries?.delay;
+  return typeof delay === "function" ? (delay as WorkflowDelayFunction) : undefined;
 }

@@ -1,0 +1,126 @@
+import { WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "@cairn/core";
+import { describe, expect, it } from "vitest";
+import { introspectWorkflowInstance } from "./introspect.ts";
+import { createTestCairn } from "./test-cairn.ts";
+
+type Params = { delays?: unknown[]; throwIn?: boolean; stepLimit?: number };
+
+const attemptsAt: number[] = [];
+/** The test Cairn's clock, which attempts record. */
+let now = () => Date.now();
+const seenConfigs: unknown[] = [];
+const delayCalls: { attempt: number; error: string }[] = [];
+
+/** A step failing its first three attempts, with a delay function returning `delays` in turn. */
+class Flaky extends WorkflowEntrypoint {
+  async run(event: WorkflowEvent<Params>, step: WorkflowStep) {
+    const delays = event.payload.delays ?? [];
+    return step.do(
+      "flaky",
+      {
+        retries: {
+          limit: 5,
+          backoff: "constant",
+          delay: async ({ ctx, error }) => {
+            delayCalls.push({ attempt: ctx.attempt, error: error.message });
+            if (event.payload.throwIn) throw new Error("no delay today");
+            return delays[ctx.attempt - 1] as number;
+          },
+        },
+      },
+      async (ctx) => {
+        attemptsAt.push(now());
+        seenConfigs.push(ctx.config.retries);
+        if (ctx.attempt <= 3) throw new Error(`attempt ${ctx.attempt} failed`);
+        return ctx.attempt;
+      },
+    );
+  }
+}
+
+class Many extends WorkflowEntrypoint {
+  async run(_e: WorkflowEvent<Params>, step: WorkflowStep) {
+    for (let i = 0; i < 5; i++) await step.do(`s${i}`, async () => i);
+    return "done";
+  }
+}
+
+describe("dynamic retries.delay (SPEC §9.3)", () => {
+  it("waits what the delay function says before each retry, on the fake clock", async () => {
+    attemptsAt.length = 0;
+    seenConfigs.length = 0;
+    delayCalls.length = 0;
+    await using cairn = await createTestCairn({
+      workflows: [{ binding: "FLAKY", name: "flaky", class: Flaky }],
+      autoAdvance: false,
+    });
+    now = () => cairn.clock.now();
+    const times: number[] = [];
+    const t0 = cairn.clock.now();
+    await cairn.env.FLAKY.create({ id: "d", params: { delays: ["1 minute", 5000, "2 hours"] } });
+    await cairn.runUntilIdle();
+    // After attempt 1 fails: 1 minute.
+    const step = async () => (await cairn.store.steps.list("flaky", "d"))[0]!;
+    expect((await step()).wakeAt).toBe(t0 + 60_000);
+    expect((await step()).config?.retries.delay).toBe("[dynamic]");
+    await cairn.advanceTime("1 minute");
+    expect((await step()).wakeAt).toBe(t0 + 65_000);
+    await cairn.advanceTime(5000);
+    expect((await step()).wakeAt).toBe(t0 + 65_000 + 2 * 3_600_000);
+    await cairn.advanceTime("1 hour");
+    expect((await cairn.env.FLAKY.get("d").then((i) => i.status())).status).toBe("waiting");
+    await cairn.advanceTime("1 hour");
+    expect(await (await cairn.env.FLAKY.get("d")).status()).toMatchObject({ status: "complete", output: 4 });
+    times.push(...attemptsAt);
+    expect(times.map((t) => t - t0)).toEqual([0, 60_000, 65_000, 65_000 + 7_200_000]);
+    expect(delayCalls).toEqual([
+      { attempt: 1, error: "attempt 1 failed" },
+      { attempt: 2, error: "attempt 2 failed" },
+      { attempt: 3, error: "attempt 3 failed" },
+    ]);
+    // The callback's config has no delay.
+    expect(seenConfigs[0]).toEqual({ limit: 5, backoff: "constant" });
+  });
+
+  it.each([
+    [{ throwIn: true }, 'The delay function for step "flaky-1" threw: no delay today'],
+    [{ delays: [-5] }, 'The delay function for step "flaky-1" returned -5, not a duration of 0 ms or more'],
+    [{ delays: [{ ms: 5 }] }, 'The delay function for step "flaky-1" returned object, not a duration'],
+    [{ delays: ["soon"] }, 'The delay function for step "flaky-1" returned an invalid duration: '],
+  ])("a delay function that fails (%j) fails the step at once, not retried", async (params, message) => {
+    attemptsAt.length = 0;
+    await using cairn = await createTestCairn({
+      workflows: [{ binding: "FLAKY", name: "flaky", class: Flaky }],
+    });
+    await using instance = await introspectWorkflowInstance(cairn.env.FLAKY, "x");
+    await cairn.env.FLAKY.create({ id: "x", params });
+    await instance.waitForStatus("errored");
+    const error = await instance.getError();
+    expect(error.name).toBe("NonRetryableDelayError");
+    expect(error.message.startsWith(message)).toBe(true);
+    expect(attemptsAt).toHaveLength(1);
+  });
+});
+
+describe("workflows[].limits.steps (SPEC §9.3)", () => {
+  it("a workflow's own step limit ends its instances with step.limit_reached", async () => {
+    await using cairn = await createTestCairn({
+      workflows: [
+        { binding: "MANY", name: "many", class: Many, stepLimit: 3 },
+        { binding: "OTHER", name: "other", class: Many },
+      ],
+    });
+    await using limited = await introspectWorkflowInstance(cairn.env.MANY, "m");
+    await using free = await introspectWorkflowInstance(cairn.env.OTHER, "o");
+    await cairn.env.MANY.create({ id: "m" });
+    await cairn.env.OTHER.create({ id: "o" });
+    await limited.waitForStatus("errored");
+    expect((await limited.getError()).message).toBe(
+      "(step.limit_reached) The limit of 3 steps has been reached. Raise the workflow's limits.steps to allow more.",
+    );
+    await free.waitForStatus("complete");
+    await expect(
+      createTestCairn({ workflows: [{ binding: "MANY", name: "many", class: Many, stepLimit: 30_000 }] }),
+    ).rejects.toThrow('Workflow "many": limits.steps must be a whole number from 1 to 25000, got 30000');
+  });
+});
