@@ -350,6 +350,7 @@ export const ERROR_STATUS: Readonly<Record<ErrorCode | HttpErrorCode, number>> =
   "instance.cannot_pause": 409,
   "instance.cannot_send_event": 409,
   "instance.changed": 409,
+  "instance.rate_limited": 429,
   "instance.invalid_id": 400,
   "workflow.invalid_name": 400,
   "workflow.invalid_event_type": 400,

@@ -163,6 +163,9 @@ async function main(): Promise<void> {
     },
     store: storePath,
     ...(project.options.synchronous ? { synchronous: project.options.synchronous } : {}),
+    ...(project.options.createRatePerSecond !== undefined
+      ? { createRatePerSecond: project.options.createRatePerSecond }
+      : {}),
     fetch: fetch !== undefined,
     beforeCreate: typeof userHooks.beforeCreate === "function",
   });

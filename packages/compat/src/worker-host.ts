@@ -107,6 +107,8 @@ export type FromThread =
       project: ProjectSummary;
       store: string;
       synchronous?: "FULL" | "NORMAL";
+      /** The project's `createRatePerSecond`: creates go through the API's runtime. */
+      createRatePerSecond?: number;
       fetch: boolean;
       beforeCreate: boolean;
     }
@@ -276,6 +278,9 @@ export async function hostProjectInWorker(dir: string, options: WorkerHostOption
     cairn = await createCairn({
       store: store ?? started.store,
       ...(postgres ? { poolSize: 4 } : {}),
+      ...(started.createRatePerSecond !== undefined
+        ? { createRatePerSecond: started.createRatePerSecond }
+        : {}),
       worker: false,
       workflows: started.project.workflows.map((w) => ({
         binding: w.binding,

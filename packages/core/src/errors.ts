@@ -16,6 +16,7 @@ export type ErrorCode =
   | "instance.cannot_pause"
   | "instance.cannot_send_event"
   | "instance.changed"
+  | "instance.rate_limited"
   | "workflow.not_found"
   | "workflow.invalid_name"
   | "workflow.invalid_event_type"
@@ -43,6 +44,7 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   "instance.cannot_pause",
   "instance.cannot_send_event",
   "instance.changed",
+  "instance.rate_limited",
   "workflow.not_found",
   "workflow.invalid_name",
   "workflow.invalid_event_type",

@@ -145,6 +145,8 @@ export {
 export {
   type ExecutionContext,
   type InstanceStatusDetails,
+  LOCATION_HINTS,
+  type LocationHint,
   type RestartOptions,
   type Workflow,
   type WorkflowClass,

@@ -32,3 +32,25 @@ export const MAX_LOST_ATTEMPTS_IN_A_ROW = 3;
 export const RECONNECT_BASE_MS = 250;
 export const RECONNECT_MAX_MS = 5000;
 export const NAME_PATTERN = /^[a-zA-Z0-9_][a-zA-Z0-9\-_]*$/;
+
+/**
+ * A token bucket for `createRatePerSecond` (SPEC §9.3): `tokens` left at `at`. It refills at `rate`
+ * per second up to `rate` (bursts of one second's worth).
+ */
+export interface RateBucket {
+  tokens: number;
+  at: number;
+}
+
+/** Takes `n` tokens at `now` when the bucket has them: the bucket after, and whether it did. */
+export function takeTokens(
+  bucket: RateBucket | undefined,
+  rate: number,
+  n: number,
+  now: number,
+): { bucket: RateBucket; ok: boolean } {
+  const before = bucket ?? { tokens: rate, at: now };
+  const tokens = Math.min(rate, before.tokens + (Math.max(0, now - before.at) * rate) / 1000);
+  if (tokens < n) return { bucket: { tokens, at: now }, ok: false };
+  return { bucket: { tokens: tokens - n, at: now }, ok: true };
+}

@@ -232,7 +232,13 @@ export interface WorkflowInstanceCreateOptions<P = unknown> {
   id?: string;
   params?: P;
   retention?: { successRetention?: Duration; errorRetention?: Duration };
+  /** Cloudflare's placement hint (SPEC §9.3): validated against `LOCATION_HINTS`, otherwise ignored. */
+  locationHint?: LocationHint;
 }
+
+/** The regions Cloudflare accepts as a `locationHint`. */
+export const LOCATION_HINTS = ["wnam", "enam", "sam", "weur", "eeur", "apac", "oc", "afr", "me"] as const;
+export type LocationHint = (typeof LOCATION_HINTS)[number];
 
 export interface RestartOptions {
   from?: { name: string; count?: number; type?: "do" | "sleep" | "waitForEvent" };

@@ -60,6 +60,8 @@ export interface CairnOptions {
   /** Other bindings, visible to workflows as `this.env` next to the workflow bindings. */
   env?: Record<string, unknown>;
   maxConcurrent?: number;
+  /** Instances this process may create per second and workflow; more get 429 `instance.rate_limited`. */
+  createRatePerSecond?: number;
   defaultRetryDelay?: Duration;
   hotWaitThreshold?: Duration;
   stepLimit?: number;
@@ -170,6 +172,9 @@ export async function createCairn<Env = Record<string, unknown>>(options: CairnO
       env: { ...options.env, ...objects.namespaces },
       clock: options.clock,
       maxConcurrent: options.maxConcurrent,
+      ...(options.createRatePerSecond !== undefined
+        ? { createRatePerSecond: options.createRatePerSecond }
+        : {}),
       defaultRetryDelay: options.defaultRetryDelay,
       hotWaitThreshold: options.hotWaitThreshold,
       stepLimit: options.stepLimit,

@@ -71,6 +71,11 @@ export interface RuntimeOptions {
   clock?: Clock;
   /** Instances running at once; the rest stay `queued`. Default 10,000. */
   maxConcurrent?: number;
+  /**
+   * Instances this process may create per second and workflow (a token bucket with bursts of one
+   * second's worth); more fail with `instance.rate_limited` (HTTP 429). Default: unlimited.
+   */
+  createRatePerSecond?: number;
   /** The default `retries.delay` of `step.do`. Default "10 seconds". */
   defaultRetryDelay?: Duration;
   /** Waits up to this long keep an instance in memory; longer ones park it. Default "5 seconds". */
@@ -166,6 +171,9 @@ export class Runtime {
     const leaseMs = options.leaseMs ?? (exclusive ? 365 * 86_400_000 : 30_000);
     const log = options.log ?? ((message, error) => console.error(message, error));
     const stepLimit = options.stepLimit ?? DEFAULT_STEP_LIMIT;
+    const rate = options.createRatePerSecond;
+    if (rate !== undefined && (typeof rate !== "number" || !Number.isFinite(rate) || rate <= 0))
+      throw new Error(`createRatePerSecond must be a number > 0, got ${rate}`);
     if (!Number.isInteger(stepLimit) || stepLimit < 1)
       throw new Error(`stepLimit must be a whole number ≥ 1, got ${stepLimit}`);
     for (const def of options.workflows) {
@@ -255,6 +263,7 @@ export class Runtime {
       worker: this.#worker,
       workerId: this.workerId,
       maxConcurrent,
+      ...(rate !== undefined ? { createRatePerSecond: rate } : {}),
       exclusive,
       leaseMs,
       definition: (workflow) => this.definition(workflow),

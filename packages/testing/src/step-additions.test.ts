@@ -124,3 +124,46 @@ describe("workflows[].limits.steps (SPEC §9.3)", () => {
     ).rejects.toThrow('Workflow "many": limits.steps must be a whole number from 1 to 25000, got 30000');
   });
 });
+
+describe("create({ locationHint }) and createRatePerSecond (SPEC §9.3)", () => {
+  it("accepts a region as locationHint and refuses anything else", async () => {
+    await using cairn = await createTestCairn({
+      workflows: [{ binding: "MANY", name: "many", class: Many }],
+    });
+    const instance = await cairn.env.MANY.create({ id: "near", locationHint: "weur" });
+    expect(instance.id).toBe("near");
+    await expect(cairn.env.MANY.create({ locationHint: "mars" as never })).rejects.toThrow(
+      '(body) locationHint must be one of wnam, enam, sam, weur, eeur, apac, oc, afr, me, got "mars"',
+    );
+    await expect(cairn.env.MANY.createBatch([{ locationHint: "moon" as never }])).rejects.toThrow(
+      "locationHint must be one of",
+    );
+  });
+
+  it("refuses creates beyond createRatePerSecond with instance.rate_limited until time passes", async () => {
+    await using cairn = await createTestCairn({
+      workflows: [
+        { binding: "MANY", name: "many", class: Many },
+        { binding: "OTHER", name: "other", class: Many },
+      ],
+      createRatePerSecond: 2,
+      autoAdvance: false,
+    });
+    await cairn.env.MANY.create();
+    await cairn.env.MANY.create();
+    const refused = await cairn.env.MANY.create().catch((e: unknown) => e);
+    expect((refused as Error).message).toBe(
+      '(instance.rate_limited) Too many instances created for workflow "many": the limit is 2 per second (createRatePerSecond)',
+    );
+    await expect(cairn.env.MANY.createBatch([{}, {}])).rejects.toThrow("(instance.rate_limited)");
+    // Each workflow has its own bucket.
+    await cairn.env.OTHER.create();
+    await cairn.advanceTime(500);
+    await cairn.env.MANY.create();
+    await expect(cairn.env.MANY.create()).rejects.toThrow("(instance.rate_limited)");
+    await cairn.advanceTime(1000);
+    expect(await cairn.env.MANY.createBatch([{}, {}])).toHaveLength(2);
+    const page = await cairn.store.instances.list({ workflow: "many", limit: 10 });
+    expect(page.items).toHaveLength(5);
+  });
+});
