@@ -6,6 +6,10 @@ export const MAX_EVENT_TYPE_LENGTH = 100;
 /** Params, event payloads and step results, each measured encoded. */
 export const MAX_PAYLOAD_BYTES = 1024 * 1024;
 export const DEFAULT_STEP_LIMIT = 10_000;
+/** `ReadableStream` step results (SPEC §9.3): each chunk must be smaller than this. */
+export const MAX_STREAM_CHUNK_BYTES = 16 * 1024 * 1024;
+/** What one instance may store; a stream result larger than this fails the instance. */
+export const MAX_INSTANCE_STORAGE_BYTES = 1024 * 1024 * 1024;
 /** The largest `workflows[].limits.steps` (Cloudflare's limit, SPEC §9.3). */
 export const MAX_WORKFLOW_STEP_LIMIT = 25_000;
 export const MAX_RETRY_LIMIT = 10_000;

@@ -180,7 +180,10 @@ export function startAttempt(a: Attempt): StepWrite {
 }
 
 /** What a callback's attempt gave: its value encoded, or what it threw. */
-export type AttemptResult = { ok: true; result: Uint8Array } | { ok: false; error: unknown };
+/** `stream`: the result is a `ReadableStream`'s bytes, which the 1 MiB limit does not apply to. */
+export type AttemptResult =
+  | { ok: true; result: Uint8Array; stream?: boolean }
+  | { ok: false; error: unknown };
 
 /**
  * What follows an attempt's end, with the step row and history to commit first: `return` the
@@ -218,7 +221,7 @@ export function endAttempt(
   let failure: unknown;
   if (result.ok) {
     const size = result.result.byteLength;
-    if (size <= MAX_PAYLOAD_BYTES) {
+    if (size <= MAX_PAYLOAD_BYTES || result.stream) {
       history.push(stepEntry(call, now, "attempt_completed", { attempt }));
       history.push(stepEntry(call, now, "step_completed"));
       const step = stepRow(

@@ -79,7 +79,15 @@ import {
   waitNext,
 } from "@cairn/core";
 import type { ClaimedInstance, StepCommit, Store, StoreTx } from "@cairn/store";
-import { decodeValue, encodeValue, unclonableReason } from "./codec.ts";
+import {
+  decodeValue,
+  encodeStreamBytes,
+  encodeValue,
+  readStepStream,
+  StreamResultError,
+  streamOf,
+  unclonableReason,
+} from "./codec.ts";
 import type { RuntimeHooks } from "./hooks.ts";
 import { InFlight } from "./in-flight.ts";
 import type { SuspectLanes } from "./suspects.ts";
@@ -647,6 +655,19 @@ export class InstanceRun {
     if (shown) await shown;
     a.shown = shown !== undefined;
     if (!settled.ok) return settled;
+    if (settled.value instanceof ReadableStream) {
+      // A stream result (SPEC §9.3): read to its end and stored as bytes; the workflow gets a new stream.
+      let bytes: Uint8Array;
+      try {
+        bytes = await readStepStream(settled.value, a.call.key.name);
+      } catch (e) {
+        if (!(e instanceof StreamResultError)) return { ok: false, error: e };
+        void this.#finish({ error: e });
+        return undefined;
+      }
+      a.value = streamOf(bytes);
+      return { ok: true, result: encodeStreamBytes(bytes), stream: true };
+    }
     a.value = settled.value;
     try {
       return { ok: true, result: encodeValue(settled.value) };

@@ -1,4 +1,7 @@
-import { WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "@cairn/core";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { FakeClock, WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "@cairn/core";
 import { describe, expect, it } from "vitest";
 import { introspectWorkflowInstance } from "./introspect.ts";
 import { createTestCairn } from "./test-cairn.ts";
@@ -165,5 +168,109 @@ describe("create({ locationHint }) and createRatePerSecond (SPEC §9.3)", () => 
     expect(await cairn.env.MANY.createBatch([{}, {}])).toHaveLength(2);
     const page = await cairn.store.instances.list({ workflow: "many", limit: 10 });
     expect(page.items).toHaveLength(5);
+  });
+});
+
+describe("ReadableStream step results (SPEC §9.3)", () => {
+  const MiB = 1024 * 1024;
+  const pattern = (i: number) => (i * 31 + 7) & 0xff;
+  let blobRuns = 0;
+  const checked: { bytes: number; ok: boolean; chunks: number }[] = [];
+
+  /** Returns 3 MiB as a stream (64 KiB chunks), sleeps, then reads the stream the first step gave. */
+  class Blob extends WorkflowEntrypoint {
+    async run(_e: WorkflowEvent<unknown>, step: WorkflowStep) {
+      const stream = (await step.do("blob", async () => {
+        blobRuns++;
+        let sent = 0;
+        return new ReadableStream<Uint8Array>({
+          pull(c) {
+            if (sent >= 3 * MiB) return c.close();
+            const chunk = new Uint8Array(64 * 1024);
+            for (let i = 0; i < chunk.length; i++) chunk[i] = pattern(sent + i);
+            sent += chunk.length;
+            c.enqueue(chunk);
+          },
+        });
+      })) as unknown as ReadableStream<Uint8Array>;
+      await step.sleep("later", "1 hour");
+      let bytes = 0;
+      let ok = true;
+      let chunks = 0;
+      for await (const chunk of stream) {
+        chunks++;
+        for (let i = 0; i < chunk.length; i++) if (chunk[i] !== pattern(bytes + i)) ok = false;
+        bytes += chunk.length;
+      }
+      checked.push({ bytes, ok, chunks });
+      return bytes;
+    }
+  }
+
+  it("a 3 MiB stream result round-trips after a restart", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "cairn-stream-"));
+    try {
+      const store = join(dir, "cairn.db");
+      const clock = new FakeClock();
+      const workflows = [{ binding: "BLOB", name: "blob", class: Blob }];
+      {
+        await using cairn = await createTestCairn({ store, clock, workflows, autoAdvance: false });
+        await cairn.env.BLOB.create({ id: "b" });
+        await cairn.runUntilIdle();
+        const [row] = await cairn.store.steps.list("blob", "b");
+        expect(row?.status).toBe("succeeded");
+        expect(row!.result!.byteLength).toBeGreaterThan(3 * MiB);
+      }
+      await using cairn = await createTestCairn({ store, clock, workflows, autoAdvance: false });
+      await cairn.advanceTime("1 hour");
+      await cairn.runUntilIdle();
+      expect(await (await cairn.env.BLOB.get("b")).status()).toMatchObject({
+        status: "complete",
+        output: 3 * MiB,
+      });
+      expect(blobRuns).toBe(1);
+      // Read back from the store in 256 KiB chunks, every byte as written.
+      expect(checked).toEqual([{ bytes: 3 * MiB, ok: true, chunks: 12 }]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.each([
+    [
+      "a chunk of the wrong type",
+      () => new ReadableStream({ start: (c) => (c.enqueue("text"), c.close()) }),
+      "UnsupportedStreamChunkError",
+      'The step "s" returned a ReadableStream with a chunk of type string; chunks must be ArrayBuffers or TypedArrays',
+    ],
+    [
+      "a chunk of 16 MiB",
+      () => new ReadableStream({ start: (c) => (c.enqueue(new Uint8Array(16 * MiB)), c.close()) }),
+      "OversizedStreamChunkError",
+      'The step "s" returned a ReadableStream with a chunk of 16777216 bytes; each chunk must be smaller than 16 MiB',
+    ],
+    [
+      "a locked stream",
+      () => {
+        const s = new ReadableStream();
+        s.getReader();
+        return s;
+      },
+      "InvalidStepReadableStreamError",
+      'The step "s" returned a ReadableStream that is locked; return a fresh, unlocked stream',
+    ],
+  ])("%s fails the instance with its error, storing no result", async (_what, make, name, message) => {
+    class Bad extends WorkflowEntrypoint {
+      async run(_e: WorkflowEvent<unknown>, step: WorkflowStep) {
+        await step.do("s", async () => make() as never);
+      }
+    }
+    await using cairn = await createTestCairn({ workflows: [{ binding: "BAD", name: "bad", class: Bad }] });
+    await using instance = await introspectWorkflowInstance(cairn.env.BAD, "x");
+    await cairn.env.BAD.create({ id: "x" });
+    await instance.waitForStatus("errored");
+    expect(await instance.getError()).toEqual({ name, message });
+    const steps = await cairn.store.steps.list("bad", "x");
+    expect(steps.every((s) => s.result === null)).toBe(true);
   });
 });
