@@ -144,7 +144,9 @@ export {
 } from "./validation.ts";
 export {
   type ExecutionContext,
+  type InstanceEvent,
   type InstanceStatusDetails,
+  type InstanceSubscribeOptions,
   LOCATION_HINTS,
   type LocationHint,
   type RestartOptions,

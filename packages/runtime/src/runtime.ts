@@ -6,8 +6,10 @@ import {
   DEFAULT_STEP_LIMIT,
   type Duration,
   defaultStepConfig,
+  type InstanceEvent,
   type InstanceStatus,
   type InstanceStatusDetails,
+  type InstanceSubscribeOptions,
   LOST_RETRY_ALONE_MS,
   MAX_WORKFLOW_STEP_LIMIT,
   parseDuration,
@@ -26,6 +28,7 @@ import { Control } from "./control.ts";
 import { composeHooks, type RuntimeHooks } from "./hooks.ts";
 import type { RunHost, RunOutcome } from "./run.ts";
 import { type ScheduledHandler, Scheduler } from "./scheduler.ts";
+import { subscribeInstance } from "./subscribe.ts";
 import { SuspectLanes } from "./suspects.ts";
 import { Worker } from "./worker.ts";
 
@@ -509,5 +512,9 @@ export class InstanceHandle {
   }
   delete(): Promise<void> {
     return this.#runtime.delete(this.#workflow, this.id);
+  }
+  /** See `WorkflowInstance.subscribe`. */
+  subscribe(options?: InstanceSubscribeOptions): AsyncIterableIterator<InstanceEvent> & AsyncDisposable {
+    return subscribeInstance(this.#runtime, this.#workflow, this.id, options);
   }
 }

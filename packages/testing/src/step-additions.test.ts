@@ -274,3 +274,91 @@ describe("ReadableStream step results (SPEC §9.3)", () => {
     expect(steps.every((s) => s.result === null)).toBe(true);
   });
 });
+
+describe("instance.subscribe({ filter?, cursor? }) (SPEC §9.3)", () => {
+  class Steps extends WorkflowEntrypoint {
+    async run(event: WorkflowEvent<{ n: number }>, step: WorkflowStep) {
+      const secret = await step.do("secret", { sensitive: "output" }, async () => "s3cret");
+      await step.sleep("nap", "1 hour");
+      const b = await step.do("b", async () => event.payload.n * 2);
+      return { b, secretLength: secret.length };
+    }
+  }
+
+  const collect = async (it: AsyncIterable<{ type: string }>) => {
+    const out: any[] = [];
+    for await (const e of it) out.push(e);
+    return out;
+  };
+
+  it("yields the history then live events, ends after the final one, with filter and cursor", async () => {
+    await using cairn = await createTestCairn({
+      workflows: [{ binding: "STEPS", name: "steps", class: Steps }],
+      autoAdvance: false,
+    });
+    const instance = await cairn.env.STEPS.create({ id: "s", params: { n: 21 } });
+    await cairn.runUntilIdle();
+    const all = collect(instance.subscribe());
+    const completed = collect(instance.subscribe({ filter: ["step_completed", "workflow_completed"] }));
+    await cairn.advanceTime("1 hour");
+    const events = await all;
+    expect(events.map((e) => e.type)).toEqual([
+      "workflow_queued",
+      "workflow_started",
+      "workflow_running",
+      "step_started",
+      "attempt_started",
+      "attempt_completed",
+      "step_completed",
+      "sleep_started",
+      "workflow_waiting",
+      "workflow_running",
+      "sleep_completed",
+      "step_started",
+      "attempt_started",
+      "attempt_completed",
+      "step_completed",
+      "workflow_completed",
+    ]);
+    expect(events.at(-1)).toMatchObject({ type: "workflow_completed", output: { b: 42, secretLength: 6 } });
+    expect(events.find((e) => e.type === "workflow_started")?.params).toEqual({ n: 21 });
+    const done = await completed;
+    expect(done.map((e) => [e.type, e.stepName, e.output])).toEqual([
+      ["step_completed", "secret-1", "[REDACTED]"],
+      ["step_completed", "b-1", 42],
+      ["workflow_completed", undefined, { b: 42, secretLength: 6 }],
+    ]);
+    // Resuming after an event gives only what followed it; after the final one, nothing.
+    const middle = events.findIndex((e) => e.type === "sleep_completed");
+    const rest = await collect(instance.subscribe({ cursor: events[middle].eventId }));
+    expect(rest.map((e) => e.eventId)).toEqual(events.slice(middle + 1).map((e) => e.eventId));
+    expect(await collect(instance.subscribe({ cursor: events.at(-1).eventId }))).toEqual([]);
+    expect(() => instance.subscribe({ cursor: -1 })).toThrow("cursor must be an eventId");
+    expect(() => instance.subscribe({ filter: "step_completed" as never })).toThrow(
+      "filter must be a list of event types or a function",
+    );
+  });
+
+  it("can be disposed while it waits", async () => {
+    await using cairn = await createTestCairn({
+      workflows: [{ binding: "STEPS", name: "steps", class: Steps }],
+      autoAdvance: false,
+    });
+    const instance = await cairn.env.STEPS.create({ id: "w", params: { n: 1 } });
+    await cairn.runUntilIdle();
+    const seen: string[] = [];
+    {
+      await using events = instance.subscribe({ filter: (e) => e.type === "sleep_started" });
+      for await (const e of events) {
+        seen.push(e.type);
+        break;
+      }
+    }
+    const waiting = instance.subscribe();
+    const first = await waiting.next();
+    expect(first.value.type).toBe("workflow_queued");
+    await waiting[Symbol.asyncDispose]();
+    expect(await waiting.next()).toEqual({ done: true, value: undefined });
+    expect(seen).toEqual(["sleep_started"]);
+  });
+});
