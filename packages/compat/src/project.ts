@@ -278,6 +278,7 @@ async function loadCairnProject(
       name: w.name,
       class: w.class,
       ...(w.schedules !== undefined ? { schedules: w.schedules } : {}),
+      ...(w.stepLimit !== undefined ? { stepLimit: w.stepLimit } : {}),
     };
   });
   const fetch = projectFetchHandler(

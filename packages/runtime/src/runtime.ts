@@ -292,7 +292,7 @@ export class Runtime {
    * but their outcomes are not stored (they run again later).
    */
   async close(): Promise<void> {
-    this.#scheduler.close();
+    await this.#scheduler.close();
     await this.#worker.close();
   }
 

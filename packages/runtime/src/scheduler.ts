@@ -92,10 +92,12 @@ export class Scheduler {
     this.tick();
   }
 
-  close(): void {
+  /** Stops following the slots; resolves once a pass under way has ended. */
+  async close(): Promise<void> {
     this.#closed = true;
     this.#timer?.cancel();
     this.#timer = undefined;
+    await this.#ticking;
   }
 
   /** Looks at every schedule now (one pass at a time; a call during a pass runs another after it). */
@@ -107,6 +109,7 @@ export class Scheduler {
     }
     this.#ticking = this.#pass()
       .catch((e) => {
+        if (this.#closed) return;
         this.#o.log("Cairn could not fire schedules; trying again", e);
         this.#arm(this.#o.clock.now() + this.#o.retryMs);
       })
