@@ -239,13 +239,25 @@ describe("ReadableStream step results (SPEC §9.3)", () => {
   it.each([
     [
       "a chunk of the wrong type",
-      () => new ReadableStream({ start: (c) => (c.enqueue("text"), c.close()) }),
+      () =>
+        new ReadableStream({
+          start(c) {
+            c.enqueue("text");
+            c.close();
+          },
+        }),
       "UnsupportedStreamChunkError",
       'The step "s" returned a ReadableStream with a chunk of type string; chunks must be ArrayBuffers or TypedArrays',
     ],
     [
       "a chunk of 16 MiB",
-      () => new ReadableStream({ start: (c) => (c.enqueue(new Uint8Array(16 * MiB)), c.close()) }),
+      () =>
+        new ReadableStream({
+          start(c) {
+            c.enqueue(new Uint8Array(16 * MiB));
+            c.close();
+          },
+        }),
       "OversizedStreamChunkError",
       'The step "s" returned a ReadableStream with a chunk of 16777216 bytes; each chunk must be smaller than 16 MiB',
     ],
