@@ -26,7 +26,7 @@ describe.skipIf(!base)("cairn migrate", () => {
     expect(first.stdout).toContain(`"${scene.schema}" is at version ${LATEST_VERSION}`);
     expect((await cli(["migrate", "--store", scene.url, "--json"])).code).toBe(0);
     const tables = await scene.query("SELECT tablename FROM pg_tables WHERE schemaname = $1", [scene.schema]);
-    expect(tables.length).toBe(5);
+    expect(tables.length).toBe(6);
 
     await scene.query("INSERT INTO $S.cairn_migrations VALUES ($1, 'from the future', 0)", [
       LATEST_VERSION + 1,

@@ -9,7 +9,14 @@
  */
 import { appendFileSync } from "node:fs";
 import { createInterface } from "node:readline";
-import { type Cairn, createCairn, WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cairnjs";
+import {
+  type Cairn,
+  type Clock,
+  createCairn,
+  WorkflowEntrypoint,
+  type WorkflowEvent,
+  type WorkflowStep,
+} from "cairnjs";
 
 export interface ScaleWorkerConfig {
   /** `postgres://…?schema=…`. */
@@ -23,6 +30,22 @@ export interface ScaleWorkerConfig {
   pollMs?: number;
   maxConcurrent?: number;
   hotWaitThreshold?: number;
+  /**
+   * Schedules: a clock that runs `speed` times faster than real time, from `start` (virtual ms) at
+   * real time `epoch`, shared by every worker given the same values; the `report` workflow's
+   * `schedules` and the `triggers.crons` whose `scheduled()` calls are appended to `scheduledPath`.
+   */
+  fast?: { start: number; epoch: number; speed: number };
+  schedules?: string[];
+  crons?: string[];
+  scheduledPath?: string;
+}
+
+/** One line of `scheduledPath`: a `scheduled()` call. */
+export interface ScheduledRecord {
+  worker: string;
+  cron: string;
+  scheduledTime: number;
 }
 
 /** One line of the side file. */
@@ -96,6 +119,33 @@ class Sleeper extends WorkflowEntrypoint<unknown, Params> {
   }
 }
 
+/** Created by `schedules`: records the slot it was created for. */
+class Report extends WorkflowEntrypoint {
+  async run(event: WorkflowEvent<unknown>, step: WorkflowStep) {
+    const slot = event.schedule?.scheduledTime;
+    return await step.do("record", (c) => tracked(event.instanceId, "record", c.attempt, 0, () => slot));
+  }
+}
+
+/** Real time sped up `speed` times (see `ScaleWorkerConfig.fast`): the same for every process. */
+function fastClock(f: { start: number; epoch: number; speed: number }): Clock {
+  const now = () => f.start + (Date.now() - f.epoch) * f.speed;
+  return {
+    now,
+    setTimer(fn, ms) {
+      const due = now() + ms;
+      let handle: ReturnType<typeof setTimeout>;
+      const arm = (left: number) => {
+        handle = setTimeout(() => (now() >= due ? fn() : arm(due - now())), Math.max(0, left / f.speed));
+      };
+      arm(ms);
+      return { cancel: () => clearTimeout(handle) };
+    },
+  };
+}
+
+// On a fast clock, durations given in real ms are scaled to virtual ms.
+const scale = config.fast?.speed ?? 1;
 let cairn: Cairn;
 try {
   cairn = await createCairn({
@@ -104,12 +154,31 @@ try {
       { binding: "THREE", name: "three", class: Three },
       { binding: "WAITER", name: "waiter", class: Waiter },
       { binding: "SLEEPER", name: "sleeper", class: Sleeper },
+      {
+        binding: "REPORT",
+        name: "report",
+        class: Report,
+        ...(config.schedules ? { schedules: config.schedules } : {}),
+      },
     ],
+    ...(config.fast ? { clock: fastClock(config.fast) } : {}),
+    ...(config.crons
+      ? {
+          triggers: {
+            crons: config.crons,
+            scheduled: (c: { cron: string; scheduledTime: number }) =>
+              appendFileSync(
+                config.scheduledPath!,
+                `${JSON.stringify({ worker: config.name, cron: c.cron, scheduledTime: c.scheduledTime })}\n`,
+              ),
+          },
+        }
+      : {}),
     worker: config.worker ?? true,
-    leaseMs: config.leaseMs ?? 1500,
-    pollMs: config.pollMs ?? 200,
+    leaseMs: (config.leaseMs ?? 1500) * scale,
+    pollMs: (config.pollMs ?? 200) * scale,
     maxConcurrent: config.maxConcurrent,
-    hotWaitThreshold: config.hotWaitThreshold ?? 100,
+    hotWaitThreshold: (config.hotWaitThreshold ?? 100) * scale,
     defaultRetryDelay: 20,
     workerId: `${config.name}-${process.pid}`,
     log: (message, error) =>

@@ -175,6 +175,14 @@ export const workflowSummarySchema = z.object({
     )
     .describe("instance counts per status (every status present, zero when none)"),
   triggered_on: iso.nullable().describe("when the most recent instance was created, if any"),
+  schedules: z
+    .array(
+      z.object({
+        cron: z.string().describe("a cron expression of workflows[].schedules (UTC)"),
+        next_at: iso.nullable().describe("when its next slot fires; null when it never will again"),
+      }),
+    )
+    .describe("the workflow's schedules (SPEC §9.4), each creating one instance per slot; empty when none"),
 });
 export type WorkflowSummary = z.infer<typeof workflowSummarySchema>;
 
@@ -342,9 +350,11 @@ export const ERROR_STATUS: Readonly<Record<ErrorCode | HttpErrorCode, number>> =
   "instance.cannot_pause": 409,
   "instance.cannot_send_event": 409,
   "instance.changed": 409,
+  "instance.rate_limited": 429,
   "instance.invalid_id": 400,
   "workflow.invalid_name": 400,
   "workflow.invalid_event_type": 400,
+  "workflow.invalid_schedule": 400,
   "step.invalid_name": 400,
   "step.invalid_config": 400,
   "step.output_too_large": 413,

@@ -6,11 +6,16 @@ export {
   type Duration,
   type ExecutionContext,
   FakeClock,
+  type InstanceEvent,
   type InstanceStatus,
   type InstanceStatusDetails,
+  type InstanceSubscribeOptions,
+  type LocationHint,
   NonRetryableError,
   type RestartOptions,
   type Workflow,
+  type WorkflowCronSchedule,
+  type WorkflowDelayFunction,
   WorkflowEntrypoint,
   WorkflowError,
   type WorkflowEvent,
@@ -44,4 +49,4 @@ export {
   WebSocketPair,
   WebSocketRequestResponsePair,
 } from "@cairn/objects";
-export { Runtime, type RuntimeHooks } from "@cairn/runtime";
+export { Runtime, type RuntimeHooks, type ScheduledController } from "@cairn/runtime";

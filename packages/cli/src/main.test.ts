@@ -272,6 +272,30 @@ describe("commands and the requests they make", () => {
     expect(api.sent[1]!.query).toEqual({ direction: "desc", per_page: "50" });
   });
 
+  it("workflows describe prints the schedules and when each fires next", async () => {
+    const workflow = {
+      id: "report",
+      name: "report",
+      class_name: "Report",
+      instances: { queued: 0, running: 0, complete: 2 },
+      triggered_on: "2026-01-01T00:00:00.000Z",
+      schedules: [{ cron: "0 * * * *", next_at: "2026-01-01T01:00:00.000Z" }],
+    };
+    const out = await cli(
+      ["workflows", "describe", "report"],
+      fakeApi(() => ({ result: workflow })),
+    );
+    expect(out.code).toBe(EXIT_OK);
+    expect(out.sent.map((r) => r.path)).toEqual(["/workflows/report"]);
+    expect(out.stdout).toContain("Schedules:");
+    expect(out.stdout).toMatch(/0 \* \* \* \* +2026-01-01 01:00:00/);
+    const none = await cli(
+      ["workflows", "describe", "report"],
+      fakeApi(() => ({ result: { ...workflow, schedules: [] } })),
+    );
+    expect(none.stdout).not.toContain("Schedules:");
+  });
+
   it("latest resolves to the newest instance", async () => {
     const api = fakeApi((req) =>
       req.path.endsWith("/instances")

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { atApprovalWait, copyStarter, makeProject, removeProject, waitFor } from "../fixtures/helpers.ts";
 import * as stub from "../fixtures/stub-server.ts";
 import { type HostedProject, hostProject } from "./host.ts";
+import { createLogger } from "./logger.ts";
 
 // The real @cairn/server when it exports createApi/startServer; otherwise the stub (with a printed reason).
 const real = (await import("@cairn/server").catch(() => ({}))) as Partial<typeof stub>;
@@ -125,6 +126,60 @@ describe("hostProject", () => {
     expect(boom.status).toBe(500);
     expect(await boom.text()).toContain("kaboom");
     expect(logs).toEqual(["GET /boom: the fetch handler threw"]);
+  });
+
+  it("cairn dev's /__scheduled?cron= calls the Worker's scheduled() with controller.cron, env and ctx", async () => {
+    const dir = makeProject({
+      "wrangler.json": JSON.stringify({
+        main: "index.ts",
+        workflows: [{ binding: "FLOW", name: "flow", class_name: "Flow", schedules: "0 * * * *" }],
+        triggers: { crons: ["*/5 * * * *"] },
+        vars: { COLOR: "red" },
+      }),
+      "index.ts": `
+        import { WorkflowEntrypoint } from "cloudflare:workers";
+        export class Flow extends WorkflowEntrypoint { async run() { return 1; } }
+        export const calls: unknown[] = [];
+        export default {
+          async fetch() { return Response.json(calls); },
+          async scheduled(controller: any, env: any, ctx: any) {
+            ctx.waitUntil(Promise.resolve());
+            calls.push({ cron: controller.cron, type: controller.type, time: typeof controller.scheduledTime, color: env.COLOR });
+          },
+        };
+      `,
+    });
+    cleanup.push(() => removeProject(dir));
+    const devLogger = createLogger({ format: "text", write: () => {} });
+    const hosted = await host(dir, { devLogger });
+    expect(hosted.project.crons).toEqual(["*/5 * * * *"]);
+    expect(hosted.project.workflows[0]!.schedules).toEqual(["0 * * * *"]);
+    expect(hosted.cairn.runtime.schedules("flow")[0]!.cron).toBe("0 * * * *");
+    const fired = await fetch(`${hosted.url}/__scheduled?cron=${encodeURIComponent("*/5 * * * *")}`);
+    expect(fired.status).toBe(200);
+    expect(await fired.text()).toBe('Ran scheduled event for cron "*/5 * * * *"\n');
+    expect(await get(`${hosted.url}/`)).toEqual({
+      status: 200,
+      body: [{ cron: "*/5 * * * *", type: "scheduled", time: "number", color: "red" }],
+    });
+  });
+
+  it("refuses triggers.crons without a scheduled() handler", async () => {
+    const dir = makeProject({
+      "wrangler.json": JSON.stringify({
+        main: "index.ts",
+        workflows: [{ binding: "FLOW", name: "flow", class_name: "Flow" }],
+        triggers: { crons: ["*/5 * * * *"] },
+      }),
+      "index.ts": `
+        import { WorkflowEntrypoint } from "cloudflare:workers";
+        export class Flow extends WorkflowEntrypoint { async run() { return 1; } }
+      `,
+    });
+    cleanup.push(() => removeProject(dir));
+    await expect(host(dir)).rejects.toThrow(
+      "index.ts: wrangler.json has triggers.crons, but the default export has no scheduled(controller, env, ctx) handler",
+    );
   });
 
   it("exports of cloudflare:workers calls the Worker's own entrypoints in-process", async () => {

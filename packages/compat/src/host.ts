@@ -10,14 +10,20 @@ import {
 import { parseStoreLocation } from "@cairn/core";
 import { type Cairn, type CairnOptions, createCairn } from "@cairn/engine";
 import { installWorkersGlobals, type UpgradeListener, upgradeListener } from "@cairn/objects";
-import type { RemoteWorkers, RuntimeHooks } from "@cairn/runtime";
+import type { RemoteWorkers, Runtime, RuntimeHooks } from "@cairn/runtime";
 import { sandboxConfig, stopAllJails } from "@cairn/sandbox";
 import type { WebSocket as WsSocket } from "ws";
 import { ENV_SLOT, EXPORTS_SLOT } from "./cloudflare-workers.ts";
 import { attributeConsole, observeAttempt, reportErroredInstances, withRunContext } from "./dev-log.ts";
 import { projectGraphs } from "./graphs.ts";
 import type { Logger } from "./logger.ts";
-import { type FetchContext, type FetchHandler, type LoadedProject, loadProject } from "./project.ts";
+import {
+  type FetchContext,
+  type FetchHandler,
+  type LoadedProject,
+  loadProject,
+  projectTriggers,
+} from "./project.ts";
 import { projectInfo } from "./project-info.ts";
 import { trackedContext, workerExports } from "./worker-exports.ts";
 
@@ -167,6 +173,7 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
     objects: project.objects,
     ...(project.migrations ? { migrations: project.migrations } : {}),
     env: { ...options.cairn?.env, ...project.vars, ...mail?.bindings },
+    ...triggersOf(project, log),
   });
   if (devLogger) reportErroredInstances(cairn.runtime, devLogger);
   const env = cairn.env as Record<string, unknown>;
@@ -181,7 +188,9 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
   const pending = new Set<Promise<unknown>>();
   // Without a fetch handler of its own, a project with Durable Objects gets `/agents/*` routed to its agents.
   const handler = project.fetch ?? (project.objects.length > 0 ? agentsFetch : undefined);
-  const fetch = handler ? serveFetch(handler, env, pending, log) : undefined;
+  const served = handler ? serveFetch(handler, env, pending, log) : undefined;
+  // `cairn dev`: `GET /__scheduled?cron=` calls the scheduled() handler now (wrangler's --test-scheduled).
+  const fetch = devLogger && project.crons?.length ? withTestScheduled(cairn.runtime, served) : served;
 
   // WebSocket upgrades go through the same fetch handler; a 101 response with a webSocket is bridged.
   const sockets = new Set<WsSocket>();
@@ -246,6 +255,37 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
         delete (globalThis as Record<symbol, unknown>)[EXPORTS_SLOT];
     })());
   return { url: server.url, cairn, project, close };
+}
+
+/** `createCairn`'s `triggers` option for a project with `triggers.crons` (none without). */
+export function triggersOf(
+  project: LoadedProject,
+  log: (message: string, error?: unknown) => void,
+): { triggers?: NonNullable<CairnOptions["triggers"]> } {
+  const triggers = projectTriggers(project, () => trackedContext(log));
+  return triggers ? { triggers } : {};
+}
+
+/**
+ * `cairn dev`'s `GET /__scheduled?cron=<expr>`: calls the Worker's `scheduled()` for `cron` now,
+ * claiming no slot, as `wrangler dev --test-scheduled` does; other requests go to `next`.
+ */
+export function withTestScheduled(
+  runtime: Runtime,
+  next: ((request: Request) => Promise<Response>) | undefined,
+): (request: Request) => Promise<Response> {
+  return async (request) => {
+    const url = new URL(request.url);
+    if (url.pathname !== "/__scheduled")
+      return next ? next(request) : new Response("Not found\n", { status: 404 });
+    const cron = url.searchParams.get("cron") ?? "* * * * *";
+    try {
+      await runtime.fireScheduled(cron);
+    } catch (e) {
+      return new Response(`scheduled() failed: ${(e as Error)?.message ?? String(e)}\n`, { status: 500 });
+    }
+    return new Response(`Ran scheduled event for cron "${cron}"\n`);
+  };
 }
 
 /**

@@ -14,7 +14,7 @@ import { openSqliteStore } from "@cairn/store-sqlite";
 import { ENV_SLOT, EXPORTS_SLOT } from "./cloudflare-workers.ts";
 import { attributeConsole, observeAttempt, reportErroredInstances, withRunContext } from "./dev-log.ts";
 import { projectGraphs } from "./graphs.ts";
-import { Drain, mailOf, serveFetch, until } from "./host.ts";
+import { Drain, mailOf, serveFetch, triggersOf, until, withTestScheduled } from "./host.ts";
 import { describeLoadError } from "./load-error.ts";
 import { createLogger } from "./logger.ts";
 import { loadProject } from "./project.ts";
@@ -85,6 +85,7 @@ async function main(): Promise<void> {
         ? project.workflows.map((w) => ({ ...w, class: withRunContext(w.class, w.name) }))
         : project.workflows,
       env: { ...project.vars, ...mail?.bindings },
+      ...triggersOf(project, log),
     });
     if (devLogger) reportErroredInstances(cairn.runtime, devLogger);
   } catch (e) {
@@ -103,7 +104,9 @@ async function main(): Promise<void> {
   );
 
   const pending = new Set<Promise<unknown>>();
-  const fetch = project.fetch ? serveFetch(project.fetch, env, pending, log) : undefined;
+  const served = project.fetch ? serveFetch(project.fetch, env, pending, log) : undefined;
+  // `cairn dev`: `GET /__scheduled?cron=` calls the scheduled() handler now (wrangler's --test-scheduled).
+  const fetch = devLogger && project.crons?.length ? withTestScheduled(cairn.runtime, served) : served;
   const deliverEmail = mail?.deliverEmail(env, pending);
   let graphs: ReturnType<typeof projectGraphs> | undefined;
 
@@ -164,10 +167,14 @@ async function main(): Promise<void> {
         name: w.name,
         classOwnName: w.class.name,
         ...(w.className ? { className: w.className } : {}),
+        ...(w.schedules !== undefined ? { schedules: w.schedules } : {}),
       })),
     },
     store: storePath,
     ...(project.options.synchronous ? { synchronous: project.options.synchronous } : {}),
+    ...(project.options.createRatePerSecond !== undefined
+      ? { createRatePerSecond: project.options.createRatePerSecond }
+      : {}),
     fetch: fetch !== undefined,
     email: deliverEmail !== undefined,
     beforeCreate: typeof userHooks.beforeCreate === "function",

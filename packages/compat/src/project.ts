@@ -37,7 +37,18 @@ export interface ProjectWorkflow {
   class: WorkflowClass;
   /** The export naming the class (wrangler's `class_name`), when it came from a wrangler config. */
   className?: string;
+  /** Cron expressions (wrangler's `workflows[].schedules`), when it has any. */
+  schedules?: string | string[];
+  /** `step.do` calls allowed per instance (wrangler's `workflows[].limits.steps`), when set. */
+  stepLimit?: number;
 }
+
+/** A Worker's `scheduled(controller, env, ctx)` handler. */
+export type ScheduledWorkerHandler = (
+  controller: { cron: string; scheduledTime: number; type: "scheduled"; noRetry(): void },
+  env: Record<string, unknown>,
+  ctx: FetchContext,
+) => unknown;
 
 /** A Durable Object binding of a project. */
 export interface ProjectObject {
@@ -70,6 +81,10 @@ export interface LoadedProject {
   sendEmail?: WranglerSendEmail[];
   /** The default export's `fetch`, bound to it, when the entry module has one. */
   fetch?: FetchHandler;
+  /** Wrangler's `triggers.crons` (absent when there are none). */
+  crons?: string[];
+  /** The default export's `scheduled`, when the entry module has one. */
+  scheduled?: ScheduledWorkerHandler;
   /** The entry module's exports (for `exports` of `cloudflare:workers`). */
   module: Record<string, unknown>;
   /** Where the project keeps its state by default: `<dir>/.cairn/cairn.db`, or the Cairn config's `store`. */
@@ -166,7 +181,14 @@ async function loadWranglerProject(
           `exports: ${Object.keys(mod).join(", ") || "none"}`,
       );
     checkWorkflowClass(cls, `${shown}: export "${w.class_name}" (workflow "${w.name}")`);
-    return { binding: w.binding, name: w.name, class: cls as WorkflowClass, className: w.class_name };
+    return {
+      binding: w.binding,
+      name: w.name,
+      class: cls as WorkflowClass,
+      className: w.class_name,
+      ...(w.schedules ? { schedules: w.schedules } : {}),
+      ...(w.limits?.steps !== undefined ? { stepLimit: w.limits.steps } : {}),
+    };
   });
   const classes = planMigrations(config.migrations, []).classes;
   const objects = config.durableObjects.map((o) => {
@@ -190,6 +212,11 @@ async function loadWranglerProject(
     return { binding: o.name, class: withCtr as DurableObjectClass, className: o.class_name };
   });
   const fetch = projectFetchHandler(mod.default, shown);
+  const scheduled = scheduledHandler(mod.default);
+  if (config.crons && !scheduled)
+    throw new ProjectError(
+      `${shown}: ${basename(configPath)} has triggers.crons, but the default export has no scheduled(controller, env, ctx) handler`,
+    );
   return {
     name: config.name ?? basename(root),
     kind: "wrangler",
@@ -202,6 +229,8 @@ async function loadWranglerProject(
     vars: { ...config.vars },
     ...(config.sendEmail ? { sendEmail: config.sendEmail } : {}),
     ...(fetch ? { fetch } : {}),
+    ...(config.crons ? { crons: config.crons } : {}),
+    ...(scheduled ? { scheduled } : {}),
     module: mod,
     storePath: join(root, ".cairn", "cairn.db"),
     options: {},
@@ -244,7 +273,13 @@ async function loadCairnProject(
     if (typeof w?.name !== "string" || typeof w.binding !== "string")
       throw new ProjectError(`${shown}: workflows[${i}] needs a name and a binding`);
     checkWorkflowClass(w.class, `${shown}: workflows[${i}].class (workflow "${w.name}")`);
-    return { binding: w.binding, name: w.name, class: w.class };
+    return {
+      binding: w.binding,
+      name: w.name,
+      class: w.class,
+      ...(w.schedules !== undefined ? { schedules: w.schedules } : {}),
+      ...(w.stepLimit !== undefined ? { stepLimit: w.stepLimit } : {}),
+    };
   });
   const fetch = projectFetchHandler(
     config.fetch !== undefined ? config : mod.fetch ? { fetch: mod.fetch } : undefined,
@@ -327,6 +362,51 @@ function checkWorkflowClass(cls: unknown, what: string): void {
         : `${what} does not extend WorkflowEntrypoint (import it from "cloudflare:workers" or "cairnjs")`,
     );
   }
+}
+
+/**
+ * The `scheduled` handler of a default export: an object's `scheduled(controller, env, ctx)`, or a
+ * class's (e.g. a `WorkerEntrypoint`) whose instance, made per call with `(ctx, env)`, has
+ * `scheduled(controller)`.
+ */
+export function scheduledHandler(def: unknown): ScheduledWorkerHandler | undefined {
+  if (typeof def === "function" && typeof def.prototype?.scheduled === "function") {
+    const Cls = def as new (
+      ctx: FetchContext,
+      env: Record<string, unknown>,
+    ) => { scheduled(c: unknown): unknown };
+    return (controller, env, ctx) => new Cls(ctx, env).scheduled(controller);
+  }
+  if (
+    typeof def === "object" &&
+    def !== null &&
+    typeof (def as { scheduled?: unknown }).scheduled === "function"
+  )
+    return (def as { scheduled: ScheduledWorkerHandler }).scheduled.bind(def);
+  return undefined;
+}
+
+/**
+ * `createCairn`'s `triggers` for a project: its `triggers.crons`, calling its `scheduled()` with
+ * `env` and a fresh context whose `waitUntil` promises are awaited. `undefined` without crons.
+ */
+export function projectTriggers(
+  project: Pick<LoadedProject, "crons" | "scheduled">,
+  context: () => FetchContext & { settle(): Promise<void> },
+): CairnOptions["triggers"] | undefined {
+  const handler = project.scheduled;
+  if (!project.crons?.length || !handler) return undefined;
+  return {
+    crons: project.crons,
+    scheduled: async (controller, env) => {
+      const ctx = context();
+      try {
+        await handler(controller, env, ctx);
+      } finally {
+        await ctx.settle();
+      }
+    },
+  };
 }
 
 /** The fetch handler of a default export (see `fetchHandler`), failing with a `ProjectError`. */

@@ -199,3 +199,32 @@ describe("hostProjectInWorker", () => {
     );
   });
 });
+
+describe("schedules with the project in a worker thread", () => {
+  it("the API's runtime knows the schedules; cairn dev's /__scheduled reaches scheduled() in the thread", async () => {
+    const dir = makeProject({
+      "wrangler.json": JSON.stringify({
+        main: "index.ts",
+        workflows: [{ binding: "FLOW", name: "flow", class_name: "Flow", schedules: ["0 * * * *"] }],
+        triggers: { crons: ["*/5 * * * *"] },
+      }),
+      "index.ts": `
+        import { WorkflowEntrypoint } from "cloudflare:workers";
+        export class Flow extends WorkflowEntrypoint { async run() { return 1; } }
+        const calls: string[] = [];
+        export default {
+          async fetch() { return Response.json(calls); },
+          async scheduled(controller: any) { calls.push(controller.cron); },
+        };
+      `,
+    });
+    cleanup.push(() => removeProject(dir));
+    const devLogger = (await import("./logger.ts")).createLogger({ format: "text", write: () => {} });
+    const served = await hostProjectInWorker(dir, { port: 0, ...server, devLogger });
+    cleanup.push(() => served.close());
+    expect(served.cairn.runtime.schedules("flow").map((s) => s.cron)).toEqual(["0 * * * *"]);
+    const fired = await fetch(`${served.url}/__scheduled?cron=${encodeURIComponent("*/5 * * * *")}`);
+    expect(fired.status).toBe(200);
+    expect(await (await fetch(`${served.url}/`)).json()).toEqual(["*/5 * * * *"]);
+  });
+});

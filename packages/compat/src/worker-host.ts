@@ -23,7 +23,13 @@ import { type ProjectInfo, projectInfo } from "./project-info.ts";
 /** What the main thread knows of a project whose code runs in the worker thread. */
 export interface ProjectSummary
   extends Pick<LoadedProject, "name" | "kind" | "dir" | "configPath" | "entry" | "storePath"> {
-  workflows: { binding: string; name: string; className?: string; classOwnName?: string }[];
+  workflows: {
+    binding: string;
+    name: string;
+    className?: string;
+    classOwnName?: string;
+    schedules?: string | string[];
+  }[];
 }
 
 /** A project served with its code in a worker thread and the API in this one. */
@@ -101,6 +107,8 @@ export type FromThread =
       project: ProjectSummary;
       store: string;
       synchronous?: "FULL" | "NORMAL";
+      /** The project's `createRatePerSecond`: creates go through the API's runtime. */
+      createRatePerSecond?: number;
       fetch: boolean;
       /** The project has an `email()` handler: `POST /api/v1/email` is delivered to it here. */
       email: boolean;
@@ -275,11 +283,16 @@ export async function hostProjectInWorker(dir: string, options: WorkerHostOption
     cairn = await createCairn({
       store: store ?? started.store,
       ...(postgres ? { poolSize: 4 } : {}),
+      ...(started.createRatePerSecond !== undefined
+        ? { createRatePerSecond: started.createRatePerSecond }
+        : {}),
       worker: false,
       workflows: started.project.workflows.map((w) => ({
         binding: w.binding,
         name: w.name,
         class: standIn(w.classOwnName ?? w.className ?? w.name),
+        // Known here for `GET /workflows/:name`; only the project's thread fires them.
+        ...(w.schedules !== undefined ? { schedules: w.schedules } : {}),
       })),
       ...(started.beforeCreate
         ? { hooks: { beforeCreate: async (info) => void (await call("beforeCreate", [info])) } }

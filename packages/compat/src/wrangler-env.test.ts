@@ -30,8 +30,8 @@ describe("unsupported wrangler sections", () => {
       "wrangler.json: ai (Workers AI) is not supported by Cairn; env.AI will be undefined",
       "wrangler.json: queues (Queues) is not supported by Cairn; it is ignored",
       "wrangler.json: assets (static assets) is not supported by Cairn; it is ignored",
-      "wrangler.json: triggers (cron triggers (scheduled() is not called)) is not supported by Cairn; it is ignored",
     ]);
+    expect(config.crons).toEqual(["*/5 * * * *"]);
   });
 
   it("leave durable_objects and migrations alone, and warn about nothing in a plain config", () => {

@@ -187,3 +187,47 @@ describe("parseWranglerConfig errors name the file and the field", () => {
     );
   });
 });
+
+describe("schedules, triggers.crons and limits.steps (SPEC §9.3, §9.4)", () => {
+  it("reads workflows[].schedules (a string or a list), triggers.crons and limits.steps", () => {
+    const config = parseWranglerConfig(
+      json({
+        main: "x.ts",
+        workflows: [
+          { ...workflow, schedules: "0  * * * *", limits: { steps: 25_000 } },
+          {
+            binding: "DAILY",
+            name: "daily",
+            class_name: "Daily",
+            schedules: ["0 6 * * mon-fri", "30 1 L * *"],
+          },
+        ],
+        triggers: { crons: ["*/15 * * * *"] },
+      }),
+      "/p/wrangler.json",
+    );
+    expect(config.workflows).toEqual([
+      { ...workflow, schedules: ["0 * * * *"], limits: { steps: 25_000 } },
+      { binding: "DAILY", name: "daily", class_name: "Daily", schedules: ["0 6 * * mon-fri", "30 1 L * *"] },
+    ]);
+    expect(config.crons).toEqual(["*/15 * * * *"]);
+    expect(config.warnings).toEqual([]);
+  });
+
+  it("refuses an invalid expression at load, naming the binding, the expression and why", () => {
+    const load = (over: object) => () =>
+      parseWranglerConfig(json({ main: "x.ts", ...over }), "/p/wrangler.json");
+    expect(load({ workflows: [{ ...workflow, schedules: ["0 * * * *", "0 25 * * *"] }] })).toThrow(
+      "(workflow.invalid_schedule) MY_WORKFLOW: 0 25 * * *: Invalid value for hour: 25",
+    );
+    expect(load({ workflows: [workflow], triggers: { crons: ["every day"] } })).toThrow(
+      "(workflow.invalid_schedule) triggers.crons: every day: ",
+    );
+    expect(errorOf(json({ main: "x.ts", workflows: [{ ...workflow, schedules: 5 }] }))).toBe(
+      "/p/wrangler.json: workflows[0].schedules: schedules must be a cron expression or a list of them",
+    );
+    expect(errorOf(json({ main: "x.ts", workflows: [{ ...workflow, limits: { steps: 30_000 } }] }))).toBe(
+      "/p/wrangler.json: workflows[0].limits.steps: limits.steps must be at most 25,000",
+    );
+  });
+});

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";
+import { parseSchedules } from "@cairn/core";
 import { type ParseError, parse as parseJsonc, printParseErrorCode } from "jsonc-parser";
 import { parse as parseToml } from "smol-toml";
 import { z } from "zod";
@@ -20,6 +21,10 @@ export interface WranglerWorkflow {
   name: string;
   /** The exported class of the entry module that implements it. */
   class_name: string;
+  /** `schedules` (SPEC §9.4): cron expressions, each slot creating one instance; absent when none. */
+  schedules?: string[];
+  /** `limits.steps`: `step.do` calls allowed per instance (1 … 25,000); absent for the default. */
+  limits?: { steps?: number };
 }
 
 /** One entry of wrangler's `durable_objects.bindings[]`. */
@@ -53,6 +58,8 @@ export interface WranglerConfig {
   migrations: WranglerMigration[];
   /** Plain-text environment variables, visible in `env`. */
   vars: Record<string, string | number | boolean | object>;
+  /** `triggers.crons`: cron expressions calling the Worker's `scheduled()`; absent when there are none. */
+  crons?: string[];
   /** `send_email[]`: bindings agents send mail through (docs/agents.md); absent when there are none. */
   sendEmail?: WranglerSendEmail[];
   /** The file the configuration was read from (absolute). */
@@ -91,7 +98,6 @@ export const UNSUPPORTED_SECTIONS: Readonly<Record<string, string>> = {
   queues: "Queues",
   assets: "static assets",
   site: "Workers Sites",
-  triggers: "cron triggers (scheduled() is not called)",
   services: "service bindings",
   vectorize: "Vectorize indexes",
   hyperdrive: "Hyperdrive",
@@ -150,6 +156,22 @@ const workflowSchema = z
       .string({ error: "needs a class_name (a string)" })
       .regex(/^[A-Za-z_$][A-Za-z0-9_$]*$/, { error: "class_name must be the name of an exported class" }),
     script_name: z.string().optional(),
+    schedules: z
+      .union([z.string(), z.array(z.string())], {
+        error: "schedules must be a cron expression or a list of them",
+      })
+      .optional(),
+    limits: z
+      .object({
+        steps: z
+          .number({ error: "limits.steps must be a number" })
+          .int({ error: "limits.steps must be a whole number" })
+          .min(1, { error: "limits.steps must be at least 1" })
+          .max(25_000, { error: "limits.steps must be at most 25,000" })
+          .optional(),
+      })
+      .loose()
+      .optional(),
   })
   .loose();
 
@@ -204,6 +226,12 @@ const configSchema = z
       .optional(),
     migrations: z
       .array(migrationSchema, { error: "must be a list of { tag, new_sqlite_classes, … }" })
+      .optional(),
+    triggers: z
+      .object({
+        crons: z.array(z.string(), { error: "crons must be a list of cron expressions" }).optional(),
+      })
+      .loose()
       .optional(),
     send_email: z
       .array(
@@ -380,6 +408,9 @@ export function parseWranglerConfig(
     throw new WranglerConfigError(options.env ? `${path} (env.${options.env})` : path, lines.join("; "));
   }
   const c = result.data;
+  // Schedules are checked at load (SPEC §9.4): `(workflow.invalid_schedule) <binding>: <expr>: <why>`.
+  const schedules = (c.workflows ?? []).map((w) => parseSchedules(w.schedules, w.binding).map((x) => x.cron));
+  const crons = parseSchedules(c.triggers?.crons ?? [], "triggers.crons").map((x) => x.cron);
   for (const container of c.containers ?? [])
     if (container.image && !container.image.endsWith("/"))
       warnings.push(
@@ -388,10 +419,12 @@ export function parseWranglerConfig(
   return {
     ...(c.name !== undefined ? { name: c.name } : {}),
     main: c.main,
-    workflows: (c.workflows ?? []).map((w) => ({
+    workflows: (c.workflows ?? []).map((w, i) => ({
       binding: w.binding,
       name: w.name,
       class_name: w.class_name,
+      ...(schedules[i]!.length ? { schedules: schedules[i]! } : {}),
+      ...(w.limits?.steps !== undefined ? { limits: { steps: w.limits.steps } } : {}),
     })),
     durableObjects: (c.durable_objects?.bindings ?? []).map((o) => ({
       name: o.name,
@@ -406,6 +439,7 @@ export function parseWranglerConfig(
       ...(m.deleted_classes ? { deleted_classes: m.deleted_classes } : {}),
     })),
     vars: (c.vars ?? {}) as WranglerConfig["vars"],
+    ...(crons.length ? { crons } : {}),
     ...(c.send_email?.length
       ? {
           sendEmail: c.send_email.map((b) => ({

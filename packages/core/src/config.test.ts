@@ -3,7 +3,10 @@ import {
   type Backoff,
   canRetry,
   DEFAULT_RETRY_DELAY,
+  DYNAMIC_DELAY,
   defaultStepConfig,
+  dynamicDelayMs,
+  nonRetryableDelayError,
   type ResolvedStepConfig,
   resolveStepConfig,
   retryDelayMs,
@@ -87,7 +90,7 @@ describe("resolveStepConfig", () => {
     [{ retries: { limit: 1.5 } }, "retries.limit must be a whole number ≥ 0, got 1.5"],
     [{ retries: { limit: "3" } }, 'retries.limit must be a whole number ≥ 0, got "3"'],
     [{ retries: { limit: MAX_RETRY_LIMIT + 1 } }, `retries.limit must be at most ${MAX_RETRY_LIMIT}`],
-    [{ retries: { delay: true } }, "retries.delay must be a duration"],
+    [{ retries: { delay: true } }, "retries.delay must be a duration or a function"],
     [
       { retries: { backoff: "quadratic" } },
       'retries.backoff must be constant, linear or exponential, got "quadratic"',
@@ -97,6 +100,23 @@ describe("resolveStepConfig", () => {
     [{ timeout: "0 seconds" }, "timeout must be greater than zero"],
     [{ sensitive: "input" }, 'sensitive may only be "output"'],
   ];
+  it("stores a delay function as [dynamic]; its values go through the backoff formula", () => {
+    const resolved = resolveStepConfig(
+      "charge card",
+      { retries: { limit: 2, delay: () => "1 minute" } },
+      defaults,
+    );
+    expect(resolved.retries.delay).toBe(DYNAMIC_DELAY);
+    expect(retryDelayMs({ ...resolved.retries, backoff: "exponential" }, 3, 60_000)).toBe(240_000);
+    expect(dynamicDelayMs("2 minutes")).toBe(120_000);
+    expect(dynamicDelayMs(0)).toBe(0);
+    expect(dynamicDelayMs(Number.NaN)).toBe("returned NaN, not a duration of 0 ms or more");
+    expect(dynamicDelayMs(undefined)).toBe("returned undefined, not a duration");
+    expect(nonRetryableDelayError({ name: "charge card", count: 2 }, "threw: x").message).toBe(
+      'The delay function for step "charge card-2" threw: x',
+    );
+  });
+
   it.each(rejections)("%j is rejected: %s", (config, why) => {
     let error: unknown;
     try {

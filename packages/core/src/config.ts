@@ -4,9 +4,19 @@ import { MAX_RETRY_LIMIT, RECONNECT_BASE_MS, RECONNECT_MAX_MS } from "./limits.t
 
 export type Backoff = "constant" | "linear" | "exponential";
 
+/**
+ * A dynamic retry delay (Cloudflare's `WorkflowDelayFunction`, SPEC §9.3): called once per failed
+ * attempt that will be retried, with the attempt's context and error; its duration goes through the
+ * backoff formula like a fixed `delay`.
+ */
+export type WorkflowDelayFunction = (c: {
+  ctx: import("./workflow.ts").WorkflowStepContext;
+  error: Error;
+}) => string | number | Promise<string | number>;
+
 /** The config a user passes to `step.do` (compatible with Cloudflare's `WorkflowStepConfig`). */
 export interface WorkflowStepConfig {
-  retries?: { limit: number; delay: string | number; backoff?: Backoff };
+  retries?: { limit: number; delay: string | number | WorkflowDelayFunction; backoff?: Backoff };
   timeout?: string | number;
   sensitive?: "output";
 }
@@ -19,6 +29,11 @@ export interface ResolvedStepConfig {
 }
 
 export const DEFAULT_RETRY_DELAY = "10 seconds";
+
+/** How a step config with a delay function stores and shows its `retries.delay`. */
+export const DYNAMIC_DELAY = "[dynamic]";
+/** How long a delay function may take. */
+export const DELAY_FUNCTION_TIMEOUT_MS = 5000;
 
 /** What everything outside the workflow sees instead of a `sensitive: "output"` step's value. */
 export const REDACTED_STEP_OUTPUT = "[REDACTED]";
@@ -63,9 +78,10 @@ export function resolveStepConfig(
       if (r.limit > MAX_RETRY_LIMIT) throw invalid(step, `retries.limit must be at most ${MAX_RETRY_LIMIT}`);
       resolved.retries.limit = r.limit;
     }
-    if (r.delay !== undefined) {
+    if (typeof r.delay === "function") resolved.retries.delay = DYNAMIC_DELAY;
+    else if (r.delay !== undefined) {
       if (typeof r.delay !== "number" && typeof r.delay !== "string")
-        throw invalid(step, "retries.delay must be a duration");
+        throw invalid(step, "retries.delay must be a duration or a function");
       parseDuration(r.delay, `Step config for "${step}": retries.delay`);
       resolved.retries.delay = r.delay;
     }
@@ -95,8 +111,12 @@ export function resolveStepConfig(
 /**
  * The wait after failed attempt `attempt` (1-based): constant `d`, linear `d·n`, exponential `d·2^(n-1)`.
  */
-export function retryDelayMs(retries: ResolvedStepConfig["retries"], attempt: number): number {
-  const base = parseDuration(retries.delay);
+export function retryDelayMs(
+  retries: ResolvedStepConfig["retries"],
+  attempt: number,
+  baseMs?: number,
+): number {
+  const base = baseMs ?? parseDuration(retries.delay);
   switch (retries.backoff) {
     case "constant":
       return base;
@@ -105,6 +125,29 @@ export function retryDelayMs(retries: ResolvedStepConfig["retries"], attempt: nu
     case "exponential":
       return base * 2 ** (attempt - 1);
   }
+}
+
+/**
+ * What a delay function returned, as ms, or why it cannot be used (the end of
+ * `The delay function for step "<name>-<n>" <reason>`).
+ */
+export function dynamicDelayMs(value: unknown): number | string {
+  if (typeof value !== "number" && typeof value !== "string")
+    return `returned ${value === null ? "null" : typeof value}, not a duration`;
+  if (typeof value === "number" && (!Number.isFinite(value) || value < 0))
+    return `returned ${value}, not a duration of 0 ms or more`;
+  try {
+    return parseDuration(value, "the delay");
+  } catch (e) {
+    return `returned an invalid duration: ${(e as Error).message}`;
+  }
+}
+
+/** The error that fails a step whose delay function threw, timed out or returned nonsense. */
+export function nonRetryableDelayError(step: { name: string; count: number }, reason: string): Error {
+  const error = new Error(`The delay function for step "${step.name}-${step.count}" ${reason}`);
+  error.name = "NonRetryableDelayError";
+  return error;
 }
 
 /**

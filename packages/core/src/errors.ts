@@ -16,9 +16,11 @@ export type ErrorCode =
   | "instance.cannot_pause"
   | "instance.cannot_send_event"
   | "instance.changed"
+  | "instance.rate_limited"
   | "workflow.not_found"
   | "workflow.invalid_name"
   | "workflow.invalid_event_type"
+  | "workflow.invalid_schedule"
   | "step.invalid_name"
   | "step.invalid_config"
   | "step.output_too_large"
@@ -43,9 +45,11 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   "instance.cannot_pause",
   "instance.cannot_send_event",
   "instance.changed",
+  "instance.rate_limited",
   "workflow.not_found",
   "workflow.invalid_name",
   "workflow.invalid_event_type",
+  "workflow.invalid_schedule",
   "step.invalid_name",
   "step.invalid_config",
   "step.output_too_large",
@@ -116,7 +120,10 @@ export function isNonRetryable(e: unknown): boolean {
   if (typeof e !== "object" || e === null) return false;
   const { name, message } = e as { name?: unknown; message?: unknown };
   return (
-    name === "NonRetryableError" || (typeof message === "string" && message.startsWith("NonRetryableError"))
+    name === "NonRetryableError" ||
+    // A step whose delay function failed (SPEC §9.3) is not retried either.
+    name === "NonRetryableDelayError" ||
+    (typeof message === "string" && message.startsWith("NonRetryableError"))
   );
 }
 

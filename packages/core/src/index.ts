@@ -3,12 +3,17 @@ export {
   type Backoff,
   canRetry,
   DEFAULT_RETRY_DELAY,
+  DELAY_FUNCTION_TIMEOUT_MS,
+  DYNAMIC_DELAY,
   defaultStepConfig,
+  dynamicDelayMs,
+  nonRetryableDelayError,
   REDACTED_STEP_OUTPUT,
   type ResolvedStepConfig,
   reconnectDelayMs,
   resolveStepConfig,
   retryDelayMs,
+  type WorkflowDelayFunction,
   type WorkflowStepConfig,
 } from "./config.ts";
 export { type Duration, type DurationUnit, formatDuration, parseDuration } from "./durations.ts";
@@ -64,6 +69,18 @@ export {
   startRollbacks,
   TERMINATE_TRIGGER_ERROR,
 } from "./rollback.ts";
+export {
+  type CronExpression,
+  decideSchedule,
+  MAX_SCHEDULE_INSTANCE_ID_LENGTH,
+  parseCron,
+  parseSchedules,
+  type ScheduleDecision,
+  scheduleInstanceId,
+  scheduleOfInstanceId,
+  validateAddressableId,
+  type WorkflowCronSchedule,
+} from "./schedule.ts";
 export {
   ACTIVE_STATUSES,
   type ApiInstanceStatus,
@@ -127,7 +144,11 @@ export {
 } from "./validation.ts";
 export {
   type ExecutionContext,
+  type InstanceEvent,
   type InstanceStatusDetails,
+  type InstanceSubscribeOptions,
+  LOCATION_HINTS,
+  type LocationHint,
   type RestartOptions,
   type Workflow,
   type WorkflowClass,

@@ -6,6 +6,12 @@ export const MAX_EVENT_TYPE_LENGTH = 100;
 /** Params, event payloads and step results, each measured encoded. */
 export const MAX_PAYLOAD_BYTES = 1024 * 1024;
 export const DEFAULT_STEP_LIMIT = 10_000;
+/** `ReadableStream` step results (SPEC §9.3): each chunk must be smaller than this. */
+export const MAX_STREAM_CHUNK_BYTES = 16 * 1024 * 1024;
+/** What one instance may store; a stream result larger than this fails the instance. */
+export const MAX_INSTANCE_STORAGE_BYTES = 1024 * 1024 * 1024;
+/** The largest `workflows[].limits.steps` (Cloudflare's limit, SPEC §9.3). */
+export const MAX_WORKFLOW_STEP_LIMIT = 25_000;
 export const MAX_RETRY_LIMIT = 10_000;
 export const MAX_BATCH_SIZE = 100;
 export const DAY_MS = 24 * 60 * 60 * 1000;
@@ -30,3 +36,25 @@ export const MAX_LOST_ATTEMPTS_IN_A_ROW = 3;
 export const RECONNECT_BASE_MS = 250;
 export const RECONNECT_MAX_MS = 5000;
 export const NAME_PATTERN = /^[a-zA-Z0-9_][a-zA-Z0-9\-_]*$/;
+
+/**
+ * A token bucket for `createRatePerSecond` (SPEC §9.3): `tokens` left at `at`. It refills at `rate`
+ * per second up to `rate` (bursts of one second's worth).
+ */
+export interface RateBucket {
+  tokens: number;
+  at: number;
+}
+
+/** Takes `n` tokens at `now` when the bucket has them: the bucket after, and whether it did. */
+export function takeTokens(
+  bucket: RateBucket | undefined,
+  rate: number,
+  n: number,
+  now: number,
+): { bucket: RateBucket; ok: boolean } {
+  const before = bucket ?? { tokens: rate, at: now };
+  const tokens = Math.min(rate, before.tokens + (Math.max(0, now - before.at) * rate) / 1000);
+  if (tokens < n) return { bucket: { tokens, at: now }, ok: false };
+  return { bucket: { tokens: tokens - n, at: now }, ok: true };
+}

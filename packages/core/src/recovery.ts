@@ -29,6 +29,8 @@ export function decideLostAttempt(step: {
   config: ResolvedStepConfig;
   /** The error of the attempt before it, if that one failed. */
   previousError: SerializedError | null;
+  /** The base delay, instead of `config.retries.delay` (a dynamic delay). */
+  delayBaseMs?: number;
 }): LostAttemptDecision {
   const attempt = step.attempts;
   const inARow = lostInARow(step.previousError) + 1;
@@ -45,7 +47,12 @@ export function decideLostAttempt(step: {
       },
     };
   if (!canRetry(step.config.retries, attempt)) return { retry: false, attempt, error };
-  return { retry: true, attempt, error, delayMs: retryDelayMs(step.config.retries, attempt) };
+  return {
+    retry: true,
+    attempt,
+    error,
+    delayMs: retryDelayMs(step.config.retries, attempt, step.delayBaseMs),
+  };
 }
 
 /** How many attempts in a row ended lost, up to the one whose error is `error` (0 if it was not lost). */

@@ -180,7 +180,10 @@ export function startAttempt(a: Attempt): StepWrite {
 }
 
 /** What a callback's attempt gave: its value encoded, or what it threw. */
-export type AttemptResult = { ok: true; result: Uint8Array } | { ok: false; error: unknown };
+/** `stream`: the result is a `ReadableStream`'s bytes, which the 1 MiB limit does not apply to. */
+export type AttemptResult =
+  | { ok: true; result: Uint8Array; stream?: boolean }
+  | { ok: false; error: unknown };
 
 /**
  * What follows an attempt's end, with the step row and history to commit first: `return` the
@@ -206,6 +209,8 @@ export function endAttempt(
   now: number,
   shown: boolean,
   adjustDelay?: AdjustDelay,
+  /** The base delay a delay function returned (for `retries.delay: "[dynamic]"`). */
+  delayBaseMs?: number,
 ): AttemptEnd {
   const { call, config, attempt } = a;
   const history: NewHistoryEntry[] = [];
@@ -216,7 +221,7 @@ export function endAttempt(
   let failure: unknown;
   if (result.ok) {
     const size = result.result.byteLength;
-    if (size <= MAX_PAYLOAD_BYTES) {
+    if (size <= MAX_PAYLOAD_BYTES || result.stream) {
       history.push(stepEntry(call, now, "attempt_completed", { attempt }));
       history.push(stepEntry(call, now, "step_completed"));
       const step = stepRow(
@@ -263,7 +268,7 @@ export function endAttempt(
       history,
     };
   }
-  const base = retryDelayMs(config.retries, attempt);
+  const base = retryDelayMs(config.retries, attempt, delayBaseMs);
   const delay = adjustDelay ? adjustDelay(base) : base;
   history.push(stepEntry(call, now, "attempt_errored", { attempt, error, retryDelayMs: delay }));
   const at = now + delay;
@@ -294,12 +299,15 @@ export function loseAttempt(
   config: ResolvedStepConfig,
   now: number,
   adjustDelay?: AdjustDelay,
+  /** For `retries.delay: "[dynamic]"`: the base delay to use (the function is not called for a lost attempt). */
+  delayBaseMs?: number,
 ): StepWrite & ({ next: "throw"; error: Error } | { next: "retry"; at: number }) {
   const d = decideLostAttempt({
     name: call.key.name,
     attempts: stored.attempts,
     config,
     previousError: stored.error,
+    ...(delayBaseMs !== undefined ? { delayBaseMs } : {}),
   });
   const row = { ...stored, seq: call.seq, config, error: d.error };
   if (d.retry) {

@@ -10,6 +10,8 @@ export interface WorkflowEvent<T = unknown> {
   timestamp: Date;
   instanceId: string;
   workflowName: string;
+  /** Set on instances a schedule created (`workflows[].schedules`, SPEC §9.4): which cron and slot. */
+  schedule?: import("./schedule.ts").WorkflowCronSchedule;
 }
 
 /** What a step callback receives: which step this is, which attempt, and the resolved config. */
@@ -230,7 +232,13 @@ export interface WorkflowInstanceCreateOptions<P = unknown> {
   id?: string;
   params?: P;
   retention?: { successRetention?: Duration; errorRetention?: Duration };
+  /** Cloudflare's placement hint (SPEC §9.3): validated against `LOCATION_HINTS`, otherwise ignored. */
+  locationHint?: LocationHint;
 }
+
+/** The regions Cloudflare accepts as a `locationHint`. */
+export const LOCATION_HINTS = ["wnam", "enam", "sam", "weur", "eeur", "apac", "oc", "afr", "me"] as const;
+export type LocationHint = (typeof LOCATION_HINTS)[number];
 
 export interface RestartOptions {
   from?: { name: string; count?: number; type?: "do" | "sleep" | "waitForEvent" };
@@ -247,6 +255,36 @@ export interface WorkflowInstance {
   restart(options?: RestartOptions): Promise<void>;
   sendEvent(event: { type: string; payload?: unknown }): Promise<void>;
   delete(): Promise<void>;
+  /**
+   * The instance's events (SPEC §5: history, then live), ending after the final `workflow_*` event
+   * (SPEC §9.3). `cursor`: only events after this `eventId`; `filter`: event types to keep, or a
+   * predicate. Dispose it (`await using`, or `break`) to stop early.
+   */
+  subscribe(options?: InstanceSubscribeOptions): AsyncIterableIterator<InstanceEvent> & AsyncDisposable;
+}
+
+/** Options of `instance.subscribe`. */
+export interface InstanceSubscribeOptions {
+  filter?: readonly string[] | ((event: InstanceEvent) => boolean);
+  cursor?: number;
+}
+
+/**
+ * One event of `instance.subscribe`: a history entry's data with its `type`, `instanceId`, `eventId`
+ * and `timestamp` (ms), the step it concerns, and the value where there is one (`output` of
+ * `step_completed`, `wait_completed` and `workflow_completed`, `"[REDACTED]"` for a sensitive step;
+ * `params` of `workflow_started`).
+ */
+export interface InstanceEvent {
+  type: string;
+  instanceId: string;
+  eventId: number;
+  timestamp: number;
+  stepName?: string;
+  step?: { type: string; name: string; count: number };
+  output?: unknown;
+  params?: unknown;
+  [key: string]: unknown;
 }
 
 /** A workflow binding, `env.MY_WORKFLOW` (compatible with Cloudflare's `Workflow<P>`). */

@@ -8,7 +8,7 @@ import {
   type WorkflowClass,
 } from "@cairn/core";
 import { createObjectHost, type DurableObjectClass, type Migration, type ObjectHost } from "@cairn/objects";
-import { Runtime, type RuntimeHooks, type WorkflowDefinition } from "@cairn/runtime";
+import { Runtime, type RuntimeHooks, type ScheduledHandler, type WorkflowDefinition } from "@cairn/runtime";
 import type { Store } from "@cairn/store";
 import { openSqliteStore } from "@cairn/store-sqlite";
 
@@ -19,6 +19,13 @@ export interface WorkflowConfig {
   /** The workflow's name (what the API and CLI call it). */
   name: string;
   class: WorkflowClass;
+  /**
+   * Cron expressions (wrangler's `workflows[].schedules`): each slot creates one instance with
+   * `event.schedule = { cron, scheduledTime }` (docs/schedules). UTC, 5 fields.
+   */
+  schedules?: string | string[];
+  /** `step.do` calls allowed per instance (wrangler's `workflows[].limits.steps`); default `stepLimit`. */
+  stepLimit?: number;
   /** Told of each run (see `WorkflowDefinition.onRun`): remote workflows (`RemoteWorkers`) use it. */
   onRun?: WorkflowDefinition["onRun"];
 }
@@ -53,6 +60,8 @@ export interface CairnOptions {
   /** Other bindings, visible to workflows as `this.env` next to the workflow bindings. */
   env?: Record<string, unknown>;
   maxConcurrent?: number;
+  /** Instances this process may create per second and workflow; more get 429 `instance.rate_limited`. */
+  createRatePerSecond?: number;
   defaultRetryDelay?: Duration;
   hotWaitThreshold?: Duration;
   stepLimit?: number;
@@ -76,6 +85,11 @@ export interface CairnOptions {
   /** SQLite durability: "FULL" (default) or "NORMAL". */
   synchronous?: "FULL" | "NORMAL";
   hooks?: RuntimeHooks;
+  /**
+   * Wrangler's `triggers.crons` with the Worker's `scheduled(controller)` handler: each slot calls it
+   * once across every worker sharing the store (docs/schedules).
+   */
+  triggers?: { crons: string[]; scheduled?: ScheduledHandler };
   log?: (message: string, error: unknown) => void;
 }
 
@@ -151,10 +165,16 @@ export async function createCairn<Env = Record<string, unknown>>(options: CairnO
         binding: w.binding,
         class: w.class,
         ...(w.onRun ? { onRun: w.onRun } : {}),
+        ...(w.schedules !== undefined ? { schedules: w.schedules } : {}),
+        ...(w.stepLimit !== undefined ? { stepLimit: w.stepLimit } : {}),
       })),
+      ...(options.triggers ? { triggers: options.triggers } : {}),
       env: { ...options.env, ...objects.namespaces },
       clock: options.clock,
       maxConcurrent: options.maxConcurrent,
+      ...(options.createRatePerSecond !== undefined
+        ? { createRatePerSecond: options.createRatePerSecond }
+        : {}),
       defaultRetryDelay: options.defaultRetryDelay,
       hotWaitThreshold: options.hotWaitThreshold,
       stepLimit: options.stepLimit,

@@ -6,13 +6,16 @@ import {
   decideTerminate,
   type InstanceStatus,
   type InstanceStatusDetails,
+  LOCATION_HINTS,
   MAX_BATCH_SIZE,
   type NewHistoryEntry,
   planRestart,
+  type RateBucket,
   type RestartOptions,
   type RollbackState,
   STEP_KINDS,
   TERMINATE_TRIGGER_ERROR,
+  takeTokens,
   validateEventType,
   validateInstanceId,
   validateStepName,
@@ -40,6 +43,8 @@ export interface ControlOptions {
   worker: Worker;
   workerId: string;
   maxConcurrent: number;
+  /** Instances this process may create per second and workflow; unlimited when undefined. */
+  createRatePerSecond?: number;
   exclusive: boolean;
   leaseMs: number;
   /** Fails with `workflow.not_found` for a workflow this runtime does not know. */
@@ -61,6 +66,8 @@ export class Control {
   readonly #store: Store;
   readonly #clock: Clock;
   readonly #worker: Worker;
+  /** `createRatePerSecond`'s buckets, per workflow. */
+  readonly #buckets = new Map<string, RateBucket>();
 
   constructor(options: ControlOptions) {
     this.#o = options;
@@ -77,6 +84,7 @@ export class Control {
   /** Creates an instance; fails with `instance.already_exists` if the id is taken. Returns its id. */
   async create(workflow: string, options: WorkflowInstanceCreateOptions = {}): Promise<string> {
     const prepared = await this.#prepare(workflow, options);
+    this.#limitRate(workflow, 1);
     const now = this.#clock.now();
     // A worker with a free slot starts the instance itself, claimed at insert: no claim round, no
     // wake-up message. Workers sharing the store count everyone's instances first (under the claim
@@ -124,6 +132,7 @@ export class Control {
         `createBatch only supports ${MAX_BATCH_SIZE} instances at a time, got ${batch.length}`,
       );
     const prepared = await Promise.all(batch.map((o) => this.#prepare(workflow, o ?? {})));
+    this.#limitRate(workflow, prepared.length);
     const now = this.#clock.now();
     const created = await this.#store.transaction(async (tx) => {
       const inserted = await tx.instances.insertMany(prepared.map((p) => ({ ...p, createdAt: now })));
@@ -143,6 +152,19 @@ export class Control {
     return created;
   }
 
+  /** `createRatePerSecond` (SPEC §9.3): `instance.rate_limited` when `n` more would exceed it. */
+  #limitRate(workflow: string, n: number): void {
+    const rate = this.#o.createRatePerSecond;
+    if (rate === undefined) return;
+    const { bucket, ok } = takeTokens(this.#buckets.get(workflow), rate, n, this.#clock.now());
+    this.#buckets.set(workflow, bucket);
+    if (!ok)
+      throw new WorkflowError(
+        "instance.rate_limited",
+        `Too many instances created for workflow "${workflow}": the limit is ${rate} per second (createRatePerSecond)`,
+      );
+  }
+
   async #prepare(
     workflow: string,
     options: WorkflowInstanceCreateOptions,
@@ -151,6 +173,13 @@ export class Control {
     if (typeof options !== "object" || options === null)
       throw new WorkflowError("body", "create options must be an object");
     const id = options.id === undefined ? crypto.randomUUID() : validateInstanceId(options.id);
+    // Accepted as on Cloudflare; Cairn runs everything where it is (SPEC §9.3).
+    const hint = options.locationHint as unknown;
+    if (hint !== undefined && !(LOCATION_HINTS as readonly unknown[]).includes(hint))
+      throw new WorkflowError(
+        "body",
+        `locationHint must be one of ${LOCATION_HINTS.join(", ")}, got ${JSON.stringify(hint)}`,
+      );
     const params = encodeInput(options.params ?? {}, `Params of instance "${id}"`);
     await this.#o.hooks().beforeCreate?.({ workflow, id, params: options.params });
     return { workflow, id, params };

@@ -1,4 +1,12 @@
-export { decodeValue, encodeInput, encodeValue } from "./codec.ts";
+export {
+  decodeValue,
+  encodeInput,
+  encodeStreamBytes,
+  encodeValue,
+  isStreamValue,
+  STREAM_CHUNK_BYTES,
+  streamByteLength,
+} from "./codec.ts";
 export { composeHooks, type RuntimeHooks, type StepHookInfo } from "./hooks.ts";
 export {
   type RemoteLogLine,
@@ -17,3 +25,4 @@ export {
   type RuntimeOptions,
   type WorkflowDefinition,
 } from "./runtime.ts";
+export type { ScheduledController, ScheduledHandler } from "./scheduler.ts";

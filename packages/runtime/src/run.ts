@@ -4,8 +4,12 @@ import {
   type Attempt,
   type AttemptResult,
   type Clock,
+  canRetry,
   DEFAULT_EVENT_TIMEOUT,
+  DELAY_FUNCTION_TIMEOUT_MS,
+  DYNAMIC_DELAY,
   deserializeError,
+  dynamicDelayMs,
   type ExecutionContext,
   eligibleRollbacks,
   endAttempt,
@@ -17,11 +21,13 @@ import {
   type InstanceRow,
   type InstanceStatus,
   type InstanceWrite,
+  isNonRetryable,
   loseAttempt,
   MAX_EVENT_TIMEOUT_MS,
   MAX_SLEEP_MS,
   MIN_EVENT_TIMEOUT_MS,
   type NewHistoryEntry,
+  nonRetryableDelayError,
   type ParkState,
   park,
   parkPaused,
@@ -45,6 +51,7 @@ import {
   type StepKind,
   type StepRow,
   type StepWrite,
+  scheduleOfInstanceId,
   serializeError,
   startAttempt,
   startRollbacks,
@@ -59,6 +66,7 @@ import {
   validateEventType,
   validateStepName,
   type WorkflowClass,
+  type WorkflowDelayFunction,
   WorkflowError,
   type WorkflowEvent,
   WorkflowFatalError,
@@ -71,7 +79,15 @@ import {
   waitNext,
 } from "@cairn/core";
 import type { ClaimedInstance, StepCommit, Store, StoreTx } from "@cairn/store";
-import { decodeValue, encodeValue, unclonableReason } from "./codec.ts";
+import {
+  decodeValue,
+  encodeStreamBytes,
+  encodeValue,
+  readStepStream,
+  StreamResultError,
+  streamOf,
+  unclonableReason,
+} from "./codec.ts";
 import type { RuntimeHooks } from "./hooks.ts";
 import { InFlight } from "./in-flight.ts";
 import type { SuspectLanes } from "./suspects.ts";
@@ -101,6 +117,8 @@ export interface RunHost {
   /** Orders attempts that may have killed the previous process (see `SuspectLanes`). */
   readonly suspects: SuspectLanes;
   readonly stepLimit: number;
+  /** A workflow's own step limit (`WorkflowDefinition.stepLimit`), when it has one. */
+  readonly stepLimitOf?: (workflow: string) => number | undefined;
   readonly defaultStepConfig: ResolvedStepConfig;
   /**
    * Workers sharing a store (and so `maxConcurrent`): takes a slot for an instance that was stored
@@ -285,6 +303,8 @@ export class InstanceRun {
         instanceId: this.id,
         workflowName: this.workflow,
       };
+      const schedule = scheduleOfInstanceId(this.id);
+      if (schedule) event.schedule = schedule;
     } catch (e) {
       void this.#finish({ error: e });
       return;
@@ -468,11 +488,15 @@ export class InstanceRun {
     validateStepName(name);
     const key = this.#counter.next(kind, name);
     const seq = ++this.#seq;
-    if (kind === "do" && ++this.#doCount > this.#host.stepLimit) {
+    const own = kind === "do" ? this.#host.stepLimitOf?.(this.workflow) : undefined;
+    const limit = own ?? this.#host.stepLimit;
+    if (kind === "do" && ++this.#doCount > limit) {
+      const raise =
+        own === undefined ? "Raise stepLimit in the Cairn options" : "Raise the workflow's limits.steps";
       void this.#finish({
         error: new WorkflowError(
           "step.limit_reached",
-          `The limit of ${this.#host.stepLimit} steps has been reached. Raise stepLimit in the Cairn options to allow more.`,
+          `The limit of ${limit} steps has been reached. ${raise} to allow more.`,
         ),
       });
       return never();
@@ -516,8 +540,14 @@ export class InstanceRun {
     const timeoutMs = parseDuration(config.timeout);
     const stepStartedAt = stored?.startedAt ?? this.#now();
     // An attempt in flight when the process running it stopped: it failed.
+    const delayFn = delayFunctionOf(userConfig);
     if (stored?.status === "running") {
-      const lost = loseAttempt(call, stored, config, this.#now(), this.#adjuster(key, "retry"));
+      // A lost attempt does not call a delay function: the runtime's default delay is its base.
+      const base =
+        config.retries.delay === DYNAMIC_DELAY
+          ? parseDuration(this.#host.defaultStepConfig.retries.delay)
+          : undefined;
+      const lost = loseAttempt(call, stored, config, this.#now(), this.#adjuster(key, "retry"), base);
       await this.#commit(lost);
       this.#steps.set(stepKeyString(key), lost.step);
       if (lost.next === "throw") throw lost.error;
@@ -542,9 +572,25 @@ export class InstanceRun {
         shown: false,
         value: undefined,
       };
-      const result = await this.#callbacks.during(() => this.#runAttempt(a, timeoutMs, callback));
+      let result = await this.#callbacks.during(() => this.#runAttempt(a, timeoutMs, callback));
       if (result === undefined) return never();
-      const end = endAttempt(a, result, this.#now(), a.shown, this.#adjuster(key, "retry"));
+      // A delay function (SPEC §9.3) is asked for the wait before the retry; when it fails, the step does.
+      let delayBaseMs: number | undefined;
+      if (
+        config.retries.delay === DYNAMIC_DELAY &&
+        !result.ok &&
+        !isNonRetryable(result.error) &&
+        canRetry(config.retries, a.attempt)
+      ) {
+        const failure = result.error;
+        const d = delayFn
+          ? await this.#callbacks.during(() => this.#askDelay(delayFn, a, failure))
+          : "is not available (the step's code has no delay function now)";
+        if (d === undefined) return never();
+        if (typeof d === "number") delayBaseMs = d;
+        else result = { ok: false, error: nonRetryableDelayError(key, d) };
+      }
+      const end = endAttempt(a, result, this.#now(), a.shown, this.#adjuster(key, "retry"), delayBaseMs);
       if (end.next === "return") {
         await this.#commit(end);
         this.#steps.set(stepKeyString(key), end.step);
@@ -609,6 +655,19 @@ export class InstanceRun {
     if (shown) await shown;
     a.shown = shown !== undefined;
     if (!settled.ok) return settled;
+    if (settled.value instanceof ReadableStream) {
+      // A stream result (SPEC §9.3): read to its end and stored as bytes; the workflow gets a new stream.
+      let bytes: Uint8Array;
+      try {
+        bytes = await readStepStream(settled.value, a.call.key.name);
+      } catch (e) {
+        if (!(e instanceof StreamResultError)) return { ok: false, error: e };
+        void this.#finish({ error: e });
+        return undefined;
+      }
+      a.value = streamOf(bytes);
+      return { ok: true, result: encodeStreamBytes(bytes), stream: true };
+    }
     a.value = settled.value;
     try {
       return { ok: true, result: encodeValue(settled.value) };
@@ -628,19 +687,41 @@ export class InstanceRun {
     await this.#commit(startAttempt(a));
   }
 
+  /**
+   * Calls a step's delay function for failed attempt `a`: its value in ms, or why it cannot be used
+   * (threw, took more than 5 s, returned nonsense). `undefined` when the run was aborted meanwhile.
+   */
+  async #askDelay(
+    fn: WorkflowDelayFunction,
+    a: Attempt,
+    failure: unknown,
+  ): Promise<number | string | undefined> {
+    const error = failure instanceof Error ? failure : new Error(String(failure));
+    const { clock } = this.#host;
+    let timer: { cancel(): void } | undefined;
+    const timedOut = new Promise<string>((resolve) => {
+      timer = clock.setTimer(
+        () => resolve(`timed out after ${DELAY_FUNCTION_TIMEOUT_MS} ms`),
+        DELAY_FUNCTION_TIMEOUT_MS,
+      );
+    });
+    const asked = (async () => {
+      try {
+        return dynamicDelayMs(await fn({ ctx: stepContext(a), error }));
+      } catch (e) {
+        return `threw: ${(e as Error)?.message ?? String(e)}`;
+      }
+    })();
+    try {
+      return await Promise.race([asked, timedOut]);
+    } finally {
+      timer?.cancel();
+    }
+  }
+
   /** Runs one attempt of a callback under its timeout, through the `wrapStep` hook. */
   #attempt(a: Attempt, timeoutMs: number, callback: (ctx: WorkflowStepContext) => unknown): Promise<Settled> {
-    const { key } = a.call;
-    const { attempt, config } = a;
-    const ctx: WorkflowStepContext = {
-      step: { name: key.name, count: key.count },
-      attempt,
-      config: {
-        retries: { ...config.retries },
-        timeout: config.timeout,
-        ...(config.sensitive ? { sensitive: config.sensitive } : {}),
-      },
-    };
+    const ctx = stepContext(a);
     const next = async () => callback(ctx);
     const { wrapStep } = this.#host.hooks;
     const { clock } = this.#host;
@@ -665,7 +746,16 @@ export class InstanceRun {
         resolve(clock.now() > deadline ? timedOut() : result);
       };
       const work = wrapStep
-        ? wrapStep({ workflow: this.workflow, instanceId: this.id, step: key, attempt, config }, next)
+        ? wrapStep(
+            {
+              workflow: this.workflow,
+              instanceId: this.id,
+              step: a.call.key,
+              attempt: a.attempt,
+              config: a.config,
+            },
+            next,
+          )
         : next();
       work.then(
         (value) => settle({ ok: true, value }),
@@ -1278,4 +1368,27 @@ export class InstanceRun {
   #entry(timestamp: number, type: HistoryEventType): NewHistoryEntry {
     return historyEntry(this.workflow, this.id, timestamp, type);
   }
+}
+
+/** What a step callback (and a delay function) receives: a fresh copy of the config each time. */
+function stepContext(a: Attempt): WorkflowStepContext {
+  const { key } = a.call;
+  const { retries, timeout, sensitive } = a.config;
+  // A dynamic delay is not shown to the callback (its `delay` is the function's, not a duration).
+  const { delay, ...rest } = retries;
+  return {
+    step: { name: key.name, count: key.count },
+    attempt: a.attempt,
+    config: {
+      retries: (delay === DYNAMIC_DELAY ? rest : { ...retries }) as WorkflowStepContext["config"]["retries"],
+      timeout,
+      ...(sensitive ? { sensitive } : {}),
+    },
+  };
+}
+
+/** The delay function of a step's config, if it has one. */
+function delayFunctionOf(config: WorkflowStepConfig | undefined): WorkflowDelayFunction | undefined {
+  const delay = (config as { retries?: { delay?: unknown } } | undefined)?.retries?.delay;
+  return typeof delay === "function" ? (delay as WorkflowDelayFunction) : undefined;
 }

@@ -6,13 +6,17 @@ import {
   DEFAULT_STEP_LIMIT,
   type Duration,
   defaultStepConfig,
+  type InstanceEvent,
   type InstanceStatus,
   type InstanceStatusDetails,
+  type InstanceSubscribeOptions,
   LOST_RETRY_ALONE_MS,
+  MAX_WORKFLOW_STEP_LIMIT,
   parseDuration,
+  parseSchedules,
   type RestartOptions,
   systemClock,
-  validateInstanceId,
+  validateAddressableId,
   validateWorkflowName,
   type WorkflowClass,
   WorkflowError,
@@ -23,6 +27,8 @@ import type { InstanceRow, Store } from "@cairn/store";
 import { Control } from "./control.ts";
 import { composeHooks, type RuntimeHooks } from "./hooks.ts";
 import type { RunHost, RunOutcome } from "./run.ts";
+import { type ScheduledHandler, Scheduler } from "./scheduler.ts";
+import { subscribeInstance } from "./subscribe.ts";
 import { SuspectLanes } from "./suspects.ts";
 import { Worker } from "./worker.ts";
 
@@ -33,6 +39,17 @@ export interface WorkflowDefinition {
   /** The name of its binding in `env` (e.g. `"CHECKOUT"`). */
   binding?: string;
   class: WorkflowClass;
+  /**
+   * Cron expressions (wrangler's `workflows[].schedules`, SPEC §9.4): each slot creates one instance,
+   * id `"<cron>#<slot ms>"`, with `event.schedule = { cron, scheduledTime }`. Invalid expressions are
+   * refused when the runtime is made (`workflow.invalid_schedule`).
+   */
+  schedules?: string | string[];
+  /**
+   * `step.do` calls allowed per instance of this workflow (wrangler's `workflows[].limits.steps`,
+   * 1 … 25,000); default the runtime's `stepLimit`.
+   */
+  stepLimit?: number;
   /**
    * Told of each run of an instance before `run()` is called (its epoch, and `done` when it ends):
    * how a workflow whose code lives in a remote worker (`RemoteWorkers`) follows its runs.
@@ -57,6 +74,11 @@ export interface RuntimeOptions {
   clock?: Clock;
   /** Instances running at once; the rest stay `queued`. Default 10,000. */
   maxConcurrent?: number;
+  /**
+   * Instances this process may create per second and workflow (a token bucket with bursts of one
+   * second's worth); more fail with `instance.rate_limited` (HTTP 429). Default: unlimited.
+   */
+  createRatePerSecond?: number;
   /** The default `retries.delay` of `step.do`. Default "10 seconds". */
   defaultRetryDelay?: Duration;
   /** Waits up to this long keep an instance in memory; longer ones park it. Default "5 seconds". */
@@ -78,6 +100,11 @@ export interface RuntimeOptions {
   /** How often to look for work written by other processes. Default 1000 ms with the system clock. */
   pollMs?: number;
   hooks?: RuntimeHooks;
+  /**
+   * Wrangler's `triggers.crons`: each slot calls `scheduled` once (across workers sharing the store)
+   * with `{ cron, scheduledTime, type: "scheduled", noRetry() }`; a failure is logged, not retried.
+   */
+  triggers?: { crons: string[]; scheduled?: ScheduledHandler };
   /** Where the runtime reports errors it cannot hand to anyone. Default: console.error. */
   log?: (message: string, error: unknown) => void;
 }
@@ -130,6 +157,10 @@ export class Runtime {
   readonly #listeners = new Set<Listener>();
   readonly #worker: Worker;
   readonly #control: Control;
+  readonly #scheduler: Scheduler;
+  /** Each workflow's parsed schedules, for `schedules()`. */
+  readonly #schedules = new Map<string, import("@cairn/core").CronExpression[]>();
+  readonly #workerEnabled: boolean;
   readonly #baseHooks: RuntimeHooks;
   readonly #addedHooks: { hooks: RuntimeHooks }[] = [];
 
@@ -146,6 +177,9 @@ export class Runtime {
     const leaseMs = options.leaseMs ?? (exclusive ? 365 * 86_400_000 : 30_000);
     const log = options.log ?? ((message, error) => console.error(message, error));
     const stepLimit = options.stepLimit ?? DEFAULT_STEP_LIMIT;
+    const rate = options.createRatePerSecond;
+    if (rate !== undefined && (typeof rate !== "number" || !Number.isFinite(rate) || rate <= 0))
+      throw new Error(`createRatePerSecond must be a number > 0, got ${rate}`);
     if (!Number.isInteger(stepLimit) || stepLimit < 1)
       throw new Error(`stepLimit must be a whole number ≥ 1, got ${stepLimit}`);
     for (const def of options.workflows) {
@@ -154,7 +188,26 @@ export class Runtime {
         throw new Error(`Workflow "${def.name}" needs a class that extends WorkflowEntrypoint`);
       if (this.#definitions.has(def.name)) throw new Error(`Workflow "${def.name}" is defined twice`);
       this.#definitions.set(def.name, def);
+      this.#schedules.set(def.name, parseSchedules(def.schedules, def.binding ?? def.name));
+      if (
+        def.stepLimit !== undefined &&
+        (!Number.isInteger(def.stepLimit) || def.stepLimit < 1 || def.stepLimit > MAX_WORKFLOW_STEP_LIMIT)
+      )
+        throw new Error(
+          `Workflow "${def.name}": limits.steps must be a whole number from 1 to ${MAX_WORKFLOW_STEP_LIMIT}, got ${def.stepLimit}`,
+        );
     }
+    const triggers = options.triggers;
+    if (
+      triggers !== undefined &&
+      (typeof triggers !== "object" || triggers === null || !Array.isArray(triggers.crons))
+    )
+      throw new Error("triggers must be { crons: string[], scheduled }");
+    const crons = parseSchedules(triggers?.crons ?? [], "triggers.crons");
+    if (crons.length > 0 && typeof triggers?.scheduled !== "function")
+      throw new Error(
+        "triggers.crons needs a scheduled() handler: export default { scheduled(controller, env, ctx) { … } }",
+      );
     this.env = { ...options.env };
     for (const def of options.workflows)
       if (def.binding) {
@@ -174,6 +227,7 @@ export class Runtime {
       attemptMarkerAfterMs: ATTEMPT_MARKER_AFTER_MS,
       suspects: new SuspectLanes(this.clock, LOST_RETRY_ALONE_MS),
       stepLimit,
+      stepLimitOf: (workflow) => this.#definitions.get(workflow)?.stepLimit,
       defaultStepConfig: defaultStepConfig(retryDelay),
       changed: (workflow, id, status) => this.#changed(workflow, id, status),
       log: (message, error) => log(message, error),
@@ -192,12 +246,30 @@ export class Runtime {
       onRun: (workflow, run) => this.#definitions.get(workflow)?.onRun?.(run),
       log,
     });
+    this.#workerEnabled = options.worker ?? true;
+    this.#scheduler = new Scheduler({
+      store: this.store,
+      clock: this.clock,
+      workerId: this.workerId,
+      workflows: [...this.#schedules].map(([name, schedules]) => ({ name, schedules })),
+      crons,
+      ...(triggers?.scheduled ? { scheduled: triggers.scheduled } : {}),
+      env: this.env,
+      hooks: () => this.#host.hooks,
+      created: (workflow, id) => {
+        this.#changed(workflow, id, "queued");
+        this.#worker.pump();
+      },
+      retryMs: options.pollMs ?? 1000,
+      log,
+    });
     this.#control = new Control({
       store: this.store,
       clock: this.clock,
       worker: this.#worker,
       workerId: this.workerId,
       maxConcurrent,
+      ...(rate !== undefined ? { createRatePerSecond: rate } : {}),
       exclusive,
       leaseMs,
       definition: (workflow) => this.definition(workflow),
@@ -212,8 +284,9 @@ export class Runtime {
   }
 
   /** Begins claiming and running work. Opening a store again resumes every unfinished instance. */
-  start(): Promise<void> {
-    return this.#worker.start();
+  async start(): Promise<void> {
+    await this.#worker.start();
+    if (this.#workerEnabled && !this.#worker.closed) this.#scheduler.start();
   }
 
   /**
@@ -221,8 +294,9 @@ export class Runtime {
    * continue when a worker opens the store again. Step callbacks already running cannot be stopped,
    * but their outcomes are not stored (they run again later).
    */
-  close(): Promise<void> {
-    return this.#worker.close();
+  async close(): Promise<void> {
+    await this.#scheduler.close();
+    await this.#worker.close();
   }
 
   /** Whether `close()` was called. */
@@ -270,8 +344,30 @@ export class Runtime {
    * still running (callbacks that settle within a few turns of the event loop are waited for; ones
    * that wait on I/O are not). Used by tests with a fake clock.
    */
-  whenIdle(): Promise<void> {
-    return this.#worker.whenIdle();
+  async whenIdle(): Promise<void> {
+    await this.#scheduler.idle();
+    await this.#worker.whenIdle();
+  }
+
+  /**
+   * A workflow's schedules (SPEC §9.4) and when each fires next (ms since the epoch; `null` when it
+   * never will again).
+   */
+  schedules(workflow: string): { cron: string; nextAt: number | null }[] {
+    this.definition(workflow);
+    const now = this.clock.now();
+    return (this.#schedules.get(workflow) ?? []).map((c) => ({
+      cron: c.cron,
+      nextAt: c.nextSlot(now) ?? null,
+    }));
+  }
+
+  /**
+   * Calls the Worker's `scheduled()` handler for `cron` now, claiming no slot: what `cairn dev`'s
+   * `GET /__scheduled?cron=` does. Fails when there is no handler.
+   */
+  fireScheduled(cron: string): Promise<void> {
+    return this.#scheduler.fireNow(cron);
   }
 
   // ---- control plane (control.ts) -----------------------------------------------------------
@@ -354,7 +450,7 @@ export class Runtime {
         return (await runtime.createBatch(workflow, batch)).map(handle);
       },
       async get(id) {
-        validateInstanceId(id);
+        validateAddressableId(id);
         await runtime.instance(workflow, id);
         return handle(id);
       },
@@ -419,5 +515,9 @@ export class InstanceHandle {
   }
   delete(): Promise<void> {
     return this.#runtime.delete(this.#workflow, this.id);
+  }
+  /** See `WorkflowInstance.subscribe`. */
+  subscribe(options?: InstanceSubscribeOptions): AsyncIterableIterator<InstanceEvent> & AsyncDisposable {
+    return subscribeInstance(this.#runtime, this.#workflow, this.id, options);
   }
 }

@@ -1,8 +1,16 @@
 import type { HistoryEntry } from "@cairn/core";
-import { encodeValue } from "@cairn/runtime";
+import { encodeStreamBytes, encodeValue } from "@cairn/runtime";
 import type { InstanceRow, StepRow } from "@cairn/store";
 import { describe, expect, it } from "vitest";
-import { attemptsOf, instanceDetail, stepDetails, stepResult, subscribeEvent, truncate } from "./views.ts";
+import {
+  attemptsOf,
+  instanceDetail,
+  stepDetails,
+  stepResult,
+  storedJson,
+  subscribeEvent,
+  truncate,
+} from "./views.ts";
 
 const T = Date.UTC(2026, 0, 1);
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -142,5 +150,14 @@ describe("views", () => {
       timestamp: T + 20,
       output: { $map: [["k", { $set: [1] }]] },
     });
+  });
+});
+
+describe("stream results (SPEC §9.3)", () => {
+  it("show their size, not their bytes", () => {
+    expect(storedJson(encodeStreamBytes(new Uint8Array(3 * 1024 * 1024)))).toEqual({
+      $stream: { bytes: 3 * 1024 * 1024 },
+    });
+    expect(storedJson(encodeValue(new Uint8Array(4)))).not.toHaveProperty("$stream");
   });
 });

@@ -12,7 +12,7 @@ import type {
 } from "@cairn/api";
 import { toJson } from "@cairn/api";
 import { apiStatus, type HistoryEntry, REDACTED_STEP_OUTPUT, stepKeyString, stepLabel } from "@cairn/core";
-import { decodeValue } from "@cairn/runtime";
+import { decodeValue, isStreamValue, streamByteLength } from "@cairn/runtime";
 import type { InstanceRow, StepRow } from "@cairn/store";
 
 /**
@@ -44,6 +44,8 @@ const isoOrNull = (ms: number | null | undefined): string | null =>
 /** Decodes stored bytes and shows them as JSON (`null` when there is nothing stored). */
 export function storedJson(bytes: Uint8Array | null): unknown {
   if (bytes === null) return null;
+  // A `ReadableStream` step result (SPEC §9.3) shows its size, not its bytes.
+  if (isStreamValue(bytes)) return { $stream: { bytes: streamByteLength(bytes) } };
   return toJson(decodeValue(bytes));
 }
 

@@ -111,6 +111,7 @@ export const workflowRoutes: RouteGroup<WorkflowApiDeps> = {
               def.class.name,
               counts.filter((r) => r.workflow === def.name),
               latest.items[0],
+              runtime.schedules(def.name),
             ),
           );
         }
@@ -131,7 +132,7 @@ export const workflowRoutes: RouteGroup<WorkflowApiDeps> = {
         const def = runtime.definition(name);
         const counts = await runtime.store.instances.countByStatus(name);
         const latest = await runtime.store.instances.list({ workflow: name, limit: 1, direction: "desc" });
-        return ok(c, summarize(def.name, def.class.name, counts, latest.items[0]));
+        return ok(c, summarize(def.name, def.class.name, counts, latest.items[0], runtime.schedules(name)));
       },
     }),
 
@@ -391,6 +392,7 @@ function summarize(
   className: string,
   counts: { status: InstanceStatus; count: number }[],
   latest: InstanceRow | undefined,
+  schedules: { cron: string; nextAt: number | null }[],
 ): WorkflowSummary {
   const instances = Object.fromEntries(INSTANCE_STATUSES.map((s) => [s, 0])) as Record<
     InstanceStatus,
@@ -403,5 +405,9 @@ function summarize(
     class_name: className,
     instances,
     triggered_on: latest ? new Date(latest.createdAt).toISOString() : null,
+    schedules: schedules.map((x) => ({
+      cron: x.cron,
+      next_at: x.nextAt === null ? null : new Date(x.nextAt).toISOString(),
+    })),
   };
 }

@@ -118,6 +118,20 @@ ALTER TABLE ${s}.steps ADD COLUMN rollback_config jsonb;
 ALTER TABLE ${s}.instances ADD COLUMN rollback jsonb;
 `,
   },
+  {
+    version: 4,
+    name: "schedules: the latest slot settled per cron",
+    sql: (s) => `
+CREATE TABLE ${s}.schedules (
+  kind        text   NOT NULL,
+  name        text COLLATE "C" NOT NULL,
+  cron        text COLLATE "C" NOT NULL,
+  last_at     bigint NOT NULL,
+  updated_at  bigint NOT NULL,
+  PRIMARY KEY (kind, name, cron)
+);
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

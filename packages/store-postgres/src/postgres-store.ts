@@ -24,6 +24,7 @@ import {
   pageOf,
   type RowWriters,
   rowReader,
+  type ScheduleStore,
   type StepCommit,
   type StepRow,
   type StepStore,
@@ -206,6 +207,7 @@ export class PostgresStore implements Store {
   readonly steps: StepStore;
   readonly events: EventStore;
   readonly history: HistoryStore;
+  readonly schedules: ScheduleStore;
   readonly #db: Queryable;
   readonly #pool: PoolLike | undefined;
   readonly #sql: Queries;
@@ -247,6 +249,7 @@ export class PostgresStore implements Store {
     this.steps = ops.steps;
     this.events = ops.events;
     this.history = ops.history;
+    this.schedules = ops.schedules;
     if (!this.#inTransaction) {
       const claim = ops.queue.claim;
       this.queue.claim = (o) => (o.maxRunning === undefined ? claim(o) : this.#claimLimited(o));
@@ -506,6 +509,7 @@ export class PostgresStore implements Store {
       steps: this.#stepOps(run),
       events: this.#eventOps(run),
       history: this.#historyOps(run),
+      schedules: this.#scheduleOps(run),
       notify: async (message: StoreMessage) => {
         await run(this.#sql.notify, [this.#sql.channel, JSON.stringify(message)]);
       },
@@ -753,6 +757,22 @@ export class PostgresStore implements Store {
         const r = (await run(q.consumeEvent, [stepKey, workflow, instanceId, type])).rows[0];
         return r && rows.event(r);
       },
+    };
+  }
+
+  #scheduleOps(run: Run): ScheduleStore {
+    const q = this.#sql;
+    return {
+      list: async () =>
+        (await run(q.listSchedules, [])).rows.map((r) => ({
+          kind: r.kind as "workflow" | "trigger",
+          name: String(r.name),
+          cron: String(r.cron),
+          lastAt: Number(r.last_at),
+          updatedAt: Number(r.updated_at),
+        })),
+      advance: async (key, to, now) =>
+        ((await run(q.advanceSchedule, [key.kind, key.name, key.cron, to, now])).rowCount ?? 0) > 0,
     };
   }
 

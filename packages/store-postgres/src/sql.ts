@@ -414,6 +414,16 @@ export function queries(schema: string) {
     /** $3 after event id, $4 limit (NULL for all). */
     listHistory: `SELECT * FROM ${s}.history WHERE workflow = $1 AND instance_id = $2 AND event_id > $3
       ORDER BY event_id LIMIT $4`,
+
+    listSchedules: `SELECT * FROM ${s}.schedules ORDER BY kind, name, cron`,
+    /**
+     * $1 kind, $2 name, $3 cron, $4 the slot to move to, $5 now. Inserts the row, or moves `last_at`
+     * forward; a concurrent call waits for the row's lock and then sees the moved value, so of calls
+     * for one slot exactly one changes a row.
+     */
+    advanceSchedule: `INSERT INTO ${s}.schedules (kind, name, cron, last_at, updated_at) VALUES ($1, $2, $3, $4, $5)
+      ON CONFLICT (kind, name, cron) DO UPDATE SET last_at = excluded.last_at, updated_at = excluded.updated_at
+      WHERE ${s}.schedules.last_at < excluded.last_at`,
   } as const;
 }
 

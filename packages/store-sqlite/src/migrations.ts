@@ -84,6 +84,20 @@ ALTER TABLE steps ADD COLUMN rollback_config TEXT;
 ALTER TABLE instances ADD COLUMN rollback TEXT;
 `,
   },
+  {
+    version: 3,
+    name: "schedules: the latest slot settled per cron",
+    sql: `
+CREATE TABLE schedules (
+  kind        TEXT    NOT NULL,
+  name        TEXT    NOT NULL,
+  cron        TEXT    NOT NULL,
+  last_at     INTEGER NOT NULL,
+  updated_at  INTEGER NOT NULL,
+  PRIMARY KEY (kind, name, cron)
+) WITHOUT ROWID;
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

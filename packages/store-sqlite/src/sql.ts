@@ -104,4 +104,10 @@ export const sql = {
     AND step_count = ?`,
   deleteHistoryAfter:
     "DELETE FROM history WHERE workflow = ? AND instance_id = ? AND step_kind IS NULL AND event_id > ?",
+
+  listSchedules: "SELECT * FROM schedules ORDER BY kind, name, cron",
+  /** Inserts the row, or moves `last_at` forward; changes nothing (0 rows) for a `to` not later. */
+  advanceSchedule: `INSERT INTO schedules (kind, name, cron, last_at, updated_at) VALUES (?, ?, ?, ?, ?)
+    ON CONFLICT (kind, name, cron) DO UPDATE SET last_at = excluded.last_at, updated_at = excluded.updated_at
+    WHERE schedules.last_at < excluded.last_at`,
 } as const;

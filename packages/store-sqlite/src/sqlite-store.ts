@@ -20,6 +20,7 @@ import {
   pageOf,
   type RowWriters,
   rowReader,
+  type ScheduleStore,
   type StepRow,
   type StepStore,
   type Store,
@@ -98,6 +99,7 @@ export class SqliteStore implements Store {
   readonly steps: StepStore;
   readonly events: EventStore;
   readonly history: HistoryStore;
+  readonly schedules: ScheduleStore;
   readonly #tx: StoreTx;
   /** The row writers `createWith` and `commitStepWith` build on (not part of `Store`). */
   readonly #rows: RowWriters;
@@ -135,6 +137,7 @@ export class SqliteStore implements Store {
       steps: this.#stepOps(),
       events: this.#eventOps(),
       history: this.#historyOps(),
+      schedules: this.#scheduleOps(),
     };
     if (options.channel && options.path !== ":memory:") {
       this.#channelName = `cairn:sqlite:${resolve(options.path)}`;
@@ -155,7 +158,7 @@ export class SqliteStore implements Store {
     }
     // Outside a transaction, each write runs as a transaction of its own; reads go straight through.
     const reads = new Set(["get", "list", "countByStatus", "nextReadyAt", "countRunning", "hasWaiter"]);
-    type Group = "instances" | "queue" | "steps" | "events" | "history";
+    type Group = "instances" | "queue" | "steps" | "events" | "history" | "schedules";
     const autocommit = <T extends object>(group: Group): T =>
       Object.fromEntries(
         Object.entries(this.#tx[group] as object).map(([name, fn]) => [
@@ -175,6 +178,7 @@ export class SqliteStore implements Store {
     this.steps = autocommit("steps");
     this.events = autocommit("events");
     this.history = autocommit("history");
+    this.schedules = autocommit("schedules");
   }
 
   /** With `channel`: receives what other connections to this file in this process `notify`. */
@@ -523,6 +527,21 @@ export class SqliteStore implements Store {
         this.#all(sql.listHistory, workflow, instanceId, o.afterEventId ?? 0, o.limit ?? -1).map(
           rows.history,
         ),
+    };
+  }
+
+  #scheduleOps(): ScheduleStore {
+    return {
+      list: async () =>
+        this.#all(sql.listSchedules).map((r) => ({
+          kind: r.kind as "workflow" | "trigger",
+          name: String(r.name),
+          cron: String(r.cron),
+          lastAt: Number(r.last_at),
+          updatedAt: Number(r.updated_at),
+        })),
+      advance: async (key, to, now) =>
+        this.#run(sql.advanceSchedule, key.kind, key.name, key.cron, to, now) > 0,
     };
   }
 }

@@ -20,6 +20,7 @@ import { historyTests } from "./conformance/history.ts";
 import { instanceTests, listTests } from "./conformance/instances.ts";
 import { lifecycleTests } from "./conformance/lifecycle.ts";
 import { claimTests } from "./conformance/queue.ts";
+import { scheduleTests } from "./conformance/schedules.ts";
 import { stepTests } from "./conformance/steps.ts";
 import type { Ctx } from "./conformance/support.ts";
 import { transactionTests } from "./conformance/transactions.ts";
@@ -58,5 +59,6 @@ export function storeConformance(
     describe("transactions", () => transactionTests(ctx));
     describe("byte values", () => byteTests(ctx));
     describe("lifecycle", () => lifecycleTests(ctx));
+    describe("schedules", () => scheduleTests(ctx));
   });
 }

@@ -12,6 +12,8 @@ import type {
   ListInstancesQuery,
   NewHistoryEntry,
   NewInstance,
+  ScheduleKey,
+  ScheduleRow,
   StepCommit,
   StepKind,
   StepRow,
@@ -146,6 +148,24 @@ export interface HistoryStore {
   ): Promise<HistoryEntry[]>;
 }
 
+/**
+ * Schedules (SPEC §9.4): for each cron of a workflow (`workflows[].schedules`) or of the Worker
+ * (`triggers.crons`), the latest slot already settled, so that every slot fires once across all the
+ * workers sharing the store.
+ */
+export interface ScheduleStore {
+  /** Every stored schedule row. */
+  list(): Promise<ScheduleRow[]>;
+  /**
+   * Moves the schedule's `lastAt` to `to` if it is later than the stored one, inserting the row when
+   * there is none; returns whether it did. One guarded write: of concurrent calls for the same
+   * schedule and slot (in any number of processes), exactly one returns true; a `to` at or before the
+   * stored `lastAt` returns false and writes nothing. Inside a transaction, the row stays locked until
+   * it ends (so the instance a slot creates is written in the same transaction as the claim).
+   */
+  advance(key: ScheduleKey, to: number, now: number): Promise<boolean>;
+}
+
 /** What a store can do beyond the interface, which changes how the runtime uses it. */
 export interface StoreCapabilities {
   /**
@@ -174,6 +194,7 @@ export interface StoreTx {
   steps: StepStore;
   events: EventStore;
   history: HistoryStore;
+  schedules: ScheduleStore;
   /**
    * Sends a message to every process listening on the store, when (and only if) the transaction
    * commits. Stores used by one process (embedded SQLite) do not implement it.

@@ -113,6 +113,22 @@ export interface StoreMessage {
   sender?: string;
 }
 
+/**
+ * Which schedule a row is: a cron of workflow `name` (`kind: "workflow"`), or of the Worker's
+ * `scheduled()` handler (`kind: "trigger"`, `name` empty).
+ */
+export interface ScheduleKey {
+  kind: "workflow" | "trigger";
+  name: string;
+  cron: string;
+}
+
+/** One stored schedule: slots up to `lastAt` are settled (fired, or older than the schedule). */
+export interface ScheduleRow extends ScheduleKey {
+  lastAt: number;
+  updatedAt: number;
+}
+
 // The records the engine's decisions read and write (rows, patches) live in `@cairn/core` (`records.ts`).
 export type {
   EventRow,

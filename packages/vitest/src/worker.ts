@@ -44,7 +44,13 @@ export async function startWorker(options: ResolvedWorkerOptions): Promise<Start
           ? `cairnjs/vitest: ${shown} does not export "${w.class_name}" (workflow "${w.name}" in ${config.path})`
           : `cairnjs/vitest: ${shown}: export "${w.class_name}" is not a class that extends WorkflowEntrypoint`,
       );
-    return { binding: w.binding, name: w.name, class: cls as WorkflowClass };
+    // Schedules are not followed here (real time; Cloudflare's pool does not fire crons either).
+    return {
+      binding: w.binding,
+      name: w.name,
+      class: cls as WorkflowClass,
+      ...(w.limits?.steps !== undefined ? { stepLimit: w.limits.steps } : {}),
+    };
   });
   const cairn = await createCairn({
     store: ":memory:",

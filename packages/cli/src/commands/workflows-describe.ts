@@ -7,7 +7,7 @@ import { field, formatDate, statusLabel, table } from "../format.ts";
 export function registerWorkflowsDescribe(parent: Command, ctx: CliContext): void {
   parent
     .command("describe")
-    .description("Describe a workflow: its class and how many instances are in each status")
+    .description("Describe a workflow: its class, how many instances are in each status, and its schedules")
     .argument("<workflow>", "workflow name")
     .action(async (name: string, _options, command: Command) => {
       const w = await ctx.client(command).getWorkflow(name);
@@ -15,6 +15,18 @@ export function registerWorkflowsDescribe(parent: Command, ctx: CliContext): voi
       const line = (label: string, value: string) =>
         field(label, value, { labelWidth: 16, width: ctx.io.columns });
       const counts = INSTANCE_STATUSES.map((s) => [statusLabel(s), String(w.instances?.[s] ?? 0)]);
+      // Schedules (SPEC §9.4): each cron and when it next fires.
+      const schedules = w.schedules?.length
+        ? [
+            "Schedules:",
+            table(
+              ["Cron", "Next"],
+              w.schedules.map((x) => [x.cron, formatDate(x.next_at, { utc: ctx.io.utc })]),
+              { indent: "  " },
+            ),
+            "",
+          ]
+        : [];
       ctx.io.stdout(
         [
           line("Name", w.name),
@@ -25,6 +37,7 @@ export function registerWorkflowsDescribe(parent: Command, ctx: CliContext): voi
           "Instance Status Counts:",
           table(["Status", "Count"], counts, { indent: "  " }),
           "",
+          ...schedules,
         ].join("\n"),
       );
     });
