@@ -19,6 +19,9 @@ export const sql = {
   insertInstance: `INSERT INTO instances (workflow, id, status, params, created_at, updated_at, started_at, ready_at, priority, epoch, owner, lease_until)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
   getInstance: "SELECT * FROM instances WHERE workflow = ? AND id = ?",
+  /** What a step commit checks: the run's epoch and the instance's status. */
+  fenceOf: "SELECT status, epoch FROM instances WHERE workflow = ? AND id = ?",
+  setStatus: "UPDATE instances SET status = ?, updated_at = ? WHERE workflow = ? AND id = ?",
   deleteInstance: "DELETE FROM instances WHERE workflow = ? AND id = ?",
   deleteInstanceSteps: "DELETE FROM steps WHERE workflow = ? AND instance_id = ?",
   deleteInstanceEvents: "DELETE FROM events WHERE workflow = ? AND instance_id = ?",

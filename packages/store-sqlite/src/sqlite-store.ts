@@ -2,11 +2,10 @@ import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
 import { BroadcastChannel } from "node:worker_threads";
-import { type NewHistoryEntry, stepKeyString } from "@cairn/core";
+import { type InstanceStatus, type NewHistoryEntry, stepKeyString } from "@cairn/core";
 import {
   type ClaimedInstance,
   type ClaimOptions,
-  commitStepWith,
   createWith,
   type EventStore,
   type HistoryStore,
@@ -21,6 +20,7 @@ import {
   type RowWriters,
   rowReader,
   type ScheduleStore,
+  type StepCommit,
   type StepRow,
   type StepStore,
   type Store,
@@ -61,6 +61,9 @@ const rows = rowReader({
 });
 
 const HISTORY_ROWS_PER_INSERT = 16;
+
+/** The statuses of an instance a run holds: a step commit is stored only in one of them. */
+const OWNED: ReadonlySet<InstanceStatus> = new Set(["running", "waiting", "waitingForPause"]);
 
 /** Config objects repeat (the defaults are shared); their JSON is computed once. */
 const configJson = new WeakMap<object, string>();
@@ -377,6 +380,46 @@ export class SqliteStore implements Store {
     );
   }
 
+  /**
+   * `steps.commit` (what `commitStepWith` does, in statements run at once): the fence is read from
+   * the two columns it needs rather than the whole row, which a commit has no use for.
+   */
+  #commitStep(c: StepCommit): InstanceStatus | undefined {
+    const row = this.#get(sql.fenceOf, c.workflow, c.instanceId);
+    const status = row?.status as InstanceStatus | undefined;
+    if (!row || Number(row.epoch) !== c.epoch || !OWNED.has(status!)) return undefined;
+    let history = c.history;
+    if (status !== "waitingForPause" && status !== c.status) {
+      this.#run(sql.setStatus, c.status, c.now, c.workflow, c.instanceId);
+      if (c.statusEntry) history = [...history, c.statusEntry];
+    }
+    this.#putStep(c.step);
+    this.#appendHistory(history);
+    return status;
+  }
+
+  #appendHistory(entries: readonly NewHistoryEntry[]): void {
+    // Several rows per statement: one step outcome usually writes four entries.
+    for (let i = 0; i < entries.length; i += HISTORY_ROWS_PER_INSERT) {
+      const end = Math.min(entries.length, i + HISTORY_ROWS_PER_INSERT);
+      const values: SQLInputValue[] = [];
+      for (let j = i; j < end; j++) {
+        const e = entries[j]!;
+        values.push(
+          e.workflow,
+          e.instanceId,
+          e.type,
+          e.timestamp,
+          e.step?.kind ?? null,
+          e.step?.name ?? null,
+          e.step?.count ?? null,
+          e.data === undefined ? null : JSON.stringify(e.data),
+        );
+      }
+      this.#write(sql.appendHistory(end - i), ...values);
+    }
+  }
+
   #instanceOps(): InstanceStore {
     return {
       create: (c) => createWith(this.#tx, this.#rows, c),
@@ -478,7 +521,7 @@ export class SqliteStore implements Store {
         const r = this.#get(sql.getStep, workflow, instanceId, kind, name, count);
         return r && rows.step(r);
       },
-      commit: (c) => commitStepWith(this.#tx, this.#rows, c),
+      commit: async (c) => this.#commitStep(c),
       shiftWakeTimes: async (workflow, instanceId, delta) => {
         this.#run(sql.shiftWakeTimes, delta, workflow, instanceId);
       },
@@ -504,25 +547,7 @@ export class SqliteStore implements Store {
 
   #historyOps(): HistoryStore {
     return {
-      append: async (entries: NewHistoryEntry[]) => {
-        // Several rows per statement: one step outcome usually writes four entries.
-        for (let i = 0; i < entries.length; i += HISTORY_ROWS_PER_INSERT) {
-          const chunk = entries.slice(i, i + HISTORY_ROWS_PER_INSERT);
-          const values: SQLInputValue[] = [];
-          for (const e of chunk)
-            values.push(
-              e.workflow,
-              e.instanceId,
-              e.type,
-              e.timestamp,
-              e.step?.kind ?? null,
-              e.step?.name ?? null,
-              e.step?.count ?? null,
-              e.data === undefined ? null : JSON.stringify(e.data),
-            );
-          this.#write(sql.appendHistory(chunk.length), ...values);
-        }
-      },
+      append: async (entries: NewHistoryEntry[]) => this.#appendHistory(entries),
       list: async (workflow, instanceId, o = {}) =>
         this.#all(sql.listHistory, workflow, instanceId, o.afterEventId ?? 0, o.limit ?? -1).map(
           rows.history,
