@@ -98,6 +98,18 @@ CREATE TABLE schedules (
 ) WITHOUT ROWID;
 `,
   },
+  {
+    version: 4,
+    name: "claims seek due and expired rows instead of scanning parked ones",
+    // The claim's two halves and nextReadyAt read through these: rows ready by a time (a range on
+    // ready_at, not an ordered walk of every parked row) and held rows whose lease expired. Without
+    // them each claim pass scanned the table, 20 ms at 200,000 parked instances.
+    sql: `
+DROP INDEX instances_ready;
+CREATE INDEX instances_ready_at ON instances (ready_at) WHERE ready_at IS NOT NULL AND status IN ('queued', 'waiting');
+CREATE INDEX instances_leased ON instances (lease_until) WHERE status IN ('running', 'waiting', 'waitingForPause');
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
