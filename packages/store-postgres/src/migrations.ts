@@ -118,6 +118,15 @@ ALTER TABLE ${s}.steps ADD COLUMN rollback_config jsonb;
 ALTER TABLE ${s}.instances ADD COLUMN rollback jsonb;
 `,
   },
+  {
+    version: 4,
+    name: "metrics: an instance's CPU and wall time, and the trace its runs belong to",
+    sql: (s) => `
+ALTER TABLE ${s}.instances ADD COLUMN cpu_time_ms double precision NOT NULL DEFAULT 0;
+ALTER TABLE ${s}.instances ADD COLUMN wall_time_ms double precision NOT NULL DEFAULT 0;
+ALTER TABLE ${s}.instances ADD COLUMN traceparent text;
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

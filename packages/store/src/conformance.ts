@@ -19,6 +19,7 @@ import { eventTests } from "./conformance/events.ts";
 import { historyTests } from "./conformance/history.ts";
 import { instanceTests, listTests } from "./conformance/instances.ts";
 import { lifecycleTests } from "./conformance/lifecycle.ts";
+import { metricsTests } from "./conformance/metrics.ts";
 import { claimTests } from "./conformance/queue.ts";
 import { stepTests } from "./conformance/steps.ts";
 import type { Ctx } from "./conformance/support.ts";
@@ -58,5 +59,6 @@ export function storeConformance(
     describe("transactions", () => transactionTests(ctx));
     describe("byte values", () => byteTests(ctx));
     describe("lifecycle", () => lifecycleTests(ctx));
+    describe("metrics", () => metricsTests(ctx));
   });
 }
