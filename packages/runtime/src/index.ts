@@ -16,3 +16,5 @@ export {
   type RuntimeOptions,
   type WorkflowDefinition,
 } from "./runtime.ts";
+export { CpuMeter, composeTelemetry, cpuMeter, type Telemetry } from "./telemetry.ts";
+export { activeTraceparent, isTraceparent, loadTracing } from "./tracing.ts";
