@@ -256,6 +256,11 @@ export class Runtime {
     return this.#worker.close();
   }
 
+  /** How many instances of each workflow this process has in memory now (SPEC §12.3). */
+  loaded(): Map<string, number> {
+    return this.#worker.loaded();
+  }
+
   /** Whether `close()` was called. */
   get closed(): boolean {
     return this.#worker.closed;

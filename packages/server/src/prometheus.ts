@@ -1,0 +1,222 @@
+import type { NewHistoryEntry, StepKind } from "@cairn/core";
+import type { Runtime, Telemetry } from "@cairn/runtime";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+
+/** How old the store's counts behind the `cairn_instances` gauges may be. */
+export const INSTANCE_GAUGE_MAX_AGE_MS = 5000;
+
+const KIND: Record<StepKind, string> = {
+  do: "do",
+  sleep: "sleep",
+  waitForEvent: "wait",
+  rollback: "rollback",
+};
+
+/** A step entry's outcome: `timeout` for a `WorkflowTimeoutError`, else `error`. */
+function failure(entry: NewHistoryEntry): "error" | "timeout" {
+  const error = (entry.data as { error?: { name?: string } } | undefined)?.error;
+  return error?.name === "WorkflowTimeoutError" ? "timeout" : "error";
+}
+
+/**
+ * Cairn's Prometheus metrics (SPEC §12.3) on their own prom-client registry, fed by the runtime's
+ * telemetry (`stored`, `ran`, `leaseLost`) and, for the gauges, by the store (counts at most
+ * `INSTANCE_GAUGE_MAX_AGE_MS` old) and the runs in memory. Labels hold workflow names, statuses,
+ * kinds and outcomes, never instance ids or step names. Plus prom-client's default process metrics.
+ */
+export class PrometheusMetrics implements Telemetry {
+  readonly registry = new Registry();
+  readonly #created: Counter<"workflow">;
+  readonly #finished: Counter<"workflow" | "status">;
+  readonly #steps: Counter<"workflow" | "kind" | "outcome">;
+  readonly #attempts: Counter<"workflow" | "outcome">;
+  readonly #attemptDuration: Histogram<"workflow">;
+  readonly #instanceDuration: Histogram<"workflow" | "status">;
+  readonly #cpu: Counter<"workflow">;
+  readonly #wall: Counter<"workflow">;
+  readonly #leasesLost: Counter;
+  #counts?: { at: number; rows: Promise<{ workflow: string; status: string; count: number }[]> };
+
+  constructor(runtime: Runtime, info: { version: string }) {
+    const r = this.registry;
+    collectDefaultMetrics({ register: r });
+    this.#created = new Counter({
+      name: "cairn_instances_created_total",
+      help: "Instances created",
+      labelNames: ["workflow"],
+      registers: [r],
+    });
+    this.#finished = new Counter({
+      name: "cairn_instances_finished_total",
+      help: "Instances that ended, by final status",
+      labelNames: ["workflow", "status"],
+      registers: [r],
+    });
+    this.#steps = new Counter({
+      name: "cairn_steps_total",
+      help: "Steps that ended, by kind and outcome",
+      labelNames: ["workflow", "kind", "outcome"],
+      registers: [r],
+    });
+    this.#attempts = new Counter({
+      name: "cairn_step_attempts_total",
+      help: "Step attempts that ended, by outcome",
+      labelNames: ["workflow", "outcome"],
+      registers: [r],
+    });
+    this.#attemptDuration = new Histogram({
+      name: "cairn_step_attempt_duration_seconds",
+      help: "Wall time of step attempts",
+      labelNames: ["workflow"],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300],
+      registers: [r],
+    });
+    this.#instanceDuration = new Histogram({
+      name: "cairn_instance_duration_seconds",
+      help: "Time from an instance's creation to its end",
+      labelNames: ["workflow", "status"],
+      buckets: [0.01, 0.1, 1, 10, 60, 600, 3600, 86_400, 604_800],
+      registers: [r],
+    });
+    this.#cpu = new Counter({
+      name: "cairn_instance_cpu_seconds_total",
+      help: "CPU time of instance code (step callbacks and run()), approximate",
+      labelNames: ["workflow"],
+      registers: [r],
+    });
+    this.#wall = new Counter({
+      name: "cairn_instance_wall_seconds_total",
+      help: "Time instances were loaded in this worker",
+      labelNames: ["workflow"],
+      registers: [r],
+    });
+    this.#leasesLost = new Counter({
+      name: "cairn_leases_lost_total",
+      help: "Runs that lost their claim of an instance",
+      registers: [r],
+    });
+    const counts = () => this.#storeCounts(runtime);
+    new Gauge({
+      name: "cairn_instances",
+      help: `Instances by status, from the store (at most ${INSTANCE_GAUGE_MAX_AGE_MS / 1000} s old)`,
+      labelNames: ["workflow", "status"],
+      registers: [r],
+      async collect() {
+        this.reset();
+        for (const row of await counts()) this.set({ workflow: row.workflow, status: row.status }, row.count);
+      },
+    });
+    for (const [name, status, help] of [
+      ["cairn_running_instances", "running", "Instances running, from the store"],
+      ["cairn_queued_instances", "queued", "Instances queued, from the store"],
+    ] as const)
+      new Gauge({
+        name,
+        help,
+        labelNames: ["workflow"],
+        registers: [r],
+        async collect() {
+          this.reset();
+          for (const def of runtime.workflows) this.set({ workflow: def.name }, 0);
+          for (const row of await counts())
+            if (row.status === status) this.set({ workflow: row.workflow }, row.count);
+        },
+      });
+    new Gauge({
+      name: "cairn_loaded_instances",
+      help: "Instances in this process's memory",
+      labelNames: ["workflow"],
+      registers: [r],
+      collect() {
+        this.reset();
+        const loaded = runtime.loaded();
+        for (const def of runtime.workflows) this.set({ workflow: def.name }, loaded.get(def.name) ?? 0);
+      },
+    });
+    new Gauge({
+      name: "cairn_worker_info",
+      help: "This worker",
+      labelNames: ["worker_id", "version", "store"],
+      registers: [r],
+    }).set({ worker_id: runtime.workerId, version: info.version, store: runtime.store.kind }, 1);
+  }
+
+  #storeCounts(runtime: Runtime): Promise<{ workflow: string; status: string; count: number }[]> {
+    const now = Date.now();
+    if (!this.#counts || now - this.#counts.at > INSTANCE_GAUGE_MAX_AGE_MS) {
+      const rows = runtime.store.instances.countByStatus();
+      this.#counts = { at: now, rows };
+      // A failed read is not kept: the next scrape asks again.
+      rows.catch(() => {
+        if (this.#counts?.rows === rows) this.#counts = undefined;
+      });
+    }
+    return this.#counts.rows;
+  }
+
+  stored(entries: readonly NewHistoryEntry[], instance?: { createdAt: number }): void {
+    for (const e of entries) {
+      const workflow = e.workflow;
+      switch (e.type) {
+        case "workflow_queued":
+          this.#created.inc({ workflow });
+          break;
+        case "workflow_completed":
+        case "workflow_errored":
+        case "workflow_terminated": {
+          const status =
+            e.type === "workflow_completed"
+              ? "complete"
+              : e.type === "workflow_errored"
+                ? "errored"
+                : "terminated";
+          this.#finished.inc({ workflow, status });
+          if (instance)
+            this.#instanceDuration.observe({ workflow, status }, (e.timestamp - instance.createdAt) / 1000);
+          break;
+        }
+        case "attempt_completed":
+        case "rollback_attempt_completed":
+        case "attempt_errored":
+        case "rollback_attempt_errored": {
+          const ok = e.type === "attempt_completed" || e.type === "rollback_attempt_completed";
+          this.#attempts.inc({ workflow, outcome: ok ? "ok" : failure(e) });
+          const wall = (e.data as { wallTimeMs?: number } | undefined)?.wallTimeMs;
+          if (typeof wall === "number") this.#attemptDuration.observe({ workflow }, wall / 1000);
+          break;
+        }
+        case "step_completed":
+        case "rollback_step_completed":
+        case "sleep_completed":
+        case "wait_completed":
+          this.#steps.inc({ workflow, kind: KIND[e.step?.kind ?? "do"], outcome: "ok" });
+          break;
+        case "step_errored":
+        case "rollback_step_errored":
+          this.#steps.inc({ workflow, kind: KIND[e.step?.kind ?? "do"], outcome: failure(e) });
+          break;
+        case "wait_timed_out":
+          this.#steps.inc({ workflow, kind: "wait", outcome: "timeout" });
+          break;
+      }
+    }
+  }
+
+  ran(workflow: string, cpuTimeMs: number, wallTimeMs: number): void {
+    this.#cpu.inc({ workflow }, cpuTimeMs / 1000);
+    this.#wall.inc({ workflow }, wallTimeMs / 1000);
+  }
+
+  leaseLost(): void {
+    this.#leasesLost.inc();
+  }
+
+  /** The text format (0.0.4) of every metric. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
