@@ -204,7 +204,7 @@ async function loadWranglerProject(
     ...(fetch ? { fetch } : {}),
     module: mod,
     storePath: join(root, ".cairn", "cairn.db"),
-    options: {},
+    options: config.cpuLimitMs !== undefined ? { cpuLimitMs: config.cpuLimitMs } : {},
     ...(config.env ? { env: config.env } : {}),
     secrets: [],
     secretsFiles: [],

@@ -56,6 +56,8 @@ export interface CairnOptions {
   defaultRetryDelay?: Duration;
   hotWaitThreshold?: Duration;
   stepLimit?: number;
+  /** A Worker's `limits.cpu_ms`: attempts over it are marked, not stopped (SPEC §12.2). Default 30,000. */
+  cpuLimitMs?: number;
   clock?: Clock;
   /** `false`: only store and control instances; run none (another process does). */
   worker?: boolean;
@@ -158,6 +160,7 @@ export async function createCairn<Env = Record<string, unknown>>(options: CairnO
       defaultRetryDelay: options.defaultRetryDelay,
       hotWaitThreshold: options.hotWaitThreshold,
       stepLimit: options.stepLimit,
+      cpuLimitMs: options.cpuLimitMs,
       worker: options.worker,
       leaseMs: options.leaseMs,
       pollMs: options.pollMs,
