@@ -329,6 +329,9 @@ export const workflowMetricsSchema = z.object({
   date_end: iso,
   group_by: z.array(z.string()),
   groups: z.array(metricsGroupSchema),
+  cpu_limit_ms: z
+    .number()
+    .describe("limits.cpu_ms: attempts over it are marked cpu_limit_exceeded (reported, not enforced)"),
   truncated: z
     .boolean()
     .describe("the range held more entries than one query reads; the groups count the oldest"),

@@ -155,6 +155,7 @@ describe("GET /workflows/:name/metrics (SPEC §12.2)", () => {
     const body = (await res.json()) as any;
     expect(body.result.date_end).toBe(new Date(clock.now()).toISOString());
     expect(body.result.truncated).toBe(false);
+    expect(body.result.cpu_limit_ms).toBe(30_000);
     const byType = Object.fromEntries(body.result.groups.map((g: any) => [g.dimensions.eventType, g]));
     expect(byType.WORKFLOW_QUEUED.count).toBe(2);
     expect(byType.WORKFLOW_SUCCESS.count).toBe(2);

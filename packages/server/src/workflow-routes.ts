@@ -190,6 +190,7 @@ export const workflowRoutes: RouteGroup<WorkflowApiDeps> = {
           date_end: new Date(to).toISOString(),
           group_by: groupBy,
           groups,
+          cpu_limit_ms: runtime.cpuLimitMs,
           truncated: rows.length === METRICS_SCAN_LIMIT,
         };
         return ok(c, result);
