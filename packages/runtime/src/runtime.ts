@@ -256,6 +256,11 @@ export class Runtime {
     return this.#worker.close();
   }
 
+  /** Every observer added (`telemetry`, `addTelemetry`) as one, or `undefined` when there is none. */
+  get telemetry(): Telemetry | undefined {
+    return this.#host.telemetry;
+  }
+
   /** How many instances of each workflow this process has in memory now (SPEC §12.3). */
   loaded(): Map<string, number> {
     return this.#worker.loaded();
