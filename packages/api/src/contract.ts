@@ -313,6 +313,8 @@ export const workflowMetricsQuery = z.object({
   limit: z.coerce.number().int().min(1).max(10_000).optional(),
 });
 
+export type WorkflowMetricsQuery = z.input<typeof workflowMetricsQuery>;
+
 /** One group of `GET /workflows/:name/metrics`: GraphQL-shaped, like `workflowsAdaptiveGroups`. */
 export const metricsGroupSchema = z.object({
   count: z.number().int(),
