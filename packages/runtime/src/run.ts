@@ -493,7 +493,6 @@ export class InstanceRun {
     body: (call: StepCall, stored: StepRow | undefined) => Promise<T>,
     rollback?: RollbackOptions,
   ): Promise<T> {
-    this.#closeRunCode();
     if (this.#ended) return never();
     validateStepName(name);
     const key = this.#counter.next(kind, name);
@@ -512,13 +511,14 @@ export class InstanceRun {
     if (rollback) (this.#handlers ??= new Map()).set(keyString, rollback.rollback);
     const stored = this.#steps.get(keyString);
     const replay = replayStep(kind, stored);
+    // A stored outcome goes straight back to `run()`: its code segment stays open (SPEC §12.2).
     if (replay) {
       this.#replayed++;
-      this.#openRunCode();
       if (replay.outcome === "value") return decodeValue<T>(replay.result);
       if (replay.outcome === "error") throw this.#failedIn(replay.error, key);
     }
     if (this.#rollback) throw new Error(ROLLBACK_PHASE_MESSAGE);
+    this.#closeRunCode();
     await this.#passGate();
     let value: T;
     try {
@@ -975,7 +975,7 @@ export class InstanceRun {
     const now = this.#now();
     const status = this.#liveStatus() === "waiting" ? "waiting" : "running";
     const statusEntry = this.#entry(now, status === "waiting" ? "workflow_waiting" : "workflow_running");
-    let history: NewHistoryEntry[] = [];
+    let history: NewHistoryEntry[] | undefined;
     const commit = (w: StepWrite): StepCommit => ({
       workflow: this.workflow,
       instanceId: this.id,
@@ -998,7 +998,7 @@ export class InstanceRun {
         : await store.steps.commit(commit(write));
     if (before === undefined) throw new Fenced();
     if (before === null) return false;
-    this.#host.telemetry?.stored?.(history);
+    if (history) this.#host.telemetry?.stored?.(history);
     if (before === "waitingForPause") this.#pausing = true;
     else this.#persistedStatus = status;
     return true;
