@@ -186,10 +186,10 @@ function Chart({ title, unit, series }: { title: string; unit: string; series: S
           });
           return points
             .filter((p) => p.length > 0)
-            .map((p, k) =>
+            .map((p) =>
               p.length === 1 ? (
                 <circle
-                  key={`${s.name}${k}`}
+                  key={`${s.name}@${p[0]}`}
                   cx={p[0]!.split(",")[0]}
                   cy={p[0]!.split(",")[1]}
                   r={2}
@@ -197,7 +197,7 @@ function Chart({ title, unit, series }: { title: string; unit: string; series: S
                 />
               ) : (
                 <polyline
-                  key={`${s.name}${k}`}
+                  key={`${s.name}@${p[0]}`}
                   points={p.join(" ")}
                   fill="none"
                   stroke={s.color}
