@@ -13,6 +13,7 @@ import {
 import type { StepRow } from "@cairn/store";
 import { decodeValue } from "./codec.ts";
 import type { RunInfo, Runtime, WorkflowDefinition } from "./runtime.ts";
+import { reportCpuTime } from "./telemetry.ts";
 
 /**
  * Workflows whose code runs in a remote worker (the Python SDK's `cairn_worker`), driven over
@@ -96,7 +97,14 @@ interface Slot {
   count: number;
   settled?: { value?: unknown; error?: WireError };
   /** A callback invocation of the engine waiting for (or being run by) a worker. */
-  pending?: { attempt: number; config: unknown; resolve(v: unknown): void; reject(e: Error): void };
+  pending?: {
+    attempt: number;
+    config: unknown;
+    /** The engine's step context of the attempt (where the worker's reported CPU time goes). */
+    ctx: object;
+    resolve(v: unknown): void;
+    reject(e: Error): void;
+  };
   runner?: Task;
   changed: Signal;
 }
@@ -564,6 +572,7 @@ export class RemoteWorkers {
         const p = slot.pending;
         if (p && p.attempt === cmd.attempt && slot.runner === task) {
           slot.pending = undefined;
+          if (typeof cmd.cpu_ms === "number") reportCpuTime(p.ctx, cmd.cpu_ms);
           const error = cmd.error as {
             name: string;
             message: string;
@@ -707,7 +716,7 @@ export class RemoteWorkers {
     rr.made.set(`${kind}:${name}`, count);
     const cb = (ctx: { attempt: number; config: unknown }) =>
       new Promise<unknown>((resolve, reject) => {
-        slot.pending = { attempt: ctx.attempt, config: ctx.config, resolve, reject };
+        slot.pending = { attempt: ctx.attempt, config: ctx.config, ctx, resolve, reject };
         slot.runner = undefined;
         slot.changed.fire();
       });

@@ -76,7 +76,7 @@ import { decodeValue, encodeValue, unclonableReason } from "./codec.ts";
 import type { RuntimeHooks } from "./hooks.ts";
 import { InFlight } from "./in-flight.ts";
 import type { SuspectLanes } from "./suspects.ts";
-import { cpuMeter, type Telemetry } from "./telemetry.ts";
+import { cpuMeter, reportedCpuTime, type Telemetry } from "./telemetry.ts";
 import { type RunTrace, startRunTrace } from "./tracing.ts";
 
 /** Stack frames of the engine and of Node, dropped from the stacks of instance errors. */
@@ -690,7 +690,8 @@ export class InstanceRun {
       let settled = false;
       const deadline = clock.now() + timeoutMs;
       const done = (result: Settled) => {
-        this.#cpuMs += a.cpuTimeMs = cpuMeter.close(cpu);
+        const measured = cpuMeter.close(cpu);
+        this.#cpuMs += a.cpuTimeMs = reportedCpuTime(ctx) ?? measured;
         a.cpuLimitMs = this.#host.cpuLimitMs;
         if (span)
           this.#trace!.endAttempt(

@@ -89,5 +89,22 @@ export class CpuMeter {
   }
 }
 
+/**
+ * CPU time an attempt's callback reported itself, by its step context: a remote worker's attempt
+ * (Python: `time.thread_time()` deltas, SPEC §12.2) replaces what this thread measured while it
+ * waited for the worker.
+ */
+const reported = new WeakMap<object, number>();
+
+/** Records the CPU time (ms) the attempt of `ctx` used elsewhere (a remote worker). */
+export function reportCpuTime(ctx: object, ms: number): void {
+  if (Number.isFinite(ms) && ms >= 0) reported.set(ctx, ms);
+}
+
+/** The CPU time reported for the attempt of `ctx`, if any. */
+export function reportedCpuTime(ctx: object): number | undefined {
+  return reported.get(ctx);
+}
+
 /** The meter of this thread. */
 export const cpuMeter: CpuMeter = new CpuMeter();
