@@ -84,6 +84,16 @@ describe.skipIf(missing !== undefined && !inCi)("the Metrics tab in Chromium", (
     // A row links to its instance.
     await rows.first().getByRole("link", { name: "heavy" }).click();
     await page.waitForURL(/\/workflows\/busy\/instances\/heavy$/);
+    // The instance page shows its stored CPU time, the one the API returns.
+    const detail = (await (await fetch(`${s.url}/api/v1/workflows/busy/instances/heavy`)).json()) as any;
+    expect(detail.result.metrics.cpu_time_ms).toBeGreaterThanOrEqual(cpu[0]! - 0.02);
+    await until(
+      async () => (await page.getByTestId("cpu-time").textContent())?.trim() !== "",
+      "the instance's CPU time",
+    );
+    expect(await page.getByTestId("cpu-time").textContent()).toBe(
+      formatCpuLike(detail.result.metrics.cpu_time_ms),
+    );
   });
 
   it("shows the error rate of attempts that failed before they succeeded", async () => {
@@ -100,3 +110,12 @@ describe.skipIf(missing !== undefined && !inCi)("the Metrics tab in Chromium", (
     expect(Number(await errors.getAttribute("data-total"))).toBeGreaterThan(0);
   });
 });
+
+/** The dashboard's CPU format (pages/metrics.tsx `formatCpu`) for values of 10 ms to 60 s. */
+function formatCpuLike(ms: number): string {
+  return ms < 10
+    ? `${Number(ms.toFixed(2))} ms`
+    : ms < 1000
+      ? `${Math.round(ms)} ms`
+      : `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
+}
