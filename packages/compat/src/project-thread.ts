@@ -87,6 +87,7 @@ async function main(): Promise<void> {
       }),
     ran: (workflow, cpuTimeMs, wallTimeMs) => queue({ kind: "ran", workflow, cpuTimeMs, wallTimeMs }),
     leaseLost: (workflow) => queue({ kind: "leaseLost", workflow }),
+    storeError: () => queue({ kind: "storeError" }),
   };
   let cairn: Cairn;
   try {

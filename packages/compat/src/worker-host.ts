@@ -123,7 +123,8 @@ export type FromThread =
 export type TelemetryItem =
   | { kind: "stored"; entries: NewHistoryEntry[]; createdAt?: number }
   | { kind: "ran"; workflow: string; cpuTimeMs: number; wallTimeMs: number }
-  | { kind: "leaseLost"; workflow: string };
+  | { kind: "leaseLost"; workflow: string }
+  | { kind: "storeError" };
 
 export interface RemoteError {
   name: string;
@@ -250,7 +251,8 @@ export async function hostProjectInWorker(dir: string, options: WorkerHostOption
                   item.createdAt === undefined ? undefined : { createdAt: item.createdAt },
                 );
               else if (item.kind === "ran") t.ran?.(item.workflow, item.cpuTimeMs, item.wallTimeMs);
-              else t.leaseLost?.(item.workflow);
+              else if (item.kind === "leaseLost") t.leaseLost?.(item.workflow);
+              else t.storeError?.();
         } else if (m.type === "reply") {
           const r = replies.get(m.id);
           replies.delete(m.id);

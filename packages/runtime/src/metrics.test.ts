@@ -150,6 +150,34 @@ describe("CPU and wall time (SPEC §12.2)", () => {
     expect(cpuMeter.openSegments).toBe(0);
   });
 
+  it("tells observers of a store failure a run could not hand to user code", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "cairn-metrics-"));
+    dirs.push(dir);
+    const store = await openSqliteStore({ path: join(dir, "cairn.db") });
+    class Napper extends WorkflowEntrypoint {
+      override async run(_e: WorkflowEvent, step: WorkflowStep) {
+        await step.sleep("nap", 100);
+      }
+    }
+    let storeErrors = 0;
+    const logged: string[] = [];
+    const runtime = new Runtime({
+      store,
+      workflows: [{ name: "w", class: Napper }],
+      telemetry: [{ storeError: () => storeErrors++ }],
+      log: (message) => logged.push(message),
+    });
+    await runtime.start();
+    const id = await runtime.create("w");
+    await new Promise((r) => setTimeout(r, 30));
+    // The sleep's end cannot be stored: the store is closed under the run.
+    await store.close();
+    for (let i = 0; i < 200 && storeErrors === 0; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(logged).toContain(`Cairn could not store progress of instance ${id}`);
+    expect(storeErrors).toBe(1);
+    await runtime.close();
+  });
+
   it("refuses a CPU limit that is not a positive number", async () => {
     const store = await openSqliteStore({ path: ":memory:" });
     try {

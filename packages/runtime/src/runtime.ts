@@ -20,7 +20,7 @@ import {
   type WorkflowInstanceCreateOptions,
   type WorkflowInstanceTerminateOptions,
 } from "@cairn/core";
-import type { InstanceRow, Store } from "@cairn/store";
+import { type InstanceRow, type Store, StoreError } from "@cairn/store";
 import { Control } from "./control.ts";
 import { composeHooks, type RuntimeHooks } from "./hooks.ts";
 import type { RunHost, RunOutcome } from "./run.ts";
@@ -191,7 +191,10 @@ export class Runtime {
       changed: (workflow, id, status) => this.#changed(workflow, id, status),
       telemetry: composeTelemetry(this.#telemetry),
       cpuLimitMs: this.cpuLimitMs,
-      log: (message, error) => log(message, error),
+      log: (message, error) => {
+        if (StoreError.is(error)) this.#host.telemetry?.storeError?.();
+        log(message, error);
+      },
     };
     this.#worker = new Worker({
       store: this.store,

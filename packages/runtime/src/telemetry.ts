@@ -15,6 +15,8 @@ export interface Telemetry {
   ran?(workflow: string, cpuTimeMs: number, wallTimeMs: number): void;
   /** A run lost its claim (another worker took the instance, or a command fenced it off). */
   leaseLost?(workflow: string): void;
+  /** A run could not reach the store (a `StoreError` it could not hand to user code). */
+  storeError?(): void;
 }
 
 /** Calls every observer of `list`; `undefined` when there are none, so runs skip the calls. */
@@ -30,6 +32,9 @@ export function composeTelemetry(list: readonly Telemetry[]): Telemetry | undefi
     },
     leaseLost: (workflow) => {
       for (const t of list) t.leaseLost?.(workflow);
+    },
+    storeError: () => {
+      for (const t of list) t.storeError?.();
     },
   };
 }

@@ -124,6 +124,7 @@ describe("Prometheus metrics (SPEC §12.3)", () => {
     expect(one("cairn_queued_instances", w)).toBe(0);
     expect(one("cairn_loaded_instances", w)).toBe(0);
     expect(one("cairn_leases_lost_total", {})).toBe(0);
+    expect(one("cairn_store_errors_total", {})).toBe(0);
     expect(one("cairn_worker_info", { worker_id: runtime.workerId, store: "sqlite" })).toBe(1);
     // prom-client's default process metrics are there too.
     expect(value(samples, "process_cpu_user_seconds_total", {})).toHaveLength(1);

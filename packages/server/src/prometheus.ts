@@ -35,6 +35,7 @@ export class PrometheusMetrics implements Telemetry {
   readonly #cpu: Counter<"workflow">;
   readonly #wall: Counter<"workflow">;
   readonly #leasesLost: Counter;
+  readonly #storeErrors: Counter;
   #counts?: { at: number; rows: Promise<{ workflow: string; status: string; count: number }[]> };
 
   constructor(runtime: Runtime, info: { version: string }) {
@@ -93,6 +94,11 @@ export class PrometheusMetrics implements Telemetry {
     this.#leasesLost = new Counter({
       name: "cairn_leases_lost_total",
       help: "Runs that lost their claim of an instance",
+      registers: [r],
+    });
+    this.#storeErrors = new Counter({
+      name: "cairn_store_errors_total",
+      help: "Store failures runs could not hand to user code",
       registers: [r],
     });
     const counts = () => this.#storeCounts(runtime);
@@ -209,6 +215,10 @@ export class PrometheusMetrics implements Telemetry {
 
   leaseLost(): void {
     this.#leasesLost.inc();
+  }
+
+  storeError(): void {
+    this.#storeErrors.inc();
   }
 
   /** The text format (0.0.4) of every metric. */
