@@ -37,6 +37,8 @@ export class PrometheusMetrics implements Telemetry {
   readonly #leasesLost: Counter;
   readonly #storeErrors: Counter;
   #counts?: { at: number; rows: Promise<{ workflow: string; status: string; count: number }[]> };
+  /** Labelled children by metric and label values: a step's counts skip prom-client's label hashing. */
+  readonly #children = new Map<object, Map<string, unknown>>();
 
   constructor(runtime: Runtime, info: { version: string }) {
     const r = this.registry;
@@ -160,12 +162,29 @@ export class PrometheusMetrics implements Telemetry {
     return this.#counts.rows;
   }
 
+  #counter(metric: Counter<string>, ...values: string[]): { inc(n?: number): void } {
+    return this.#child(metric, values, () => metric.labels(...values));
+  }
+
+  #histogram(metric: Histogram<string>, ...values: string[]): { observe(v: number): void } {
+    return this.#child(metric, values, () => metric.labels(...values));
+  }
+
+  #child<C>(metric: object, values: string[], make: () => C): C {
+    let byValues = this.#children.get(metric);
+    if (!byValues) this.#children.set(metric, (byValues = new Map()));
+    const key = values.join("\0");
+    let c = byValues.get(key) as C | undefined;
+    if (c === undefined) byValues.set(key, (c = make()));
+    return c;
+  }
+
   stored(entries: readonly NewHistoryEntry[], instance?: { createdAt: number }): void {
     for (const e of entries) {
       const workflow = e.workflow;
       switch (e.type) {
         case "workflow_queued":
-          this.#created.inc({ workflow });
+          this.#counter(this.#created, workflow).inc();
           break;
         case "workflow_completed":
         case "workflow_errored":
@@ -176,9 +195,11 @@ export class PrometheusMetrics implements Telemetry {
               : e.type === "workflow_errored"
                 ? "errored"
                 : "terminated";
-          this.#finished.inc({ workflow, status });
+          this.#counter(this.#finished, workflow, status).inc();
           if (instance)
-            this.#instanceDuration.observe({ workflow, status }, (e.timestamp - instance.createdAt) / 1000);
+            this.#histogram(this.#instanceDuration, workflow, status).observe(
+              (e.timestamp - instance.createdAt) / 1000,
+            );
           break;
         }
         case "attempt_completed":
@@ -186,31 +207,31 @@ export class PrometheusMetrics implements Telemetry {
         case "attempt_errored":
         case "rollback_attempt_errored": {
           const ok = e.type === "attempt_completed" || e.type === "rollback_attempt_completed";
-          this.#attempts.inc({ workflow, outcome: ok ? "ok" : failure(e) });
+          this.#counter(this.#attempts, workflow, ok ? "ok" : failure(e)).inc();
           const wall = (e.data as { wallTimeMs?: number } | undefined)?.wallTimeMs;
-          if (typeof wall === "number") this.#attemptDuration.observe({ workflow }, wall / 1000);
+          if (typeof wall === "number") this.#histogram(this.#attemptDuration, workflow).observe(wall / 1000);
           break;
         }
         case "step_completed":
         case "rollback_step_completed":
         case "sleep_completed":
         case "wait_completed":
-          this.#steps.inc({ workflow, kind: KIND[e.step?.kind ?? "do"], outcome: "ok" });
+          this.#counter(this.#steps, workflow, KIND[e.step?.kind ?? "do"], "ok").inc();
           break;
         case "step_errored":
         case "rollback_step_errored":
-          this.#steps.inc({ workflow, kind: KIND[e.step?.kind ?? "do"], outcome: failure(e) });
+          this.#counter(this.#steps, workflow, KIND[e.step?.kind ?? "do"], failure(e)).inc();
           break;
         case "wait_timed_out":
-          this.#steps.inc({ workflow, kind: "wait", outcome: "timeout" });
+          this.#counter(this.#steps, workflow, "wait", "timeout").inc();
           break;
       }
     }
   }
 
   ran(workflow: string, cpuTimeMs: number, wallTimeMs: number): void {
-    this.#cpu.inc({ workflow }, cpuTimeMs / 1000);
-    this.#wall.inc({ workflow }, wallTimeMs / 1000);
+    this.#counter(this.#cpu, workflow).inc(cpuTimeMs / 1000);
+    this.#counter(this.#wall, workflow).inc(wallTimeMs / 1000);
   }
 
   leaseLost(): void {
