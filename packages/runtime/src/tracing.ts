@@ -10,7 +10,19 @@ import type { SerializedError, StepKey } from "@cairn/core";
  */
 
 type OtelApi = typeof import("@opentelemetry/api");
-type Span = import("@opentelemetry/api").Span;
+
+/**
+ * The part of an OpenTelemetry span a run uses, declared here so the types of this package do not
+ * need `@opentelemetry/api` installed.
+ */
+export interface Span {
+  setAttribute(key: string, value: string | number | boolean): unknown;
+  setStatus(status: { code: number; message?: string }): unknown;
+  recordException(exception: Error | string): void;
+  addEvent(name: string, attributes?: Record<string, string | number>): unknown;
+  isRecording(): boolean;
+  end(): void;
+}
 
 /** `undefined`: not looked for yet; `null`: not installed. */
 let api: OtelApi | null | undefined;
