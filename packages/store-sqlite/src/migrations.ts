@@ -98,6 +98,15 @@ CREATE TABLE schedules (
 ) WITHOUT ROWID;
 `,
   },
+  {
+    version: 4,
+    name: "metrics: an instance's CPU and wall time, and the trace its runs belong to",
+    sql: `
+ALTER TABLE instances ADD COLUMN cpu_time_ms REAL NOT NULL DEFAULT 0;
+ALTER TABLE instances ADD COLUMN wall_time_ms REAL NOT NULL DEFAULT 0;
+ALTER TABLE instances ADD COLUMN traceparent TEXT;
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
