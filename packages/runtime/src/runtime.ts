@@ -277,7 +277,8 @@ export class Runtime {
       ...(triggers?.scheduled ? { scheduled: triggers.scheduled } : {}),
       env: this.env,
       hooks: () => this.#host.hooks,
-      created: (workflow, id) => {
+      created: (workflow, id, history) => {
+        this.#host.telemetry?.stored?.(history);
         this.#changed(workflow, id, "queued");
         this.#worker.pump();
       },
