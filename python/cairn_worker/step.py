@@ -242,7 +242,7 @@ class Step:
         ctx = {"step": {"name": name, "count": count}, "attempt": attempt, "config": config}
         timeout = config.get("timeout") if isinstance(config, dict) else None
         started = time.time()
-        cpu0 = time.process_time()
+        cpu0 = time.thread_time()
         entry = (name, count, attempt)
         self._running.add(entry)
         fields = {}
@@ -276,7 +276,7 @@ class Step:
             "name": name,
             "count": count,
             "attempt": attempt,
-            "cpu_ms": (time.process_time() - cpu0) * 1000,
+            "cpu_ms": (time.thread_time() - cpu0) * 1000,
             "started_at": started * 1000,
             "ended_at": time.time() * 1000,
             **fields,

@@ -103,6 +103,18 @@ export class Pipeline extends WorkflowEntrypoint {
   }
 }
 
+/** One step that keeps the thread busy for `params.ms` (CPU time for the Metrics tab). */
+export class Busy extends WorkflowEntrypoint {
+  async run(event: WorkflowEvent<{ ms?: number }>, step: WorkflowStep) {
+    return await step.do("spin", async () => {
+      const end = performance.now() + (event.payload?.ms ?? 1);
+      let n = 0;
+      while (performance.now() < end) n++;
+      return n > 0;
+    });
+  }
+}
+
 /** Fails for good. */
 export class Broken extends WorkflowEntrypoint {
   async run(_event: WorkflowEvent<unknown>, step: WorkflowStep) {
@@ -184,6 +196,7 @@ export async function serve(options: { token?: string; store?: string } = {}): P
       { binding: "PIPELINE", name: "pipeline", class: Pipeline },
       { binding: "BROKEN", name: "broken", class: Broken },
       { binding: "BATCH", name: "batch", class: Batch },
+      { binding: "BUSY", name: "busy", class: Busy },
     ],
   });
   // Diagrams from each class's own source (what an app calling createCairn directly can do).

@@ -70,7 +70,14 @@ describe("worker protocol v1", () => {
     const t = taskClient(wid, task);
     const started = await t.send("step", { name: "greet", count: 1, config: {} });
     expect(started.body.result.reply.run).toMatchObject({ attempt: 1, config: { retries: { limit: 5 } } });
-    const done = await t.send("attempt", { name: "greet", count: 1, attempt: 1, ok: true, value: "hi py" });
+    const done = await t.send("attempt", {
+      name: "greet",
+      count: 1,
+      attempt: 1,
+      ok: true,
+      value: "hi py",
+      cpu_ms: 12.5,
+    });
     expect(done.body.result.reply).toEqual({ value: "hi py" });
     expect((await t.send("log", { level: "info", message: "hello from python" })).status).toBe(200);
     expect((await t.send("finish", { ok: true, output: { said: "hi py" } })).body.result.reply).toEqual({
@@ -83,6 +90,10 @@ describe("worker protocol v1", () => {
     expect(s.logs).toEqual([expect.objectContaining({ instanceId: "i1", message: "hello from python" })]);
     const steps = await s.cairn.store.steps.list("hello", "i1");
     expect(steps.map((r) => [r.name, r.status, r.attempts])).toEqual([["greet", "succeeded", 1]]);
+    // The worker's own CPU time of the attempt is stored, not the server's while it waited (SPEC §12.2).
+    const history = await s.cairn.store.history.list("hello", "i1");
+    const end = history.find((e) => e.type === "attempt_completed");
+    expect(end?.data).toMatchObject({ attempt: 1, cpuTimeMs: 12.5 });
   });
 
   it("refuses a stale epoch with 409 and writes nothing; a repeated seq gets the first reply", async () => {

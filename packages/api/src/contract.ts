@@ -203,6 +203,15 @@ export const attemptDetailSchema = z.object({
   end: iso.nullable(),
   success: z.boolean().nullable(),
   error: serializedErrorSchema.nullable(),
+  cpu_time_ms: z
+    .number()
+    .optional()
+    .describe("CPU time of the attempt's callback (approximate, SPEC §12.2), once it ended"),
+  wall_time_ms: z.number().optional().describe("end − start, once it ended"),
+  cpu_limit_exceeded: z
+    .literal(true)
+    .optional()
+    .describe("the attempt used more CPU time than limits.cpu_ms (reported, not enforced)"),
 });
 export type AttemptDetail = z.infer<typeof attemptDetailSchema>;
 
@@ -264,6 +273,20 @@ export const stepDetailSchema = z.discriminatedUnion("type", [
 ]);
 export type StepDetail = z.infer<typeof stepDetailSchema>;
 
+/** What an instance cost (SPEC §12.2). */
+export const instanceMetricsSchema = z.object({
+  cpu_time_ms: z
+    .number()
+    .describe("CPU time of its runs (attempts and run() code), of runs that parked or ended"),
+  wall_time_ms: z
+    .number()
+    .describe("time loaded in a worker, paused time excluded, of runs that parked or ended"),
+  steps: z.number().int().describe("step.do, sleep, sleepUntil and waitForEvent calls (the billing count)"),
+  attempts: z.number().int().describe("attempts of its do steps and rollbacks"),
+  storage_bytes: z.number().int().describe("params, output, step results and event payloads, encoded"),
+});
+export type InstanceMetrics = z.infer<typeof instanceMetricsSchema>;
+
 /** `GET …/instances/:id` */
 export const instanceDetailSchema = instanceSummarySchema.extend({
   params: z.unknown(),
@@ -280,8 +303,50 @@ export const instanceDetailSchema = instanceSummarySchema.extend({
     .nullable()
     .optional()
     .describe("the rollback phase's outcome; absent when nothing was eligible (SPEC §9.1)"),
+  metrics: instanceMetricsSchema,
 });
 export type InstanceDetail = z.infer<typeof instanceDetailSchema>;
+
+/** `GET /workflows/:name/metrics` query (SPEC §12.2). */
+export const workflowMetricsQuery = z.object({
+  /** ISO date or epoch ms; default one day before date_end. */
+  date_start: z.string().optional(),
+  /** ISO date or epoch ms; default now. */
+  date_end: z.string().optional(),
+  /** Comma-separated: eventType, stepName, instanceId, datetimeHour, datetimeMinute. */
+  group_by: z.string().optional(),
+  /** Order groups by their summed CPU or wall time, largest first (e.g. top instances by CPU). */
+  order_by: z.enum(["cpuTime", "wallTime", "count"]).optional(),
+  /** At most this many groups. */
+  limit: z.coerce.number().int().min(1).max(10_000).optional(),
+});
+
+export type WorkflowMetricsQuery = z.input<typeof workflowMetricsQuery>;
+
+/** One group of `GET /workflows/:name/metrics`: GraphQL-shaped, like `workflowsAdaptiveGroups`. */
+export const metricsGroupSchema = z.object({
+  count: z.number().int(),
+  sum: z.object({ wallTime: z.number(), cpuTime: z.number() }).describe("ms, over attempt ends"),
+  quantiles: z.object({
+    wallTimeP50: z.number().nullable(),
+    wallTimeP90: z.number().nullable(),
+    wallTimeP99: z.number().nullable(),
+  }),
+  dimensions: z.record(z.string(), z.string().nullable()),
+});
+export const workflowMetricsSchema = z.object({
+  date_start: iso,
+  date_end: iso,
+  group_by: z.array(z.string()),
+  groups: z.array(metricsGroupSchema),
+  cpu_limit_ms: z
+    .number()
+    .describe("limits.cpu_ms: attempts over it are marked cpu_limit_exceeded (reported, not enforced)"),
+  truncated: z
+    .boolean()
+    .describe("the range held more entries than one query reads; the groups count the oldest"),
+});
+export type WorkflowMetrics = z.infer<typeof workflowMetricsSchema>;
 
 /** `GET …/instances/:id/step` */
 export const stepResultSchema = z.object({

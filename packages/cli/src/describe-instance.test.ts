@@ -210,4 +210,33 @@ describe("describeInstance", () => {
     const text = describeInstance(fixture, { now: NOW, utc: true, width: 60 });
     for (const line of text.split("\n")) expect(displayWidth(line), line).toBeLessThanOrEqual(60);
   });
+
+  it("shows what the instance cost and each attempt's CPU time, marking one over limits.cpu_ms", () => {
+    const load = fixture.steps[0] as Extract<InstanceDetail["steps"][number], { type: "step" }>;
+    const measured: InstanceDetail = {
+      ...fixture,
+      metrics: { cpu_time_ms: 1234.4, wall_time_ms: 65_000, steps: 4, attempts: 3, storage_bytes: 2560 },
+      steps: [
+        {
+          ...load,
+          attempts: [
+            { ...load.attempts[0]!, cpu_time_ms: 3.456, wall_time_ms: 130 },
+            { ...load.attempts[1]!, cpu_time_ms: 45_000, wall_time_ms: 150, cpu_limit_exceeded: true },
+          ],
+        },
+      ],
+    };
+    const text = describeInstance(measured, { now: NOW, utc: true, width: 100 });
+    expect(text).toContain("CPU Time:             1.23s");
+    expect(text).toContain("Wall Time:            1m 5s");
+    expect(text).toContain("Steps / Attempts:     4 / 3");
+    expect(text).toContain("Storage:              2.5 KiB");
+    const table = text.split("\n").filter((l) => /^ {4}(#|\d) /.test(l));
+    expect(table[0]).toMatch(/# +Start +End +Duration +CPU +State +Error/);
+    expect(table[1]).toMatch(/ 3\.46ms +❌ Error/);
+    expect(table[2]).toMatch(/ 45s ! +✅ Success/);
+    // Without measurements (an older server), no CPU column and no cost lines.
+    const plain = describeInstance(fixture, { now: NOW, utc: true, width: 100 });
+    expect(plain).not.toContain("CPU");
+  });
 });

@@ -68,6 +68,14 @@ export function describeInstance(detail: InstanceDetail, options: DescribeOption
   if (showOutput && detail.status === "complete")
     out.push(header("Output", truncateJson(detail.output, limit, "\n")));
   out.push(header("Step Count", String(detail.step_count ?? detail.steps.length)));
+  // SPEC §12.2: what the instance cost, over the runs that parked or ended.
+  const m = detail.metrics;
+  if (m) {
+    out.push(header("CPU Time", cpuTime(m.cpu_time_ms)));
+    out.push(header("Wall Time", formatDuration(m.wall_time_ms)));
+    out.push(header("Steps / Attempts", `${m.steps} / ${m.attempts}`));
+    out.push(header("Storage", bytes(m.storage_bytes)));
+  }
 
   if (detail.steps.length > 0) {
     out.push("", "Steps:");
@@ -122,15 +130,28 @@ function describeStep(
 function attemptsTable(attempts: AttemptDetail[], options: DescribeOptions & { width: number }): string {
   // below 72 columns the End column goes (start + duration tell it) so errors keep some room
   const withEnd = options.width >= 72;
+  // The CPU column only when the server measured some (SPEC §12.2); "!" marks one over limits.cpu_ms.
+  const withCpu = attempts.some((a) => a.cpu_time_ms !== undefined);
   const rows = attempts.map((a, i) => [
     String(i + 1),
     formatTime(a.start, options),
     ...(withEnd ? [formatTime(a.end, options)] : []),
     a.end ? durationBetween(a.start, a.end, options.now) : "-",
+    ...(withCpu
+      ? [a.cpu_time_ms === undefined ? "-" : `${cpuTime(a.cpu_time_ms)}${a.cpu_limit_exceeded ? " !" : ""}`]
+      : []),
     a.success === true ? "✅ Success" : a.success === false ? "❌ Error" : "🔄 Working",
     a.error ? errorText(a.error) : "",
   ]);
-  const headers = ["#", "Start", ...(withEnd ? ["End"] : []), "Duration", "State", "Error"];
+  const headers = [
+    "#",
+    "Start",
+    ...(withEnd ? ["End"] : []),
+    "Duration",
+    ...(withCpu ? ["CPU"] : []),
+    "State",
+    "Error",
+  ];
   return table(headers, rows, { indent: "    ", width: options.width });
 }
 
@@ -158,6 +179,17 @@ function parseDelay(text: string): number | undefined {
     year: 31536e6,
   };
   return Number(m[1]) * unit[m[2]!.toLowerCase()]!;
+}
+
+/** CPU time in ms, to 0.01 ms below 10 ms (it is approximate anyway), else like durations. */
+function cpuTime(ms: number): string {
+  return ms < 10 ? `${Number(ms.toFixed(2))}ms` : formatDuration(ms);
+}
+
+function bytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${Number((n / 1024).toFixed(1))} KiB`;
+  return `${Number((n / 1024 / 1024).toFixed(1))} MiB`;
 }
 
 function relative(at: string, now: number): string {

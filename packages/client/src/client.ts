@@ -12,6 +12,8 @@ import {
   type StepQuery,
   type StepResult,
   type SubscribeEvent,
+  type WorkflowMetrics,
+  type WorkflowMetricsQuery,
   type WorkflowSummary,
 } from "@cairn/api";
 import { FINAL_HISTORY_EVENTS } from "@cairn/core";
@@ -70,6 +72,12 @@ export interface CairnClient {
    * `@cairn/diagram`). A server without a graph for it answers 404 (`CairnApiError`, code `not_found`).
    */
   getGraph<G = unknown>(workflow: string): Promise<G>;
+  /**
+   * Counts and summed wall and CPU time of the workflow's history entries in a range, grouped
+   * (`GET /workflows/:name/metrics`, SPEC §12.2): e.g. `{ group_by: "instanceId", order_by:
+   * "cpuTime", limit: 10 }` for the instances that used the most CPU time.
+   */
+  getWorkflowMetrics(workflow: string, query?: WorkflowMetricsQuery): Promise<WorkflowMetrics>;
   createInstance(workflow: string, body?: CreateInstanceBody): Promise<InstanceSummary>;
   /** Ids that already exist are skipped and left out of the result. */
   createBatch(workflow: string, body: CreateInstanceBody[]): Promise<InstanceSummary[]>;
@@ -173,6 +181,9 @@ export function createClient(options: ClientOptions): CairnClient {
     },
     async getWorkflow(workflow) {
       return (await call<WorkflowSummary>("GET", url(wf(workflow)))).result;
+    },
+    async getWorkflowMetrics(workflow, query = {}) {
+      return (await call<WorkflowMetrics>("GET", url(`${wf(workflow)}/metrics`, query))).result;
     },
     async getGraph<G>(workflow: string) {
       return (await call<G>("GET", url(`${wf(workflow)}/graph`))).result;

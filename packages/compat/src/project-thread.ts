@@ -8,7 +8,7 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { type MessagePort, parentPort, workerData } from "node:worker_threads";
 import { type Cairn, createCairn } from "@cairn/engine";
-import type { RuntimeHooks } from "@cairn/runtime";
+import type { RuntimeHooks, Telemetry } from "@cairn/runtime";
 import type { Store } from "@cairn/store";
 import { openSqliteStore } from "@cairn/store-sqlite";
 import { ENV_SLOT, EXPORTS_SLOT } from "./cloudflare-workers.ts";
@@ -17,10 +17,11 @@ import { projectGraphs } from "./graphs.ts";
 import { Drain, mailOf, serveFetch, triggersOf, until, withTestScheduled } from "./host.ts";
 import { describeLoadError } from "./load-error.ts";
 import { createLogger } from "./logger.ts";
+import { startOpenTelemetry } from "./otel.ts";
 import { loadProject } from "./project.ts";
 import { projectInfo } from "./project-info.ts";
 import { trackedContext, workerExports } from "./worker-exports.ts";
-import type { FromThread, RemoteError, ThreadData, ToThread } from "./worker-host.ts";
+import type { FromThread, RemoteError, TelemetryItem, ThreadData, ToThread } from "./worker-host.ts";
 
 const port = parentPort!;
 const data = workerData as ThreadData;
@@ -73,9 +74,28 @@ async function main(): Promise<void> {
       ...(project.options.synchronous ? { synchronous: project.options.synchronous } : {}),
       channel: true,
     });
+  if (data.otel) await startOpenTelemetry(log);
+  // What runs store and cost goes to the API's thread, which serves the metrics (SPEC §12.3).
+  const items: TelemetryItem[] = [];
+  const queue = (item: TelemetryItem) => {
+    if (items.length === 0) setImmediate(() => post({ type: "telemetry", items: items.splice(0) }));
+    items.push(item);
+  };
+  const telemetry: Telemetry = {
+    stored: (entries, instance) =>
+      queue({
+        kind: "stored",
+        entries: [...entries],
+        ...(instance ? { createdAt: instance.createdAt } : {}),
+      }),
+    ran: (workflow, cpuTimeMs, wallTimeMs) => queue({ kind: "ran", workflow, cpuTimeMs, wallTimeMs }),
+    leaseLost: (workflow) => queue({ kind: "leaseLost", workflow }),
+    storeError: () => queue({ kind: "storeError" }),
+  };
   let cairn: Cairn;
   try {
     cairn = await createCairn({
+      telemetry: [telemetry],
       log: (message, error) => log(message, error),
       ...(data.worker === false ? { worker: false } : {}),
       ...project.options,
@@ -178,6 +198,7 @@ async function main(): Promise<void> {
     fetch: fetch !== undefined,
     email: deliverEmail !== undefined,
     beforeCreate: typeof userHooks.beforeCreate === "function",
+    ...(project.options.cpuLimitMs !== undefined ? { cpuLimitMs: project.options.cpuLimitMs } : {}),
   });
 }
 

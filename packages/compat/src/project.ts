@@ -233,7 +233,7 @@ async function loadWranglerProject(
     ...(scheduled ? { scheduled } : {}),
     module: mod,
     storePath: join(root, ".cairn", "cairn.db"),
-    options: {},
+    options: config.cpuLimitMs !== undefined ? { cpuLimitMs: config.cpuLimitMs } : {},
     ...(config.env ? { env: config.env } : {}),
     secrets: [],
     secretsFiles: [],

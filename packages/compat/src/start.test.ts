@@ -155,3 +155,46 @@ describe("runStart", () => {
     expect(process.listenerCount("SIGTERM")).toBe(listeners);
   });
 });
+
+describe("runStart: metrics of the project's thread (SPEC §12.3)", () => {
+  it("relays what the thread's runs stored and cost to the API's runtime, and reports limits.cpu_ms", async () => {
+    const dir = makeProject({
+      "wrangler.json": JSON.stringify({
+        name: "costs",
+        main: "index.ts",
+        limits: { cpu_ms: 1234 },
+        workflows: [{ binding: "FLOW", name: "flow", class_name: "Flow" }],
+      }),
+      "index.ts": `
+        import { WorkflowEntrypoint, type WorkflowStep } from "cloudflare:workers";
+        export class Flow extends WorkflowEntrypoint {
+          async run(_event: unknown, step: WorkflowStep) {
+            return await step.do("one", async () => 1);
+          }
+        }
+      `,
+    });
+    cleanup.push(() => removeProject(dir));
+    const started = await runStart({ dir, port: 0, ...server, handleSignals: false, log: () => {} });
+    cleanup.push(() => started.shutdown());
+    const seen: string[] = [];
+    const ran: string[] = [];
+    started.cairn.runtime.addTelemetry({
+      stored: (entries, instance) =>
+        seen.push(...entries.map((e) => `${e.type}${instance ? " (with createdAt)" : ""}`)),
+      ran: (workflow) => ran.push(workflow),
+    });
+    expect(started.cairn.runtime.cpuLimitMs).toBe(1234);
+    const instance = await (started.cairn.env.FLOW as any).create();
+    await waitFor(
+      async () => ((await instance.status()).status === "complete" ? true : undefined),
+      "completion",
+    );
+    await waitFor(() => (ran.length > 0 ? true : undefined), "the run's cost");
+    // Created by the API's runtime, run by the thread's: both reach the API's observers.
+    expect(seen).toContain("workflow_queued");
+    expect(seen).toContain("attempt_completed");
+    expect(seen).toContain("workflow_completed (with createdAt)");
+    expect(ran).toEqual(["flow"]);
+  });
+});

@@ -14,6 +14,8 @@ export interface StartOptions {
   env?: string;
   /** `false`: serve the API only and run no instances (other processes sharing the store do). */
   worker?: boolean;
+  /** Send OpenTelemetry traces (`@opentelemetry/sdk-node`, configured by `OTEL_*`), SPEC §12.4. */
+  otel?: boolean;
   /** Default "127.0.0.1". */
   host?: string;
   /** Default 8787. */
@@ -81,6 +83,7 @@ export async function runStart(options: StartOptions): Promise<StartedProject> {
         ...(options.token ? { token: options.token } : {}),
         ...(options.hostAllow ? { hostAllow: options.hostAllow } : {}),
         ...(options.worker === false ? { worker: false } : {}),
+        ...(options.otel ? { otel: true } : {}),
         startServer: options.startServer,
         createApi: options.createApi,
         ...(logger

@@ -1,5 +1,5 @@
 import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
-import type { InstanceStatus } from "@cairn/core";
+import type { InstanceStatus, NewHistoryEntry } from "@cairn/core";
 import { type Cairn, createCairn } from "@cairn/engine";
 import type { Store } from "@cairn/store";
 import { openSqliteStore } from "@cairn/store-sqlite";
@@ -17,6 +17,7 @@ import {
 } from "./host.ts";
 import type { LoadFailure } from "./load-error.ts";
 import type { Logger } from "./logger.ts";
+import { startOpenTelemetry } from "./otel.ts";
 import { type LoadedProject, ProjectError } from "./project.ts";
 import { type ProjectInfo, projectInfo } from "./project-info.ts";
 
@@ -53,6 +54,8 @@ export interface ServedProject {
 }
 
 export interface WorkerHostOptions {
+  /** Start `@opentelemetry/sdk-node` in the project's thread, where runs make their spans (SPEC §12.4). */
+  otel?: boolean;
   /** Default 8787; 0 picks a free port. */
   port?: number;
   /** Default "127.0.0.1". */
@@ -120,14 +123,25 @@ export type FromThread =
       /** The project has an `email()` handler: `POST /api/v1/email` is delivered to it here. */
       email: boolean;
       beforeCreate: boolean;
+      /** The project's `limits.cpu_ms`, reported by the API. */
+      cpuLimitMs?: number;
     }
   | { type: "error"; error: RemoteError }
   | { type: "in-memory" }
   | { type: "one-thread"; reason: string }
   | { type: "changed"; workflow: string; id: string; status?: InstanceStatus }
+  /** What the thread's runs stored and cost (SPEC §12.3), for the metrics served from this thread. */
+  | { type: "telemetry"; items: TelemetryItem[] }
   | { type: "reply"; id: number; ok: true; value: unknown }
   | { type: "reply"; id: number; ok: false; error: RemoteError }
   | { type: "closed" };
+
+/** One telemetry call of the project's thread, replayed on the API's runtime (`Runtime.relay`). */
+export type TelemetryItem =
+  | { kind: "stored"; entries: NewHistoryEntry[]; createdAt?: number }
+  | { kind: "ran"; workflow: string; cpuTimeMs: number; wallTimeMs: number }
+  | { kind: "leaseLost"; workflow: string }
+  | { kind: "storeError" };
 
 export interface RemoteError {
   name: string;
@@ -148,6 +162,8 @@ export interface ThreadData {
   devLog?: boolean;
   store?: string;
   worker?: boolean;
+  /** Start `@opentelemetry/sdk-node` in the thread (`cairn start --otel`). */
+  otel?: boolean;
 }
 
 /** How long the project's thread may take past the close deadline before it is stopped. */
@@ -184,7 +200,11 @@ export async function hostProjectInWorker(dir: string, options: WorkerHostOption
     throw new TypeError("hostProjectInWorker needs startServer and createApi (from @cairn/server)");
   const log = options.log ?? ((message: string, error?: unknown) => console.error(message, error ?? ""));
   // An in-memory database cannot be opened by a second thread: such a project runs in this one.
-  const inOneThread = () =>
+  const inOneThread = async () => {
+    if (options.otel) await startOpenTelemetry(log);
+    return oneThread();
+  };
+  const oneThread = () =>
     hostProject(dir, {
       ...(options.config ? { config: options.config } : {}),
       ...(options.store ? { store: options.store } : {}),
@@ -213,6 +233,7 @@ export async function hostProjectInWorker(dir: string, options: WorkerHostOption
     ...(options.secrets ? { secrets: true } : {}),
     ...(options.devLogger ? { devLog: true } : {}),
     ...(options.worker === false ? { worker: false } : {}),
+    ...(options.otel ? { otel: true } : {}),
   };
   const worker = new Worker(THREAD, { workerData: data, resourceLimits: PROJECT_THREAD_LIMITS });
   let stopping = false;
@@ -240,7 +261,19 @@ export async function hostProjectInWorker(dir: string, options: WorkerHostOption
         if (m.type === "ready" || m.type === "in-memory" || m.type === "one-thread") resolve(m);
         else if (m.type === "error") reject(localError(m.error));
         else if (m.type === "changed") cairn?.runtime.announce(m.workflow, m.id, m.status);
-        else if (m.type === "reply") {
+        else if (m.type === "telemetry") {
+          const t = cairn?.runtime.telemetry;
+          if (t)
+            for (const item of m.items)
+              if (item.kind === "stored")
+                t.stored?.(
+                  item.entries,
+                  item.createdAt === undefined ? undefined : { createdAt: item.createdAt },
+                );
+              else if (item.kind === "ran") t.ran?.(item.workflow, item.cpuTimeMs, item.wallTimeMs);
+              else if (item.kind === "leaseLost") t.leaseLost?.(item.workflow);
+              else t.storeError?.();
+        } else if (m.type === "reply") {
           const r = replies.get(m.id);
           replies.delete(m.id);
           if (r) m.ok ? r.resolve(m.value) : r.reject(localError(m.error));
@@ -294,6 +327,7 @@ export async function hostProjectInWorker(dir: string, options: WorkerHostOption
         ? { createRatePerSecond: started.createRatePerSecond }
         : {}),
       worker: false,
+      ...(started.cpuLimitMs !== undefined ? { cpuLimitMs: started.cpuLimitMs } : {}),
       workflows: started.project.workflows.map((w) => ({
         binding: w.binding,
         name: w.name,

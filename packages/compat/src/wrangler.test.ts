@@ -231,3 +231,29 @@ describe("schedules, triggers.crons and limits.steps (SPEC §9.3, §9.4)", () =>
     );
   });
 });
+
+describe("limits.cpu_ms (SPEC §12.2)", () => {
+  it("is read as the CPU limit attempts are measured against", () => {
+    const c = parseWranglerConfig(
+      json({ main: "src/index.ts", workflows: [workflow], limits: { cpu_ms: 300_000 } }),
+      "/p/wrangler.json",
+    );
+    expect(c.cpuLimitMs).toBe(300_000);
+    expect(
+      parseWranglerConfig(json({ main: "src/index.ts", workflows: [workflow] }), "/p/wrangler.json")
+        .cpuLimitMs,
+    ).toBeUndefined();
+  });
+
+  it("refuses a value that is not a positive whole number of ms", () => {
+    expect(errorOf(json({ main: "a.ts", limits: { cpu_ms: "5 minutes" } }))).toContain(
+      "limits.cpu_ms must be a number of milliseconds",
+    );
+    expect(errorOf(json({ main: "a.ts", limits: { cpu_ms: 0 } }))).toContain(
+      "limits.cpu_ms must be more than 0",
+    );
+    expect(errorOf(json({ main: "a.ts", limits: { cpu_ms: 1.5 } }))).toContain(
+      "limits.cpu_ms must be a whole number of milliseconds",
+    );
+  });
+});

@@ -60,6 +60,8 @@ export interface WranglerConfig {
   vars: Record<string, string | number | boolean | object>;
   /** `triggers.crons`: cron expressions calling the Worker's `scheduled()`; absent when there are none. */
   crons?: string[];
+  /** `limits.cpu_ms`: the CPU time an attempt may use, reported (not enforced) per attempt. */
+  cpuLimitMs?: number;
   /** `send_email[]`: bindings agents send mail through (docs/agents.md); absent when there are none. */
   sendEmail?: WranglerSendEmail[];
   /** The file the configuration was read from (absolute). */
@@ -274,6 +276,17 @@ const configSchema = z
         { error: "vars must be an object" },
       )
       .optional(),
+    // The Worker's CPU limit (SPEC §12.2): reported per attempt, not enforced.
+    limits: z
+      .object({
+        cpu_ms: z
+          .number({ error: "limits.cpu_ms must be a number of milliseconds" })
+          .int({ error: "limits.cpu_ms must be a whole number of milliseconds" })
+          .positive({ error: "limits.cpu_ms must be more than 0" })
+          .optional(),
+      })
+      .loose()
+      .optional(),
   })
   .loose()
   .superRefine((config, ctx) => {
@@ -440,6 +453,7 @@ export function parseWranglerConfig(
     })),
     vars: (c.vars ?? {}) as WranglerConfig["vars"],
     ...(crons.length ? { crons } : {}),
+    ...(c.limits?.cpu_ms !== undefined ? { cpuLimitMs: c.limits.cpu_ms } : {}),
     ...(c.send_email?.length
       ? {
           sendEmail: c.send_email.map((b) => ({

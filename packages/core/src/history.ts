@@ -44,6 +44,17 @@ export const FINAL_HISTORY_EVENTS: readonly HistoryEventType[] = [
 ];
 
 /**
+ * What an attempt's end entry records of its cost (SPEC §12.2), when the run measured it: the CPU
+ * time its callback used (approximate, see docs/decisions.md), its wall time (end − start) and
+ * whether the CPU time went over the Worker's `limits.cpu_ms` (reported, not enforced).
+ */
+export interface AttemptMetrics {
+  cpuTimeMs?: number;
+  wallTimeMs?: number;
+  cpuLimitExceeded?: boolean;
+}
+
+/**
  * The details each history entry type carries in `data` (types not listed carry none). Times are
  * epoch milliseconds; `attempt` is 1-based.
  */
@@ -51,9 +62,9 @@ export type HistoryData = {
   /** The resolved config, frozen at the first attempt. */
   step_started: { config: ResolvedStepConfig };
   attempt_started: { attempt: number };
-  attempt_completed: { attempt: number };
+  attempt_completed: { attempt: number } & AttemptMetrics;
   /** `retryDelayMs` is present when another attempt follows, after that wait. */
-  attempt_errored: { attempt: number; error: SerializedError; retryDelayMs?: number };
+  attempt_errored: { attempt: number; error: SerializedError; retryDelayMs?: number } & AttemptMetrics;
   step_errored: { error: SerializedError };
   sleep_started: { durationMs: number; wakeAt: number };
   wait_started: { eventType: string; timeoutAt: number };
@@ -62,8 +73,12 @@ export type HistoryData = {
   rollback_started: { triggerError: SerializedError; totalSteps: number };
   rollback_step_started: { config: ResolvedStepConfig };
   rollback_attempt_started: { attempt: number };
-  rollback_attempt_completed: { attempt: number };
-  rollback_attempt_errored: { attempt: number; error: SerializedError; retryDelayMs?: number };
+  rollback_attempt_completed: { attempt: number } & AttemptMetrics;
+  rollback_attempt_errored: {
+    attempt: number;
+    error: SerializedError;
+    retryDelayMs?: number;
+  } & AttemptMetrics;
   rollback_step_errored: { error: SerializedError };
   rollback_completed: { totalSteps: number; completedSteps: number };
   rollback_errored: { error: SerializedError; totalSteps: number; completedSteps: number };

@@ -34,6 +34,7 @@ export {
   WorkflowTimeoutError,
 } from "./errors.ts";
 export {
+  type AttemptMetrics,
   FINAL_HISTORY_EVENTS,
   HISTORY_EVENT_TYPES,
   type HistoryData,
@@ -44,6 +45,16 @@ export {
 } from "./history.ts";
 export { decidePause, decideResume, decideSendEvent, decideTerminate, type Transition } from "./lifecycle.ts";
 export * from "./limits.ts";
+export {
+  aggregateMetrics,
+  METRICS_GROUP_KEYS,
+  type MetricsGroup,
+  type MetricsGroupKey,
+  type MetricsQuery,
+  type MetricsRow,
+  metricsEventType,
+  parseMetricsQuery,
+} from "./metrics.ts";
 export { MIN_NODE_VERSION, nodeVersionProblem } from "./node-version.ts";
 export type { EventRow, InstancePatch, InstanceRow, RollbackState, StepRow, StepStatus } from "./records.ts";
 export {
@@ -109,6 +120,7 @@ export {
   type Attempt,
   type AttemptEnd,
   type AttemptResult,
+  attemptEndData,
   endAttempt,
   endRun,
   endSleep,

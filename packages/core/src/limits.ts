@@ -21,6 +21,13 @@ export const MAX_EVENT_TIMEOUT_MS = 365 * DAY_MS;
 export const DEFAULT_EVENT_TIMEOUT = "24 hours";
 export const DEFAULT_MAX_CONCURRENT = 10_000;
 /**
+ * CPU time an attempt may use (Cloudflare's default per step; a Worker's `limits.cpu_ms` changes
+ * it). Reported, not enforced: an attempt over it is marked `cpuLimitExceeded` (SPEC §12.2).
+ */
+export const DEFAULT_CPU_LIMIT_MS = 30_000;
+/** The widest range `GET /workflows/:name/metrics` aggregates (Cloudflare keeps 31 days). */
+export const MAX_METRICS_RANGE_MS = 31 * DAY_MS;
+/**
  * A step attempt still running after this long is recorded as started (its step row `running`), so a
  * process that dies during it counts the attempt. Faster attempts write nothing before their outcome.
  */

@@ -34,6 +34,14 @@ export interface InstanceRow {
   leaseUntil: number | null;
   /** Set when a rollback phase starts (SPEC §9.1): its trigger, and its outcome once it ended. */
   rollback?: RollbackState | null;
+  /**
+   * CPU time its runs used (step callbacks and `run()` code) and wall time it was loaded in a
+   * worker, summed over the runs that parked or ended (SPEC §12.2); 0 before the first such run.
+   */
+  cpuTimeMs?: number;
+  wallTimeMs?: number;
+  /** The W3C `traceparent` its runs' spans are children of (SPEC §12.4), when tracing was on. */
+  traceparent?: string | null;
 }
 
 /** The stored state of an instance's rollback phase. */
@@ -66,6 +74,9 @@ export type InstancePatch = Partial<
     | "owner"
     | "leaseUntil"
     | "rollback"
+    | "cpuTimeMs"
+    | "wallTimeMs"
+    | "traceparent"
   >
 >;
 

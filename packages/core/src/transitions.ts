@@ -8,7 +8,13 @@ import {
   serializeError,
   WorkflowError,
 } from "./errors.ts";
-import type { HistoryDataOf, HistoryEntry, HistoryEventType, NewHistoryEntry } from "./history.ts";
+import type {
+  AttemptMetrics,
+  HistoryDataOf,
+  HistoryEntry,
+  HistoryEventType,
+  NewHistoryEntry,
+} from "./history.ts";
 import { MAX_PAYLOAD_BYTES } from "./limits.ts";
 import type { EventRow, InstancePatch, InstanceRow, StepRow } from "./records.ts";
 import { decideLostAttempt } from "./recovery.ts";
@@ -152,6 +158,23 @@ export interface Attempt {
   previousError: SerializedError | null;
   /** The resolved `rollbackConfig` of a step that registered a rollback (stored with the row). */
   rollbackConfig?: ResolvedStepConfig | null;
+  /** The CPU time the callback used, when the run measured it: stored with the attempt's end. */
+  cpuTimeMs?: number;
+  /** The CPU time an attempt may use (`limits.cpu_ms`): one over it is marked, not stopped. */
+  cpuLimitMs?: number;
+}
+
+/**
+ * The data of an attempt's end entry: its number, and its cost when it was measured (CPU time
+ * rounded to 0.01 ms, wall time from its start to `now`, and the limit flag when it went over).
+ */
+export function attemptEndData(a: Attempt, now: number): { attempt: number } & AttemptMetrics {
+  if (a.cpuTimeMs === undefined) return { attempt: a.attempt };
+  const cpuTimeMs = Math.round(a.cpuTimeMs * 100) / 100;
+  const wallTimeMs = now - a.startedAt;
+  return a.cpuLimitMs !== undefined && cpuTimeMs > a.cpuLimitMs
+    ? { attempt: a.attempt, cpuTimeMs, wallTimeMs, cpuLimitExceeded: true }
+    : { attempt: a.attempt, cpuTimeMs, wallTimeMs };
 }
 
 /**
@@ -222,7 +245,7 @@ export function endAttempt(
   if (result.ok) {
     const size = result.result.byteLength;
     if (size <= MAX_PAYLOAD_BYTES || result.stream) {
-      history.push(stepEntry(call, now, "attempt_completed", { attempt }));
+      history.push(stepEntry(call, now, "attempt_completed", attemptEndData(a, now)));
       history.push(stepEntry(call, now, "step_completed"));
       const step = stepRow(
         call,
@@ -246,7 +269,7 @@ export function endAttempt(
   } else failure = result.error;
   const error = serializeError(failure);
   if (isNonRetryable(failure) || !canRetry(config.retries, attempt)) {
-    history.push(stepEntry(call, now, "attempt_errored", { attempt, error }));
+    history.push(stepEntry(call, now, "attempt_errored", { ...attemptEndData(a, now), error }));
     history.push(stepEntry(call, now, "step_errored", { error }));
     const step = stepRow(
       call,
@@ -270,7 +293,9 @@ export function endAttempt(
   }
   const base = retryDelayMs(config.retries, attempt, delayBaseMs);
   const delay = adjustDelay ? adjustDelay(base) : base;
-  history.push(stepEntry(call, now, "attempt_errored", { attempt, error, retryDelayMs: delay }));
+  history.push(
+    stepEntry(call, now, "attempt_errored", { ...attemptEndData(a, now), error, retryDelayMs: delay }),
+  );
   const at = now + delay;
   const step = stepRow(
     call,

@@ -8,7 +8,13 @@ import {
   type WorkflowClass,
 } from "@cairn/core";
 import { createObjectHost, type DurableObjectClass, type Migration, type ObjectHost } from "@cairn/objects";
-import { Runtime, type RuntimeHooks, type ScheduledHandler, type WorkflowDefinition } from "@cairn/runtime";
+import {
+  Runtime,
+  type RuntimeHooks,
+  type ScheduledHandler,
+  type Telemetry,
+  type WorkflowDefinition,
+} from "@cairn/runtime";
 import type { Store } from "@cairn/store";
 import { openSqliteStore } from "@cairn/store-sqlite";
 
@@ -65,6 +71,10 @@ export interface CairnOptions {
   defaultRetryDelay?: Duration;
   hotWaitThreshold?: Duration;
   stepLimit?: number;
+  /** Observers of what runs store and cost (SPEC §12.3), from the start on. */
+  telemetry?: Telemetry[];
+  /** A Worker's `limits.cpu_ms`: attempts over it are marked, not stopped (SPEC §12.2). Default 30,000. */
+  cpuLimitMs?: number;
   clock?: Clock;
   /** `false`: only store and control instances; run none (another process does). */
   worker?: boolean;
@@ -178,6 +188,8 @@ export async function createCairn<Env = Record<string, unknown>>(options: CairnO
       defaultRetryDelay: options.defaultRetryDelay,
       hotWaitThreshold: options.hotWaitThreshold,
       stepLimit: options.stepLimit,
+      cpuLimitMs: options.cpuLimitMs,
+      ...(options.telemetry ? { telemetry: options.telemetry } : {}),
       worker: options.worker,
       leaseMs: options.leaseMs,
       pollMs: options.pollMs,

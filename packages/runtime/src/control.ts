@@ -35,6 +35,8 @@ import {
 import { decodeValue, encodeInput } from "./codec.ts";
 import type { RuntimeHooks } from "./hooks.ts";
 import type { InstanceRun } from "./run.ts";
+import type { Telemetry } from "./telemetry.ts";
+import { activeTraceparent, isTraceparent } from "./tracing.ts";
 import type { Worker } from "./worker.ts";
 
 export interface ControlOptions {
@@ -51,6 +53,8 @@ export interface ControlOptions {
   definition(workflow: string): unknown;
   /** The hooks in force now (`beforeCreate`). */
   hooks(): RuntimeHooks;
+  /** The observers of what is stored (SPEC §12.3), if any. */
+  telemetry(): Telemetry | undefined;
   /** Tells the runtime's listeners about a stored change. */
   changed(workflow: string, id: string, status?: InstanceStatus): void;
 }
@@ -81,8 +85,17 @@ export class Control {
     return tx.notify ? tx.notify({ ...message, sender: this.#o.workerId }) : Promise.resolve();
   }
 
-  /** Creates an instance; fails with `instance.already_exists` if the id is taken. Returns its id. */
-  async create(workflow: string, options: WorkflowInstanceCreateOptions = {}): Promise<string> {
+  /**
+   * Creates an instance; fails with `instance.already_exists` if the id is taken. Returns its id.
+   * `traceparent` (or the span active now, when tracing is on) is stored: its runs' spans join
+   * that trace (SPEC §12.4).
+   */
+  async create(
+    workflow: string,
+    options: WorkflowInstanceCreateOptions = {},
+    meta: { traceparent?: string } = {},
+  ): Promise<string> {
+    const traceparent = isTraceparent(meta.traceparent) ? meta.traceparent : activeTraceparent();
     const prepared = await this.#prepare(workflow, options);
     this.#limitRate(workflow, 1);
     const now = this.#clock.now();
@@ -113,8 +126,11 @@ export class Control {
         `Instance "${prepared.id}" already exists in workflow "${workflow}"`,
       );
     const row = createdRow(create, outcome === "started");
+    this.#o.telemetry()?.stored?.(create.history);
+    if (traceparent) await this.#store.instances.update(workflow, row.id, { traceparent });
     this.#o.changed(workflow, row.id, row.status ?? "queued");
-    if (outcome === "started") this.#worker.startRun(fullRow(row), now, true, true);
+    if (outcome === "started")
+      this.#worker.startRun(traceparent ? { ...fullRow(row), traceparent } : fullRow(row), now, true, true);
     else this.#worker.pump();
     return row.id;
   }
@@ -134,6 +150,7 @@ export class Control {
     const prepared = await Promise.all(batch.map((o) => this.#prepare(workflow, o ?? {})));
     this.#limitRate(workflow, prepared.length);
     const now = this.#clock.now();
+    let stored: NewHistoryEntry[] | undefined;
     const created = await this.#store.transaction(async (tx) => {
       const inserted = await tx.instances.insertMany(prepared.map((p) => ({ ...p, createdAt: now })));
       const ids = prepared.filter((_, i) => inserted[i]).map((p) => p.id);
@@ -144,9 +161,11 @@ export class Control {
         timestamp: now,
       }));
       await tx.history.append(entries);
+      stored = entries;
       if (ids.length > 0) await this.#tell(tx, { kind: "ready" });
       return ids;
     });
+    if (stored) this.#o.telemetry()?.stored?.(stored);
     for (const id of created) this.#o.changed(workflow, id);
     this.#worker.pump();
     return created;
@@ -467,6 +486,7 @@ export class Control {
     this.#o.definition(workflow);
     const now = this.#clock.now();
     let read: InstanceRow | undefined;
+    let entries: NewHistoryEntry[] = [];
     const status = await this.#store.transaction(async (tx) => {
       const row = await tx.instances.get(workflow, id, { lock: true });
       if (!row) throw notFound(workflow, id);
@@ -484,11 +504,13 @@ export class Control {
           "instance.changed",
           `Instance "${id}" changed while the command ran; try again`,
         );
-      await tx.history.append(
-        d.history.map((type) => ({ workflow, instanceId: id, type, timestamp: now }) as NewHistoryEntry),
+      entries = d.history.map(
+        (type) => ({ workflow, instanceId: id, type, timestamp: now }) as NewHistoryEntry,
       );
+      await tx.history.append(entries);
       return d.status;
     });
+    if (entries.length > 0) this.#o.telemetry()?.stored?.(entries, { createdAt: read!.createdAt });
     if (status !== undefined) this.#o.changed(workflow, id, status);
     return { status, row: read! };
   }

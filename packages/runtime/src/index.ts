@@ -26,3 +26,5 @@ export {
   type WorkflowDefinition,
 } from "./runtime.ts";
 export type { ScheduledController, ScheduledHandler } from "./scheduler.ts";
+export { CpuMeter, composeTelemetry, cpuMeter, type Telemetry } from "./telemetry.ts";
+export { activeTraceparent, isTraceparent, loadTracing } from "./tracing.ts";

@@ -14,6 +14,7 @@ import {
 import type { StepRow } from "@cairn/store";
 import { decodeValue } from "./codec.ts";
 import type { RunInfo, Runtime, WorkflowDefinition } from "./runtime.ts";
+import { reportCpuTime } from "./telemetry.ts";
 
 /**
  * Workflows whose code runs in a remote worker (the Python SDK's `cairn_worker`), driven over
@@ -79,6 +80,8 @@ type AttemptReport = {
   ok: boolean;
   value?: unknown;
   error?: { name: string; message: string; non_retryable?: boolean; fatal?: boolean };
+  /** The attempt's CPU time in the worker (ms), stored instead of the server's while it waited. */
+  cpu_ms?: unknown;
 };
 
 /** Worker protocol versions this server speaks (SPEC §11.3; 2 adds `commits` and `wait_ms`). */
@@ -116,7 +119,14 @@ interface Slot {
   count: number;
   settled?: { value?: unknown; error?: WireError };
   /** A callback invocation of the engine waiting for (or being run by) a worker. */
-  pending?: { attempt: number; config: unknown; resolve(v: unknown): void; reject(e: Error): void };
+  pending?: {
+    attempt: number;
+    config: unknown;
+    /** The engine's step context of the attempt (where the worker's reported CPU time goes). */
+    ctx: object;
+    resolve(v: unknown): void;
+    reject(e: Error): void;
+  };
   runner?: Task;
   changed: Signal;
 }
@@ -653,6 +663,7 @@ export class RemoteWorkers {
     const p = slot.pending;
     if (p && p.attempt === r.attempt && slot.runner === task) {
       slot.pending = undefined;
+      if (typeof r.cpu_ms === "number") reportCpuTime(p.ctx, r.cpu_ms);
       if (r.ok) p.resolve(r.value ?? null);
       else if (r.error?.fatal) {
         // The attempt never settles: the run ends with the instance's failure.
@@ -814,7 +825,7 @@ export class RemoteWorkers {
     rr.made.set(`${kind}:${name}`, count);
     const cb = (ctx: { attempt: number; config: unknown }) =>
       new Promise<unknown>((resolve, reject) => {
-        slot.pending = { attempt: ctx.attempt, config: ctx.config, resolve, reject };
+        slot.pending = { attempt: ctx.attempt, config: ctx.config, ctx, resolve, reject };
         slot.runner = undefined;
         slot.changed.fire();
       });

@@ -18,6 +18,7 @@ import {
   endSleep,
   type HistoryEventType,
   historyEntry,
+  type InstancePatch,
   type InstanceRow,
   type InstanceStatus,
   type InstanceWrite,
@@ -91,6 +92,8 @@ import {
 import type { RuntimeHooks } from "./hooks.ts";
 import { InFlight } from "./in-flight.ts";
 import type { SuspectLanes } from "./suspects.ts";
+import { cpuMeter, reportedCpuTime, type Telemetry } from "./telemetry.ts";
+import { type RunTrace, startRunTrace } from "./tracing.ts";
 
 /** Stack frames of the engine and of Node, dropped from the stacks of instance errors. */
 const INTERNAL_FRAMES = [
@@ -129,6 +132,10 @@ export interface RunHost {
   takeSlot?(workflow: string, id: string, epoch: number): Promise<"ok" | "full" | "fenced">;
   /** Called after every commit that changed the instance. */
   changed(workflow: string, id: string, status?: InstanceStatus): void;
+  /** Told what runs store and cost (SPEC §12); absent when nothing observes. */
+  telemetry?: Telemetry;
+  /** `limits.cpu_ms`: an attempt over it is marked `cpuLimitExceeded` (not stopped). */
+  readonly cpuLimitMs?: number;
   /** Reports errors the run cannot hand to user code (a store that failed). */
   log(message: string, error: unknown): void;
 }
@@ -234,6 +241,14 @@ export class InstanceRun {
   #rollingBack = false;
   /** The original error of a trigger `error`, handed to the handlers as it was thrown. */
   #triggerError?: Error;
+  /** CPU time (ms) of this run's attempts and `run()` code so far (SPEC §12.2, see `CpuMeter`). */
+  #cpuMs = 0;
+  /** The mark of the open `run()` code segment of the CPU meter, or -1. */
+  #runCode = -1;
+  /** Steps whose stored outcome this run returned without running them. */
+  #replayed = 0;
+  /** The run's span when tracing is on (SPEC §12.4). */
+  #trace?: RunTrace;
 
   constructor(host: RunHost, workflowClass: WorkflowClass, row: ClaimedInstance, claimedAt: number) {
     this.#host = host;
@@ -287,6 +302,19 @@ export class InstanceRun {
     if (fresh || (steps.length === 0 && this.#row.startedAt === this.#claimedAt))
       this.#log(now, "workflow_started");
     this.#log(now, "workflow_running");
+    this.#trace = startRunTrace({
+      workflow: this.workflow,
+      id: this.id,
+      createdAt: this.#row.createdAt,
+      traceparent: this.#row.traceparent,
+      reason: this.#recovering
+        ? "recovery"
+        : fresh || this.#row.startedAt === this.#claimedAt
+          ? "start"
+          : steps.length === 0
+            ? "restart"
+            : "wake-up",
+    });
 
     let instance: { run(event: WorkflowEvent, step: WorkflowStep): Promise<unknown> };
     let event: WorkflowEvent;
@@ -310,6 +338,7 @@ export class InstanceRun {
       return;
     }
     let result: Promise<unknown>;
+    this.#openRunCode();
     try {
       result = Promise.resolve(instance.run(event, this.#stepApi()));
     } catch (e) {
@@ -506,19 +535,26 @@ export class InstanceRun {
     if (rollback) (this.#handlers ??= new Map()).set(keyString, rollback.rollback);
     const stored = this.#steps.get(keyString);
     const replay = replayStep(kind, stored);
-    if (replay?.outcome === "value") return decodeValue<T>(replay.result);
-    if (replay?.outcome === "error") throw this.#failedIn(replay.error, key);
+    // A stored outcome goes straight back to `run()`: its code segment stays open (SPEC §12.2).
+    if (replay) {
+      this.#replayed++;
+      if (replay.outcome === "value") return decodeValue<T>(replay.result);
+      if (replay.outcome === "error") throw this.#failedIn(replay.error, key);
+    }
     if (this.#rollback) throw new Error(ROLLBACK_PHASE_MESSAGE);
+    this.#closeRunCode();
     await this.#passGate();
     let value: T;
     try {
       value = await body({ workflow: this.workflow, instanceId: this.id, key, seq }, stored);
     } catch (e) {
       await this.#passGate();
+      this.#openRunCode();
       throw this.#failedIn(e, key);
     }
     // A pause requested while the step ran takes effect before the workflow sees the outcome.
     await this.#passGate();
+    this.#openRunCode();
     return value;
   }
 
@@ -729,13 +765,27 @@ export class InstanceRun {
       ok: false,
       error: new WorkflowTimeoutError(`Execution timed out after ${timeoutMs}ms`),
     });
+    const span = this.#trace?.startAttempt(a.call.key, a.attempt);
+    const cpu = cpuMeter.open();
     return new Promise<Settled>((resolve) => {
       let settled = false;
       const deadline = clock.now() + timeoutMs;
+      const done = (result: Settled) => {
+        const measured = cpuMeter.close(cpu);
+        this.#cpuMs += a.cpuTimeMs = reportedCpuTime(ctx) ?? measured;
+        a.cpuLimitMs = this.#host.cpuLimitMs;
+        if (span)
+          this.#trace!.endAttempt(
+            span,
+            result.ok ? "ok" : result.error instanceof WorkflowTimeoutError ? "timeout" : "error",
+            result.ok ? undefined : result.error,
+          );
+        resolve(result);
+      };
       const timer = clock.setTimer(() => {
         if (settled) return;
         settled = true;
-        resolve(timedOut());
+        done(timedOut());
       }, timeoutMs);
       // A callback that blocks the thread settles before its timer can fire: one that settles past
       // its deadline timed out all the same, and its outcome is discarded.
@@ -743,7 +793,7 @@ export class InstanceRun {
         if (settled) return;
         settled = true;
         timer.cancel();
-        resolve(clock.now() > deadline ? timedOut() : result);
+        done(clock.now() > deadline ? timedOut() : result);
       };
       const work = wrapStep
         ? wrapStep(
@@ -775,6 +825,7 @@ export class InstanceRun {
         const now = this.#now();
         const wanted = wakeAtFrom(now);
         const start = startSleep(call, now, this.#adjust(call.key, "sleep", Math.max(0, wanted - now)));
+        this.#trace?.event("sleep", call.key);
         await this.#commit(start);
         this.#steps.set(stepKeyString(call.key), start.step);
         row = start.step;
@@ -813,6 +864,7 @@ export class InstanceRun {
     this.#waiters.push(waiter);
     if (!stored) {
       const start = startWait(call, now, type, timeoutAt);
+      this.#trace?.event("waitForEvent", call.key);
       await this.#commit(start);
       this.#steps.set(stepKeyString(call.key), start.step);
     }
@@ -993,6 +1045,7 @@ export class InstanceRun {
       stored = await this.#commits.during(() => this.#storeStep(pending, write));
     } catch (e) {
       if (!(e instanceof Fenced)) this.#host.log(`Cairn could not store progress of instance ${this.id}`, e);
+      else this.#host.telemetry?.leaseLost?.(this.workflow);
       this.#end("aborted");
       return never();
     }
@@ -1014,6 +1067,7 @@ export class InstanceRun {
     const now = this.#now();
     const status = this.#liveStatus() === "waiting" ? "waiting" : "running";
     const statusEntry = this.#entry(now, status === "waiting" ? "workflow_waiting" : "workflow_running");
+    let history: NewHistoryEntry[] | undefined;
     const commit = (w: StepWrite): StepCommit => ({
       workflow: this.workflow,
       instanceId: this.id,
@@ -1021,7 +1075,7 @@ export class InstanceRun {
       status,
       now,
       step: w.step,
-      history: pending.length === 0 ? w.history : [...pending, ...w.history],
+      history: (history = pending.length === 0 ? w.history : [...pending, ...w.history]),
       statusEntry,
     });
     const before =
@@ -1036,6 +1090,7 @@ export class InstanceRun {
         : await store.steps.commit(commit(write));
     if (before === undefined) throw new Fenced();
     if (before === null) return false;
+    if (history) this.#host.telemetry?.stored?.(history);
     if (before === "waitingForPause") this.#pausing = true;
     else this.#persistedStatus = status;
     return true;
@@ -1075,6 +1130,7 @@ export class InstanceRun {
 
   async #finish(outcome: { output: unknown } | { error: unknown }): Promise<void> {
     if (this.#ended || this.#rollingBack) return;
+    this.#closeRunCode();
     const now = this.#now();
     // A phase decided before `run()` settled (a resumed phase, terminate with rollback).
     if (this.#rollback) {
@@ -1104,6 +1160,7 @@ export class InstanceRun {
     this.#ended = true;
     this.#cancelTimers();
     const history = this.#takePending(end.history);
+    const wallMs = this.#metered(end.patch, this.#now());
     try {
       const ok = await this.#commits.during(() =>
         this.#host.store.instances.update(
@@ -1114,6 +1171,8 @@ export class InstanceRun {
           history,
         ),
       );
+      if (ok) this.#reported(history, wallMs, end.patch.status, end.patch.error);
+      else this.#trace?.end("aborted", this.#replayed);
       this.#host.changed(this.workflow, this.id, ok ? end.patch.status : undefined);
       this.#resolveDone(ok ? (end.patch.status as RunOutcome) : "aborted");
     } catch (e) {
@@ -1295,6 +1354,7 @@ export class InstanceRun {
     };
     const pending = this.#takePending([]);
     const guard = (statusIn: readonly InstanceStatus[]) => ({ epoch: this.#epoch, statusIn });
+    let history: NewHistoryEntry[] = [];
     try {
       let final: InstanceStatus | undefined;
       const ok = await this.#commits.during(() =>
@@ -1306,10 +1366,12 @@ export class InstanceRun {
             !state.pausing && state.waitTypes.length > 0 ? await tx.events.list(this.workflow, this.id) : [];
           let write = park(state, events, now);
           if (write.notifyReady) await tx.notify?.({ kind: "ready" });
-          let history = [...pending, ...write.history];
+          history = [...pending, ...write.history];
+          this.#metered(write.patch, now);
           if (!(await tx.instances.update(this.workflow, this.id, write.patch, guard(write.statusIn)))) {
             // A pause arrived while the run was parking: it parks paused instead.
             write = parkPaused(this.workflow, this.id, now);
+            this.#metered(write.patch, now);
             if (!(await tx.instances.update(this.workflow, this.id, write.patch, guard(write.statusIn))))
               return false;
             history = [...history, ...write.history];
@@ -1319,6 +1381,7 @@ export class InstanceRun {
           return true;
         }),
       );
+      if (ok) this.#reported(history, now - this.#claimedAt, final);
       this.#host.changed(this.workflow, this.id, final);
       this.#resolveDone(ok ? "parked" : "aborted");
     } catch (e) {
@@ -1328,9 +1391,56 @@ export class InstanceRun {
   }
 
   #end(outcome: RunOutcome): void {
+    if (!this.#ended) {
+      this.#closeRunCode();
+      this.#trace?.end(outcome, this.#replayed);
+    }
     this.#ended = true;
     this.#cancelTimers();
     this.#resolveDone(outcome);
+  }
+
+  // ---- metrics (SPEC §12.2) and traces (§12.4) ----------------------------------------------
+
+  #openRunCode(): void {
+    if (this.#runCode < 0 && !this.#ended) this.#runCode = cpuMeter.open();
+  }
+
+  #closeRunCode(): void {
+    if (this.#runCode < 0) return;
+    this.#cpuMs += cpuMeter.close(this.#runCode);
+    this.#runCode = -1;
+  }
+
+  /**
+   * Adds the instance's CPU and wall time, with this run's, to the patch of the run's last write;
+   * returns the run's wall time (from its claim to `now`).
+   */
+  #metered(patch: InstancePatch, now: number): number {
+    this.#closeRunCode();
+    const wallMs = now - this.#claimedAt;
+    patch.cpuTimeMs = Math.round(((this.#row.cpuTimeMs ?? 0) + this.#cpuMs) * 100) / 100;
+    patch.wallTimeMs = (this.#row.wallTimeMs ?? 0) + wallMs;
+    return wallMs;
+  }
+
+  /** The run's last write is stored: tells the observers and ends the run's span. */
+  #reported(
+    history: NewHistoryEntry[],
+    wallMs: number,
+    status: InstanceStatus | undefined,
+    error?: SerializedError | null,
+  ): void {
+    const t = this.#host.telemetry;
+    if (t) {
+      t.stored?.(history, { createdAt: this.#row.createdAt });
+      t.ran?.(this.workflow, this.#cpuMs, wallMs);
+    }
+    this.#trace?.end(
+      status === "waiting" || status === "paused" ? "parked" : (status ?? "parked"),
+      this.#replayed,
+      error,
+    );
   }
 
   #cancelTimers(): void {

@@ -1,6 +1,7 @@
 import {
   ATTEMPT_MARKER_AFTER_MS,
   type Clock,
+  DEFAULT_CPU_LIMIT_MS,
   DEFAULT_MAX_CONCURRENT,
   DEFAULT_RETRY_DELAY,
   DEFAULT_STEP_LIMIT,
@@ -23,13 +24,15 @@ import {
   type WorkflowInstanceCreateOptions,
   type WorkflowInstanceTerminateOptions,
 } from "@cairn/core";
-import type { InstanceRow, Store } from "@cairn/store";
+import { type InstanceRow, type Store, StoreError } from "@cairn/store";
 import { Control } from "./control.ts";
 import { composeHooks, type RuntimeHooks } from "./hooks.ts";
 import type { RunHost, RunOutcome } from "./run.ts";
 import { type ScheduledHandler, Scheduler } from "./scheduler.ts";
 import { subscribeInstance } from "./subscribe.ts";
 import { SuspectLanes } from "./suspects.ts";
+import { composeTelemetry, type Telemetry } from "./telemetry.ts";
+import { loadTracing } from "./tracing.ts";
 import { Worker } from "./worker.ts";
 
 /** A workflow the runtime can run: like an entry of wrangler's `workflows[]`. */
@@ -105,6 +108,13 @@ export interface RuntimeOptions {
    * with `{ cron, scheduledTime, type: "scheduled", noRetry() }`; a failure is logged, not retried.
    */
   triggers?: { crons: string[]; scheduled?: ScheduledHandler };
+  /** Observers of what runs store and cost (Prometheus, SPEC §12.3); more with `addTelemetry`. */
+  telemetry?: Telemetry[];
+  /**
+   * CPU time an attempt may use (a Worker's `limits.cpu_ms`), in ms: one over it is marked
+   * `cpuLimitExceeded`, not stopped (SPEC §12.2). Default 30,000.
+   */
+  cpuLimitMs?: number;
   /** Where the runtime reports errors it cannot hand to anyone. Default: console.error. */
   log?: (message: string, error: unknown) => void;
 }
@@ -163,6 +173,9 @@ export class Runtime {
   readonly #workerEnabled: boolean;
   readonly #baseHooks: RuntimeHooks;
   readonly #addedHooks: { hooks: RuntimeHooks }[] = [];
+  readonly #telemetry: Telemetry[] = [];
+  /** `limits.cpu_ms` in force (SPEC §12.2). */
+  readonly cpuLimitMs: number;
 
   constructor(options: RuntimeOptions) {
     checkStore(options.store);
@@ -216,6 +229,9 @@ export class Runtime {
         this.env[def.binding] = binding;
       }
     this.#baseHooks = options.hooks ?? {};
+    this.#telemetry.push(...(options.telemetry ?? []));
+    this.cpuLimitMs = options.cpuLimitMs ?? DEFAULT_CPU_LIMIT_MS;
+    if (!(this.cpuLimitMs > 0)) throw new Error(`cpuLimitMs must be a number > 0, got ${options.cpuLimitMs}`);
     const retryDelay = options.defaultRetryDelay ?? DEFAULT_RETRY_DELAY;
     parseDuration(retryDelay, "defaultRetryDelay");
     this.#host = {
@@ -230,7 +246,12 @@ export class Runtime {
       stepLimitOf: (workflow) => this.#definitions.get(workflow)?.stepLimit,
       defaultStepConfig: defaultStepConfig(retryDelay),
       changed: (workflow, id, status) => this.#changed(workflow, id, status),
-      log: (message, error) => log(message, error),
+      telemetry: composeTelemetry(this.#telemetry),
+      cpuLimitMs: this.cpuLimitMs,
+      log: (message, error) => {
+        if (StoreError.is(error)) this.#host.telemetry?.storeError?.();
+        log(message, error);
+      },
     };
     this.#worker = new Worker({
       store: this.store,
@@ -256,7 +277,8 @@ export class Runtime {
       ...(triggers?.scheduled ? { scheduled: triggers.scheduled } : {}),
       env: this.env,
       hooks: () => this.#host.hooks,
-      created: (workflow, id) => {
+      created: (workflow, id, history) => {
+        this.#host.telemetry?.stored?.(history);
         this.#changed(workflow, id, "queued");
         this.#worker.pump();
       },
@@ -274,6 +296,7 @@ export class Runtime {
       leaseMs,
       definition: (workflow) => this.definition(workflow),
       hooks: () => this.#host.hooks,
+      telemetry: () => this.#host.telemetry,
       changed: (workflow, id, status) => this.#changed(workflow, id, status),
     });
   }
@@ -285,8 +308,23 @@ export class Runtime {
 
   /** Begins claiming and running work. Opening a store again resumes every unfinished instance. */
   async start(): Promise<void> {
+    await loadTracing();
     await this.#worker.start();
     if (this.#workerEnabled && !this.#worker.closed) this.#scheduler.start();
+  }
+
+  /**
+   * Adds an observer of what runs store and cost (SPEC §12.3), from now on. Returns a function that
+   * removes it again.
+   */
+  addTelemetry(telemetry: Telemetry): () => void {
+    this.#telemetry.push(telemetry);
+    this.#host.telemetry = composeTelemetry(this.#telemetry);
+    return () => {
+      const i = this.#telemetry.indexOf(telemetry);
+      if (i >= 0) this.#telemetry.splice(i, 1);
+      this.#host.telemetry = composeTelemetry(this.#telemetry);
+    };
   }
 
   /**
@@ -297,6 +335,16 @@ export class Runtime {
   async close(): Promise<void> {
     await this.#scheduler.close();
     await this.#worker.close();
+  }
+
+  /** Every observer added (`telemetry`, `addTelemetry`) as one, or `undefined` when there is none. */
+  get telemetry(): Telemetry | undefined {
+    return this.#host.telemetry;
+  }
+
+  /** How many instances of each workflow this process has in memory now (SPEC §12.3). */
+  loaded(): Map<string, number> {
+    return this.#worker.loaded();
   }
 
   /** Whether `close()` was called. */
@@ -378,9 +426,17 @@ export class Runtime {
     return def;
   }
 
-  /** Creates an instance; fails with `instance.already_exists` if the id is taken. Returns its id. */
-  create(workflow: string, options: WorkflowInstanceCreateOptions = {}): Promise<string> {
-    return this.#control.create(workflow, options);
+  /**
+   * Creates an instance; fails with `instance.already_exists` if the id is taken. Returns its id.
+   * `meta.traceparent` (a W3C `traceparent`, e.g. an HTTP request's) is the trace its runs join;
+   * without it, the span active now when tracing is on (SPEC §12.4).
+   */
+  create(
+    workflow: string,
+    options: WorkflowInstanceCreateOptions = {},
+    meta?: { traceparent?: string },
+  ): Promise<string> {
+    return this.#control.create(workflow, options, meta);
   }
 
   /**

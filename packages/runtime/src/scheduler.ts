@@ -2,6 +2,7 @@ import {
   type Clock,
   type CronExpression,
   decideSchedule,
+  type NewHistoryEntry,
   scheduleInstanceId,
   type TimerHandle,
 } from "@cairn/core";
@@ -39,8 +40,11 @@ export interface SchedulerOptions {
   /** What `scheduled()` gets as `env`. */
   env: Record<string, unknown>;
   hooks(): RuntimeHooks;
-  /** Told of each instance a schedule created (the runtime tells its listeners and its worker). */
-  created(workflow: string, id: string): void;
+  /**
+   * Told of each instance a schedule created, with the entries stored for it (the runtime tells its
+   * listeners, its worker and its telemetry).
+   */
+  created(workflow: string, id: string, history: NewHistoryEntry[]): void;
   /** How soon to try again after the store failed. */
   retryMs: number;
   log(message: string, error: unknown): void;
@@ -183,6 +187,9 @@ export class Scheduler {
       refused = true;
       this.#o.log(`Cairn: beforeCreate refused the scheduled instance "${id}" of workflow "${workflow}"`, e);
     }
+    const history: NewHistoryEntry[] = [
+      { workflow, instanceId: id, type: "workflow_queued", timestamp: now },
+    ];
     const created = await store.transaction(async (tx) => {
       if (!(await tx.schedules.advance(entry.key, settle, now)) || refused) return false;
       // A deterministic id: a slot fired twice (it cannot be, but) finds the instance and adds nothing.
@@ -190,11 +197,11 @@ export class Scheduler {
         { workflow, id, params: encodeValue(undefined), createdAt: now },
       ]);
       if (!inserted) return false;
-      await tx.history.append([{ workflow, instanceId: id, type: "workflow_queued", timestamp: now }]);
+      await tx.history.append(history);
       if (tx.notify) await tx.notify({ kind: "ready", sender: this.#o.workerId });
       return true;
     });
-    if (created) this.#o.created(workflow, id);
+    if (created) this.#o.created(workflow, id, history);
   }
 
   #call(cron: string, scheduledTime: number): void {

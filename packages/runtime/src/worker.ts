@@ -188,6 +188,14 @@ export class Worker {
    * or an event that claims a parked waiter); false when it cannot run more. Give it back with
    * `releaseSlot` unless `startRun(…, reserved)` takes it over.
    */
+  /** Runs in memory now, per workflow. */
+  loaded(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const run of this.#hot.values())
+      if (!run.ended) counts.set(run.workflow, (counts.get(run.workflow) ?? 0) + 1);
+    return counts;
+  }
+
   reserveSlot(): boolean {
     if (!this.#o.enabled || !this.#started || this.#closed || this.#slots >= this.#o.maxConcurrent)
       return false;

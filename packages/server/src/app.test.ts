@@ -141,7 +141,26 @@ describe("instance detail", () => {
       error: null,
     });
     expect(hello.config).toMatchObject({ retries: { limit: 5 }, timeout: "10 minutes" });
-    expect(hello.attempts).toEqual([{ start: hello.start, end: hello.end, success: true, error: null }]);
+    // The fake clock stands still during the attempt; its CPU time is the thread's own.
+    expect(hello.attempts).toEqual([
+      {
+        start: hello.start,
+        end: hello.end,
+        success: true,
+        error: null,
+        cpu_time_ms: expect.any(Number),
+        wall_time_ms: 0,
+      },
+    ]);
+    // Parked in the sleep: the first run's cost is stored; five step calls, five attempts (flaky twice).
+    expect(d.metrics).toEqual({
+      cpu_time_ms: expect.any(Number),
+      wall_time_ms: 1000,
+      steps: 5,
+      attempts: 5,
+      storage_bytes: expect.any(Number),
+    });
+    expect(d.metrics.storage_bytes).toBeGreaterThan(10_002);
     expect(flaky.attempts).toHaveLength(2);
     expect(flaky.attempts[0]).toMatchObject({ success: false, error: { name: "Error", message: "flaked" } });
     expect(flaky.attempts[1]).toMatchObject({ success: true, error: null });

@@ -10,9 +10,10 @@ import { describeError, errorEnvelope, HttpError } from "./errors.ts";
 import { crossSite } from "./guard.ts";
 import { type ObjectsView, objectRoutes } from "./objects.ts";
 import { openApiRoute } from "./openapi.ts";
+import { PrometheusMetrics } from "./prometheus.ts";
 import { mountRoutes } from "./routes.ts";
 import { type SandboxesView, sandboxRoutes } from "./sandbox-routes.ts";
-import { healthRoute, projectRoute } from "./system-routes.ts";
+import { healthRoute, metricsRoute, projectRoute, VERSION } from "./system-routes.ts";
 import { workerRoutes } from "./worker-routes.ts";
 import { workflowRoutes } from "./workflow-routes.ts";
 
@@ -56,6 +57,12 @@ export interface ApiOptions {
   sandboxes?: SandboxesView;
   /** Remote workers (worker protocol v1, SPEC §11.3): serves `/workers/*`. */
   workers?: RemoteWorkers;
+  /**
+   * `GET /api/v1/metrics` (Prometheus, SPEC §12.3): behind the token like the rest unless
+   * `public: true`. `prometheus` shares one set of metrics between apps (e.g. with `--metrics-port`);
+   * by default the app makes its own and subscribes it to `runtime`'s telemetry.
+   */
+  metrics?: { public?: boolean; prometheus?: PrometheusMetrics };
 }
 
 /** The token each app was created with: `startServer` lets such apps listen beyond loopback. */
@@ -68,6 +75,20 @@ const NO_OBJECTS: ObjectsView = {
 };
 
 const appTokens = new WeakMap<object, string>();
+
+/** One set of Prometheus metrics per runtime, however many apps serve it. */
+const runtimeMetrics = new WeakMap<Runtime, PrometheusMetrics>();
+
+/** The Prometheus metrics of `runtime` (made, and subscribed to its telemetry, on first use). */
+export function prometheusFor(runtime: Runtime): PrometheusMetrics {
+  let m = runtimeMetrics.get(runtime);
+  if (!m) {
+    m = new PrometheusMetrics(runtime, { version: VERSION });
+    runtime.addTelemetry(m);
+    runtimeMetrics.set(runtime, m);
+  }
+  return m;
+}
 
 /** The token `createApi` was given for this app, if any. */
 export function appToken(app: object): string | undefined {
@@ -140,6 +161,8 @@ export function createApi(options: ApiOptions): Hono {
   mountRoutes(api, [openApiRoute], undefined);
   const system = { runtime, ...(options.project ? { project: options.project } : {}) };
   mountRoutes(api, [healthRoute], system);
+  const prometheus = options.metrics?.prometheus ?? prometheusFor(runtime);
+  if (options.metrics?.public) mountRoutes(api, [metricsRoute], { prometheus });
 
   if (token !== undefined)
     api.use("*", async (c, next) => {
@@ -157,6 +180,7 @@ export function createApi(options: ApiOptions): Hono {
     });
 
   mountRoutes(api, [projectRoute], system);
+  if (!options.metrics?.public) mountRoutes(api, [metricsRoute], { prometheus });
 
   mountRoutes(api, workflowRoutes.routes, {
     runtime,

@@ -1,5 +1,12 @@
 export { type AgentApiDeps, agentRoutes } from "./agent-routes.ts";
-export { type ApiOptions, appToken, createApi, SSE_KEEP_ALIVE_MS, unauthorized } from "./app.ts";
+export {
+  type ApiOptions,
+  appToken,
+  createApi,
+  prometheusFor,
+  SSE_KEEP_ALIVE_MS,
+  unauthorized,
+} from "./app.ts";
 export { bearerToken, checkToken, isLoopback, tokenMatches } from "./auth.ts";
 export { bodyText, jsonBody, MAX_DRAIN_BYTES } from "./body.ts";
 export {
@@ -14,6 +21,7 @@ export { describeError, envelope, errorEnvelope, HttpError, validationError } fr
 export { crossSite, type HostPattern, hostAllowed, hostName, isJsonType, parseHostAllow } from "./guard.ts";
 export { type ObjectApiDeps, type ObjectsView, objectRoutes } from "./objects.ts";
 export { API_ROUTE_GROUPS, openApiDocument } from "./openapi.ts";
+export { INSTANCE_GAUGE_MAX_AGE_MS, PrometheusMetrics } from "./prometheus.ts";
 export {
   type ApiRoute,
   defineRoute,
@@ -28,6 +36,7 @@ export {
   attemptsOf,
   DETAIL_OUTPUT_LIMIT,
   instanceDetail,
+  instanceMetrics,
   instanceSummary,
   REDACTED,
   stepDetails,

@@ -22,10 +22,12 @@ describe("OpenAPI document", () => {
       [
         "GET /openapi.json",
         "GET /health",
+        "GET /metrics",
         "GET /project",
         "GET /workflows",
         "GET /workflows/{name}",
         "GET /workflows/{name}/graph",
+        "GET /workflows/{name}/metrics",
         "POST /workflows/{name}/instances",
         "GET /workflows/{name}/instances",
         "POST /workflows/{name}/instances/batch",

@@ -46,3 +46,27 @@ it("GET /workflows/:name shows each schedule's next time; a schedule's instance 
     next_at: "2026-01-01T02:00:00.000Z",
   });
 });
+
+it("a schedule's instance counts in cairn_instances_created_total like a created one", async () => {
+  const clock = new FakeClock(Date.UTC(2026, 0, 1, 0, 59));
+  await using cairn = await createCairn({
+    store: ":memory:",
+    clock,
+    workflows: [{ binding: "REPORT", name: "report", class: Report, schedules: ["0 * * * *"] }],
+  });
+  const app = createApi({ runtime: cairn.runtime, pollMs: 0 });
+  const created = async () => {
+    const text = await (await app.request(`${API_PREFIX}/metrics`)).text();
+    const line = text
+      .split("\n")
+      .find((l) => l.startsWith('cairn_instances_created_total{workflow="report"}'));
+    return line === undefined ? 0 : Number(line.split(" ").pop());
+  };
+  expect(await created()).toBe(0);
+  await clock.advance(60_000, () => cairn.runtime.whenIdle());
+  await cairn.runtime.whenIdle();
+  expect((await cairn.runtime.status("report", `0 * * * *#${Date.UTC(2026, 0, 1, 1)}`)).status).toBe(
+    "complete",
+  );
+  expect(await created()).toBe(1);
+});

@@ -2,10 +2,11 @@ import { createRequire } from "node:module";
 import type { Runtime } from "@cairn/runtime";
 import { z } from "zod";
 import { envelope } from "./errors.ts";
+import type { PrometheusMetrics } from "./prometheus.ts";
 import { defineRoute, type RouteGroup } from "./routes.ts";
 
 /** This package's version, reported by `GET /api/v1/health`. */
-const VERSION: string = createRequire(import.meta.url)("../package.json").version;
+export const VERSION: string = createRequire(import.meta.url)("../package.json").version;
 
 /** How long `GET /health` waits for the store before answering 503. */
 export const HEALTH_TIMEOUT_MS = 2000;
@@ -67,6 +68,23 @@ export const healthRoute = defineRoute<SystemApiDeps>({
   },
 });
 
+/**
+ * `GET /api/v1/metrics`: Prometheus text format 0.0.4 (SPEC §12.3). Needs the API's token unless
+ * the app was created with `metrics: { public: true }`.
+ */
+export const metricsRoute = defineRoute<{ prometheus: PrometheusMetrics }>({
+  method: "get",
+  path: "/metrics",
+  operationId: "prometheusMetrics",
+  summary: "Prometheus metrics (text format 0.0.4); no instance ids or step names in labels",
+  response: {
+    description: "every metric",
+    content: { "text/plain": { schema: z.string() } },
+  },
+  handle: async ({ c }, { prometheus }) =>
+    c.body(await prometheus.text(), 200, { "content-type": prometheus.contentType }),
+});
+
 /** `GET /api/v1/project`: what the host loaded, or why it failed (`error`); the dashboard's banner. */
 export const projectRoute = defineRoute<SystemApiDeps>({
   method: "get",
@@ -79,6 +97,6 @@ export const projectRoute = defineRoute<SystemApiDeps>({
 
 export const systemRoutes: RouteGroup<SystemApiDeps> = {
   tag: "system",
-  description: "Health and what the host loaded",
-  routes: [healthRoute, projectRoute],
+  description: "Health, Prometheus metrics and what the host loaded",
+  routes: [healthRoute, projectRoute, metricsRoute as never],
 };

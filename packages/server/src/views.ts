@@ -2,6 +2,7 @@ import type {
   AttemptDetail,
   DoStepDetail,
   InstanceDetail,
+  InstanceMetrics,
   InstanceSummary,
   RollbackStepDetail,
   SleepStepDetail,
@@ -13,7 +14,7 @@ import type {
 import { toJson } from "@cairn/api";
 import { apiStatus, type HistoryEntry, REDACTED_STEP_OUTPUT, stepKeyString, stepLabel } from "@cairn/core";
 import { decodeValue, isStreamValue, streamByteLength } from "@cairn/runtime";
-import type { InstanceRow, StepRow } from "@cairn/store";
+import type { EventRow, InstanceRow, StepRow } from "@cairn/store";
 
 /**
  * Pure conversions from stored rows and history entries to the API's response shapes. Nothing here
@@ -115,7 +116,15 @@ export function attemptsOf(entries: HistoryEntry[]): AttemptDetail[] {
   for (const e of entries) {
     const part = ATTEMPT_ENTRY[e.type];
     if (!part) continue;
-    const data = e.data as { attempt?: unknown; error?: AttemptDetail["error"] } | undefined;
+    const data = e.data as
+      | {
+          attempt?: unknown;
+          error?: AttemptDetail["error"];
+          cpuTimeMs?: unknown;
+          wallTimeMs?: unknown;
+          cpuLimitExceeded?: unknown;
+        }
+      | undefined;
     const n = typeof data?.attempt === "number" ? data.attempt : undefined;
     if (n === undefined) continue;
     if (part === "started") {
@@ -132,6 +141,9 @@ export function attemptsOf(entries: HistoryEntry[]): AttemptDetail[] {
       a.end = iso(e.timestamp);
       a.success = part === "completed";
       a.error = part === "errored" ? (data?.error ?? null) : null;
+      if (typeof data?.cpuTimeMs === "number") a.cpu_time_ms = data.cpuTimeMs;
+      if (typeof data?.wallTimeMs === "number") a.wall_time_ms = data.wallTimeMs;
+      if (data?.cpuLimitExceeded === true) a.cpu_limit_exceeded = true;
     }
   }
   return order;
@@ -209,7 +221,39 @@ export function stepDetails(
     });
 }
 
-export function instanceDetail(row: InstanceRow, steps: StepRow[], history: HistoryEntry[]): InstanceDetail {
+/**
+ * What an instance cost (SPEC §12.2): its stored CPU and wall time, its step calls and attempts,
+ * and the bytes it stores (params, output, step results, event payloads, as encoded).
+ */
+export function instanceMetrics(
+  row: InstanceRow,
+  steps: StepRow[],
+  events: EventRow[] = [],
+): InstanceMetrics {
+  let stepCount = 0;
+  let attempts = 0;
+  let bytes = row.params.byteLength + (row.output?.byteLength ?? 0);
+  for (const s of steps) {
+    if (s.kind !== "rollback") stepCount++;
+    if (s.kind === "do" || s.kind === "rollback") attempts += s.attempts;
+    bytes += s.result?.byteLength ?? 0;
+  }
+  for (const e of events) bytes += e.payload.byteLength;
+  return {
+    cpu_time_ms: row.cpuTimeMs ?? 0,
+    wall_time_ms: row.wallTimeMs ?? 0,
+    steps: stepCount,
+    attempts,
+    storage_bytes: bytes,
+  };
+}
+
+export function instanceDetail(
+  row: InstanceRow,
+  steps: StepRow[],
+  history: HistoryEntry[],
+  events: EventRow[] = [],
+): InstanceDetail {
   return {
     ...instanceSummary(row),
     params: storedJson(row.params),
@@ -229,6 +273,7 @@ export function instanceDetail(row: InstanceRow, steps: StepRow[], history: Hist
           },
         }
       : {}),
+    metrics: instanceMetrics(row, steps, events),
   };
 }
 

@@ -15,14 +15,20 @@ import {
   stepResultSchema,
   subscribeEventSchema,
   subscribeQuery,
+  type WorkflowMetrics,
   type WorkflowSummary,
+  workflowMetricsQuery,
+  workflowMetricsSchema,
   workflowSummarySchema,
 } from "@cairn/api";
 import {
+  aggregateMetrics,
   apiStatus,
   INSTANCE_STATUSES,
   type InstanceStatus,
   MAX_PAYLOAD_BYTES,
+  type MetricsGroup,
+  parseMetricsQuery,
   parseStepLabel,
   type StepKind,
   WorkflowError,
@@ -58,6 +64,10 @@ const InstanceDetailSchema = component("InstanceDetail", instanceDetailSchema);
 const StepResultSchema = component("StepResult", stepResultSchema);
 const StatusChangeSchema = component("StatusChange", statusChangeSchema);
 const DeleteBatchResultSchema = component("DeleteBatchResult", deleteBatchResultSchema);
+const WorkflowMetricsSchema = component("WorkflowMetrics", workflowMetricsSchema);
+
+/** History entries one metrics query reads at most; a range with more answers `truncated: true`. */
+export const METRICS_SCAN_LIMIT = 200_000;
 const SubscribeEventSchema = component("SubscribeEvent", subscribeEventSchema);
 
 const ok = (c: Context, result: unknown, status: ContentfulStatusCode = 200) =>
@@ -155,6 +165,40 @@ export const workflowRoutes: RouteGroup<WorkflowApiDeps> = {
     }),
 
     route({
+      method: "get",
+      path: `${W}/metrics`,
+      operationId: "getWorkflowMetrics",
+      summary:
+        "Counts, summed wall and CPU time and wall-time quantiles of the workflow's history entries in a range, grouped (SPEC §12.2)",
+      params: workflow,
+      query: workflowMetricsQuery,
+      response: { description: "the groups", result: WorkflowMetricsSchema },
+      errors: [404],
+      async handle({ c, param, query: q }, { runtime }) {
+        const name = param("name");
+        runtime.definition(name);
+        const { from, to, groupBy } = parseMetricsQuery(q, runtime.clock.now());
+        const rows = await runtime.store.history.metrics(name, from, to, METRICS_SCAN_LIMIT);
+        let groups = aggregateMetrics(rows, groupBy);
+        if (q.order_by) {
+          const by = q.order_by;
+          const value = (g: MetricsGroup) => (by === "count" ? g.count : g.sum[by]);
+          groups = groups.sort((a, b) => value(b) - value(a));
+        }
+        if (q.limit !== undefined) groups = groups.slice(0, q.limit);
+        const result: WorkflowMetrics = {
+          date_start: new Date(from).toISOString(),
+          date_end: new Date(to).toISOString(),
+          group_by: groupBy,
+          groups,
+          cpu_limit_ms: runtime.cpuLimitMs,
+          truncated: rows.length === METRICS_SCAN_LIMIT,
+        };
+        return ok(c, result);
+      },
+    }),
+
+    route({
       method: "post",
       path: `${W}/instances`,
       operationId: "createInstance",
@@ -166,7 +210,13 @@ export const workflowRoutes: RouteGroup<WorkflowApiDeps> = {
       errors: [404, 409, 413],
       async handle({ c, param, body }, { runtime }) {
         const name = param("name");
-        const id = await runtime.create(name, { id: body?.instance_id, params: body?.params });
+        // A W3C traceparent of the request: the instance's runs join that trace (SPEC §12.4).
+        const traceparent = c.req.header("traceparent");
+        const id = await runtime.create(
+          name,
+          { id: body?.instance_id, params: body?.params },
+          traceparent ? { traceparent } : undefined,
+        );
         return ok(c, instanceSummary(await runtime.instance(name, id)), 201);
       },
     }),
@@ -266,11 +316,12 @@ export const workflowRoutes: RouteGroup<WorkflowApiDeps> = {
         const name = param("name");
         const id = param("id");
         const row = await runtime.instance(name, id);
-        const [steps, history] = await Promise.all([
+        const [steps, history, events] = await Promise.all([
           runtime.store.steps.list(name, id),
           runtime.store.history.list(name, id),
+          runtime.store.events.list(name, id),
         ]);
-        return ok(c, instanceDetail(row, steps, history));
+        return ok(c, instanceDetail(row, steps, history, events));
       },
     }),
 

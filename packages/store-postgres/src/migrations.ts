@@ -132,6 +132,15 @@ CREATE TABLE ${s}.schedules (
 );
 `,
   },
+  {
+    version: 5,
+    name: "metrics: an instance's CPU and wall time, and the trace its runs belong to",
+    sql: (s) => `
+ALTER TABLE ${s}.instances ADD COLUMN cpu_time_ms double precision NOT NULL DEFAULT 0;
+ALTER TABLE ${s}.instances ADD COLUMN wall_time_ms double precision NOT NULL DEFAULT 0;
+ALTER TABLE ${s}.instances ADD COLUMN traceparent text;
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -787,6 +787,8 @@ export class PostgresStore implements Store {
         (await run(q.listHistory, [workflow, instanceId, o.afterEventId ?? 0, o.limit ?? null])).rows.map(
           rows.history,
         ),
+      metrics: async (workflow, from, to, limit) =>
+        (await run(q.metricsHistory, [workflow, from, to, limit])).rows.map(rows.metrics),
     };
   }
 }

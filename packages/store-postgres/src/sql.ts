@@ -40,6 +40,9 @@ const COLUMN_TYPES: Record<string, string> = {
   owner: "text",
   lease_until: "bigint",
   rollback: "jsonb",
+  cpu_time_ms: "double precision",
+  wall_time_ms: "double precision",
+  traceparent: "text",
 };
 
 /**
@@ -412,6 +415,10 @@ export function queries(schema: string) {
     /** Parallel arrays, one element per entry; ids are assigned in array order. */
     appendHistory: historyInsert(s, 1),
     /** $3 after event id, $4 limit (NULL for all). */
+    /** `history.metrics`: $2–$3 the time range, $4 the limit. */
+    metricsHistory: `SELECT type, instance_id, step_name, timestamp,
+      (data->>'cpuTimeMs')::double precision AS cpu, (data->>'wallTimeMs')::double precision AS wall
+      FROM ${s}.history WHERE workflow = $1 AND timestamp >= $2 AND timestamp <= $3 ORDER BY event_id LIMIT $4`,
     listHistory: `SELECT * FROM ${s}.history WHERE workflow = $1 AND instance_id = $2 AND event_id > $3
       ORDER BY event_id LIMIT $4`,
 

@@ -100,6 +100,15 @@ CREATE TABLE schedules (
   },
   {
     version: 4,
+    name: "metrics: an instance's CPU and wall time, and the trace its runs belong to",
+    sql: `
+ALTER TABLE instances ADD COLUMN cpu_time_ms REAL NOT NULL DEFAULT 0;
+ALTER TABLE instances ADD COLUMN wall_time_ms REAL NOT NULL DEFAULT 0;
+ALTER TABLE instances ADD COLUMN traceparent TEXT;
+`,
+  },
+  {
+    version: 5,
     name: "claims seek due and expired rows instead of scanning parked ones",
     // The claim's two halves and nextReadyAt read through these: rows ready by a time (a range on
     // ready_at, not an ordered walk of every parked row) and held rows whose lease expired. Without

@@ -103,6 +103,9 @@ export const sql = {
       .join(", ")}`,
   listHistory:
     "SELECT * FROM history WHERE workflow = ? AND instance_id = ? AND event_id > ? ORDER BY event_id LIMIT ?",
+  metricsHistory: `SELECT type, instance_id, step_name, timestamp,
+    json_extract(data, '$.cpuTimeMs') AS cpu, json_extract(data, '$.wallTimeMs') AS wall
+    FROM history WHERE workflow = ? AND timestamp >= ? AND timestamp <= ? ORDER BY event_id LIMIT ?`,
   deleteHistoryOfStep: `DELETE FROM history WHERE workflow = ? AND instance_id = ? AND step_kind = ? AND step_name = ?
     AND step_count = ?`,
   deleteHistoryAfter:

@@ -552,6 +552,8 @@ export class SqliteStore implements Store {
         this.#all(sql.listHistory, workflow, instanceId, o.afterEventId ?? 0, o.limit ?? -1).map(
           rows.history,
         ),
+      metrics: async (workflow, from, to, limit) =>
+        this.#all(sql.metricsHistory, workflow, from, to, limit).map(rows.metrics),
     };
   }
 

@@ -16,6 +16,9 @@ const INSTANCE_COLUMNS: Record<string, string> = {
   owner: "owner",
   leaseUntil: "lease_until",
   rollback: "rollback",
+  cpuTimeMs: "cpu_time_ms",
+  wallTimeMs: "wall_time_ms",
+  traceparent: "traceparent",
 };
 
 export function instanceColumn(key: string): string {

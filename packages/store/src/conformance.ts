@@ -19,6 +19,7 @@ import { eventTests } from "./conformance/events.ts";
 import { historyTests } from "./conformance/history.ts";
 import { instanceTests, listTests } from "./conformance/instances.ts";
 import { lifecycleTests } from "./conformance/lifecycle.ts";
+import { metricsTests } from "./conformance/metrics.ts";
 import { claimTests } from "./conformance/queue.ts";
 import { scheduleTests } from "./conformance/schedules.ts";
 import { stepTests } from "./conformance/steps.ts";
@@ -60,5 +61,6 @@ export function storeConformance(
     describe("byte values", () => byteTests(ctx));
     describe("lifecycle", () => lifecycleTests(ctx));
     describe("schedules", () => scheduleTests(ctx));
+    describe("metrics", () => metricsTests(ctx));
   });
 }

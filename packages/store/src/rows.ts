@@ -1,4 +1,4 @@
-import type { HistoryEntry, InstanceStatus, StepKind } from "@cairn/core";
+import type { HistoryEntry, InstanceStatus, MetricsRow, StepKind } from "@cairn/core";
 import type { ClaimedInstance, EventRow, InstanceRow, StepRow } from "./types.ts";
 
 /** A row as a SQL driver returns it: snake_case columns (see `instanceColumn`). */
@@ -20,6 +20,8 @@ export interface RowReader {
   step(r: SqlRow): StepRow;
   event(r: SqlRow): EventRow;
   history(r: SqlRow): HistoryEntry;
+  /** A row of a metrics scan (`type`, `instance_id`, `step_name`, `timestamp`, `cpu`, `wall`). */
+  metrics(r: SqlRow): MetricsRow;
 }
 
 /** A nullable integer column (SQLite and `pg` may return bigint columns as strings or bigints). */
@@ -56,6 +58,12 @@ export function rowReader(columns: ColumnReaders): RowReader {
     };
     const rollback = json<InstanceRow["rollback"]>(r.rollback);
     if (rollback) row.rollback = rollback;
+    // Rows of a store before migration 4 (SQLite) / 5 (PostgreSQL) have none of these columns.
+    if (r.cpu_time_ms !== undefined) {
+      row.cpuTimeMs = Number(r.cpu_time_ms);
+      row.wallTimeMs = Number(r.wall_time_ms);
+    }
+    if (typeof r.traceparent === "string") row.traceparent = r.traceparent;
     return row;
   };
   return {
@@ -117,6 +125,14 @@ export function rowReader(columns: ColumnReaders): RowReader {
       if (data !== null) entry.data = data;
       return entry;
     },
+    metrics: (r) => ({
+      type: r.type as MetricsRow["type"],
+      instanceId: r.instance_id as string,
+      stepName: text(r.step_name),
+      timestamp: Number(r.timestamp),
+      cpuTimeMs: num(r.cpu),
+      wallTimeMs: num(r.wall),
+    }),
   };
 }
 

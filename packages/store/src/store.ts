@@ -1,4 +1,4 @@
-import type { InstanceStatus, StepKey } from "@cairn/core";
+import type { InstanceStatus, MetricsRow, StepKey } from "@cairn/core";
 import type {
   ClaimedInstance,
   ClaimOptions,
@@ -146,6 +146,13 @@ export interface HistoryStore {
     instanceId: string,
     options?: { afterEventId?: number; limit?: number },
   ): Promise<HistoryEntry[]>;
+  /**
+   * The entries of a workflow's instances with `from <= timestamp <= to`, as metrics read them (SPEC
+   * §12.2): type, instance, step name, time, and the CPU and wall time an attempt's end recorded.
+   * At most `limit` rows, oldest first (by event id). A full scan of the workflow's entries: there
+   * is no index by time, so the write path pays nothing for it.
+   */
+  metrics(workflow: string, from: number, to: number, limit: number): Promise<MetricsRow[]>;
 }
 
 /**

@@ -12,7 +12,7 @@ import {
   storeArgument,
   UsageError,
 } from "../context.ts";
-import { hostAllow, serveUntilStopped } from "../serve.ts";
+import { hostAllow, serveMetrics, serveUntilStopped } from "../serve.ts";
 
 /** The levels `--log-level` accepts (as `@cairn/compat`'s logger; listed here so bad input fails before loading it). */
 const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
@@ -28,6 +28,8 @@ interface StartFlags extends SandboxFlags {
   worker: boolean;
   logFormat: string;
   logLevel?: string;
+  metricsPort?: number;
+  otel?: boolean;
 }
 
 /** `cairn start [dir]`: run a project's workflows and serve the API, until SIGINT/SIGTERM. */
@@ -48,6 +50,15 @@ export function registerStart(parent: Command, ctx: CliContext): void {
     .option("--env <name>", "wrangler environment to use (the config's env.<name> section)")
     .option("--sandbox-network <mode>", SANDBOX_NETWORK_HELP)
     .option("--sandbox-allow <destinations>", SANDBOX_ALLOW_HELP, hostList)
+    .option(
+      "--metrics-port <port>",
+      "also serve Prometheus metrics as /metrics on this port (no token; same host)",
+      portNumber,
+    )
+    .option(
+      "--otel",
+      "send OpenTelemetry traces with @opentelemetry/sdk-node (OTEL_* variables), if installed",
+    )
     .option("--log-format <format>", "text (readable lines) or json (one JSON object per line)", "text")
     .option(
       "--log-level <level>",
@@ -82,6 +93,7 @@ export function registerStart(parent: Command, ctx: CliContext): void {
         token,
         ...hostAllow(ctx, options),
         ...(options.worker ? {} : { worker: false }),
+        ...(options.otel ? { otel: true } : {}),
         createApi,
         startServer,
         handleSignals: false,
@@ -90,10 +102,26 @@ export function registerStart(parent: Command, ctx: CliContext): void {
         const line = listenErrorMessage(e, options.host, options.port);
         throw line ? new Error(line) : e;
       });
+      let metrics: Awaited<ReturnType<typeof serveMetrics>> | undefined;
+      if (options.metricsPort !== undefined)
+        try {
+          metrics = await serveMetrics(started.cairn.runtime, options.host, options.metricsPort);
+          logger.info(`Cairn: Prometheus metrics on ${metrics.url}`);
+        } catch (e) {
+          await started.shutdown();
+          const line = listenErrorMessage(e, options.host, options.metricsPort);
+          throw line ? new Error(line) : e;
+        }
       await serveUntilStopped(
         ctx,
         command,
-        { url: started.url, stop: () => started.shutdown() },
+        {
+          url: started.url,
+          stop: async () => {
+            await metrics?.close();
+            await started.shutdown();
+          },
+        },
         "⎔ Cairn server",
       );
     });

@@ -44,6 +44,8 @@ export function instanceTests(ctx: Ctx): void {
       epoch: 0,
       owner: null,
       leaseUntil: null,
+      cpuTimeMs: 0,
+      wallTimeMs: 0,
     });
     expectBytes(row!.params, bytes(1, 2, 3));
   });

@@ -8,6 +8,13 @@ import { SendEventForm } from "../forms.tsx";
 import { navigate, paths } from "../router.tsx";
 import { type StepRef, sameStep, stepState, Timeline } from "../timeline.tsx";
 import { ErrorBox, Json, Loading, Section, StatusBadge } from "../ui.tsx";
+import { formatCpu } from "./metrics.tsx";
+
+function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}
 
 const FINAL = new Set<string>(FINAL_HISTORY_EVENTS);
 
@@ -188,6 +195,30 @@ export function InstancePage({
           <dt>Steps</dt>
           <dd>{d.step_count}</dd>
         </div>
+        {d.metrics ? (
+          <>
+            <div>
+              <dt>CPU time</dt>
+              <dd data-testid="cpu-time" title="CPU time of runs that parked or ended (approximate)">
+                {formatCpu(d.metrics.cpu_time_ms)}
+              </dd>
+            </div>
+            <div>
+              <dt>Wall time</dt>
+              <dd title="Time loaded in a worker, of runs that parked or ended">
+                {formatDuration(d.metrics.wall_time_ms)}
+              </dd>
+            </div>
+            <div>
+              <dt>Attempts</dt>
+              <dd>{d.metrics.attempts}</dd>
+            </div>
+            <div>
+              <dt>Storage</dt>
+              <dd>{formatBytes(d.metrics.storage_bytes)}</dd>
+            </div>
+          </>
+        ) : null}
       </dl>
 
       <Section title="Timeline" id="timeline">
@@ -545,6 +576,9 @@ function StepInspector({
                   <th scope="col" className="num">
                     Duration
                   </th>
+                  <th scope="col" className="num">
+                    CPU
+                  </th>
                   <th scope="col">Result</th>
                 </tr>
               </thead>
@@ -556,6 +590,13 @@ function StepInspector({
                     <td>{formatTime(a.start, true)}</td>
                     <td>{formatTime(a.end, true)}</td>
                     <td className="num">{formatDuration(between(a.start, a.end, now))}</td>
+                    <td
+                      className="num"
+                      title={a.cpu_limit_exceeded ? "over limits.cpu_ms (reported, not enforced)" : undefined}
+                    >
+                      {a.cpu_time_ms === undefined ? "—" : formatCpu(a.cpu_time_ms)}
+                      {a.cpu_limit_exceeded ? " ⚠" : ""}
+                    </td>
                     <td>
                       {a.end === null ? (
                         <span className="muted">running</span>

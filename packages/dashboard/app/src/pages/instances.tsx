@@ -8,6 +8,7 @@ import { between, formatDuration, formatTime, localToIso } from "../format.ts";
 import { CreateInstanceForm } from "../forms.tsx";
 import { Link, navigate, paths } from "../router.tsx";
 import { Empty, ErrorBox, Loading, STATUS_LABEL, STATUS_ORDER, StatusBadge } from "../ui.tsx";
+import { WorkflowMetricsView } from "./metrics.tsx";
 
 const PER_PAGE = ["25", "50", "100", "250"];
 type BulkAction = ChangeStatusBody["status"];
@@ -47,7 +48,8 @@ function queryOf(f: Filters, cursor?: string): Record<string, string | undefined
 }
 
 export function InstancesPage({ workflow, query }: { workflow: string; query: URLSearchParams }) {
-  const view = query.get("view") === "diagram" ? "diagram" : "instances";
+  const view =
+    query.get("view") === "diagram" ? "diagram" : query.get("view") === "metrics" ? "metrics" : "instances";
   const filters = filtersOf(query);
   const cursor = query.get("cursor") ?? undefined;
   const filterKey = JSON.stringify(filters);
@@ -222,9 +224,17 @@ export function InstancesPage({ workflow, query }: { workflow: string; query: UR
         >
           Diagram
         </Link>
+        <Link
+          to={paths.instances(workflow, { view: "metrics" })}
+          className={`tab ${view === "metrics" ? "active" : ""}`}
+          aria-current={view === "metrics" ? "page" : undefined}
+        >
+          Metrics
+        </Link>
       </nav>
 
       {view === "diagram" ? <WorkflowDiagram workflow={workflow} /> : null}
+      {view === "metrics" ? <WorkflowMetricsView workflow={workflow} /> : null}
       {view === "instances" ? (
         <>
           <form className="filters" aria-label="Filter instances" onSubmit={(e) => e.preventDefault()}>
