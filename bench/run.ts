@@ -1,5 +1,6 @@
 /**
- * Cairn's SQLite benchmark: `npm run bench [-- --quick] [-- --only a,b]`.
+ * Cairn's SQLite benchmark: `npm run bench [-- --quick] [-- --only a,b]`; `-- --issue18` runs only
+ * the targets table of issue 18 (bench/issue18.ts).
  * Runs every selected workload once per `synchronous` mode, each mode in a fresh temp directory,
  * prints a table and writes `bench/results/*.json` (and, for a full run, `docs/benchmarks.md`).
  */
@@ -7,6 +8,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
+import { renderIssue18, runIssue18, saveIssue18 } from "./issue18.ts";
 import { type Args, parseArgs, SECTION_IDS, type SectionId } from "./lib/args.ts";
 import { MODES, type Section, type SectionContext, type Synchronous } from "./lib/metrics.ts";
 import { rawCommitRate } from "./lib/raw-commit.ts";
@@ -58,6 +60,20 @@ async function runMode(args: Args, synchronous: Synchronous): Promise<ModeResult
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const args = parseArgs(argv);
+  if (args.issue18) {
+    const r = await runIssue18({
+      quick: args.quick,
+      save: args.save,
+      dir: args.dir,
+      parked: args.parked,
+      command: `npm run bench -- ${argv.join(" ")}`,
+    });
+    console.log(renderIssue18(r));
+    if (args.save)
+      for (const file of saveIssue18(r, !args.quick && args.parked === undefined))
+        console.log(`wrote ${file}`);
+    return;
+  }
   const start = performance.now();
   const result: BenchResult = {
     date: new Date().toISOString(),

@@ -6,23 +6,33 @@ export interface Args {
   only: SectionId[];
   /** Write results files (and, for a full run, docs/benchmarks.md). */
   save: boolean;
+  /** Run only the table of issue 18 (bench/issue18.ts). */
+  issue18: boolean;
+  /** Instances parked in the issue-18 memory row. */
+  parked?: number;
   /** Where the per-mode temp directories go (default: the OS temp dir). */
   dir?: string;
 }
 
-const USAGE = `usage: npm run bench -- [--quick] [--only a,b,…] [--no-save] [--dir PATH]
+const USAGE = `usage: npm run bench -- [--quick] [--only a,b,…] [--no-save] [--dir PATH] [--issue18 [--parked N]]
   --quick     smaller sizes, for a smoke run
   --only      sections to run: a burst, b latency, c event round trip, d sleep accuracy,
               e createBatch rate, f parked memory, g long instance
   --no-save   print only; write no results files
-  --dir       parent directory of the temp databases (default: the OS temp dir)`;
+  --dir       parent directory of the temp databases (default: the OS temp dir)
+  --issue18   run only the targets table of issue 18: each figure, its ratio to the raw commit rate
+              measured in the same run, its target and ✓/✗ (bench/results/issue18-*.json)
+  --parked    instances parked in its memory row (default 1,000,000; with --quick 100,000)`;
 
 export function parseArgs(argv: readonly string[]): Args {
-  const args: Args = { quick: false, only: [...SECTION_IDS], save: true };
+  const args: Args = { quick: false, only: [...SECTION_IDS], save: true, issue18: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === "--quick") args.quick = true;
     else if (a === "--no-save") args.save = false;
+    else if (a === "--issue18") args.issue18 = true;
+    else if (a === "--parked" || a.startsWith("--parked="))
+      args.parked = parseCount("--parked", a === "--parked" ? argv[++i] : a.slice(9));
     else if (a === "--only" || a.startsWith("--only="))
       args.only = parseOnly(a === "--only" ? argv[++i] : a.slice(7));
     else if (a === "--dir" || a.startsWith("--dir=")) args.dir = a === "--dir" ? argv[++i] : a.slice(6);
@@ -39,6 +49,13 @@ function parseOnly(value: string | undefined): SectionId[] {
   const ids = value.split(",").map((s) => s.trim().toLowerCase());
   for (const id of ids) if (!(SECTION_IDS as readonly string[]).includes(id)) fail(`unknown section "${id}"`);
   return SECTION_IDS.filter((id) => ids.includes(id));
+}
+
+function parseCount(flag: string, value: string | undefined): number {
+  const n = Number(value);
+  if (!value || !Number.isInteger(n) || n < 100 || n % 100 !== 0)
+    fail(`${flag} needs a whole number of instances, a multiple of 100 (got ${value ?? "nothing"})`);
+  return n;
 }
 
 function fail(message: string): never {

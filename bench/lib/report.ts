@@ -152,6 +152,23 @@ rate above 1× is only possible because group commit puts many instances' writes
   the per-step cost stays flat as the instance grows. On wake-up it is claimed, its 50,000 stored
   steps are loaded ("claim + load": from the intended wake-up until \`run()\` is entered again) and
   replayed ("replay": from there until the sleep is reached again), then it runs the second half.
+- **\`--issue18\`** (\`npm run bench -- --issue18 [--quick] [--parked N]\`, bench/issue18.ts): only the
+  targets table of issue 18, one row per figure with its value, its ratio to the raw single-row
+  commit rate measured at the start of the same run on the same store (SQLite FULL or NORMAL as the
+  row says, PostgreSQL rows against PostgreSQL's), the target and ✓/✗; written to
+  \`bench/results/issue18-<time>.json\` (\`-partial\` for \`--quick\` or \`--parked\`) and
+  \`latest-issue18.json\`. A rate's ratio is "× raw" (the rate divided by the raw rate); a time's
+  is in "raw commits" (how many raw single-row commits fit in it). Rows: bursts of 10,000 3-step
+  instances from concurrent \`create()\` (as (a), 3 rounds after a warm-up); FULL unloaded
+  create→complete p50 (as (b)); event round trip p50 to an evicted waiter (as (c)) and to a hot
+  one (a \`waitForEvent\` with a 1-minute timeout under a 2-minute hot-wait threshold, so the run
+  waits in memory); 1,000,000 instances parked in a 1-day sleep on FULL (as (f), progress every
+  100,000; RSS in MiB after a forced GC, and the rate at which \`createBatch\` chunks of 100 are
+  created and parked, each chunk parked before the next); one instance of 100,000 steps on NORMAL
+  (as (g): steps/s, and resume = claim + load + replay of the first half); PostgreSQL: 10,000
+  concurrent \`create()\` in one process that also runs them, \`createBatch\` bursts of 10,000 with 1, 2
+  and 4 worker processes (2 and 4 must reach 1's rate), unloaded and event p50. \`--quick\`: bursts of
+  2,000 (one round), 100,000 parked, 10,000 steps.
 
 ${postgres}${objects}## Analysis
 

@@ -19,6 +19,8 @@ interface Watch {
 const FAILED = new Set(["errored", "terminated"]);
 
 export const isComplete: Predicate = (r) => r.status === "complete";
+/** Waiting, in memory or not. */
+export const isWaiting: Predicate = (r) => r.status === "waiting";
 /** Waiting and unloaded from memory: its run was evicted to the store. */
 export const isParked: Predicate = (r) => r.status === "waiting" && r.owner === null;
 

@@ -18,6 +18,14 @@ export class AwaitEvent extends WorkflowEntrypoint {
   }
 }
 
+/** Waits for an event of type "go" with a 1-minute timeout (kept hot below a longer hot-wait threshold). */
+export class AwaitEventBriefly extends WorkflowEntrypoint {
+  async run(_event: WorkflowEvent<unknown>, step: WorkflowStep): Promise<unknown> {
+    const e = await step.waitForEvent("go", { type: "go", timeout: "1 minute" });
+    return e.payload;
+  }
+}
+
 /** When each `SleepOneSecond` instance asked to sleep and when it woke (epoch ms, fractional). */
 export const sleeps = new Map<string, { asked: number; woke?: number }>();
 

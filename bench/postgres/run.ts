@@ -60,7 +60,7 @@ export async function reachable(base: string): Promise<string | undefined> {
   }
 }
 
-async function rawCommitRate(base: string, seconds: number): Promise<number> {
+export async function rawCommitRate(base: string, seconds: number): Promise<number> {
   const c = await admin(base);
   const table = `cairn_bench_raw_${process.pid}`;
   try {
@@ -115,7 +115,7 @@ async function stopWorker(child: ChildProcess): Promise<void> {
  * warm-up of `n / 5`, then `rounds` measured ones; the figure is the median round (single bursts
  * of under a second vary by ±15% on a shared 2-core machine).
  */
-async function burst(
+export async function burst(
   base: string,
   workers: number,
   n: number,
@@ -171,8 +171,55 @@ async function burst(
 
 const round1 = (v: number) => round(v, 1);
 
+/**
+ * Bursts of `n` concurrent `create()` calls in one process that also runs them (one worker, in
+ * process): a warm-up of `n / 5`, then `rounds` measured ones; from the first create until the store
+ * shows all complete. The median round.
+ */
+export async function concurrentCreateBurst(
+  base: string,
+  n: number,
+  rounds: number,
+): Promise<{ ms: number; perSecond: number; rounds: number[] }> {
+  const schema = `bench_${process.pid}_create_${Date.now()}`;
+  const db = await admin(base);
+  const cairn = await createCairn({
+    store: withSchema(base, schema),
+    workflows: [{ binding: "W", name: "three-steps", class: ThreeSteps }],
+  });
+  let done = 0;
+  const oneBurst = async (size: number, prefix: string): Promise<number> => {
+    const start = performance.now();
+    await Promise.all(
+      Array.from({ length: size }, (_, i) => cairn.runtime.create("three-steps", { id: `${prefix}${i}` })),
+    );
+    done += size;
+    for (;;) {
+      const r = await db.query(`SELECT COUNT(*) AS n FROM "${schema}".instances WHERE status = 'complete'`);
+      if (Number(r.rows[0].n) >= done) break;
+      await new Promise((res) => setTimeout(res, 5));
+    }
+    return performance.now() - start;
+  };
+  try {
+    await oneBurst(Math.ceil(n / 5), "w");
+    const times: number[] = [];
+    for (let r = 0; r < rounds; r++) times.push(await oneBurst(n, `r${r}-`));
+    const ms = [...times].sort((a, b) => a - b)[Math.floor(times.length / 2)]!;
+    return {
+      ms: round1(ms),
+      perSecond: round1((n / ms) * 1000),
+      rounds: times.map((t) => round1((n / t) * 1000)),
+    };
+  } finally {
+    await cairn.close();
+    await db.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => {});
+    await db.end();
+  }
+}
+
 /** Unloaded latency (create→complete) and event round trip (sendEvent→complete) with one in-process worker. */
-async function latencies(base: string, samples: number) {
+export async function latencies(base: string, samples: number) {
   const schema = `bench_${process.pid}_lat_${Date.now()}`;
   const cairn = await createCairn({
     store: withSchema(base, schema),

@@ -8,7 +8,7 @@ import { ThreeSteps } from "../lib/workflows.ts";
 const WORKFLOW = "three-steps";
 const CHUNK = 100;
 
-type How = "create" | "createBatch";
+export type How = "create" | "createBatch";
 
 interface Round {
   instances: number;
@@ -21,16 +21,29 @@ interface Round {
  * (a) A burst of instances of a 3-step workflow, created as fast as possible; from the first create
  * to the last completion.
  */
+/**
+ * The median rate of `rounds` bursts of `n` instances (after a warm-up of `n / 5`), each on a new
+ * database: from the first create to the last completion.
+ */
+export async function burstRate(
+  ctx: SectionContext,
+  how: How,
+  n: number,
+  rounds: number,
+): Promise<{ perSecond: number; rounds: Round[] }> {
+  await round1(ctx, how, Math.ceil(n / 5)); // warm-up, not counted
+  const results: Round[] = [];
+  for (let r = 0; r < rounds; r++) results.push(await round1(ctx, how, n));
+  return { perSecond: median(results.map((x) => x.perSecond)), rounds: results };
+}
+
 export async function burst(ctx: SectionContext): Promise<SectionResult> {
   const n = ctx.quick ? 500 : 1000;
   const rounds = ctx.quick ? 1 : 3;
   const metrics: Metric[] = [];
   const detail: Record<string, unknown> = { instances: n, rounds };
   for (const how of ["create", "createBatch"] as const) {
-    await round1(ctx, how, Math.ceil(n / 5)); // warm-up, not counted
-    const results: Round[] = [];
-    for (let r = 0; r < rounds; r++) results.push(await round1(ctx, how, n));
-    const rate = median(results.map((x) => x.perSecond));
+    const { perSecond: rate, rounds: results } = await burstRate(ctx, how, n, rounds);
     ctx.log(`burst ${how}: ${results.map((x) => Math.round(x.perSecond)).join(", ")} instances/s`);
     detail[how] = results;
     metrics.push({

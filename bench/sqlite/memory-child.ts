@@ -73,6 +73,11 @@ async function park(
     const parked = chunk.map((id) => tracker.when(id, isParked));
     await create(chunk);
     await Promise.all(parked);
+    const done = i + chunk.length;
+    if (done % 100_000 === 0 && done < n)
+      process.stderr.write(
+        `  parked ${done.toLocaleString("en-US")} of ${n.toLocaleString("en-US")}, RSS ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB\n`,
+      );
   }
 }
 

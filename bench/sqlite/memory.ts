@@ -10,7 +10,11 @@ const CHILD = join(import.meta.dirname, "memory-child.ts");
  * GC): RSS and V8 heap before and after parking them, per instance.
  */
 export async function parkedMemory(ctx: SectionContext): Promise<SectionResult> {
-  const n = ctx.quick ? 2000 : 10_000;
+  return parkedMemoryOf(ctx, ctx.quick ? 2000 : 10_000);
+}
+
+/** The parked-memory workload with `n` instances; the child prints progress every 100,000 on stderr. */
+export async function parkedMemoryOf(ctx: SectionContext, n: number): Promise<SectionResult> {
   const r = await runChild([ctx.dir, ctx.synchronous, String(n)]);
   ctx.log(
     `parked memory: RSS +${((r.after.rss - r.before.rss) / 2 ** 20).toFixed(1)} MiB, ${Math.round(r.perInstance.rss)} B/instance`,
@@ -42,7 +46,7 @@ export async function parkedMemory(ctx: SectionContext): Promise<SectionResult> 
         unit: "B",
       },
     ],
-    detail: { ...r },
+    detail: { ...r, createdPerSecond: r.instances / r.parkSeconds },
   };
 }
 

@@ -2,6 +2,7 @@ import { toJson } from "@cairn/api";
 import { z } from "zod";
 import { jsonBody } from "./body.ts";
 import { envelope, HttpError } from "./errors.ts";
+import { namespaceParams, objectParams } from "./params.ts";
 import { defineRoute, type RouteDeclaration, type RouteGroup } from "./routes.ts";
 import { truncate } from "./views.ts";
 
@@ -71,8 +72,6 @@ function namespaceOf(objects: ObjectsView, ns: string) {
 }
 
 const NS = "/objects/{namespace}";
-const nsParam = { namespace: "binding or class name" };
-const objParams = { namespace: "binding or class name", id: "the object's 64-hex id, or its name" };
 
 /**
  * Durable Objects, read-only views and SQL (docs/objects.md). Values are shown as JSON (`Date` →
@@ -95,7 +94,7 @@ export const objectRoutes: RouteGroup<ObjectApiDeps> = {
       path: NS,
       operationId: "listObjects",
       summary: "The objects of a namespace, most recently used first",
-      params: nsParam,
+      params: namespaceParams,
       query: listQuery,
       response: {
         description: "the namespace and its objects",
@@ -112,7 +111,7 @@ export const objectRoutes: RouteGroup<ObjectApiDeps> = {
       path: `${NS}/{id}`,
       operationId: "getObject",
       summary: "One object's KV entries, SQL tables (first rows) and alarm, read-only",
-      params: objParams,
+      params: objectParams,
       response: { description: "the object", result: z.unknown() },
       errors: [404],
       async handle({ c, param }, { objects }) {
@@ -141,7 +140,7 @@ export const objectRoutes: RouteGroup<ObjectApiDeps> = {
       path: `${NS}/{id}/sql`,
       operationId: "queryObjectSql",
       summary: "Runs SQL on one object's database (read-only unless write is true)",
-      params: objParams,
+      params: objectParams,
       body: { schema: sqlBody, description: "{ query, write? }" },
       middleware: [jsonBody(1024 * 1024)],
       response: {

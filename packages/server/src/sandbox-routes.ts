@@ -9,6 +9,7 @@ import {
 import { z } from "zod";
 import { jsonBody } from "./body.ts";
 import { envelope, HttpError } from "./errors.ts";
+import { processParams, sandboxParams } from "./params.ts";
 import { defineRoute, type RouteDeclaration, type RouteGroup } from "./routes.ts";
 
 /**
@@ -48,8 +49,6 @@ async function sandboxCall<T>(run: () => Promise<T>): Promise<T> {
   }
 }
 
-const idParam = { id: "the sandbox's id" };
-
 /** Sandboxes of the server's process: list, one sandbox, run a command, a process's logs. */
 export const sandboxRoutes: RouteGroup<SandboxApiDeps> = {
   tag: "sandboxes",
@@ -68,7 +67,7 @@ export const sandboxRoutes: RouteGroup<SandboxApiDeps> = {
       path: "/sandboxes/{id}",
       operationId: "getSandbox",
       summary: "One sandbox",
-      params: idParam,
+      params: sandboxParams,
       response: { description: "the sandbox", result: sandboxSchema },
       errors: [404],
       async handle({ c, param }, { sandboxes }) {
@@ -83,7 +82,7 @@ export const sandboxRoutes: RouteGroup<SandboxApiDeps> = {
       path: "/sandboxes/{id}/exec",
       operationId: "execInSandbox",
       summary: "Runs a command line in a running sandbox and answers its result",
-      params: idParam,
+      params: sandboxParams,
       body: { schema: sandboxExecBodySchema, description: "{ command, timeout? }" },
       middleware: [jsonBody(1024 * 1024)],
       response: { description: "exit code and output", result: sandboxExecResultSchema },
@@ -105,7 +104,7 @@ export const sandboxRoutes: RouteGroup<SandboxApiDeps> = {
       path: "/sandboxes/{id}/processes/{processId}/logs",
       operationId: "getSandboxProcessLogs",
       summary: "The logs of one process of a running sandbox (the last 1 MiB of each stream)",
-      params: { id: "the sandbox's id", processId: "the process's id" },
+      params: processParams,
       response: { description: "stdout and stderr", result: sandboxLogsSchema },
       errors: [404, 409],
       async handle({ c, param }, { sandboxes }) {

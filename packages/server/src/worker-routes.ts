@@ -11,6 +11,7 @@ import type { Context } from "hono";
 import { z } from "zod";
 import { jsonBody } from "./body.ts";
 import { envelope, HttpError } from "./errors.ts";
+import { taskParams, workerParams } from "./params.ts";
 import { defineRoute, type RouteDeclaration, type RouteGroup } from "./routes.ts";
 
 /** What the worker protocol routes work with: the remote workers of this server's runtime. */
@@ -35,7 +36,6 @@ function workersOf(deps: WorkerApiDeps): RemoteWorkers {
 }
 
 const ok = (c: Context, result: unknown, status: 200 | 201 = 200) => c.json(envelope(result), status);
-const wid = { wid: "the worker's id (from registration)" };
 
 /** The worker protocol, versions 1 and 2 (SPEC §11.3, docs/python.md): workers in other languages, e.g. Python's `cairn_worker`. */
 export const workerRoutes: RouteGroup<WorkerApiDeps> = {
@@ -59,7 +59,7 @@ export const workerRoutes: RouteGroup<WorkerApiDeps> = {
       path: "/workers/{wid}/poll",
       operationId: "pollWorkerTasks",
       summary: "Long poll for tasks; renews the worker",
-      params: wid,
+      params: workerParams,
       body: { schema: workerPollSchema },
       middleware: [jsonBody(WORKER_BODY_LIMIT)],
       response: { description: "tasks (none on timeout)", result: workerPollReplySchema },
@@ -72,7 +72,7 @@ export const workerRoutes: RouteGroup<WorkerApiDeps> = {
       operationId: "sendWorkerCommand",
       summary:
         "One command of a task (step, attempt, commit, sleep, wait, wake, heartbeat, finish, log, respond)",
-      params: { ...wid, tid: "the task's id" },
+      params: taskParams,
       body: { schema: workerCommandSchema },
       middleware: [jsonBody(WORKER_BODY_LIMIT)],
       response: { description: "the reply", result: workerCommandReplySchema },
@@ -85,7 +85,7 @@ export const workerRoutes: RouteGroup<WorkerApiDeps> = {
       path: "/workers/{wid}",
       operationId: "deregisterWorker",
       summary: "Deregister a worker; its tasks go to other workers",
-      params: wid,
+      params: workerParams,
       response: { description: "done", result: z.object({ ok: z.boolean() }) },
       handle: ({ c, param }, deps) => {
         workersOf(deps).deregister(param("wid"));

@@ -40,6 +40,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
 import { jsonBody } from "./body.ts";
 import { envelope, HttpError } from "./errors.ts";
+import { eventParams, instanceParams, workflowParams } from "./params.ts";
 import { component, defineRoute, type RouteDeclaration, type RouteGroup } from "./routes.ts";
 import { subscribe } from "./subscribe.ts";
 import { instanceDetail, instanceSummary, stepResult } from "./views.ts";
@@ -87,8 +88,6 @@ function parseDate(value: string | undefined, field: string): number | undefined
 
 const W = "/workflows/{name}";
 const I = `${W}/instances/{id}` as const;
-const workflow = { name: "workflow name" };
-const instance = { name: "workflow name", id: "instance id" };
 
 const route = <
   B extends z.ZodType | undefined = undefined,
@@ -134,7 +133,7 @@ export const workflowRoutes: RouteGroup<WorkflowApiDeps> = {
       path: W,
       operationId: "getWorkflow",
       summary: "One workflow",
-      params: workflow,
+      params: workflowParams,
       response: { description: "the workflow", result: WorkflowSummarySchema },
       errors: [404],
       async handle({ c, param }, { runtime }) {
@@ -151,7 +150,7 @@ export const workflowRoutes: RouteGroup<WorkflowApiDeps> = {
       path: `${W}/graph`,
       operationId: "getWorkflowGraph",
       summary: "The workflow's diagram graph",
-      params: workflow,
+      params: workflowParams,
       response: { description: "the graph", result: z.unknown() },
       errors: [404],
       async handle({ c, param }, { runtime, graph }) {
@@ -203,7 +202,7 @@ export const workflowRoutes: RouteGroup<WorkflowApiDeps> = {
       path: `${W}/instances`,
       operationId: "createInstance",
       summary: "Create an instance",
-      params: workflow,
+      params: workflowParams,
       body: { schema: createInstanceBody, required: false },
       middleware: [jsonBody(SINGLE_BODY_LIMIT)],
       response: { status: 201, description: "the created instance", result: InstanceSummarySchema },
@@ -226,7 +225,7 @@ export const workflowRoutes: RouteGroup<WorkflowApiDeps> = {
       path: `${W}/instances/batch`,
       operationId: "createInstances",
       summary: "Create up to 100 instances; ids that exist are skipped and left out of the result",
-      params: workflow,
+      params: workflowParams,
       body: { schema: createBatchBody },
       middleware: [jsonBody(BATCH_BODY_LIMIT)],
       response: { status: 201, description: "the created instances", result: z.array(InstanceSummarySchema) },
@@ -250,7 +249,7 @@ export const workflowRoutes: RouteGroup<WorkflowApiDeps> = {
       path: `${W}/instances/batch/delete`,
       operationId: "deleteInstances",
       summary: "Delete up to 100 instances",
-      params: workflow,
+      params: workflowParams,
       body: { schema: deleteBatchBody },
       middleware: [jsonBody(SINGLE_BODY_LIMIT)],
       response: { description: "what was deleted", result: DeleteBatchResultSchema },
@@ -266,7 +265,7 @@ export const workflowRoutes: RouteGroup<WorkflowApiDeps> = {
       path: `${W}/instances`,
       operationId: "listInstances",
       summary: "List instances, newest first by default, with cursor pagination",
-      params: workflow,
+      params: workflowParams,
       query: listInstancesQuery,
       response: { description: "a page of instances", result: z.array(InstanceSummarySchema), paged: true },
       errors: [404],
@@ -309,7 +308,7 @@ export const workflowRoutes: RouteGroup<WorkflowApiDeps> = {
       path: I,
       operationId: "getInstance",
       summary: "Status, params, output, error, timings and steps with attempts",
-      params: instance,
+      params: instanceParams,
       response: { description: "the instance", result: InstanceDetailSchema },
       errors: [404],
       async handle({ c, param }, { runtime }) {
@@ -330,7 +329,7 @@ export const workflowRoutes: RouteGroup<WorkflowApiDeps> = {
       path: `${I}/step`,
       operationId: "getStep",
       summary: "One step's full output or error",
-      params: instance,
+      params: instanceParams,
       query: stepQuery,
       response: { description: "the step", result: StepResultSchema },
       errors: [404],
@@ -362,7 +361,7 @@ export const workflowRoutes: RouteGroup<WorkflowApiDeps> = {
       path: `${I}/status`,
       operationId: "changeStatus",
       summary: "Pause, resume, terminate or restart",
-      params: instance,
+      params: instanceParams,
       body: { schema: changeStatusBody },
       middleware: [jsonBody(SINGLE_BODY_LIMIT)],
       response: { description: "the status after the change", result: StatusChangeSchema },
@@ -398,7 +397,7 @@ export const workflowRoutes: RouteGroup<WorkflowApiDeps> = {
       path: `${I}/events/{type}`,
       operationId: "sendEvent",
       summary: "Send an event; the body (any JSON, empty for null) is its payload",
-      params: { ...instance, type: "event type" },
+      params: eventParams,
       body: { schema: z.unknown(), required: false },
       middleware: [jsonBody(SINGLE_BODY_LIMIT)],
       response: { description: "delivered or buffered", result: z.null() },
@@ -415,7 +414,7 @@ export const workflowRoutes: RouteGroup<WorkflowApiDeps> = {
       operationId: "subscribe",
       summary:
         "Server-sent events: the stored history, then new entries; ends after workflow_completed, workflow_errored or workflow_terminated",
-      params: instance,
+      params: instanceParams,
       query: subscribeQuery,
       extraQuery: { token: "the bearer token, for EventSource clients that cannot set headers" },
       headers: { "Last-Event-ID": "resume after this event id (when no cursor is given)" },
