@@ -169,7 +169,7 @@ export const workflowRoutes: RouteGroup<WorkflowApiDeps> = {
       operationId: "getWorkflowMetrics",
       summary:
         "Counts, summed wall and CPU time and wall-time quantiles of the workflow's history entries in a range, grouped (SPEC §12.2)",
-      params: workflow,
+      params: workflowParams,
       query: workflowMetricsQuery,
       response: { description: "the groups", result: WorkflowMetricsSchema },
       errors: [404],
