@@ -145,7 +145,7 @@ describe("cairn against a running server", { timeout: 60_000 }, () => {
       "  Name:         approval-1\n  Type:         👀 Waiting for event\n  Event Type:   approved",
     );
     expect(described.stdout).toMatch(
-      / {4}1 {2}\d\d:\d\d:\d\d\.\d{3} {2}\d\d:\d\d:\d\d\.\d{3} {2}\S+ +✅ Success/,
+      / {4}1 {2}\d\d:\d\d:\d\d\.\d{3} {2}\d\d:\d\d:\d\d\.\d{3} {2}\S+ +\S+ +✅ Success/,
     );
     const latest = await cairn(
       ["workflows", "instances", "describe", "approval", "latest", "--step-output=false"],
