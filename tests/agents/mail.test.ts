@@ -15,6 +15,7 @@ import {
   sendEmailBinding,
   smtpTransport,
 } from "@cairn/agents";
+import { createCairn } from "@cairn/engine";
 import { createApi, startServer } from "@cairn/server";
 import PostalMime from "postal-mime";
 import { SMTPServer } from "smtp-server";
@@ -76,6 +77,11 @@ function emailHandler(reasons: string[], noRoute: string[]) {
     });
 }
 
+const runtimes: { close(): Promise<void> }[] = [];
+afterEach(async () => {
+  for (const c of runtimes.splice(0)) await c.close();
+});
+
 async function hosted() {
   const s = await serve([{ binding: "Helpdesk", class: Helpdesk }]);
   const mailDir = join(s.dir, "mail");
@@ -83,8 +89,11 @@ async function hosted() {
   const reasons: string[] = [];
   const noRoute: string[] = [];
   const handle = emailHandler(reasons, noRoute);
+  // The API needs a runtime (its metrics count it); mail itself goes to the agents' host.
+  const cairn = await createCairn({ store: ":memory:", workflows: [], worker: false });
+  runtimes.push(cairn);
   const app = createApi({
-    runtime: {} as never,
+    runtime: cairn.runtime,
     deliverEmail: async (raw, envelope) => {
       const message = await inboundEmail(raw, envelope, transport);
       await handle(message, s.env);
@@ -246,7 +255,9 @@ describe("mail round trip", () => {
       expect(noTo.status).toBe(400);
       expect(noTo.body.errors[0].message).toBe("(body) No recipient: set x-cairn-rcpt-to or a To header");
       expect(received).toEqual([]);
-      const none = await startServer({ app: createApi({ runtime: {} as never }), port: 0 });
+      const bare = await createCairn({ store: ":memory:", workflows: [], worker: false });
+      runtimes.push(bare);
+      const none = await startServer({ app: createApi({ runtime: bare.runtime }), port: 0 });
       try {
         const r = await fetch(`${none.url}/api/v1/email`, {
           method: "POST",
