@@ -26,5 +26,6 @@ export {
   type WorkflowDefinition,
 } from "./runtime.ts";
 export type { ScheduledController, ScheduledHandler } from "./scheduler.ts";
+export { type FollowedEntry, type FollowOptions, followHistory } from "./subscribe.ts";
 export { CpuMeter, composeTelemetry, cpuMeter, type Telemetry } from "./telemetry.ts";
 export { activeTraceparent, isTraceparent, loadTracing } from "./tracing.ts";

@@ -292,9 +292,6 @@ export function stepResult(row: StepRow): StepResult {
   return result;
 }
 
-/** Which history entries carry an `output` read from the step or the instance. */
-export const OUTPUT_EVENTS = new Set(["step_completed", "wait_completed", "workflow_completed"]);
-
 /**
  * One history entry as a subscribe event. `lookup` supplies what the entry refers to: the step row
  * (for step outputs) and the instance row (for `workflow_started` params and the final output).

@@ -104,7 +104,7 @@ export class SqliteStore implements Store {
   readonly history: HistoryStore;
   readonly schedules: ScheduleStore;
   readonly #tx: StoreTx;
-  /** The row writers `createWith` and `commitStepWith` build on (not part of `Store`). */
+  /** The row writers `createWith` builds on (not part of `Store`). */
   readonly #rows: RowWriters;
   readonly #statements = new Map<string, StatementSync>();
   #queue: Pending[] = [];
@@ -132,7 +132,6 @@ export class SqliteStore implements Store {
     }
     this.#rows = {
       insertInstance: async (r) => this.#insertInstance(r),
-      putStep: async (s) => this.#putStep(s),
     };
     this.#tx = {
       instances: this.#instanceOps(),
@@ -381,7 +380,7 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * `steps.commit` (what `commitStepWith` does, in statements run at once): the fence is read from
+   * `steps.commit`, in statements run at once: the fence is read from
    * the two columns it needs rather than the whole row, which a commit has no use for.
    */
   #commitStep(c: StepCommit): InstanceStatus | undefined {

@@ -1,39 +1,13 @@
-import type { InstanceStatus } from "@cairn/core";
 import type { StoreTx } from "./store.ts";
-import type { InstanceCreate, NewInstance, StepCommit, StepRow } from "./types.ts";
-
-const OWNED: readonly InstanceStatus[] = ["running", "waiting", "waitingForPause"];
+import type { InstanceCreate, NewInstance } from "./types.ts";
 
 /**
- * The row writers of a store that the helpers below build on. They are not part of `Store`: only the
+ * The row writers of a store that `createWith` builds on. They are not part of `Store`: only the
  * store's own operations write rows this way.
  */
 export interface RowWriters {
   /** Inserts unless an instance with that workflow and id exists; returns whether it was inserted. */
   insertInstance(row: NewInstance): Promise<boolean>;
-  /** Inserts or replaces the row for that step. */
-  putStep(row: StepRow): Promise<void>;
-}
-
-/**
- * `steps.commit` from a store's other operations, for stores whose transactions are cheap (SQLite):
- * call it inside `transaction`, where the locked read orders it against concurrent claims.
- */
-export async function commitStepWith(
-  tx: StoreTx,
-  rows: Pick<RowWriters, "putStep">,
-  c: StepCommit,
-): Promise<InstanceStatus | undefined> {
-  const row = await tx.instances.get(c.workflow, c.instanceId, { lock: true });
-  if (!row || row.epoch !== c.epoch || !OWNED.includes(row.status)) return undefined;
-  const history = [...c.history];
-  if (row.status !== "waitingForPause" && row.status !== c.status) {
-    await tx.instances.update(c.workflow, c.instanceId, { status: c.status, updatedAt: c.now });
-    if (c.statusEntry) history.push(c.statusEntry);
-  }
-  await rows.putStep(c.step);
-  await tx.history.append(history);
-  return row.status;
 }
 
 /** The row `instances.create` inserts: queued, or started by `c.start.owner`. */

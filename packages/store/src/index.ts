@@ -1,5 +1,5 @@
 export { instanceColumn } from "./columns.ts";
-export { commitStepWith, createdRow, createWith, type RowWriters } from "./commit.ts";
+export { createdRow, createWith, type RowWriters } from "./commit.ts";
 export { decodeCursor, encodeCursor, parseCursor } from "./cursor.ts";
 export { StoreError, type StoreErrorCode } from "./errors.ts";
 export { type ListShape, listQuery, pageOf } from "./list.ts";

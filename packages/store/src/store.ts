@@ -119,7 +119,7 @@ export interface StepStore {
    * step row (inserting it, or replacing the row of that step) and appends the history. Otherwise
    * writes nothing. Returns the instance's status before the commit, or `undefined` when the run no
    * longer owns it (fenced). A concurrent claim of the instance is ordered before or after it, never
-   * in between. `commitStepWith` builds it from the other operations.
+   * in between.
    */
   commit(c: StepCommit): Promise<InstanceStatus | undefined>;
   /** Moves every pending timer (`wakeAt`) of an instance by `deltaMs` (resume after pause). */
