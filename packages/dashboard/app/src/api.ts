@@ -70,6 +70,28 @@ export async function call<T>(fn: (c: CairnClient) => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * GET an `/api/v1` route the typed client has no method for, with the tab's token; the `result` of
+ * the envelope. An error answer throws a `CairnApiError` (a 401 opens the token prompt, as `call`).
+ */
+export async function getApi<T>(path: string, token: string | undefined): Promise<T> {
+  const url = `${location.origin}${API_PREFIX}${path}`;
+  const r = await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+  const body = (await r.json().catch(() => undefined)) as
+    | { success?: boolean; result?: T; errors?: { code?: string; message: string }[] }
+    | undefined;
+  if (r.ok && body?.success) return body.result as T;
+  const first = body?.errors?.[0];
+  const error = new CairnApiError({
+    status: r.status,
+    code: first?.code ?? "http",
+    message: first?.message ?? `HTTP ${r.status}`,
+    url,
+  });
+  if (isUnauthorized(error)) update({ needsToken: true });
+  throw error;
+}
+
 export function isUnauthorized(e: unknown): boolean {
   return CairnApiError.is(e) && (e.status === 401 || e.code === "unauthorized");
 }

@@ -108,3 +108,59 @@ export function Section({
     </section>
   );
 }
+
+/** A column of a `DataTable`: its header and how a row shows in it. */
+export interface Column<T> {
+  header: ReactNode;
+  cell: (row: T) => ReactNode;
+  /** Class of the column's cells (e.g. `mono`). */
+  className?: string;
+}
+
+/**
+ * A table of rows, one column per `Column`; `empty` (when given) shows instead of a table without
+ * rows. Cells are React nodes: text is escaped, never HTML.
+ */
+export function DataTable<T>({
+  rows,
+  columns,
+  rowKey,
+  empty,
+  testId,
+  label,
+}: {
+  rows: readonly T[];
+  columns: readonly Column<T>[];
+  rowKey: (row: T, index: number) => string | number;
+  empty?: string;
+  testId?: string;
+  label?: string;
+}) {
+  if (rows.length === 0 && empty !== undefined) return <Empty title={empty} />;
+  return (
+    <table className="table" data-testid={testId} aria-label={label}>
+      <thead>
+        <tr>
+          {columns.map((c, i) => (
+            // biome-ignore lint/suspicious/noArrayIndexKey: columns are positional
+            <th key={i} scope="col">
+              {c.header}
+            </th>
+          ))}
+        </tr>
+      </thead>
+      <tbody>
+        {rows.map((r, i) => (
+          <tr key={rowKey(r, i)}>
+            {columns.map((c, j) => (
+              // biome-ignore lint/suspicious/noArrayIndexKey: columns are positional
+              <td key={j} className={c.className}>
+                {c.cell(r)}
+              </td>
+            ))}
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}

@@ -1,7 +1,7 @@
-import { useAuth, useLoad } from "../api.ts";
+import { getApi, useAuth, useLoad } from "../api.ts";
 import { formatTime } from "../format.ts";
 import { Link, paths } from "../router.tsx";
-import { Empty, ErrorBox, Json, Loading, Section } from "../ui.tsx";
+import { DataTable, Empty, ErrorBox, Json, Loading, Section } from "../ui.tsx";
 
 interface Namespace {
   binding: string;
@@ -27,18 +27,6 @@ interface ObjectDetail extends ObjectRow {
   tables: { name: string; columns: string[]; rows: unknown[][]; count: number }[];
 }
 
-/** GET an `/api/v1/objects` route with the tab's token; the `result` of the envelope. */
-async function getObjects<T>(path: string, token: string | undefined): Promise<T> {
-  const r = await fetch(`${location.origin}/api/v1/objects${path}`, {
-    headers: token ? { authorization: `Bearer ${token}` } : {},
-  });
-  const body = (await r.json().catch(() => undefined)) as
-    | { success?: boolean; result?: T; errors?: { message: string }[] }
-    | undefined;
-  if (!r.ok || !body?.success) throw new Error(body?.errors?.[0]?.message ?? `HTTP ${r.status}`);
-  return body.result as T;
-}
-
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 /** The Durable Object namespaces, each with its objects (most recently used first). */
@@ -46,10 +34,10 @@ export function ObjectsPage() {
   const { token } = useAuth();
   const { data, error, loading, reload } = useLoad(
     async () => {
-      const namespaces = await getObjects<Namespace[]>("", token);
+      const namespaces = await getApi<Namespace[]>("/objects", token);
       const lists = await Promise.all(
         namespaces.map((n) =>
-          getObjects<{ objects: ObjectRow[] }>(`/${encodeURIComponent(n.binding)}?limit=100`, token),
+          getApi<{ objects: ObjectRow[] }>(`/objects/${encodeURIComponent(n.binding)}?limit=100`, token),
         ),
       );
       return namespaces.map((n, i) => ({ ...n, list: lists[i]!.objects }));
@@ -78,36 +66,26 @@ export function ObjectsPage() {
           <p className="muted">
             {n.objects} objects, {n.loaded} loaded
           </p>
-          {n.list.length === 0 ? (
-            <Empty title="No objects yet." />
-          ) : (
-            <table className="table" data-testid={`objects-${n.binding}`}>
-              <thead>
-                <tr>
-                  <th scope="col">Object</th>
-                  <th scope="col">Name</th>
-                  <th scope="col">Last access</th>
-                  <th scope="col">Alarm</th>
-                  <th scope="col">Loaded</th>
-                </tr>
-              </thead>
-              <tbody>
-                {n.list.map((o) => (
-                  <tr key={o.id}>
-                    <td>
-                      <Link className="mono" to={paths.object(n.binding, o.id)}>
-                        {o.id.slice(0, 16)}…
-                      </Link>
-                    </td>
-                    <td>{o.name ?? "—"}</td>
-                    <td>{formatTime(iso(o.lastAccess))}</td>
-                    <td>{o.alarm === null ? "—" : formatTime(iso(o.alarm))}</td>
-                    <td>{o.loaded ? "yes" : "no"}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          )}
+          <DataTable
+            testId={`objects-${n.binding}`}
+            rows={n.list}
+            rowKey={(o) => o.id}
+            empty="No objects yet."
+            columns={[
+              {
+                header: "Object",
+                cell: (o) => (
+                  <Link className="mono" to={paths.object(n.binding, o.id)}>
+                    {o.id.slice(0, 16)}…
+                  </Link>
+                ),
+              },
+              { header: "Name", cell: (o) => o.name ?? "—" },
+              { header: "Last access", cell: (o) => formatTime(iso(o.lastAccess)) },
+              { header: "Alarm", cell: (o) => (o.alarm === null ? "—" : formatTime(iso(o.alarm))) },
+              { header: "Loaded", cell: (o) => (o.loaded ? "yes" : "no") },
+            ]}
+          />
         </Section>
       ))}
     </div>
@@ -118,7 +96,7 @@ export function ObjectsPage() {
 export function ObjectPage({ binding, id }: { binding: string; id: string }) {
   const { token } = useAuth();
   const { data, error, reload } = useLoad(
-    () => getObjects<ObjectDetail>(`/${encodeURIComponent(binding)}/${encodeURIComponent(id)}`, token),
+    () => getApi<ObjectDetail>(`/objects/${encodeURIComponent(binding)}/${encodeURIComponent(id)}`, token),
     [binding, id, token],
     { refreshMs: 5000 },
   );
@@ -147,55 +125,29 @@ export function ObjectPage({ binding, id }: { binding: string; id: string }) {
         <dd>{data.webSockets}</dd>
       </dl>
       <Section title={`Key-value (${data.kv.length})`} id="kv">
-        {data.kv.length === 0 ? (
-          <Empty title="No keys." />
-        ) : (
-          <table className="table" data-testid="object-kv">
-            <thead>
-              <tr>
-                <th scope="col">Key</th>
-                <th scope="col">Value</th>
-              </tr>
-            </thead>
-            <tbody>
-              {data.kv.map((e) => (
-                <tr key={e.key}>
-                  <td className="mono">{e.key}</td>
-                  <td>
-                    <Json value={e.value} />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
+        <DataTable
+          testId="object-kv"
+          rows={data.kv}
+          rowKey={(e) => e.key}
+          empty="No keys."
+          columns={[
+            { header: "Key", className: "mono", cell: (e) => e.key },
+            { header: "Value", cell: (e) => <Json value={e.value} /> },
+          ]}
+        />
       </Section>
       {data.tables.map((t) => (
         <Section key={t.name} title={`Table ${t.name} (${t.count} rows)`} id={`table-${t.name}`}>
-          <table className="table" data-testid={`object-table-${t.name}`}>
-            <thead>
-              <tr>
-                {t.columns.map((c) => (
-                  <th key={c} scope="col">
-                    {c}
-                  </th>
-                ))}
-              </tr>
-            </thead>
-            <tbody>
-              {t.rows.map((r, i) => (
-                // biome-ignore lint/suspicious/noArrayIndexKey: rows have no key of their own
-                <tr key={i}>
-                  {r.map((v, j) => (
-                    // biome-ignore lint/suspicious/noArrayIndexKey: columns are positional
-                    <td key={j} className="mono">
-                      {typeof v === "string" ? v : JSON.stringify(v)}
-                    </td>
-                  ))}
-                </tr>
-              ))}
-            </tbody>
-          </table>
+          <DataTable
+            testId={`object-table-${t.name}`}
+            rows={t.rows}
+            rowKey={(_, i) => i}
+            columns={t.columns.map((c, j) => ({
+              header: c,
+              className: "mono",
+              cell: (r: unknown[]) => (typeof r[j] === "string" ? r[j] : JSON.stringify(r[j])),
+            }))}
+          />
         </Section>
       ))}
     </div>

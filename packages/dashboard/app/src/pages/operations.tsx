@@ -1,7 +1,7 @@
-import { useAuth, useLoad } from "../api.ts";
+import { getApi, useAuth, useLoad } from "../api.ts";
 import { formatTime } from "../format.ts";
 import { Link, paths } from "../router.tsx";
-import { Empty, ErrorBox, Loading, Section } from "../ui.tsx";
+import { DataTable, Empty, ErrorBox, Loading, Section } from "../ui.tsx";
 
 interface AgentRow {
   binding: string;
@@ -41,18 +41,6 @@ interface SandboxRow {
   recentCommands: { command: string; exitCode: number | null; at: string; durationMs: number }[];
 }
 
-/** GET an `/api/v1` route with the tab's token; the `result` of the envelope. */
-async function getApi<T>(path: string, token: string | undefined): Promise<T> {
-  const r = await fetch(`${location.origin}/api/v1${path}`, {
-    headers: token ? { authorization: `Bearer ${token}` } : {},
-  });
-  const body = (await r.json().catch(() => undefined)) as
-    | { success?: boolean; result?: T; errors?: { message: string }[] }
-    | undefined;
-  if (!r.ok || !body?.success) throw new Error(body?.errors?.[0]?.message ?? `HTTP ${r.status}`);
-  return body.result as T;
-}
-
 const secondsIso = (s: number | null) => (s === null ? null : new Date(s * 1000).toISOString());
 
 /** The state JSON indented, as text (React escapes it: never HTML). */
@@ -87,34 +75,27 @@ export function AgentsPage() {
       </div>
       {error && !data ? <ErrorBox error={error} retry={reload} /> : null}
       {!data && !error ? <Loading what="Loading agents" /> : null}
-      {data && data.length === 0 ? <Empty title="No agents yet." /> : null}
-      {data && data.length > 0 ? (
-        <table className="table" data-testid="agents">
-          <thead>
-            <tr>
-              <th scope="col">Class</th>
-              <th scope="col">Name</th>
-              <th scope="col">Connections</th>
-              <th scope="col">Schedules</th>
-              <th scope="col">Workflows</th>
-            </tr>
-          </thead>
-          <tbody>
-            {data.map((a) => (
-              <tr key={`${a.binding}/${a.id}`}>
-                <td>{a.className}</td>
-                <td>
-                  <Link className="mono" to={paths.agent(a.binding, a.id)}>
-                    {a.name ?? `${a.id.slice(0, 16)}…`}
-                  </Link>
-                </td>
-                <td>{a.connections}</td>
-                <td>{a.schedules.length}</td>
-                <td>{a.workflows.length}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+      {data ? (
+        <DataTable
+          testId="agents"
+          rows={data}
+          rowKey={(a) => `${a.binding}/${a.id}`}
+          empty="No agents yet."
+          columns={[
+            { header: "Class", cell: (a) => a.className },
+            {
+              header: "Name",
+              cell: (a) => (
+                <Link className="mono" to={paths.agent(a.binding, a.id)}>
+                  {a.name ?? `${a.id.slice(0, 16)}…`}
+                </Link>
+              ),
+            },
+            { header: "Connections", cell: (a) => a.connections },
+            { header: "Schedules", cell: (a) => a.schedules.length },
+            { header: "Workflows", cell: (a) => a.workflows.length },
+          ]}
+        />
       ) : null}
     </div>
   );
@@ -161,67 +142,42 @@ export function AgentPage({ binding, id }: { binding: string; id: string }) {
         </pre>
       </Section>
       <Section title={`Schedules (${data.schedules.length})`} id="schedules">
-        {data.schedules.length === 0 ? (
-          <Empty title="No schedules." />
-        ) : (
-          <table className="table" data-testid="agent-schedules">
-            <thead>
-              <tr>
-                <th scope="col">Callback</th>
-                <th scope="col">Type</th>
-                <th scope="col">When</th>
-                <th scope="col">Running</th>
-              </tr>
-            </thead>
-            <tbody>
-              {data.schedules.map((s) => (
-                <tr key={s.id}>
-                  <td className="mono">{s.callback}</td>
-                  <td>{s.type}</td>
-                  <td>{scheduleWhen(s)}</td>
-                  <td>{s.running ? "yes" : "no"}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
+        <DataTable
+          testId="agent-schedules"
+          rows={data.schedules}
+          rowKey={(s) => s.id}
+          empty="No schedules."
+          columns={[
+            { header: "Callback", className: "mono", cell: (s) => s.callback },
+            { header: "Type", cell: (s) => s.type },
+            { header: "When", cell: scheduleWhen },
+            { header: "Running", cell: (s) => (s.running ? "yes" : "no") },
+          ]}
+        />
       </Section>
       <Section title={`Workflows (${data.workflows.length})`} id="workflows">
-        {data.workflows.length === 0 ? (
-          <Empty title="No tracked workflows." />
-        ) : (
-          <table className="table" data-testid="agent-workflows">
-            <thead>
-              <tr>
-                <th scope="col">Instance</th>
-                <th scope="col">Workflow</th>
-                <th scope="col">Status</th>
-                <th scope="col">Started</th>
-              </tr>
-            </thead>
-            <tbody>
-              {data.workflows.map((w) => (
-                <tr key={w.id}>
-                  <td>
-                    {w.workflow ? (
-                      <Link className="mono" to={paths.instance(w.workflow, w.workflowId)}>
-                        {w.workflowId}
-                      </Link>
-                    ) : (
-                      <span className="mono">{w.workflowId}</span>
-                    )}
-                  </td>
-                  <td>{w.workflow ?? w.workflowName}</td>
-                  <td>
-                    {w.status}
-                    {w.errorMessage ? ` (${w.errorMessage})` : ""}
-                  </td>
-                  <td>{formatTime(secondsIso(w.createdAt))}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
+        <DataTable
+          testId="agent-workflows"
+          rows={data.workflows}
+          rowKey={(w) => w.id}
+          empty="No tracked workflows."
+          columns={[
+            {
+              header: "Instance",
+              cell: (w) =>
+                w.workflow ? (
+                  <Link className="mono" to={paths.instance(w.workflow, w.workflowId)}>
+                    {w.workflowId}
+                  </Link>
+                ) : (
+                  <span className="mono">{w.workflowId}</span>
+                ),
+            },
+            { header: "Workflow", cell: (w) => w.workflow ?? w.workflowName },
+            { header: "Status", cell: (w) => `${w.status}${w.errorMessage ? ` (${w.errorMessage})` : ""}` },
+            { header: "Started", cell: (w) => formatTime(secondsIso(w.createdAt)) },
+          ]}
+        />
       </Section>
     </div>
   );
@@ -262,57 +218,32 @@ export function SandboxesPage() {
             </dd>
           </dl>
           <h3>Processes</h3>
-          {s.processes.length === 0 ? (
-            <Empty title="No processes." />
-          ) : (
-            <table className="table" data-testid={`sandbox-${s.id}-processes`}>
-              <thead>
-                <tr>
-                  <th scope="col">Process</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">Command</th>
-                </tr>
-              </thead>
-              <tbody>
-                {s.processes.map((p) => (
-                  <tr key={p.id}>
-                    <td className="mono">{p.id}</td>
-                    <td>
-                      {p.status}
-                      {p.exitCode === undefined ? "" : ` (${p.exitCode})`}
-                    </td>
-                    <td className="mono">{p.command}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          )}
+          <DataTable
+            testId={`sandbox-${s.id}-processes`}
+            rows={s.processes}
+            rowKey={(p) => p.id}
+            empty="No processes."
+            columns={[
+              { header: "Process", className: "mono", cell: (p) => p.id },
+              {
+                header: "Status",
+                cell: (p) => `${p.status}${p.exitCode === undefined ? "" : ` (${p.exitCode})`}`,
+              },
+              { header: "Command", className: "mono", cell: (p) => p.command },
+            ]}
+          />
           <h3>Recent commands</h3>
-          {s.recentCommands.length === 0 ? (
-            <Empty title="No commands yet." />
-          ) : (
-            <table className="table" data-testid={`sandbox-${s.id}-commands`}>
-              <thead>
-                <tr>
-                  <th scope="col">Command</th>
-                  <th scope="col">Exit</th>
-                  <th scope="col">At</th>
-                </tr>
-              </thead>
-              <tbody>
-                {s.recentCommands
-                  .slice()
-                  .reverse()
-                  .map((c) => (
-                    <tr key={`${c.at}|${c.durationMs}|${c.command}`}>
-                      <td className="mono">{c.command}</td>
-                      <td>{c.exitCode === null ? "—" : c.exitCode}</td>
-                      <td>{formatTime(c.at)}</td>
-                    </tr>
-                  ))}
-              </tbody>
-            </table>
-          )}
+          <DataTable
+            testId={`sandbox-${s.id}-commands`}
+            rows={s.recentCommands.slice().reverse()}
+            rowKey={(c) => `${c.at}|${c.durationMs}|${c.command}`}
+            empty="No commands yet."
+            columns={[
+              { header: "Command", className: "mono", cell: (c) => c.command },
+              { header: "Exit", cell: (c) => (c.exitCode === null ? "—" : c.exitCode) },
+              { header: "At", cell: (c) => formatTime(c.at) },
+            ]}
+          />
         </Section>
       ))}
     </div>

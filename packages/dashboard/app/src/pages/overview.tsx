@@ -3,7 +3,16 @@ import type { InstanceStatus } from "@cairn/core";
 import { useLoad } from "../api.ts";
 import { ago, formatTime } from "../format.ts";
 import { Link, paths } from "../router.tsx";
-import { Empty, ErrorBox, Loading, Section, STATUS_LABEL, STATUS_ORDER, StatusBadge } from "../ui.tsx";
+import {
+  DataTable,
+  Empty,
+  ErrorBox,
+  Loading,
+  Section,
+  STATUS_LABEL,
+  STATUS_ORDER,
+  StatusBadge,
+} from "../ui.tsx";
 
 interface OverviewData {
   workflows: WorkflowSummary[];
@@ -60,34 +69,30 @@ export function OverviewPage() {
             {data.recent.length === 0 ? (
               <Empty title="No instances yet.">Open a workflow to create one.</Empty>
             ) : (
-              <table className="table">
-                <thead>
-                  <tr>
-                    <th scope="col">Instance</th>
-                    <th scope="col">Workflow</th>
-                    <th scope="col">Status</th>
-                    <th scope="col">Created</th>
-                    <th scope="col">Last change</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {data.recent.map((i) => (
-                    <tr key={`${i.workflow}/${i.id}`}>
-                      <td>
-                        <Link className="mono" to={paths.instance(i.workflow, i.id)}>
-                          {i.id}
-                        </Link>
-                      </td>
-                      <td>{i.workflow}</td>
-                      <td>
-                        <StatusBadge status={i.status} />
-                      </td>
-                      <td title={i.created_on}>{formatTime(i.created_on)}</td>
-                      <td title={i.modified_on}>{ago(i.modified_on)}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
+              <DataTable
+                rows={data.recent}
+                rowKey={(i) => `${i.workflow}/${i.id}`}
+                columns={[
+                  {
+                    header: "Instance",
+                    cell: (i) => (
+                      <Link className="mono" to={paths.instance(i.workflow, i.id)}>
+                        {i.id}
+                      </Link>
+                    ),
+                  },
+                  { header: "Workflow", cell: (i) => i.workflow },
+                  { header: "Status", cell: (i) => <StatusBadge status={i.status} /> },
+                  {
+                    header: "Created",
+                    cell: (i) => <span title={i.created_on}>{formatTime(i.created_on)}</span>,
+                  },
+                  {
+                    header: "Last change",
+                    cell: (i) => <span title={i.modified_on}>{ago(i.modified_on)}</span>,
+                  },
+                ]}
+              />
             )}
           </Section>
         </>
