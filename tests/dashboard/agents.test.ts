@@ -10,11 +10,9 @@ import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { until } from "../agents/helpers.ts";
 import { reports, TaskAgent, TaskWorkflow } from "../agents/workflow-agents.ts";
-import { browserMissing, ensureDashboardBuilt, launch, newContext } from "./support.ts";
+import { ensureDashboardBuilt, openPage, skipBrowserTests } from "./support.ts";
 
-const missing = browserMissing();
-const inCi = process.env.CI === "true";
-if (missing && !inCi) console.warn(`Skipping the Agents browser tests: ${missing}`);
+const skip = skipBrowserTests("the Agents browser tests");
 
 class NoteAgent extends Agent<Record<string, unknown>, { note: string }> {
   override initialState = { note: "" };
@@ -25,7 +23,7 @@ class NoteAgent extends Agent<Record<string, unknown>, { note: string }> {
   async tick(): Promise<void> {}
 }
 
-describe.skipIf(missing !== undefined && !inCi)("Agents pages in Chromium", () => {
+describe.skipIf(skip)("Agents pages in Chromium", () => {
   let dir: string;
   let cairn: Cairn;
   let server: RunningServer;
@@ -34,7 +32,7 @@ describe.skipIf(missing !== undefined && !inCi)("Agents pages in Chromium", () =
   let workflowId: string;
 
   beforeAll(async () => {
-    if (missing) throw new Error(missing);
+    ({ browser, page } = await openPage());
     ensureDashboardBuilt();
     dir = mkdtempSync(join(tmpdir(), "cairn-dash-agents-"));
     cairn = await createCairn({
@@ -63,9 +61,6 @@ describe.skipIf(missing !== undefined && !inCi)("Agents pages in Chromium", () =
       return r.result[0]?.workflows[0]?.status === "complete";
     }, "the tracking row committed as complete");
     server = await startServer({ app, port: 0 });
-    browser = await launch();
-    page = await (await newContext(browser)).newPage();
-    page.setDefaultTimeout(10_000);
   }, 60_000);
   afterAll(async () => {
     await browser?.close();

@@ -7,11 +7,17 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { type Browser, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { browserMissing, CHROMIUM, CHROMIUM_FLAGS, type Served, serve, until } from "./support.ts";
+import {
+  browserMissing,
+  CHROMIUM,
+  CHROMIUM_FLAGS,
+  type Served,
+  serve,
+  skipBrowserTests,
+  until,
+} from "./support.ts";
 
-const missing = browserMissing();
-const inCi = process.env.CI === "true";
-if (missing && !inCi) console.warn(`Skipping the cross-site browser tests: ${missing}`);
+const skip = skipBrowserTests("the cross-site browser tests");
 
 /** The attacker's page: what https://evil.example could serve, here from http://localhost:<other port>. */
 function attackerPage(api: string): string {
@@ -46,7 +52,7 @@ function attackerPage(api: string): string {
 </script></body></html>`;
 }
 
-describe.skipIf(missing !== undefined && !inCi)("a foreign page in Chromium", () => {
+describe.skipIf(skip)("a foreign page in Chromium", () => {
   let s: Served;
   let evil: Server;
   let evilUrl: string;
@@ -55,6 +61,7 @@ describe.skipIf(missing !== undefined && !inCi)("a foreign page in Chromium", ()
   const seen: { path: string; origin?: string; site?: string }[] = [];
 
   beforeAll(async () => {
+    const missing = browserMissing();
     if (missing) throw new Error(missing);
     s = await serve();
     const api = `${s.url}/api/v1`;

@@ -3,27 +3,20 @@
  * real Cairn and @cairn/server in this process. Without the browser the tests are skipped with the
  * reason printed, except under CI=true, where they fail (scripts/ensure-chromium.sh installs it).
  */
-import type { Browser, BrowserContext, Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { browserMissing, launch, newContext, runs, type Served, serve, until } from "./support.ts";
+import { openPage, runs, type Served, serve, skipBrowserTests, until } from "./support.ts";
 
-const missing = browserMissing();
-const inCi = process.env.CI === "true";
-if (missing && !inCi) console.warn(`Skipping the dashboard browser tests: ${missing}`);
+const skip = skipBrowserTests("the dashboard browser tests");
 
-describe.skipIf(missing !== undefined && !inCi)("dashboard in Chromium", () => {
+describe.skipIf(skip)("dashboard in Chromium", () => {
   let s: Served;
   let browser: Browser;
-  let context: BrowserContext;
   let page: Page;
 
   beforeAll(async () => {
-    if (missing) throw new Error(missing);
+    ({ browser, page } = await openPage());
     s = await serve();
-    browser = await launch();
-    context = await newContext(browser);
-    page = await context.newPage();
-    page.setDefaultTimeout(10_000);
   }, 60_000);
   afterAll(async () => {
     await browser?.close();
@@ -275,14 +268,12 @@ describe.skipIf(missing !== undefined && !inCi)("dashboard in Chromium", () => {
   });
 });
 
-describe.skipIf(missing !== undefined && !inCi)("dashboard behind a token", () => {
+describe.skipIf(skip)("dashboard behind a token", () => {
   it("asks for the token when the API answers 401 and keeps it for the session", async () => {
-    if (missing) throw new Error(missing);
+    const { browser, page } = await openPage();
     const s = await serve({ token: "s3cret-token" });
-    const browser = await launch();
     try {
       await s.cairn.runtime.create("echo", { id: "tok-1" });
-      const page = await (await newContext(browser)).newPage();
       await page.goto(s.dashboard);
       const dialog = page.getByRole("dialog", { name: "API token needed" });
       await dialog.waitFor();

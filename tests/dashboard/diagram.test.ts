@@ -4,27 +4,20 @@
  * process (graphs from `graphOf` on each workflow class): collapsing and expanding containers,
  * expand all / collapse all, pan and zoom, and an instance's step nodes changing colour live.
  */
-import type { Browser, BrowserContext, Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { browserMissing, gate, launch, newContext, type Served, serve, until } from "./support.ts";
+import { gate, openPage, type Served, serve, skipBrowserTests, until } from "./support.ts";
 
-const missing = browserMissing();
-const inCi = process.env.CI === "true";
-if (missing && !inCi) console.warn(`Skipping the diagram browser tests: ${missing}`);
+const skip = skipBrowserTests("the diagram browser tests");
 
-describe.skipIf(missing !== undefined && !inCi)("diagrams in Chromium", () => {
+describe.skipIf(skip)("diagrams in Chromium", () => {
   let s: Served;
   let browser: Browser;
-  let context: BrowserContext;
   let page: Page;
 
   beforeAll(async () => {
-    if (missing) throw new Error(missing);
+    ({ browser, page } = await openPage());
     s = await serve();
-    browser = await launch();
-    context = await newContext(browser);
-    page = await context.newPage();
-    page.setDefaultTimeout(10_000);
   }, 60_000);
   afterAll(async () => {
     await browser?.close();

@@ -2,27 +2,20 @@
  * The Metrics tab of a workflow (SPEC §12) in real Chromium against a real Cairn: the instances
  * that used the most CPU time, and the per-minute charts drawn from `GET /workflows/:name/metrics`.
  */
-import type { Browser, BrowserContext, Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { browserMissing, launch, newContext, type Served, serve, until } from "./support.ts";
+import { openPage, type Served, serve, skipBrowserTests, until } from "./support.ts";
 
-const missing = browserMissing();
-const inCi = process.env.CI === "true";
-if (missing && !inCi) console.warn(`Skipping the metrics browser tests: ${missing}`);
+const skip = skipBrowserTests("the metrics browser tests");
 
-describe.skipIf(missing !== undefined && !inCi)("the Metrics tab in Chromium", () => {
+describe.skipIf(skip)("the Metrics tab in Chromium", () => {
   let s: Served;
   let browser: Browser;
-  let context: BrowserContext;
   let page: Page;
 
   beforeAll(async () => {
-    if (missing) throw new Error(missing);
+    ({ browser, page } = await openPage());
     s = await serve();
-    browser = await launch();
-    context = await newContext(browser);
-    page = await context.newPage();
-    page.setDefaultTimeout(10_000);
   }, 60_000);
   afterAll(async () => {
     await browser?.close();

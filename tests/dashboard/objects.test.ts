@@ -2,16 +2,13 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { dashboardDir } from "@cairn/dashboard";
-import { createApi, type RunningServer, startServer } from "@cairn/server";
+import type { RunningServer } from "@cairn/server";
 import { type Cairn, createCairn, DurableObject } from "cairnjs";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { browserMissing, ensureDashboardBuilt, launch, newContext } from "./support.ts";
+import { openPage, serveApi, skipBrowserTests } from "./support.ts";
 
-const missing = browserMissing();
-const inCi = process.env.CI === "true";
-if (missing && !inCi) console.warn(`Skipping the Objects browser tests: ${missing}`);
+const skip = skipBrowserTests("the Objects browser tests");
 
 class Cart extends DurableObject {
   add(item: string, qty: number): void {
@@ -24,7 +21,7 @@ class Cart extends DurableObject {
   }
 }
 
-describe.skipIf(missing !== undefined && !inCi)("Objects pages in Chromium", () => {
+describe.skipIf(skip)("Objects pages in Chromium", () => {
   let dir: string;
   let cairn: Cairn;
   let server: RunningServer;
@@ -32,8 +29,7 @@ describe.skipIf(missing !== undefined && !inCi)("Objects pages in Chromium", () 
   let page: Page;
 
   beforeAll(async () => {
-    if (missing) throw new Error(missing);
-    ensureDashboardBuilt();
+    ({ browser, page } = await openPage());
     dir = mkdtempSync(join(tmpdir(), "cairn-dash-objects-"));
     cairn = await createCairn({ store: join(dir, "cairn.db"), objects: [{ binding: "CARTS", class: Cart }] });
     const carts = (cairn.env as any).CARTS;
@@ -41,15 +37,7 @@ describe.skipIf(missing !== undefined && !inCi)("Objects pages in Chromium", () 
     await carts.getByName("cart-1").add("pear", 1);
     await carts.getByName("cart-1").remind(Date.parse("2031-05-06T07:08:09Z"));
     await carts.getByName("cart-2").add("fig", 9);
-    const app = createApi({
-      runtime: cairn.runtime,
-      objects: cairn.objects,
-      dashboard: { dir: dashboardDir },
-    });
-    server = await startServer({ app, port: 0 });
-    browser = await launch();
-    page = await (await newContext(browser)).newPage();
-    page.setDefaultTimeout(10_000);
+    server = await serveApi({ runtime: cairn.runtime, objects: cairn.objects });
   }, 60_000);
   afterAll(async () => {
     await browser?.close();

@@ -12,10 +12,9 @@ import { runStart, type StartedProject } from "@cairn/compat";
 import { createApi, startServer } from "@cairn/dashboard/server";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { browserMissing, ensureDashboardBuilt, launch, newContext, until } from "./support.ts";
+import { ensureDashboardBuilt, openPage, skipBrowserTests, until } from "./support.ts";
 
-const missing = browserMissing();
-const inCi = process.env.CI === "true";
+const skip = skipBrowserTests("the Python dashboard tests");
 const python = process.env.CAIRN_PYTHON ?? "python3";
 const found = spawnSync(python, ["-c", "import sys; print(sys.version_info >= (3, 10))"], {
   encoding: "utf8",
@@ -23,7 +22,6 @@ const found = spawnSync(python, ["-c", "import sys; print(sys.version_info >= (3
 const havePython = found.status === 0 && found.stdout.trim() === "True";
 if (!havePython && process.env.CAIRN_REQUIRE_PYTHON === "1")
   throw new Error(`${python} ≥ 3.10 is required (CAIRN_REQUIRE_PYTHON=1)`);
-if (missing && !inCi) console.warn(`Skipping the Python dashboard tests: ${missing}`);
 if (!havePython) console.warn(`Skipping the Python dashboard tests: no ${python} ≥ 3.10`);
 
 const ENTRY = `
@@ -54,14 +52,14 @@ class Default(WorkerEntrypoint):
         return Response("python")
 `;
 
-describe.skipIf((missing !== undefined && !inCi) || !havePython)("a Python project in the dashboard", () => {
+describe.skipIf(skip || !havePython)("a Python project in the dashboard", () => {
   let started: StartedProject;
   let browser: Browser;
   let page: Page;
   let url: string;
 
   beforeAll(async () => {
-    if (missing) throw new Error(missing);
+    ({ browser, page } = await openPage(15_000));
     ensureDashboardBuilt();
     const dir = mkdtempSync(join(tmpdir(), "cairn-py-dash-"));
     mkdirSync(join(dir, "src"));
@@ -85,9 +83,6 @@ describe.skipIf((missing !== undefined && !inCi) || !havePython)("a Python proje
       log: () => {},
     });
     url = started.url;
-    browser = await launch();
-    page = await (await newContext(browser)).newPage();
-    page.setDefaultTimeout(15_000);
   }, 60_000);
   afterAll(async () => {
     await browser?.close();

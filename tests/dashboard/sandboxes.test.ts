@@ -1,19 +1,16 @@
 /** The dashboard's Sandboxes page in real Chromium, against a server whose process runs a real jail. */
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { dashboardDir } from "@cairn/dashboard";
-import { createApi, type RunningServer, startServer } from "@cairn/server";
+import type { RunningServer } from "@cairn/server";
 import { type Cairn, createCairn } from "cairnjs";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openSandboxes } from "../sandbox/helpers.ts";
-import { browserMissing, ensureDashboardBuilt, launch, newContext } from "./support.ts";
+import { openPage, serveApi, skipBrowserTests } from "./support.ts";
 
-const missing = browserMissing();
-const inCi = process.env.CI === "true";
-if (missing && !inCi) console.warn(`Skipping the Sandboxes browser tests: ${missing}`);
+const skip = skipBrowserTests("the Sandboxes browser tests");
 
-describe.skipIf(missing !== undefined && !inCi)("Sandboxes page in Chromium", () => {
+describe.skipIf(skip)("Sandboxes page in Chromium", () => {
   let t: ReturnType<typeof openSandboxes>;
   let cairn: Cairn;
   let server: RunningServer;
@@ -21,8 +18,7 @@ describe.skipIf(missing !== undefined && !inCi)("Sandboxes page in Chromium", ()
   let page: Page;
 
   beforeAll(async () => {
-    if (missing) throw new Error(missing);
-    ensureDashboardBuilt();
+    ({ browser, page } = await openPage());
     t = openSandboxes();
     const sb = t.get("dash-live");
     await sb.exec("echo '<b>hi</b>'");
@@ -31,13 +27,7 @@ describe.skipIf(missing !== undefined && !inCi)("Sandboxes page in Chromium", ()
     await sb.exposePort(8080, { name: "web" });
     mkdirSync(join(t.dir, "dash-idle", "workspace"), { recursive: true });
     cairn = await createCairn({ store: join(t.root, "cairn.db") });
-    server = await startServer({
-      app: createApi({ runtime: cairn.runtime, dashboard: { dir: dashboardDir } }),
-      port: 0,
-    });
-    browser = await launch();
-    page = await (await newContext(browser)).newPage();
-    page.setDefaultTimeout(10_000);
+    server = await serveApi({ runtime: cairn.runtime });
   }, 60_000);
   afterAll(async () => {
     await browser?.close();

@@ -6,7 +6,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { DASHBOARD_PATH, dashboardBuilt, dashboardDir } from "@cairn/dashboard";
 import { graphOf } from "@cairn/diagram";
-import { createApi, type RunningServer, startServer } from "@cairn/server";
+import { type ApiOptions, createApi, type RunningServer, startServer } from "@cairn/server";
 import {
   type Cairn,
   createCairn,
@@ -15,7 +15,7 @@ import {
   type WorkflowEvent,
   type WorkflowStep,
 } from "cairnjs";
-import { type Browser, type BrowserContext, chromium } from "playwright-core";
+import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 
 export const CHROMIUM = "/usr/bin/chromium";
 export const CHROMIUM_FLAGS = [
@@ -33,6 +33,17 @@ export function browserMissing(): string | undefined {
   return existsSync(CHROMIUM)
     ? undefined
     : `${CHROMIUM} is missing: run scripts/ensure-chromium.sh (apt-get install chromium) to run the dashboard's browser tests`;
+}
+
+/**
+ * Whether a file's browser tests are skipped here: Chromium is missing and this is not CI (a warning
+ * says so, naming `what`). Under `CI=true` they run, and `openPage` fails on the missing browser.
+ */
+export function skipBrowserTests(what: string): boolean {
+  const missing = browserMissing();
+  if (missing === undefined || process.env.CI === "true") return false;
+  console.warn(`Skipping ${what}: ${missing}`);
+  return true;
 }
 
 /** Counts of step callback runs, by workflow and step, to check what a restart re-ran. */
@@ -221,6 +232,15 @@ export async function serve(options: { token?: string; store?: string } = {}): P
   };
 }
 
+/**
+ * The API with the built dashboard on a free port, for pages that need a Cairn of their own (objects,
+ * agents, sandboxes): `options` as `createApi` takes them, the dashboard added.
+ */
+export async function serveApi(options: Omit<ApiOptions, "dashboard">): Promise<RunningServer> {
+  ensureDashboardBuilt();
+  return startServer({ app: createApi({ ...options, dashboard: { dir: dashboardDir } }), port: 0 });
+}
+
 export async function launch(): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS, headless: true });
 }
@@ -234,6 +254,26 @@ export async function newContext(
     colorScheme: options.dark ? "dark" : "light",
     reducedMotion: "reduce",
   });
+}
+
+export interface OpenPage {
+  browser: Browser;
+  context: BrowserContext;
+  page: Page;
+}
+
+/**
+ * Chromium with one page whose actions time out after `timeoutMs`: what each browser test file opens
+ * first. Fails, saying how to install it, when Chromium is missing.
+ */
+export async function openPage(timeoutMs = 10_000): Promise<OpenPage> {
+  const missing = browserMissing();
+  if (missing) throw new Error(missing);
+  const browser = await launch();
+  const context = await newContext(browser);
+  const page = await context.newPage();
+  page.setDefaultTimeout(timeoutMs);
+  return { browser, context, page };
 }
 
 /** Polls `check` until it is truthy (for API state that changes after a click). */
