@@ -207,6 +207,9 @@ describe.each(stores)("control commands on %s", (_name, open) => {
       "sendEvent",
     ] as const;
     const pick = <T>(xs: readonly T[]) => xs[Math.floor(Math.random() * xs.length)]!;
+    // An unexpected error stops the storm (watchers included, so nothing runs on after the test)
+    // and is reported with the command that got it.
+    let stopped = false;
     const send = (t: { workflow: string; id: string }, cmd: (typeof commands)[number]) => {
       const rt = pick(cairns).runtime;
       return tolerate(
@@ -215,13 +218,18 @@ describe.each(stores)("control commands on %s", (_name, open) => {
           : cmd === "terminate"
             ? rt.terminate(t.workflow, t.id)
             : rt[cmd](t.workflow, t.id),
-      );
+      ).catch((e) => {
+        stopped = true;
+        throw new Error(`${cmd} ${t.workflow}/${t.id}: ${(e as Error).name}: ${(e as Error).message}`, {
+          cause: e,
+        });
+      });
     };
     const until = Date.now() + STORM_MS;
     // Half of the instances are watched, a turn of the event loop apart, and restarted (sometimes twice
     // at once) as soon as they end: commands in the same turn as a run's end.
     const watchers = targets.slice(0, N / 2).map(async (t) => {
-      while (Date.now() < until) {
+      while (Date.now() < until && !stopped) {
         const { status } = await pick(cairns).runtime.status(t.workflow, t.id);
         if (FINAL.has(status))
           await Promise.all([send(t, "restart"), Math.random() < 0.5 ? send(t, "restart") : undefined]);
@@ -229,21 +237,28 @@ describe.each(stores)("control commands on %s", (_name, open) => {
       }
     });
     // Bursts of random commands at random instances, through random workers.
-    for (let round = 0; Date.now() < until; round++) {
-      const burst: Promise<void>[] = [];
-      for (let k = 0; k < N / 2; k++) {
-        const t = pick(targets);
-        const cmd = pick(commands);
-        burst.push(send(t, cmd));
-        // The same command twice at once (a bulk action racing a click).
-        if (Math.random() < 0.3) burst.push(send(t, cmd));
+    const bursts = async () => {
+      for (let round = 0; Date.now() < until && !stopped; round++) {
+        const burst: Promise<void>[] = [];
+        for (let k = 0; k < N / 2; k++) {
+          const t = pick(targets);
+          const cmd = pick(commands);
+          burst.push(send(t, cmd));
+          // The same command twice at once (a bulk action racing a click).
+          if (Math.random() < 0.3) burst.push(send(t, cmd));
+        }
+        const results = await Promise.allSettled(burst);
+        const failed = results.find((r) => r.status === "rejected");
+        if (failed) throw (failed as PromiseRejectedResult).reason;
+        // Sometimes let runs progress (and end) between bursts, sometimes not at all.
+        if (round % 3 === 0) await pause(Math.random() * 15);
+        else await turn();
       }
-      await Promise.all(burst);
-      // Sometimes let runs progress (and end) between bursts, sometimes not at all.
-      if (round % 3 === 0) await pause(Math.random() * 15);
-      else await turn();
-    }
-    await Promise.all(watchers);
+    };
+    const outcomes = await Promise.allSettled([bursts(), ...watchers]);
+    expect(
+      outcomes.flatMap((o) => (o.status === "rejected" ? [String((o.reason as Error).message)] : [])),
+    ).toEqual([]);
     for (const workflow of ["one", "phases"])
       await settle(
         cairns[0]!,

@@ -33,6 +33,7 @@ import {
   type StoreTx,
 } from "@cairn/store";
 import { decodeValue, encodeInput } from "./codec.ts";
+import { retryConflicts } from "./conflicts.ts";
 import type { RuntimeHooks } from "./hooks.ts";
 import type { InstanceRun } from "./run.ts";
 import type { Telemetry } from "./telemetry.ts";
@@ -80,6 +81,14 @@ export class Control {
     this.#worker = options.worker;
   }
 
+  /**
+   * Every command's transaction: run again when the database aborted it for a concurrent one (a
+   * deadlock between a command and a run's commit is the database's doing, not the caller's).
+   */
+  #transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
+    return retryConflicts(() => this.#store.transaction(fn));
+  }
+
   /** Tells other processes (through the store) about a change; a no-op on single-process stores. */
   #tell(tx: StoreTx, message: StoreMessage): Promise<void> {
     return tx.notify ? tx.notify({ ...message, sender: this.#o.workerId }) : Promise.resolve();
@@ -116,7 +125,7 @@ export class Control {
       };
     let outcome: "started" | "queued" | "exists";
     try {
-      outcome = await this.#store.instances.create(create);
+      outcome = await retryConflicts(() => this.#store.instances.create(create));
     } finally {
       if (direct && outcome! !== "started") this.#worker.releaseSlot();
     }
@@ -151,7 +160,7 @@ export class Control {
     this.#limitRate(workflow, prepared.length);
     const now = this.#clock.now();
     let stored: NewHistoryEntry[] | undefined;
-    const created = await this.#store.transaction(async (tx) => {
+    const created = await this.#transaction(async (tx) => {
       const inserted = await tx.instances.insertMany(prepared.map((p) => ({ ...p, createdAt: now })));
       const ids = prepared.filter((_, i) => inserted[i]).map((p) => p.id);
       const entries: NewHistoryEntry[] = ids.map((id) => ({
@@ -286,6 +295,7 @@ export class Control {
     const rollback: RollbackState = { trigger: "terminate", triggerError: TERMINATE_TRIGGER_ERROR };
     let local: InstanceRun | undefined;
     const { status, row } = await this.#control(workflow, id, async (tx, row, now) => {
+      local = undefined; // The transaction may run again (see #transaction).
       decideTerminate(row.status);
       if (row.rollback && !row.rollback.outcome) return undefined;
       const run = this.#worker.runOf(row);
@@ -368,7 +378,7 @@ export class Control {
     const canStart = this.#worker.reserveSlot();
     let claimed: InstanceRow | undefined;
     try {
-      await this.#store.transaction(async (tx) => {
+      await this.#transaction(async (tx) => {
         claimed = undefined;
         const canClaim = canStart && (this.#o.exclusive || (await this.#roomForParked(tx, workflow, id)));
         const row = await tx.instances.get(workflow, id, { lock: true });
@@ -457,7 +467,7 @@ export class Control {
 
   /** Deletes one instance, telling the worker that holds it; returns the row it deleted. */
   #deleteOne(workflow: string, id: string): Promise<InstanceRow | undefined> {
-    return this.#store.transaction(async (tx) => {
+    return this.#transaction(async (tx) => {
       const row = await tx.instances.get(workflow, id, { lock: true });
       if (!row || !(await tx.instances.delete(workflow, id))) return undefined;
       await this.#tell(tx, { kind: "abort", workflow, instanceId: id, epoch: row.epoch });
@@ -487,7 +497,8 @@ export class Control {
     const now = this.#clock.now();
     let read: InstanceRow | undefined;
     let entries: NewHistoryEntry[] = [];
-    const status = await this.#store.transaction(async (tx) => {
+    const status = await this.#transaction(async (tx) => {
+      entries = [];
       const row = await tx.instances.get(workflow, id, { lock: true });
       if (!row) throw notFound(workflow, id);
       read = row;
