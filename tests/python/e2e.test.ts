@@ -30,6 +30,7 @@ const WORKFLOWS = [
   "Legacy",
   "Three",
   "Lingers",
+  "Scheduled",
 ].map((c) => ({ name: c.toLowerCase(), className: c, binding: c.toUpperCase() }));
 
 let s: PyServer | undefined;
@@ -206,6 +207,20 @@ describe.skipIf(!havePython)("Python workflows end to end (real python3)", () =>
     expect(st.output).toBe("woke");
     expect(lines("before")).toHaveLength(1);
     expect(py.exitCode).toBe(null);
+  });
+
+  it("an hourly schedule creates a Python instance whose event carries schedule { cron, scheduledTime }", async () => {
+    const { FakeClock } = await import("cairnjs");
+    const clock = new FakeClock(Date.UTC(2026, 0, 1, 0, 59));
+    await start({ clock, schedules: { scheduled: ["0 * * * *"] } });
+    worker(s!.url);
+    await clock.advance(60_000, () => s!.cairn.runtime.whenIdle());
+    const slot = Date.UTC(2026, 0, 1, 1);
+    const st = await finished("scheduled", `0 * * * *#${slot}`);
+    expect(st).toMatchObject({ status: "complete", output: { cron: "0 * * * *", scheduledTime: slot } });
+    // An instance created by hand has no schedule on its event.
+    await s!.cairn.runtime.create("scheduled", { id: "by-hand" });
+    expect((await finished("scheduled", "by-hand")).output).toBe(null);
   });
 
   it("SIGKILL of the worker mid-attempt: a new worker retries the attempt, finished nodes do not rerun", async () => {

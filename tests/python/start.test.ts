@@ -37,7 +37,7 @@ class Default(WorkerEntrypoint):
         return Response(inst.id)
 `;
 
-function project(entry = ENTRY, className = "Checkout") {
+function project(entry = ENTRY, className = "Checkout", extra: Record<string, unknown> = {}) {
   const dir = mkdtempSync(join(tmpdir(), "cairn-py-project-"));
   mkdirSync(join(dir, "src"));
   writeFileSync(join(dir, "src/entry.py"), entry);
@@ -48,7 +48,7 @@ function project(entry = ENTRY, className = "Checkout") {
       main: "src/entry.py",
       compatibility_date: "2026-05-08",
       compatibility_flags: ["python_workers", "python_workflows"],
-      workflows: [{ name: "checkout", binding: "CHECKOUT", class_name: className }],
+      workflows: [{ name: "checkout", binding: "CHECKOUT", class_name: className, ...extra }],
     }),
   );
   return dir;
@@ -80,6 +80,23 @@ describe.skipIf(!havePython)("cairn start with a .py main", () => {
     });
     expect(st.output).toBe("charged 42");
     await until(() => lines.find((l) => l === `[checkout ${id}] loading 42`));
+  });
+
+  it("a Python workflow's wrangler schedules are the runtime's (each slot creates an instance)", async () => {
+    started = await runStart({
+      dir: project(ENTRY, "Checkout", { schedules: ["0 * * * *"] }),
+      port: 0,
+      createApi: createApi as never,
+      startServer: startServer as never,
+      handleSignals: false,
+      log: () => {},
+    });
+    const [schedule, ...rest] = started.cairn.runtime.schedules("checkout");
+    expect(rest).toEqual([]);
+    expect(schedule!.cron).toBe("0 * * * *");
+    const hour = 3_600_000;
+    expect(schedule!.nextAt! % hour).toBe(0);
+    expect(schedule!.nextAt! - Date.now()).toBeLessThanOrEqual(hour);
   });
 
   it("a class that is not in the module is a clear error in the log", async () => {

@@ -22,6 +22,8 @@ export function tempDb(): string {
 /** A real Cairn on a SQLite file with remote workflows, served over HTTP on a free port. */
 export async function startPyServer(options: {
   workflows: RemoteWorkflow[];
+  /** Cron expressions by workflow name (wrangler's `workflows[].schedules`). */
+  schedules?: Record<string, string[]>;
   dbPath?: string;
   leaseMs?: number;
   clock?: Clock;
@@ -39,7 +41,11 @@ export async function startPyServer(options: {
   });
   const cairn = await createCairn({
     store: dbPath,
-    workflows: workers.definitions().map((d) => ({ ...d, binding: d.binding ?? d.name.toUpperCase() })),
+    workflows: workers.definitions().map((d) => ({
+      ...d,
+      binding: d.binding ?? d.name.toUpperCase(),
+      ...(options.schedules?.[d.name] ? { schedules: options.schedules[d.name] } : {}),
+    })),
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.hotWaitThreshold ? { hotWaitThreshold: options.hotWaitThreshold } : {}),
     log: () => {},

@@ -174,7 +174,10 @@ export async function hostPythonProject(dir: string, options: PythonHostOptions)
   });
   const cairn = await createCairn({
     store: storePath,
-    workflows: workers.definitions().map((d) => ({ ...d, binding: d.binding ?? d.name })),
+    workflows: workers.definitions().map((d) => {
+      const schedules = config.workflows.find((w) => w.name === d.name)?.schedules;
+      return { ...d, binding: d.binding ?? d.name, ...(schedules?.length ? { schedules } : {}) };
+    }),
     env: { ...vars },
   });
   workers.attach(cairn.runtime);

@@ -550,6 +550,8 @@ export class RemoteWorkers {
         timestamp: event.timestamp.getTime(),
         instanceId: event.instanceId,
         workflowName: event.workflowName,
+        // An instance a schedule created (SPEC §9.4): `{ cron, scheduledTime }`, the slot in ms.
+        ...(event.schedule ? { schedule: { ...event.schedule } } : {}),
       },
       steps,
     });
