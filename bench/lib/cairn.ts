@@ -27,18 +27,9 @@ export async function openCairn(
   return { cairn, path, commits, close: () => cairn.close() };
 }
 
-/**
- * Counts COMMITs by wrapping `exec` of the store's connection (bench-only instrumentation: the
- * SQLite store runs BEGIN/SAVEPOINT/COMMIT through `db.exec`).
- */
+/** Counts the store's database transactions (with SQLite, each one is one COMMIT: a WAL sync with synchronous=FULL). */
 function countCommits(cairn: Cairn): () => number {
-  const db = (cairn.store as unknown as { db?: { exec(sql: string): void } }).db;
-  if (!db) return () => Number.NaN;
   let n = 0;
-  const exec = db.exec.bind(db);
-  db.exec = (sql: string) => {
-    if (sql === "COMMIT") n++;
-    exec(sql);
-  };
+  cairn.store.onTransaction(() => n++);
   return () => n;
 }

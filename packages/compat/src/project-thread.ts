@@ -91,6 +91,8 @@ async function main(): Promise<void> {
     ran: (workflow, cpuTimeMs, wallTimeMs) => queue({ kind: "ran", workflow, cpuTimeMs, wallTimeMs }),
     leaseLost: (workflow) => queue({ kind: "leaseLost", workflow }),
     storeError: () => queue({ kind: "storeError" }),
+    storeTransaction: (storeKind, durationMs) =>
+      queue({ kind: "storeTransaction", store: storeKind, durationMs }),
   };
   let cairn: Cairn;
   try {

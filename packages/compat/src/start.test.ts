@@ -179,10 +179,12 @@ describe("runStart: metrics of the project's thread (SPEC §12.3)", () => {
     cleanup.push(() => started.shutdown());
     const seen: string[] = [];
     const ran: string[] = [];
+    const transactions: string[] = [];
     started.cairn.runtime.addTelemetry({
       stored: (entries, instance) =>
         seen.push(...entries.map((e) => `${e.type}${instance ? " (with createdAt)" : ""}`)),
       ran: (workflow) => ran.push(workflow),
+      storeTransaction: (store, ms) => transactions.push(`${store} ${ms >= 0}`),
     });
     expect(started.cairn.runtime.cpuLimitMs).toBe(1234);
     const instance = await (started.cairn.env.FLOW as any).create();
@@ -196,5 +198,8 @@ describe("runStart: metrics of the project's thread (SPEC §12.3)", () => {
     expect(seen).toContain("attempt_completed");
     expect(seen).toContain("workflow_completed (with createdAt)");
     expect(ran).toEqual(["flow"]);
+    // The API's thread wrote one transaction (the create); the thread's claim and commits are relayed.
+    expect(transactions.length).toBeGreaterThanOrEqual(3);
+    expect(new Set(transactions)).toEqual(new Set(["sqlite true"]));
   });
 });

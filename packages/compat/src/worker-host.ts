@@ -141,7 +141,8 @@ export type TelemetryItem =
   | { kind: "stored"; entries: NewHistoryEntry[]; createdAt?: number }
   | { kind: "ran"; workflow: string; cpuTimeMs: number; wallTimeMs: number }
   | { kind: "leaseLost"; workflow: string }
-  | { kind: "storeError" };
+  | { kind: "storeError" }
+  | { kind: "storeTransaction"; store: string; durationMs: number };
 
 export interface RemoteError {
   name: string;
@@ -272,6 +273,7 @@ export async function hostProjectInWorker(dir: string, options: WorkerHostOption
                 );
               else if (item.kind === "ran") t.ran?.(item.workflow, item.cpuTimeMs, item.wallTimeMs);
               else if (item.kind === "leaseLost") t.leaseLost?.(item.workflow);
+              else if (item.kind === "storeTransaction") t.storeTransaction?.(item.store, item.durationMs);
               else t.storeError?.();
         } else if (m.type === "reply") {
           const r = replies.get(m.id);

@@ -174,6 +174,7 @@ export class Runtime {
   readonly #baseHooks: RuntimeHooks;
   readonly #addedHooks: { hooks: RuntimeHooks }[] = [];
   readonly #telemetry: Telemetry[] = [];
+  #unobserveTransactions: (() => void) | undefined;
   /** `limits.cpu_ms` in force (SPEC §12.2). */
   readonly cpuLimitMs: number;
 
@@ -253,6 +254,7 @@ export class Runtime {
         log(message, error);
       },
     };
+    this.#observeTransactions();
     this.#worker = new Worker({
       store: this.store,
       clock: this.clock,
@@ -320,11 +322,26 @@ export class Runtime {
   addTelemetry(telemetry: Telemetry): () => void {
     this.#telemetry.push(telemetry);
     this.#host.telemetry = composeTelemetry(this.#telemetry);
+    this.#observeTransactions();
     return () => {
       const i = this.#telemetry.indexOf(telemetry);
       if (i >= 0) this.#telemetry.splice(i, 1);
       this.#host.telemetry = composeTelemetry(this.#telemetry);
+      this.#observeTransactions();
     };
+  }
+
+  /** Listens to the store's transactions while an observer wants them (`storeTransaction`). */
+  #observeTransactions(): void {
+    const wanted = this.#telemetry.some((t) => t.storeTransaction);
+    if (wanted && !this.#unobserveTransactions)
+      this.#unobserveTransactions = this.store.onTransaction((ms) =>
+        this.#host.telemetry?.storeTransaction?.(this.store.kind, ms),
+      );
+    else if (!wanted && this.#unobserveTransactions) {
+      this.#unobserveTransactions();
+      this.#unobserveTransactions = undefined;
+    }
   }
 
   /**

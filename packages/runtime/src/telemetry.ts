@@ -17,6 +17,8 @@ export interface Telemetry {
   leaseLost?(workflow: string): void;
   /** A run could not reach the store (a `StoreError` it could not hand to user code). */
   storeError?(): void;
+  /** The store (`kind`: sqlite, postgres) ended a database transaction that took `durationMs`. */
+  storeTransaction?(store: string, durationMs: number): void;
 }
 
 /** Calls every observer of `list`; `undefined` when there are none, so runs skip the calls. */
@@ -35,6 +37,9 @@ export function composeTelemetry(list: readonly Telemetry[]): Telemetry | undefi
     },
     storeError: () => {
       for (const t of list) t.storeError?.();
+    },
+    storeTransaction: (store, ms) => {
+      for (const t of list) t.storeTransaction?.(store, ms);
     },
   };
 }

@@ -135,6 +135,54 @@ describe("Prometheus metrics (SPEC §12.3)", () => {
     expect(text).not.toContain(SECRET);
   });
 
+  it("shows the timers due in the store and the store's transaction durations", async () => {
+    const { get, script, runtime, clock } = await setup();
+    const scrape = async () => parsePrometheus(await (await get("/metrics")).text());
+    const single = (samples: Sample[], name: string, labels: Record<string, string> = {}) => {
+      const found = value(samples, name, labels);
+      expect(found, name).toHaveLength(1);
+      return found[0]!.value;
+    };
+    let samples = await scrape();
+    expect(single(samples, "cairn_timers_due")).toBe(0);
+    expect(single(samples, "cairn_store_transaction_duration_seconds_count", { store: "sqlite" })).toBe(0);
+    await script("order-1");
+    samples = await scrape();
+    const transactions = single(samples, "cairn_store_transaction_duration_seconds_count", {
+      store: "sqlite",
+    });
+    expect(transactions).toBeGreaterThanOrEqual(3);
+    expect(
+      single(samples, "cairn_store_transaction_duration_seconds_bucket", { store: "sqlite", le: "+Inf" }),
+    ).toBe(transactions);
+    expect(
+      single(samples, "cairn_store_transaction_duration_seconds_sum", { store: "sqlite" }),
+    ).toBeGreaterThan(0);
+    // Rows written behind the runtime's back (no wake-up is armed for them, and the fake clock does
+    // not poll): two sleeps whose time has come, one not yet, one event wait without a timer.
+    const now = clock.now();
+    const row = (id: string, readyAt: number | null) => ({
+      workflow: "scripted",
+      id,
+      params: new Uint8Array([0]),
+      createdAt: now,
+      status: "waiting" as const,
+      readyAt,
+    });
+    await runtime.store.instances.insertMany([
+      row("due-1", now - 1000),
+      row("due-2", now),
+      row("later", now + 60_000),
+      row("event", null),
+    ]);
+    samples = await scrape();
+    expect(single(samples, "cairn_timers_due")).toBe(2);
+    // The insert was a transaction too.
+    expect(
+      single(samples, "cairn_store_transaction_duration_seconds_count", { store: "sqlite" }),
+    ).toBeGreaterThan(transactions);
+  });
+
   it("needs the token unless metrics are public", async () => {
     const closed = await setup({ token: "s3cret-token" });
     expect((await closed.get("/metrics")).status).toBe(401);

@@ -36,6 +36,7 @@ export class PrometheusMetrics implements Telemetry {
   readonly #wall: Counter<"workflow">;
   readonly #leasesLost: Counter;
   readonly #storeErrors: Counter;
+  readonly #transactions: Histogram<"store">;
   #counts?: { at: number; rows: Promise<{ workflow: string; status: string; count: number }[]> };
   /** Labelled children by metric and label values: a step's counts skip prom-client's label hashing. */
   readonly #children = new Map<object, Map<string, unknown>>();
@@ -142,6 +143,22 @@ export class PrometheusMetrics implements Telemetry {
       },
     });
     new Gauge({
+      name: "cairn_timers_due",
+      help: "Waiting instances whose timer (a sleep or a retry delay) has come and that no run has taken up yet, from the store",
+      registers: [r],
+      async collect() {
+        this.set(await runtime.store.queue.countDue(runtime.clock.now()));
+      },
+    });
+    this.#transactions = new Histogram({
+      name: "cairn_store_transaction_duration_seconds",
+      help: "Duration of the store's database transactions (BEGIN to COMMIT or ROLLBACK)",
+      labelNames: ["store"],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+      registers: [r],
+    });
+    this.#transactions.zero({ store: runtime.store.kind });
+    new Gauge({
       name: "cairn_worker_info",
       help: "This worker",
       labelNames: ["worker_id", "version", "store"],
@@ -240,6 +257,10 @@ export class PrometheusMetrics implements Telemetry {
 
   storeError(): void {
     this.#storeErrors.inc();
+  }
+
+  storeTransaction(store: string, durationMs: number): void {
+    this.#histogram(this.#transactions, store).observe(durationMs / 1000);
   }
 
   /** The text format (0.0.4) of every metric. */

@@ -33,6 +33,7 @@ import {
   type StoreMessage,
   type StoreTx,
   statusCount,
+  TransactionListeners,
   type WorkQueue,
 } from "@cairn/store";
 import pg from "pg";
@@ -223,6 +224,7 @@ export class PostgresStore implements Store {
   /** The connection lease renewals run on (pool stores only); see `#renew`. */
   #renewClient?: Promise<pg.Client>;
   #closed = false;
+  readonly #transactions = new TransactionListeners();
 
   constructor(options: PostgresStoreOptions) {
     this.schema = options.schema ?? "cairn";
@@ -316,6 +318,10 @@ export class PostgresStore implements Store {
     }
   }
 
+  onTransaction(listener: (durationMs: number) => void): () => void {
+    return this.#transactions.add(listener);
+  }
+
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
     return this.#withTransaction((run) => fn(this.#ops(run)));
   }
@@ -369,6 +375,16 @@ export class PostgresStore implements Store {
 
   async #transactionOn<T>(conn: Queryable, fn: (run: Run) => Promise<T>): Promise<T> {
     const nested = this.#inTransaction;
+    if (nested || !this.#transactions.active) return this.#transactionBody(conn, nested, fn);
+    const startedAt = performance.now();
+    try {
+      return await this.#transactionBody(conn, nested, fn);
+    } finally {
+      this.#transactions.report(startedAt);
+    }
+  }
+
+  async #transactionBody<T>(conn: Queryable, nested: boolean, fn: (run: Run) => Promise<T>): Promise<T> {
     await this.#query(conn, nested ? "SAVEPOINT cairn_tx" : this.#begin);
     let value: T;
     try {
@@ -708,6 +724,7 @@ export class PostgresStore implements Store {
         if (options?.lockClaims) await run(q.advisoryLock, [q.claimLockKey]);
         return Number((await run(q.countRunning)).rows[0]?.n ?? 0);
       },
+      countDue: async (now) => Number((await run(q.countDue, [now])).rows[0]?.n ?? 0),
     };
   }
 

@@ -298,6 +298,9 @@ export function queries(schema: string) {
       // instances to the queue, and any later durable write of the claimer flushes it first.
       ", (SELECT set_config('synchronous_commit', 'off', true)) AS async",
     ),
+    /** The status IN (…) term matches the partial index instances_ready_at. */
+    countDue: `SELECT COUNT(*) AS n FROM ${s}.instances
+      WHERE ready_at IS NOT NULL AND ready_at <= $1 AND status IN ('queued', 'waiting') AND status = 'waiting'`,
     expireLeases: `UPDATE ${s}.instances SET lease_until = 0 WHERE lease_until IS NOT NULL`,
     nextReadyAt: `SELECT MIN(ready_at) AS t FROM ${s}.instances
       WHERE ready_at IS NOT NULL AND status IN ('queued', 'waiting')`,

@@ -26,6 +26,7 @@ describe("the worker's queries seek, they do not scan", () => {
     ["claim", sql.claim, ["o", 1, 1, 1, 1, 1, 1, "o", 10]],
     ["nextReadyAt", sql.nextReadyAt, []],
     ["countRunning", sql.countRunning, []],
+    ["countDue", sql.countDue, [1]],
     ["fenceOf", sql.fenceOf, ["w", "i"]],
     ["hasWaiter", sql.hasWaiter, ["w", "i", "t"]],
     ["renewLeases", sql.renewLeases, [1, "o"]],

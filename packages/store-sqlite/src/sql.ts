@@ -73,6 +73,9 @@ export const sql = {
   renewLeases:
     "UPDATE instances SET lease_until = ? WHERE owner = ? AND status IN ('running', 'waiting', 'waitingForPause')",
   countRunning: "SELECT COUNT(*) AS n FROM instances WHERE status IN ('running', 'waitingForPause')",
+  // The status IN (…) term matches the partial index instances_ready_at, so the count seeks through it.
+  countDue: `SELECT COUNT(*) AS n FROM instances
+    WHERE ready_at IS NOT NULL AND ready_at <= ? AND status IN ('queued', 'waiting') AND status = 'waiting'`,
 
   listSteps:
     "SELECT * FROM steps WHERE workflow = ? AND instance_id = ? ORDER BY seq, started_at, kind, name, count",

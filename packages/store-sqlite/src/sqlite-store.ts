@@ -29,6 +29,7 @@ import {
   type StoreMessage,
   type StoreTx,
   statusCount,
+  TransactionListeners,
   type WorkQueue,
 } from "@cairn/store";
 import { mapSqliteError } from "./errors.ts";
@@ -117,6 +118,7 @@ export class SqliteStore implements Store {
   #sender: BroadcastChannel | undefined;
   #running: Pending | undefined;
   readonly #listeners = new Set<BroadcastChannel>();
+  readonly #transactions = new TransactionListeners();
 
   constructor(options: SqliteStoreOptions) {
     if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
@@ -159,7 +161,15 @@ export class SqliteStore implements Store {
       };
     }
     // Outside a transaction, each write runs as a transaction of its own; reads go straight through.
-    const reads = new Set(["get", "list", "countByStatus", "nextReadyAt", "countRunning", "hasWaiter"]);
+    const reads = new Set([
+      "get",
+      "list",
+      "countByStatus",
+      "nextReadyAt",
+      "countRunning",
+      "countDue",
+      "hasWaiter",
+    ]);
     type Group = "instances" | "queue" | "steps" | "events" | "history" | "schedules";
     const autocommit = <T extends object>(group: Group): T =>
       Object.fromEntries(
@@ -223,6 +233,10 @@ export class SqliteStore implements Store {
     }
   }
 
+  onTransaction(listener: (durationMs: number) => void): () => void {
+    return this.#transactions.add(listener);
+  }
+
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
     if (this.#closed) return Promise.reject(new StoreError("closed", "The Cairn store is closed"));
     return new Promise<T>((resolve, reject) => {
@@ -243,6 +257,7 @@ export class SqliteStore implements Store {
     const outcomes: [Pending, boolean, unknown][] = [];
     // A lone transaction needs no savepoint: if it throws, the whole SQLite transaction rolls back.
     const alone = batch.length === 1;
+    const startedAt = this.#transactions.active ? performance.now() : 0;
     try {
       this.#stmt("BEGIN IMMEDIATE").run();
       for (const p of batch) {
@@ -269,6 +284,7 @@ export class SqliteStore implements Store {
       for (const p of batch) p.reject(e);
       outcomes.length = 0;
     }
+    if (startedAt > 0) this.#transactions.report(startedAt);
     for (const [p] of outcomes) if (p.messages) this.#post(p.messages);
     for (const [p, ok, v] of outcomes) ok ? p.resolve(v) : p.reject(v);
     this.#scheduled = false;
@@ -510,6 +526,7 @@ export class SqliteStore implements Store {
         return expired.length;
       },
       countRunning: async () => Number(this.#get(sql.countRunning)?.n ?? 0),
+      countDue: async (now) => Number(this.#get(sql.countDue, now)?.n ?? 0),
     };
   }
 

@@ -3,6 +3,7 @@ export { createdRow, createWith, type RowWriters } from "./commit.ts";
 export { decodeCursor, encodeCursor, parseCursor } from "./cursor.ts";
 export { StoreError, type StoreErrorCode } from "./errors.ts";
 export { type ListShape, listQuery, pageOf } from "./list.ts";
+export { TransactionListeners } from "./listeners.ts";
 export {
   type ColumnReaders,
   nullableNumber,

@@ -101,6 +101,8 @@ export interface WorkQueue {
    * the count stays true while it starts instances of its own.
    */
   countRunning(options?: { lockClaims?: boolean }): Promise<number>;
+  /** Counts `waiting` instances whose timer has come (`readyAt <= now`): sleeps and retries due. */
+  countDue(now: number): Promise<number>;
 }
 
 /** Steps: one row per `(kind, name, count)` of an instance. */
@@ -232,6 +234,14 @@ export interface Store extends StoreTx {
   readonly kind: string;
   readonly capabilities: StoreCapabilities;
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
+  /**
+   * Calls `listener` with the duration (ms, `BEGIN` to `COMMIT` or `ROLLBACK`) of every database
+   * transaction the store runs from now on, for metrics. The SQLite store group-commits, so one of
+   * its transactions may hold several `transaction(fn)` calls; a PostgreSQL savepoint inside a
+   * transaction is not one of its own. Listeners must be quick and must not throw. Returns a
+   * function that removes the listener.
+   */
+  onTransaction(listener: (durationMs: number) => void): () => void;
   /**
    * Receives the messages other processes send with `tx.notify`. Delivery is best effort: workers
    * also poll, so a lost message only costs latency. `onLost` is called when the channel drops (it

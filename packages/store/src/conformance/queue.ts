@@ -192,6 +192,20 @@ export function claimTests(ctx: Ctx): void {
     expect(await ctx.store.queue.nextReadyAt()).toBe(now + 100);
   });
 
+  it("counts the waiting instances whose timer has come", async () => {
+    expect(await ctx.store.queue.countDue(now)).toBe(0);
+    await insert(ctx.store, instance("due", { status: "waiting", readyAt: now - 5 }));
+    await insert(ctx.store, instance("due-now", { workflow: OTHER, status: "waiting", readyAt: now }));
+    await insert(ctx.store, instance("later", { status: "waiting", readyAt: now + 1 }));
+    await insert(ctx.store, instance("event", { status: "waiting", readyAt: null }));
+    await insert(ctx.store, instance("queued", { status: "queued", readyAt: now - 5 }));
+    await insert(ctx.store, instance("paused", { status: "paused", readyAt: now - 5 }));
+    expect(await ctx.store.queue.countDue(now)).toBe(2);
+    expect(await ctx.store.queue.countDue(now + 1)).toBe(3);
+    await claim();
+    expect(await ctx.store.queue.countDue(now + 1)).toBe(1);
+  });
+
   it("renews the leases of the owner's running instances only", async () => {
     const lease = now + 10;
     await insert(ctx.store, instance("a", { status: "running", owner: "w1", leaseUntil: lease }));

@@ -33,6 +33,36 @@ export function transactionTests(ctx: Ctx): void {
     expect(ids((await ctx.store.instances.list({ workflow: W, limit: 10 })).items)).toEqual(["a"]);
   });
 
+  it("reports the duration of each transaction, committed or rolled back, until the listener is removed", async () => {
+    const seen: number[] = [];
+    const remove = ctx.store.onTransaction((ms) => seen.push(ms));
+    const thrower = ctx.store.onTransaction(() => {
+      throw new Error("a listener's failure");
+    });
+    await ctx.store.transaction(async (tx) => {
+      await insert(tx, instance("a"));
+      await new Promise((r) => setTimeout(r, 20));
+    });
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toBeGreaterThanOrEqual(15);
+    await expect(
+      ctx.store.transaction(async (tx) => {
+        await insert(tx, instance("b"));
+        throw new Error("no");
+      }),
+    ).rejects.toThrow("no");
+    expect(seen).toHaveLength(2);
+    expect(seen.every((ms) => Number.isFinite(ms) && ms >= 0)).toBe(true);
+    remove();
+    thrower();
+    await ctx.store.transaction(async (tx) => insert(tx, instance("c")));
+    expect(seen).toHaveLength(2);
+    expect(ids((await ctx.store.instances.list({ workflow: W, limit: 10 })).items).sort()).toEqual([
+      "a",
+      "c",
+    ]);
+  });
+
   it("sees its own writes inside the transaction", async () => {
     await ctx.store.transaction(async (tx) => {
       await insert(tx, instance("a"));
