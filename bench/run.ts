@@ -1,6 +1,7 @@
 /**
  * Cairn's SQLite benchmark: `npm run bench [-- --quick] [-- --only a,b]`; `-- --issue18` runs only
- * the targets table of issue 18 (bench/issue18.ts).
+ * the targets table of issue 18 (bench/issue18.ts); `-- --cost` only the cost of CPU accounting and
+ * metrics (bench/cost.ts).
  * Runs every selected workload once per `synchronous` mode, each mode in a fresh temp directory,
  * prints a table and writes `bench/results/*.json` (and, for a full run, `docs/benchmarks.md`).
  */
@@ -8,6 +9,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
+import { renderCost, runCost, saveCost } from "./cost.ts";
 import { renderIssue18, runIssue18, saveIssue18 } from "./issue18.ts";
 import { type Args, parseArgs, SECTION_IDS, type SectionId } from "./lib/args.ts";
 import { MODES, type Section, type SectionContext, type Synchronous } from "./lib/metrics.ts";
@@ -60,6 +62,17 @@ async function runMode(args: Args, synchronous: Synchronous): Promise<ModeResult
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const args = parseArgs(argv);
+  if (args.cost) {
+    const r = await runCost({
+      quick: args.quick,
+      save: args.save,
+      dir: args.dir,
+      command: `npm run bench -- ${argv.join(" ")}`,
+    });
+    console.log(renderCost(r));
+    if (args.save) for (const file of saveCost(r)) console.log(`wrote ${file}`);
+    return;
+  }
   if (args.issue18) {
     const r = await runIssue18({
       quick: args.quick,

@@ -8,13 +8,15 @@ export interface Args {
   save: boolean;
   /** Run only the table of issue 18 (bench/issue18.ts). */
   issue18: boolean;
+  /** Run only the cost of CPU accounting and metrics (bench/cost.ts). */
+  cost: boolean;
   /** Instances parked in the issue-18 memory row. */
   parked?: number;
   /** Where the per-mode temp directories go (default: the OS temp dir). */
   dir?: string;
 }
 
-const USAGE = `usage: npm run bench -- [--quick] [--only a,b,…] [--no-save] [--dir PATH] [--issue18 [--parked N]]
+const USAGE = `usage: npm run bench -- [--quick] [--only a,b,…] [--no-save] [--dir PATH] [--issue18 [--parked N]] [--cost]
   --quick     smaller sizes, for a smoke run
   --only      sections to run: a burst, b latency, c event round trip, d sleep accuracy,
               e createBatch rate, f parked memory, g long instance
@@ -22,15 +24,19 @@ const USAGE = `usage: npm run bench -- [--quick] [--only a,b,…] [--no-save] [-
   --dir       parent directory of the temp databases (default: the OS temp dir)
   --issue18   run only the targets table of issue 18: each figure, its ratio to the raw commit rate
               measured in the same run, its target and ✓/✗ (bench/results/issue18-*.json)
-  --parked    instances parked in its memory row (default 1,000,000; with --quick 100,000)`;
+  --parked    instances parked in its memory row (default 1,000,000; with --quick 100,000)
+  --cost      run only the cost of CPU accounting and metrics: burst rate and unloaded p50 with them on
+              and off, alternating, median of 11 rounds (3 with --quick); the target is under 5 %
+              (bench/results/cost-*.json)`;
 
 export function parseArgs(argv: readonly string[]): Args {
-  const args: Args = { quick: false, only: [...SECTION_IDS], save: true, issue18: false };
+  const args: Args = { quick: false, only: [...SECTION_IDS], save: true, issue18: false, cost: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === "--quick") args.quick = true;
     else if (a === "--no-save") args.save = false;
     else if (a === "--issue18") args.issue18 = true;
+    else if (a === "--cost") args.cost = true;
     else if (a === "--parked" || a.startsWith("--parked="))
       args.parked = parseCount("--parked", a === "--parked" ? argv[++i] : a.slice(9));
     else if (a === "--only" || a.startsWith("--only="))

@@ -15,6 +15,13 @@ export interface BenchCairn {
 
 export type BenchCairnOptions = Omit<CairnOptions, "store" | "synchronous" | "workflows">;
 
+/** Called with every Cairn `openCairn` opens (the cost benchmark attaches its metrics here). */
+let onOpen: ((cairn: Cairn) => void) | undefined;
+
+export function setOpenHook(hook: ((cairn: Cairn) => void) | undefined): void {
+  onOpen = hook;
+}
+
 export async function openCairn(
   dir: string,
   synchronous: Synchronous,
@@ -24,6 +31,7 @@ export async function openCairn(
   const path = join(dir, `bench-${process.pid}-${++databases}.db`);
   const cairn = await createCairn({ ...options, store: path, synchronous, workflows });
   const commits = countCommits(cairn);
+  onOpen?.(cairn);
   return { cairn, path, commits, close: () => cairn.close() };
 }
 

@@ -7,8 +7,8 @@ import { ThreeSteps } from "../lib/workflows.ts";
 const WORKFLOW = "three-steps";
 
 /** (b) Unloaded create → complete latency of the 3-step workflow, one instance at a time. */
-export async function latency(ctx: SectionContext): Promise<SectionResult> {
-  const n = ctx.quick ? 50 : 200;
+export async function latency(ctx: SectionContext, samples?: number): Promise<SectionResult> {
+  const n = samples ?? (ctx.quick ? 50 : 200);
   const warmup = 20;
   const bench = await openCairn(ctx.dir, ctx.synchronous, [
     { binding: "W", name: WORKFLOW, class: ThreeSteps },

@@ -56,27 +56,87 @@ const threadCpu: () => number =
         return u.user + u.system;
       };
 
+/** How often (ms of wall time, at most) the meter reads the thread's CPU time. */
+export const CPU_READ_INTERVAL_MS = 1;
+
+/** Where a meter reads the time: the thread's CPU time in µs, and a wall clock in ms. */
+export interface MeterClocks {
+  cpu(): number;
+  wall(): number;
+}
+
+const THREAD_CLOCKS: MeterClocks = { cpu: threadCpu, wall: () => performance.now() };
+
 /**
  * CPU accounting of instance code (SPEC §12.2), approximate by design. A *segment* is a stretch in
  * which an instance's own code may run: a step attempt's callback (from its call until it settles)
  * or `run()` between steps (from the moment a step's outcome is handed back until the next step
- * call). The thread's CPU time is read at every segment boundary, and what was used between two
- * boundaries is shared equally among the segments open meanwhile (a virtual clock: O(1) and one
- * `threadCpuUsage` call per boundary, nothing allocated but its result). A busy callback alone gets
- * all of its time; one awaiting a timer gets only what other open segments used while it waited,
- * divided among them. Engine work outside any segment (claims, commits of other instances) is
- * counted for no instance. One meter per thread (module state).
+ * call). What the thread used between two segment boundaries is shared equally among the segments
+ * open meanwhile (a virtual clock: O(1), nothing allocated). A busy callback alone gets all of its
+ * time; one awaiting a timer gets only what other open segments used while it waited, divided among
+ * them. Engine work outside any segment (claims, commits of other instances) is counted for no
+ * instance. One meter per thread (module state).
+ *
+ * Reading the thread's CPU time is a system call (~0.3 µs, more under load), and a burst crosses a
+ * boundary every few µs, so the meter reads it at most once per `CPU_READ_INTERVAL_MS` of wall time.
+ * In between, the thread's CPU time is estimated from the wall clock at the utilisation of the last
+ * interval; each real reading corrects the estimate (which never runs backwards: an estimate ahead
+ * of the thread is paid back from the next increments). A gap of a millisecond or more (a timer, an
+ * idle loop, a long synchronous callback) always ends with a real reading.
  */
 export class CpuMeter {
+  readonly #clocks: MeterClocks;
   #open = 0;
-  #last = threadCpu();
+  /** The thread's CPU time (µs) and the wall time (ms) at the last real reading. */
+  #readCpu: number;
+  #readWall: number;
+  /** CPU µs per wall µs over the last interval between real readings, in [0, 1]. */
+  #utilisation = 1;
+  /** The meter's CPU clock (µs): real readings, estimates between them; never decreases. */
+  #cpu: number;
+  #wall: number;
+  /** How far the estimate ran ahead of the last real reading (µs), paid back from the next increments. */
+  #ahead = 0;
   /** CPU µs each open segment has accumulated since the meter began. */
   #share = 0;
 
+  constructor(clocks: MeterClocks = THREAD_CLOCKS) {
+    this.#clocks = clocks;
+    this.#readCpu = this.#cpu = clocks.cpu();
+    this.#readWall = this.#wall = clocks.wall();
+  }
+
+  /** The meter's CPU clock now (µs). */
+  #now(): number {
+    const wall = this.#clocks.wall();
+    if (wall - this.#readWall >= CPU_READ_INTERVAL_MS) {
+      const cpu = this.#clocks.cpu();
+      const used = cpu - this.#readCpu;
+      const elapsed = (wall - this.#readWall) * 1000;
+      this.#utilisation = Math.min(1, Math.max(0, used / elapsed));
+      this.#readCpu = cpu;
+      this.#readWall = wall;
+      if (cpu >= this.#cpu) {
+        this.#cpu = cpu;
+        this.#ahead = 0;
+      } else this.#ahead = this.#cpu - cpu;
+    } else {
+      let step = (wall - this.#wall) * 1000 * this.#utilisation;
+      if (this.#ahead > 0) {
+        const paid = Math.min(this.#ahead, step);
+        this.#ahead -= paid;
+        step -= paid;
+      }
+      this.#cpu += step;
+    }
+    this.#wall = wall;
+    return this.#cpu;
+  }
+
   #tick(): void {
-    const now = threadCpu();
-    if (this.#open > 0) this.#share += (now - this.#last) / this.#open;
-    this.#last = now;
+    const before = this.#cpu;
+    const now = this.#now();
+    if (this.#open > 0) this.#share += (now - before) / this.#open;
   }
 
   /** Opens a segment; returns its mark, to hand to `close`. */

@@ -19,50 +19,156 @@ function failure(entry: NewHistoryEntry): "error" | "timeout" {
 }
 
 /**
+ * prom-client's default process and Node.js metrics, on a registry of their own made once per
+ * process: `collectDefaultMetrics` starts observers (GC, event-loop delay) that are never stopped, so
+ * one per runtime would pile up in a process that opens many.
+ */
+let processRegistry: Registry | undefined;
+
+function processMetrics(): Registry {
+  if (!processRegistry) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
+}
+
+/** Label values of up to three labels as nested maps: a lookup allocates nothing. */
+class ByLabels<T> {
+  readonly #root = new Map<string, Map<string, Map<string, T>>>();
+
+  get(make: () => T, a: string, b = "", c = ""): T {
+    let m1 = this.#root.get(a);
+    if (!m1) this.#root.set(a, (m1 = new Map()));
+    let m2 = m1.get(b);
+    if (!m2) m1.set(b, (m2 = new Map()));
+    let v = m2.get(c);
+    if (v === undefined) m2.set(c, (v = make()));
+    return v;
+  }
+}
+
+/** Increments of one labelled series, added up in a plain number until the registry is read. */
+interface Tally {
+  readonly labels: Record<string, string>;
+  n: number;
+  /** Whether prom-client has the series yet (so it shows at 0 once anything asked for it). */
+  shown: boolean;
+}
+
+/**
+ * A prom-client counter fed through tallies: the hot path (every stored entry of every run) costs a
+ * map lookup and an addition, and prom-client's label hashing and validation run once per series per
+ * scrape, when `collect` hands it the sums.
+ */
+class TalliedCounter {
+  readonly #labelNames: readonly string[];
+  readonly #tallies = new ByLabels<Tally>();
+  readonly #all: Tally[] = [];
+
+  constructor(config: { name: string; help: string; labelNames: string[]; registers: Registry[] }) {
+    this.#labelNames = config.labelNames;
+    const all = this.#all;
+    new Counter({
+      ...config,
+      collect() {
+        for (const t of all)
+          if (t.n !== 0 || !t.shown) {
+            this.inc(t.labels, t.n);
+            t.n = 0;
+            t.shown = true;
+          }
+      },
+    });
+  }
+
+  /** The tally of the series with these label values (in `labelNames` order). */
+  of(a: string, b?: string, c?: string): Tally {
+    return this.#tallies.get(
+      () => {
+        const values = [a, b, c];
+        const labels = Object.fromEntries(this.#labelNames.map((name, i) => [name, values[i]!]));
+        const t: Tally = { labels, n: 0, shown: false };
+        this.#all.push(t);
+        return t;
+      },
+      a,
+      b,
+      c,
+    );
+  }
+}
+
+/**
+ * Observations of one labelled histogram series, kept in a plain array and handed to prom-client
+ * when the registry is read (or when 1,024 have piled up): the hot path costs an array push.
+ */
+class PendingObservations {
+  readonly #child: { observe(v: number): void };
+  readonly #values: number[] = [];
+
+  constructor(child: { observe(v: number): void }) {
+    this.#child = child;
+  }
+
+  observe(v: number): void {
+    if (this.#values.push(v) >= 1024) this.flush();
+  }
+
+  flush(): void {
+    for (const v of this.#values) this.#child.observe(v);
+    this.#values.length = 0;
+  }
+}
+
+/**
  * Cairn's Prometheus metrics (SPEC §12.3) on their own prom-client registry, fed by the runtime's
  * telemetry (`stored`, `ran`, `leaseLost`) and, for the gauges, by the store (counts at most
  * `INSTANCE_GAUGE_MAX_AGE_MS` old) and the runs in memory. Labels hold workflow names, statuses,
- * kinds and outcomes, never instance ids or step names. Plus prom-client's default process metrics.
+ * kinds and outcomes, never instance ids or step names. `text()` adds prom-client's default process
+ * metrics (one set per process); `registry` holds Cairn's own.
  */
 export class PrometheusMetrics implements Telemetry {
   readonly registry = new Registry();
-  readonly #created: Counter<"workflow">;
-  readonly #finished: Counter<"workflow" | "status">;
-  readonly #steps: Counter<"workflow" | "kind" | "outcome">;
-  readonly #attempts: Counter<"workflow" | "outcome">;
+  readonly #created: TalliedCounter;
+  readonly #finished: TalliedCounter;
+  readonly #steps: TalliedCounter;
+  readonly #attempts: TalliedCounter;
   readonly #attemptDuration: Histogram<"workflow">;
   readonly #instanceDuration: Histogram<"workflow" | "status">;
-  readonly #cpu: Counter<"workflow">;
-  readonly #wall: Counter<"workflow">;
+  readonly #cpu: TalliedCounter;
+  readonly #wall: TalliedCounter;
   readonly #leasesLost: Counter;
   readonly #storeErrors: Counter;
   readonly #transactions: Histogram<"store">;
   #counts?: { at: number; rows: Promise<{ workflow: string; status: string; count: number }[]> };
-  /** Labelled children by metric and label values: a step's counts skip prom-client's label hashing. */
-  readonly #children = new Map<object, Map<string, unknown>>();
+  /** Labelled histogram children by metric and label values, so observations skip the label hashing. */
+  readonly #children = new Map<object, ByLabels<PendingObservations>>();
+  readonly #pending: PendingObservations[] = [];
 
   constructor(runtime: Runtime, info: { version: string }) {
     const r = this.registry;
-    collectDefaultMetrics({ register: r });
-    this.#created = new Counter({
+    processMetrics();
+    const flush = () => this.#flushObservations();
+    this.#created = new TalliedCounter({
       name: "cairn_instances_created_total",
       help: "Instances created",
       labelNames: ["workflow"],
       registers: [r],
     });
-    this.#finished = new Counter({
+    this.#finished = new TalliedCounter({
       name: "cairn_instances_finished_total",
       help: "Instances that ended, by final status",
       labelNames: ["workflow", "status"],
       registers: [r],
     });
-    this.#steps = new Counter({
+    this.#steps = new TalliedCounter({
       name: "cairn_steps_total",
       help: "Steps that ended, by kind and outcome",
       labelNames: ["workflow", "kind", "outcome"],
       registers: [r],
     });
-    this.#attempts = new Counter({
+    this.#attempts = new TalliedCounter({
       name: "cairn_step_attempts_total",
       help: "Step attempts that ended, by outcome",
       labelNames: ["workflow", "outcome"],
@@ -74,6 +180,7 @@ export class PrometheusMetrics implements Telemetry {
       labelNames: ["workflow"],
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300],
       registers: [r],
+      collect: flush,
     });
     this.#instanceDuration = new Histogram({
       name: "cairn_instance_duration_seconds",
@@ -81,14 +188,15 @@ export class PrometheusMetrics implements Telemetry {
       labelNames: ["workflow", "status"],
       buckets: [0.01, 0.1, 1, 10, 60, 600, 3600, 86_400, 604_800],
       registers: [r],
+      collect: flush,
     });
-    this.#cpu = new Counter({
+    this.#cpu = new TalliedCounter({
       name: "cairn_instance_cpu_seconds_total",
       help: "CPU time of instance code (step callbacks and run()), approximate",
       labelNames: ["workflow"],
       registers: [r],
     });
-    this.#wall = new Counter({
+    this.#wall = new TalliedCounter({
       name: "cairn_instance_wall_seconds_total",
       help: "Time instances were loaded in this worker",
       labelNames: ["workflow"],
@@ -156,6 +264,7 @@ export class PrometheusMetrics implements Telemetry {
       labelNames: ["store"],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
       registers: [r],
+      collect: flush,
     });
     this.#transactions.zero({ store: runtime.store.kind });
     new Gauge({
@@ -179,21 +288,23 @@ export class PrometheusMetrics implements Telemetry {
     return this.#counts.rows;
   }
 
-  #counter(metric: Counter<string>, ...values: string[]): { inc(n?: number): void } {
-    return this.#child(metric, values, () => metric.labels(...values));
+  #histogram(metric: Histogram<string>, a: string, b?: string): PendingObservations {
+    let byLabels = this.#children.get(metric);
+    if (!byLabels) this.#children.set(metric, (byLabels = new ByLabels()));
+    return byLabels.get(
+      () => {
+        const p = new PendingObservations(b === undefined ? metric.labels(a) : metric.labels(a, b));
+        this.#pending.push(p);
+        return p;
+      },
+      a,
+      b,
+    );
   }
 
-  #histogram(metric: Histogram<string>, ...values: string[]): { observe(v: number): void } {
-    return this.#child(metric, values, () => metric.labels(...values));
-  }
-
-  #child<C>(metric: object, values: string[], make: () => C): C {
-    let byValues = this.#children.get(metric);
-    if (!byValues) this.#children.set(metric, (byValues = new Map()));
-    const key = values.join("\0");
-    let c = byValues.get(key) as C | undefined;
-    if (c === undefined) byValues.set(key, (c = make()));
-    return c;
+  /** Hands every pending observation to prom-client (each histogram's `collect`). */
+  #flushObservations(): void {
+    for (const p of this.#pending) p.flush();
   }
 
   stored(entries: readonly NewHistoryEntry[], instance?: { createdAt: number }): void {
@@ -201,7 +312,7 @@ export class PrometheusMetrics implements Telemetry {
       const workflow = e.workflow;
       switch (e.type) {
         case "workflow_queued":
-          this.#counter(this.#created, workflow).inc();
+          this.#created.of(workflow).n++;
           break;
         case "workflow_completed":
         case "workflow_errored":
@@ -212,7 +323,7 @@ export class PrometheusMetrics implements Telemetry {
               : e.type === "workflow_errored"
                 ? "errored"
                 : "terminated";
-          this.#counter(this.#finished, workflow, status).inc();
+          this.#finished.of(workflow, status).n++;
           if (instance)
             this.#histogram(this.#instanceDuration, workflow, status).observe(
               (e.timestamp - instance.createdAt) / 1000,
@@ -224,7 +335,7 @@ export class PrometheusMetrics implements Telemetry {
         case "attempt_errored":
         case "rollback_attempt_errored": {
           const ok = e.type === "attempt_completed" || e.type === "rollback_attempt_completed";
-          this.#counter(this.#attempts, workflow, ok ? "ok" : failure(e)).inc();
+          this.#attempts.of(workflow, ok ? "ok" : failure(e)).n++;
           const wall = (e.data as { wallTimeMs?: number } | undefined)?.wallTimeMs;
           if (typeof wall === "number") this.#histogram(this.#attemptDuration, workflow).observe(wall / 1000);
           break;
@@ -233,22 +344,22 @@ export class PrometheusMetrics implements Telemetry {
         case "rollback_step_completed":
         case "sleep_completed":
         case "wait_completed":
-          this.#counter(this.#steps, workflow, KIND[e.step?.kind ?? "do"], "ok").inc();
+          this.#steps.of(workflow, KIND[e.step?.kind ?? "do"], "ok").n++;
           break;
         case "step_errored":
         case "rollback_step_errored":
-          this.#counter(this.#steps, workflow, KIND[e.step?.kind ?? "do"], failure(e)).inc();
+          this.#steps.of(workflow, KIND[e.step?.kind ?? "do"], failure(e)).n++;
           break;
         case "wait_timed_out":
-          this.#counter(this.#steps, workflow, "wait", "timeout").inc();
+          this.#steps.of(workflow, "wait", "timeout").n++;
           break;
       }
     }
   }
 
   ran(workflow: string, cpuTimeMs: number, wallTimeMs: number): void {
-    this.#counter(this.#cpu, workflow).inc(cpuTimeMs / 1000);
-    this.#counter(this.#wall, workflow).inc(wallTimeMs / 1000);
+    this.#cpu.of(workflow).n += cpuTimeMs / 1000;
+    this.#wall.of(workflow).n += wallTimeMs / 1000;
   }
 
   leaseLost(): void {
@@ -264,8 +375,9 @@ export class PrometheusMetrics implements Telemetry {
   }
 
   /** The text format (0.0.4) of every metric. */
-  text(): Promise<string> {
-    return this.registry.metrics();
+  async text(): Promise<string> {
+    const [own, process] = await Promise.all([this.registry.metrics(), processMetrics().metrics()]);
+    return own.endsWith("\n") || own === "" ? own + process : `${own}\n${process}`;
   }
 
   get contentType(): string {
