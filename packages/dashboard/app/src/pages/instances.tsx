@@ -1,10 +1,10 @@
-import type { ChangeStatusBody, InstanceSummary } from "@cairn/api";
+import type { ChangeStatusBody, InstanceSummary, WorkflowSummary } from "@cairn/api";
 import type { InstancePage } from "@cairn/client";
 import { INSTANCE_STATUSES, type InstanceStatus } from "@cairn/core";
 import { useEffect, useMemo, useState } from "react";
 import { call, errorMessage, useLoad } from "../api.ts";
 import { Diagram, useGraph } from "../diagram.tsx";
-import { between, formatDuration, formatTime, localToIso } from "../format.ts";
+import { ago, between, formatDuration, formatTime, localToIso } from "../format.ts";
 import { CreateInstanceForm } from "../forms.tsx";
 import { Link, navigate, paths } from "../router.tsx";
 import { Empty, ErrorBox, Loading, STATUS_LABEL, STATUS_ORDER, StatusBadge } from "../ui.tsx";
@@ -172,6 +172,9 @@ export function InstancesPage({ workflow, query }: { workflow: string; query: UR
         </button>
       </div>
       {summary.error && !summary.data ? <ErrorBox error={summary.error} retry={summary.reload} /> : null}
+      {summary.data && summary.data.schedules.length > 0 ? (
+        <Schedules workflow={workflow} schedules={summary.data.schedules} />
+      ) : null}
       {counts ? (
         <ul className="counts inline" aria-label="Instances by status">
           <li>
@@ -482,4 +485,22 @@ function SearchField({ value, onChange }: { value: string; onChange: (q: string)
 
 function verb(action: BulkAction): string {
   return { pause: "Pause", resume: "Resume", terminate: "Terminate", restart: "Restart" }[action];
+}
+
+/** The workflow's schedules (wrangler `workflows[].schedules`): each cron, its next slot, its instances. */
+function Schedules({ workflow, schedules }: { workflow: string; schedules: WorkflowSummary["schedules"] }) {
+  return (
+    <ul className="schedules" aria-label="Schedules" data-testid="schedules">
+      {schedules.map((s) => (
+        <li key={s.cron}>
+          <span className="muted">Schedule</span> <code>{s.cron}</code>{" "}
+          <span className="muted">UTC, next</span>{" "}
+          <span title={s.next_at ?? undefined}>
+            {s.next_at ? `${formatTime(s.next_at)} (${ago(s.next_at)})` : "never"}
+          </span>{" "}
+          <Link to={paths.instances(workflow, { q: `${s.cron}#` })}>its instances</Link>
+        </li>
+      ))}
+    </ul>
+  );
 }

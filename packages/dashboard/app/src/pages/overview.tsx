@@ -121,6 +121,11 @@ function WorkflowCard({ workflow: w }: { workflow: WorkflowSummary }) {
           last created {ago(w.triggered_on)}
         </span>
       </div>
+      {w.schedules.length > 0 ? (
+        <p className="muted small" data-testid="next-scheduled">
+          {nextScheduled(w.schedules)}
+        </p>
+      ) : null}
       <StatusBar counts={w.instances} total={total} />
       <ul className="counts" aria-label={`${w.name} instances by status`}>
         {(shown.length ? shown : (["running", "complete"] as InstanceStatus[])).map((s) => (
@@ -150,4 +155,13 @@ function StatusBar({ counts, total }: { counts: Record<InstanceStatus, number>; 
       ))}
     </div>
   );
+}
+
+/** "next scheduled <when> (<cron>)" for the earliest next slot of a workflow's schedules. */
+function nextScheduled(schedules: WorkflowSummary["schedules"]): string {
+  const next = schedules
+    .filter((s) => s.next_at !== null)
+    .sort((a, b) => a.next_at!.localeCompare(b.next_at!))[0];
+  const count = schedules.length === 1 ? "1 schedule" : `${schedules.length} schedules`;
+  return next ? `${count}, next ${ago(next.next_at)} (${next.cron})` : `${count}, none due again`;
 }
