@@ -95,10 +95,15 @@ export class StreamResultError extends Error {
 
 /**
  * Reads a step's `ReadableStream` result to its end: the bytes, or a `StreamResultError` (a locked
- * stream, a chunk that is not an ArrayBuffer or TypedArray, one of 16 MiB or more, more than 1 GiB in
- * all). A stream that errors rejects with its error (the attempt failed).
+ * stream, a chunk that is not an ArrayBuffer or TypedArray, one of 16 MiB or more, more than `budget`
+ * bytes in all: what is left of the instance's 1 GiB of storage). A stream that errors rejects with its
+ * error (the attempt failed).
  */
-export async function readStepStream(stream: ReadableStream<unknown>, step: string): Promise<Uint8Array> {
+export async function readStepStream(
+  stream: ReadableStream<unknown>,
+  step: string,
+  budget: number = MAX_INSTANCE_STORAGE_BYTES,
+): Promise<Uint8Array> {
   if (stream.locked)
     throw new StreamResultError(
       "InvalidStepReadableStreamError",
@@ -126,7 +131,7 @@ export async function readStepStream(stream: ReadableStream<unknown>, step: stri
           `The step "${step}" returned a ReadableStream with a chunk of ${chunk.byteLength} bytes; each chunk must be smaller than 16 MiB`,
         );
       total += chunk.byteLength;
-      if (total > MAX_INSTANCE_STORAGE_BYTES)
+      if (total > budget)
         throw new StreamResultError(
           "StreamOutputStorageLimitError",
           "The instance has exceeded the 1GiB storage limit",

@@ -25,6 +25,7 @@ import {
   isNonRetryable,
   loseAttempt,
   MAX_EVENT_TIMEOUT_MS,
+  MAX_INSTANCE_STORAGE_BYTES,
   MAX_SLEEP_MS,
   MIN_EVENT_TIMEOUT_MS,
   type NewHistoryEntry,
@@ -695,7 +696,7 @@ export class InstanceRun {
       // A stream result (SPEC §9.3): read to its end and stored as bytes; the workflow gets a new stream.
       let bytes: Uint8Array;
       try {
-        bytes = await readStepStream(settled.value, a.call.key.name);
+        bytes = await readStepStream(settled.value, a.call.key.name, this.#storageLeft());
       } catch (e) {
         if (!(e instanceof StreamResultError)) return { ok: false, error: e };
         void this.#finish({ error: e });
@@ -1094,6 +1095,16 @@ export class InstanceRun {
     if (before === "waitingForPause") this.#pausing = true;
     else this.#persistedStatus = status;
     return true;
+  }
+
+  /**
+   * What is left of the instance's storage (SPEC §9.3: 1 GiB of params, step results and stream
+   * results) for a stream result: events received are not counted (they are not all in memory).
+   */
+  #storageLeft(): number {
+    let used = this.#row.params.byteLength;
+    for (const s of this.#steps.values()) used += s.result?.byteLength ?? 0;
+    return Math.max(0, MAX_INSTANCE_STORAGE_BYTES - used);
   }
 
   /** Errors thrown out of a step into `run()`, with the step; an instance error names it. */
