@@ -62,6 +62,8 @@ const done = await sb.startProcess("echo finished; echo oops >&2; exit 3", { pro
 await done.waitForExit();
 const long = await sb.startProcess("echo started; sleep 3456.5", { processId: "long" });
 await long.waitForLog("started");
+// Its output is stored while it runs (at once, then at most once a second): give the write a second.
+await new Promise((r) => setTimeout(r, 1000));
 out.ok = true;`,
     );
     expect(first.ok).toBe(true);
@@ -99,6 +101,8 @@ out.ok = true;`,
       processId: "done",
     });
     expect((await sb.getProcess("long"))?.status).toBe("killed");
+    // What the running process wrote before Cairn was killed is kept.
+    expect(await sb.getProcessLogs("long")).toEqual({ stdout: "started\n", stderr: "", processId: "long" });
     // Killing a record of an earlier run is a no-op; an unknown id is still an error.
     await sb.killProcess("long");
     await expect(sb.killProcess("nope")).rejects.toMatchObject({ code: "sandbox.process_not_found" });

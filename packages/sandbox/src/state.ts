@@ -135,17 +135,50 @@ export async function recordProcess(holder: StateHolder, client: ControlClient, 
   });
 }
 
+/** How often, at most, the logs of a running process are stored while it writes output. */
+export const LOG_SAVE_INTERVAL_MS = 1000;
+
 /**
- * Follows a started process until it exits, then stores its record and logs. Ends quietly when
- * the jail goes away first (the stop or the next start settles the record).
+ * Follows a started process until it exits, then stores its record and logs. While it runs, its
+ * record and logs are stored again on its first output and then at most once per
+ * `LOG_SAVE_INTERVAL_MS` while it writes more, so a SIGKILL of Cairn loses at most the last second
+ * of its output. Ends quietly when the jail goes away first (the stop or the next start settles the
+ * record).
  */
 export function followProcess(holder: StateHolder, client: ControlClient, id: string): void {
+  let saving: Promise<void> = Promise.resolve();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let lastSave = Number.NEGATIVE_INFINITY;
+  let ended = false;
+  const save = () => {
+    lastSave = Date.now();
+    saving = saving.then(() => recordProcess(holder, client, id)).catch(() => {});
+  };
+  const output = () => {
+    if (!holder.persist || timer || ended) return;
+    const wait = lastSave + LOG_SAVE_INTERVAL_MS - Date.now();
+    if (wait <= 0) return save();
+    timer = setTimeout(() => {
+      timer = undefined;
+      if (!ended) save();
+    }, wait);
+    timer.unref?.();
+  };
   void (async () => {
     try {
-      for await (const ev of client.events("/process/logs", { id, follow: true }))
+      for await (const ev of client.events("/process/logs", { id, follow: true })) {
         if (ev.type === "exit") break;
+        if (ev.type === "stdout" || ev.type === "stderr") output();
+      }
+      ended = true;
+      clearTimeout(timer);
+      await saving;
       await recordProcess(holder, client, id);
-    } catch {}
+    } catch {
+    } finally {
+      ended = true;
+      clearTimeout(timer);
+    }
   })();
 }
 
