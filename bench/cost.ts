@@ -109,6 +109,28 @@ async function measure(ctx: SectionContext, setting: Setting, into: Figures): Pr
   setOpenHook(undefined);
 }
 
+/** A figure's medians off and on, and how much worse on is (a rate lower, a time higher), in %. */
+function costRow(
+  synchronous: Synchronous,
+  figure: CostRow["figure"],
+  unit: CostRow["unit"],
+  offs: number[],
+  ons: number[],
+): CostRow {
+  const off = median(offs);
+  const on = median(ons);
+  const cost = ((unit === "/s" ? off - on : on - off) / off) * 100;
+  return {
+    synchronous,
+    figure,
+    unit,
+    off: round(off, 4),
+    on: round(on, 4),
+    costPercent: round(cost, 2),
+    ok: cost < COST_TARGET_PERCENT,
+  };
+}
+
 export async function runCost(options: CostOptions): Promise<CostResult> {
   const started = performance.now();
   const rounds = options.quick ? 3 : 11;
@@ -149,30 +171,10 @@ export async function runCost(options: CostOptions): Promise<CostResult> {
             "bench: the CPU meter was not switched as asked (a second copy of @cairn/runtime?)",
           );
       result.samples[synchronous] = figures;
-      const off = median(figures.off.burstPerSecond);
-      const on = median(figures.on.burstPerSecond);
-      const rateCost = ((off - on) / off) * 100;
-      result.rows.push({
-        synchronous,
-        figure: "burst create()",
-        unit: "/s",
-        off: round(off, 1),
-        on: round(on, 1),
-        costPercent: round(rateCost, 2),
-        ok: rateCost < COST_TARGET_PERCENT,
-      });
-      const offP50 = median(figures.off.latencyP50Ms);
-      const onP50 = median(figures.on.latencyP50Ms);
-      const latencyCost = ((onP50 - offP50) / offP50) * 100;
-      result.rows.push({
-        synchronous,
-        figure: "unloaded p50",
-        unit: "ms",
-        off: round(offP50, 4),
-        on: round(onP50, 4),
-        costPercent: round(latencyCost, 2),
-        ok: latencyCost < COST_TARGET_PERCENT,
-      });
+      result.rows.push(
+        costRow(synchronous, "burst create()", "/s", figures.off.burstPerSecond, figures.on.burstPerSecond),
+        costRow(synchronous, "unloaded p50", "ms", figures.off.latencyP50Ms, figures.on.latencyP50Ms),
+      );
     }
   } finally {
     Object.assign(cpuMeter, realMeter);
