@@ -34,4 +34,14 @@ describe("readStepStream", () => {
     });
     expect(cancelled).toBe(error);
   });
+
+  it("refuses a stream over the most one value of the store holds, naming it", async () => {
+    await expect(readStepStream(streamOf(8, 8), "big", 100, 10)).rejects.toMatchObject({
+      name: "StreamOutputStorageLimitError",
+      message:
+        'The step "big" returned a ReadableStream of more than 10 bytes, the most one stored value can hold in this store',
+    });
+    // Within both, it is read whole.
+    expect((await readStepStream(streamOf(8, 8), "big", 100, 16)).byteLength).toBe(16);
+  });
 });

@@ -96,13 +96,14 @@ export class StreamResultError extends Error {
 /**
  * Reads a step's `ReadableStream` result to its end: the bytes, or a `StreamResultError` (a locked
  * stream, a chunk that is not an ArrayBuffer or TypedArray, one of 16 MiB or more, more than `budget`
- * bytes in all: what is left of the instance's 1 GiB of storage). A stream that errors rejects with its
- * error (the attempt failed).
+ * bytes in all: what is left of the instance's 1 GiB of storage, or more than `valueMax`, the most one
+ * value of the store holds). A stream that errors rejects with its error (the attempt failed).
  */
 export async function readStepStream(
   stream: ReadableStream<unknown>,
   step: string,
   budget: number = MAX_INSTANCE_STORAGE_BYTES,
+  valueMax: number = Number.POSITIVE_INFINITY,
 ): Promise<Uint8Array> {
   if (stream.locked)
     throw new StreamResultError(
@@ -131,6 +132,11 @@ export async function readStepStream(
           `The step "${step}" returned a ReadableStream with a chunk of ${chunk.byteLength} bytes; each chunk must be smaller than 16 MiB`,
         );
       total += chunk.byteLength;
+      if (total > valueMax && valueMax < budget)
+        throw new StreamResultError(
+          "StreamOutputStorageLimitError",
+          `The step "${step}" returned a ReadableStream of more than ${valueMax} bytes, the most one stored value can hold in this store`,
+        );
       if (total > budget)
         throw new StreamResultError(
           "StreamOutputStorageLimitError",

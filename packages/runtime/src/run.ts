@@ -696,7 +696,12 @@ export class InstanceRun {
       // A stream result (SPEC §9.3): read to its end and stored as bytes; the workflow gets a new stream.
       let bytes: Uint8Array;
       try {
-        bytes = await readStepStream(settled.value, a.call.key.name, this.#storageLeft());
+        bytes = await readStepStream(
+          settled.value,
+          a.call.key.name,
+          this.#storageLeft(),
+          this.#host.store.capabilities.maxValueBytes,
+        );
       } catch (e) {
         if (!(e instanceof StreamResultError)) return { ok: false, error: e };
         void this.#finish({ error: e });

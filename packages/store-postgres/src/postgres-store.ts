@@ -201,7 +201,8 @@ function keyArrays(keys: { kind: StepKind; name: string; count: number }[]): unk
 export class PostgresStore implements Store {
   readonly kind = "postgres";
   /** Many workers share one database. */
-  readonly capabilities: StoreCapabilities = { sharedByWorkers: true };
+  /** `maxValueBytes`: a field holds at most 1 GiB less its header; kept below it with room to spare. */
+  readonly capabilities: StoreCapabilities = { sharedByWorkers: true, maxValueBytes: 1_073_741_824 - 1024 };
   readonly schema: string;
   readonly instances: InstanceStore;
   readonly queue: WorkQueue;

@@ -96,7 +96,8 @@ interface Pending {
 export class SqliteStore implements Store {
   readonly kind = "sqlite";
   /** One process uses the file: its worker is alone on it. */
-  readonly capabilities: StoreCapabilities = { sharedByWorkers: false };
+  /** `maxValueBytes`: SQLITE_MAX_LENGTH as node:sqlite is built, less the stream marker's room. */
+  readonly capabilities: StoreCapabilities = { sharedByWorkers: false, maxValueBytes: 1_000_000_000 - 64 };
   readonly db: DatabaseSync;
   readonly instances: InstanceStore;
   readonly queue: WorkQueue;

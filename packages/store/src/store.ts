@@ -185,6 +185,12 @@ export interface StoreCapabilities {
    * lease renewal, and counts only its own instances.
    */
   readonly sharedByWorkers: boolean;
+  /**
+   * The most bytes one stored value (a step result, params, an event payload) may hold: SQLite's
+   * largest blob (10^9 bytes) and PostgreSQL's largest field (1 GiB) are both below or at the 1 GiB
+   * an instance may store, so a stream result is refused before it reaches the store.
+   */
+  readonly maxValueBytes: number;
 }
 
 /**
