@@ -122,6 +122,52 @@ class PendingObservations {
 }
 
 /**
+ * A prom-client histogram fed through `PendingObservations`, one per series, handed to prom-client
+ * in `collect` (when the registry is read).
+ */
+class BufferedHistogram {
+  readonly #metric: Histogram<string>;
+  readonly #series = new ByLabels<PendingObservations>();
+  readonly #all: PendingObservations[] = [];
+
+  constructor(config: {
+    name: string;
+    help: string;
+    labelNames: string[];
+    buckets: number[];
+    registers: Registry[];
+  }) {
+    const all = this.#all;
+    this.#metric = new Histogram({
+      ...config,
+      collect() {
+        for (const p of all) p.flush();
+      },
+    });
+  }
+
+  /** The series with these label values (in `labelNames` order). */
+  of(a: string, b?: string): PendingObservations {
+    return this.#series.get(
+      () => {
+        const p = new PendingObservations(
+          b === undefined ? this.#metric.labels(a) : this.#metric.labels(a, b),
+        );
+        this.#all.push(p);
+        return p;
+      },
+      a,
+      b,
+    );
+  }
+
+  /** Shows the series at zero before anything is observed. */
+  zero(labels: Record<string, string>): void {
+    this.#metric.zero(labels);
+  }
+}
+
+/**
  * Cairn's Prometheus metrics (SPEC §12.3) on their own prom-client registry, fed by the runtime's
  * telemetry (`stored`, `ran`, `leaseLost`) and, for the gauges, by the store (counts at most
  * `INSTANCE_GAUGE_MAX_AGE_MS` old) and the runs in memory. Labels hold workflow names, statuses,
@@ -134,22 +180,18 @@ export class PrometheusMetrics implements Telemetry {
   readonly #finished: TalliedCounter;
   readonly #steps: TalliedCounter;
   readonly #attempts: TalliedCounter;
-  readonly #attemptDuration: Histogram<"workflow">;
-  readonly #instanceDuration: Histogram<"workflow" | "status">;
+  readonly #attemptDuration: BufferedHistogram;
+  readonly #instanceDuration: BufferedHistogram;
   readonly #cpu: TalliedCounter;
   readonly #wall: TalliedCounter;
   readonly #leasesLost: Counter;
   readonly #storeErrors: Counter;
-  readonly #transactions: Histogram<"store">;
+  readonly #transactions: BufferedHistogram;
   #counts?: { at: number; rows: Promise<{ workflow: string; status: string; count: number }[]> };
-  /** Labelled histogram children by metric and label values, so observations skip the label hashing. */
-  readonly #children = new Map<object, ByLabels<PendingObservations>>();
-  readonly #pending: PendingObservations[] = [];
 
   constructor(runtime: Runtime, info: { version: string }) {
     const r = this.registry;
     processMetrics();
-    const flush = () => this.#flushObservations();
     this.#created = new TalliedCounter({
       name: "cairn_instances_created_total",
       help: "Instances created",
@@ -174,21 +216,19 @@ export class PrometheusMetrics implements Telemetry {
       labelNames: ["workflow", "outcome"],
       registers: [r],
     });
-    this.#attemptDuration = new Histogram({
+    this.#attemptDuration = new BufferedHistogram({
       name: "cairn_step_attempt_duration_seconds",
       help: "Wall time of step attempts",
       labelNames: ["workflow"],
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300],
       registers: [r],
-      collect: flush,
     });
-    this.#instanceDuration = new Histogram({
+    this.#instanceDuration = new BufferedHistogram({
       name: "cairn_instance_duration_seconds",
       help: "Time from an instance's creation to its end",
       labelNames: ["workflow", "status"],
       buckets: [0.01, 0.1, 1, 10, 60, 600, 3600, 86_400, 604_800],
       registers: [r],
-      collect: flush,
     });
     this.#cpu = new TalliedCounter({
       name: "cairn_instance_cpu_seconds_total",
@@ -258,13 +298,12 @@ export class PrometheusMetrics implements Telemetry {
         this.set(await runtime.store.queue.countDue(runtime.clock.now()));
       },
     });
-    this.#transactions = new Histogram({
+    this.#transactions = new BufferedHistogram({
       name: "cairn_store_transaction_duration_seconds",
       help: "Duration of the store's database transactions (BEGIN to COMMIT or ROLLBACK)",
       labelNames: ["store"],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
       registers: [r],
-      collect: flush,
     });
     this.#transactions.zero({ store: runtime.store.kind });
     new Gauge({
@@ -288,25 +327,6 @@ export class PrometheusMetrics implements Telemetry {
     return this.#counts.rows;
   }
 
-  #histogram(metric: Histogram<string>, a: string, b?: string): PendingObservations {
-    let byLabels = this.#children.get(metric);
-    if (!byLabels) this.#children.set(metric, (byLabels = new ByLabels()));
-    return byLabels.get(
-      () => {
-        const p = new PendingObservations(b === undefined ? metric.labels(a) : metric.labels(a, b));
-        this.#pending.push(p);
-        return p;
-      },
-      a,
-      b,
-    );
-  }
-
-  /** Hands every pending observation to prom-client (each histogram's `collect`). */
-  #flushObservations(): void {
-    for (const p of this.#pending) p.flush();
-  }
-
   stored(entries: readonly NewHistoryEntry[], instance?: { createdAt: number }): void {
     for (const e of entries) {
       const workflow = e.workflow;
@@ -325,9 +345,7 @@ export class PrometheusMetrics implements Telemetry {
                 : "terminated";
           this.#finished.of(workflow, status).n++;
           if (instance)
-            this.#histogram(this.#instanceDuration, workflow, status).observe(
-              (e.timestamp - instance.createdAt) / 1000,
-            );
+            this.#instanceDuration.of(workflow, status).observe((e.timestamp - instance.createdAt) / 1000);
           break;
         }
         case "attempt_completed":
@@ -337,7 +355,7 @@ export class PrometheusMetrics implements Telemetry {
           const ok = e.type === "attempt_completed" || e.type === "rollback_attempt_completed";
           this.#attempts.of(workflow, ok ? "ok" : failure(e)).n++;
           const wall = (e.data as { wallTimeMs?: number } | undefined)?.wallTimeMs;
-          if (typeof wall === "number") this.#histogram(this.#attemptDuration, workflow).observe(wall / 1000);
+          if (typeof wall === "number") this.#attemptDuration.of(workflow).observe(wall / 1000);
           break;
         }
         case "step_completed":
@@ -371,7 +389,7 @@ export class PrometheusMetrics implements Telemetry {
   }
 
   storeTransaction(store: string, durationMs: number): void {
-    this.#histogram(this.#transactions, store).observe(durationMs / 1000);
+    this.#transactions.of(store).observe(durationMs / 1000);
   }
 
   /** The text format (0.0.4) of every metric. */
