@@ -165,20 +165,19 @@ export function followProcess(holder: StateHolder, client: ControlClient, id: st
     timer.unref?.();
   };
   void (async () => {
+    let followed = false;
     try {
       for await (const ev of client.events("/process/logs", { id, follow: true })) {
         if (ev.type === "exit") break;
         if (ev.type === "stdout" || ev.type === "stderr") output();
       }
-      ended = true;
-      clearTimeout(timer);
-      await saving;
-      await recordProcess(holder, client, id);
-    } catch {
-    } finally {
-      ended = true;
-      clearTimeout(timer);
-    }
+      followed = true;
+    } catch {}
+    ended = true;
+    clearTimeout(timer);
+    if (!followed) return;
+    await saving;
+    await recordProcess(holder, client, id).catch(() => {});
   })();
 }
 

@@ -258,7 +258,7 @@ export class SqliteStore implements Store {
     const outcomes: [Pending, boolean, unknown][] = [];
     // A lone transaction needs no savepoint: if it throws, the whole SQLite transaction rolls back.
     const alone = batch.length === 1;
-    const startedAt = this.#transactions.active ? performance.now() : 0;
+    const startedAt = this.#transactions.active ? performance.now() : undefined;
     try {
       this.#stmt("BEGIN IMMEDIATE").run();
       for (const p of batch) {
@@ -285,7 +285,7 @@ export class SqliteStore implements Store {
       for (const p of batch) p.reject(e);
       outcomes.length = 0;
     }
-    if (startedAt > 0) this.#transactions.report(startedAt);
+    if (startedAt !== undefined) this.#transactions.report(startedAt);
     for (const [p] of outcomes) if (p.messages) this.#post(p.messages);
     for (const [p, ok, v] of outcomes) ok ? p.resolve(v) : p.reject(v);
     this.#scheduled = false;
