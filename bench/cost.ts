@@ -12,15 +12,14 @@
  * for the latency; the target is under 5 %. Writes `bench/results/cost-<stamp>.json` and, for a full
  * run, `bench/results/latest-cost.json`.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { cpuMeter } from "@cairn/runtime";
 import { prometheusFor } from "@cairn/server";
-import type { Cairn } from "cairnjs";
 import { setOpenHook } from "./lib/cairn.ts";
 import { MODES, type SectionContext, type Synchronous } from "./lib/metrics.ts";
-import { gitCommit, machine, sqliteVersion } from "./lib/report.ts";
+import { gitCommit, machine, saveResults, sqliteVersion } from "./lib/report.ts";
 import { median, round } from "./lib/stats.ts";
 import { burstRate } from "./sqlite/burst.ts";
 import { latency } from "./sqlite/latency.ts";
@@ -214,12 +213,5 @@ export function renderCost(r: CostResult): string {
 
 /** Writes `bench/results/cost-<stamp>.json` (`-partial` when quick) and, for a full run, `latest-cost.json`. */
 export function saveCost(r: CostResult): string[] {
-  const dir = join(import.meta.dirname, "results");
-  mkdirSync(dir, { recursive: true });
-  const stamp = r.date.replaceAll(":", "-").replace(/\.\d+Z$/, "Z");
-  const json = `${JSON.stringify(r, null, 2)}\n`;
-  const files = [join(dir, `cost-${stamp}${r.quick ? "-partial" : ""}.json`)];
-  if (!r.quick) files.push(join(dir, "latest-cost.json"));
-  for (const f of files) writeFileSync(f, json);
-  return files;
+  return saveResults("cost", r, !r.quick);
 }

@@ -5,12 +5,12 @@
  * `bench/results/issue18-<stamp>.json` (`-partial` for a quick run) and, for a full one,
  * `bench/results/latest-issue18.json`.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { SectionContext, SectionResult, Synchronous, Unit } from "./lib/metrics.ts";
 import { rawCommitRate } from "./lib/raw-commit.ts";
-import { gitCommit, machine, sqliteVersion } from "./lib/report.ts";
+import { gitCommit, machine, saveResults, sqliteVersion } from "./lib/report.ts";
 import { formatValue } from "./lib/table.ts";
 import {
   concurrentCreateBurst,
@@ -283,15 +283,5 @@ function render(rows: string[][]): string {
 
 /** Writes `bench/results/issue18-<stamp>[-partial].json`, and `latest-issue18.json` for a full run. */
 export function saveIssue18(r: Issue18Result, full: boolean): string[] {
-  const results = join(import.meta.dirname, "results");
-  mkdirSync(results, { recursive: true });
-  const stamp = r.date.replaceAll(":", "-").replace(/\.\d+Z$/, "Z");
-  const json = `${JSON.stringify(r, null, 2)}\n`;
-  const written = [join(results, `issue18-${stamp}${full ? "" : "-partial"}.json`)];
-  writeFileSync(written[0]!, json);
-  if (full) {
-    writeFileSync(join(results, "latest-issue18.json"), json);
-    written.push(join(results, "latest-issue18.json"));
-  }
-  return written;
+  return saveResults("issue18", r, full);
 }

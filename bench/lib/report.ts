@@ -71,6 +71,20 @@ export function machine(sqliteVersion: string): Machine {
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const RESULTS = join(ROOT, "bench", "results");
+
+/**
+ * Writes `bench/results/<name>-<stamp>.json` (`-partial` when not `full`) and, for a full run,
+ * `latest-<name>.json`; returns the files written.
+ */
+export function saveResults(name: string, result: { date: string }, full: boolean): string[] {
+  mkdirSync(RESULTS, { recursive: true });
+  const stamp = result.date.replaceAll(":", "-").replace(/\.\d+Z$/, "Z");
+  const json = `${JSON.stringify(result, null, 2)}\n`;
+  const files = [join(RESULTS, `${name}-${stamp}${full ? "" : "-partial"}.json`)];
+  if (full) files.push(join(RESULTS, `latest-${name}.json`));
+  for (const f of files) writeFileSync(f, json);
+  return files;
+}
 const DOC = join(ROOT, "docs", "benchmarks.md");
 
 /** Writes `bench/results/sqlite-<timestamp>.json`; a full run also updates `latest-sqlite.json` and the doc. */
