@@ -26,7 +26,15 @@ describe.skipIf(!base)("cairn migrate", () => {
     expect(first.stdout).toContain(`"${scene.schema}" is at version ${LATEST_VERSION}`);
     expect((await cli(["migrate", "--store", scene.url, "--json"])).code).toBe(0);
     const tables = await scene.query("SELECT tablename FROM pg_tables WHERE schemaname = $1", [scene.schema]);
-    expect(tables.length).toBe(6);
+    expect(tables.map((t) => t.tablename).sort()).toEqual([
+      "cairn_migrations",
+      "events",
+      "history",
+      "instances",
+      "schedules",
+      "step_chunks",
+      "steps",
+    ]);
 
     await scene.query("INSERT INTO $S.cairn_migrations VALUES ($1, 'from the future', 0)", [
       LATEST_VERSION + 1,

@@ -77,6 +77,39 @@ describe("rollbacks", () => {
     await t.cairn.close();
   });
 
+  test("a stream step's rollback gets a new stream over its stored chunk rows", async () => {
+    const seen: number[] = [];
+    class Upload extends WorkflowEntrypoint {
+      async run(_e: WorkflowEvent<unknown>, step: WorkflowStep) {
+        await step.do(
+          "upload",
+          async () =>
+            new ReadableStream<Uint8Array>({
+              start(c) {
+                c.enqueue(new Uint8Array(300 * 1024).fill(3));
+                c.close();
+              },
+            }) as never,
+          {
+            rollback: async ({ output }: { output: unknown }) => {
+              let n = 0;
+              for await (const chunk of output as ReadableStream<Uint8Array>)
+                n += (chunk as Uint8Array).filter((b) => b === 3).length;
+              seen.push(n);
+            },
+          },
+        );
+        throw new NonRetryableError("after the upload");
+      }
+    }
+    const t = await setup(Upload);
+    await t.W.create({ id: "a" });
+    await t.idle();
+    expect((await (await t.W.get("a")).status()).status).toBe("errored");
+    expect(seen).toEqual([300 * 1024]);
+    await t.cairn.close();
+  });
+
   test("two Promise.all steps roll back in reverse start order", async () => {
     const order: string[] = [];
     class Parallel extends WorkflowEntrypoint {

@@ -45,6 +45,8 @@ export interface StepCall {
 export interface StepWrite {
   step: StepRow;
   history: NewHistoryEntry[];
+  /** A stream result's bytes, stored as the step's chunk rows (`step.result` stands for them). */
+  chunks?: readonly Uint8Array[];
 }
 
 /** A history entry of an instance, before the store numbers it. */
@@ -202,10 +204,12 @@ export function startAttempt(a: Attempt): StepWrite {
   return { step, history };
 }
 
-/** What a callback's attempt gave: its value encoded, or what it threw. */
-/** `stream`: the result is a `ReadableStream`'s bytes, which the 1 MiB limit does not apply to. */
+/**
+ * What a callback's attempt gave: its value encoded, or what it threw. A `ReadableStream` result
+ * has its bytes in `chunks` (the 1 MiB limit does not apply to them) and `result` standing for them.
+ */
 export type AttemptResult =
-  | { ok: true; result: Uint8Array; stream?: boolean }
+  | { ok: true; result: Uint8Array; chunks?: readonly Uint8Array[] }
   | { ok: false; error: unknown };
 
 /**
@@ -244,7 +248,7 @@ export function endAttempt(
   let failure: unknown;
   if (result.ok) {
     const size = result.result.byteLength;
-    if (size <= MAX_PAYLOAD_BYTES || result.stream) {
+    if (size <= MAX_PAYLOAD_BYTES) {
       history.push(stepEntry(call, now, "attempt_completed", attemptEndData(a, now)));
       history.push(stepEntry(call, now, "step_completed"));
       const step = stepRow(
@@ -260,7 +264,9 @@ export function endAttempt(
         null,
         a.rollbackConfig ?? null,
       );
-      return { next: "return", step, history };
+      return result.chunks
+        ? { next: "return", step, history, chunks: result.chunks }
+        : { next: "return", step, history };
     }
     failure = new WorkflowError(
       "step.output_too_large",

@@ -1,10 +1,14 @@
 export {
+  type ChunkReader,
+  decodeStepResult,
   decodeValue,
   encodeInput,
-  encodeStreamBytes,
+  encodeStreamMarker,
   encodeValue,
   isStreamValue,
   STREAM_CHUNK_BYTES,
+  stepChunks,
+  storedByteLength,
   streamByteLength,
 } from "./codec.ts";
 export { composeHooks, type RuntimeHooks, type StepHookInfo } from "./hooks.ts";

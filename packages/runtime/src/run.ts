@@ -82,11 +82,14 @@ import {
 } from "@cairn/core";
 import type { ClaimedInstance, StepCommit, Store, StoreTx } from "@cairn/store";
 import {
+  decodeStepResult,
   decodeValue,
-  encodeStreamBytes,
+  encodeStreamMarker,
   encodeValue,
   readStepStream,
   StreamResultError,
+  stepChunks,
+  storedByteLength,
   streamOf,
   unclonableReason,
 } from "./codec.ts";
@@ -539,7 +542,8 @@ export class InstanceRun {
     // A stored outcome goes straight back to `run()`: its code segment stays open (SPEC §12.2).
     if (replay) {
       this.#replayed++;
-      if (replay.outcome === "value") return decodeValue<T>(replay.result);
+      if (replay.outcome === "value")
+        return decodeValue<T>(replay.result, stepChunks(this.#host.store.steps, this.workflow, this.id, key));
       if (replay.outcome === "error") throw this.#failedIn(replay.error, key);
     }
     if (this.#rollback) throw new Error(ROLLBACK_PHASE_MESSAGE);
@@ -693,22 +697,18 @@ export class InstanceRun {
     a.shown = shown !== undefined;
     if (!settled.ok) return settled;
     if (settled.value instanceof ReadableStream) {
-      // A stream result (SPEC §9.3): read to its end and stored as bytes; the workflow gets a new stream.
-      let bytes: Uint8Array;
+      // A stream result (SPEC §9.3): read to its end and stored as chunk rows; the workflow gets a new
+      // stream over them.
+      let read: { byteLength: number; pieces: Uint8Array[] };
       try {
-        bytes = await readStepStream(
-          settled.value,
-          a.call.key.name,
-          this.#storageLeft(),
-          this.#host.store.capabilities.maxValueBytes,
-        );
+        read = await readStepStream(settled.value, a.call.key.name, this.#storageLeft());
       } catch (e) {
         if (!(e instanceof StreamResultError)) return { ok: false, error: e };
         void this.#finish({ error: e });
         return undefined;
       }
-      a.value = streamOf(bytes);
-      return { ok: true, result: encodeStreamBytes(bytes), stream: true };
+      a.value = streamOf(read.pieces);
+      return { ok: true, result: encodeStreamMarker(read.byteLength), chunks: read.pieces };
     }
     a.value = settled.value;
     try {
@@ -1074,16 +1074,20 @@ export class InstanceRun {
     const status = this.#liveStatus() === "waiting" ? "waiting" : "running";
     const statusEntry = this.#entry(now, status === "waiting" ? "workflow_waiting" : "workflow_running");
     let history: NewHistoryEntry[] | undefined;
-    const commit = (w: StepWrite): StepCommit => ({
-      workflow: this.workflow,
-      instanceId: this.id,
-      epoch: this.#epoch,
-      status,
-      now,
-      step: w.step,
-      history: (history = pending.length === 0 ? w.history : [...pending, ...w.history]),
-      statusEntry,
-    });
+    const commit = (w: StepWrite): StepCommit => {
+      const c: StepCommit = {
+        workflow: this.workflow,
+        instanceId: this.id,
+        epoch: this.#epoch,
+        status,
+        now,
+        step: w.step,
+        history: (history = pending.length === 0 ? w.history : [...pending, ...w.history]),
+        statusEntry,
+      };
+      if (w.chunks) c.chunks = w.chunks;
+      return c;
+    };
     const before =
       typeof write === "function"
         ? await store.transaction(async (tx) => {
@@ -1108,7 +1112,7 @@ export class InstanceRun {
    */
   #storageLeft(): number {
     let used = this.#row.params.byteLength;
-    for (const s of this.#steps.values()) used += s.result?.byteLength ?? 0;
+    for (const s of this.#steps.values()) used += storedByteLength(s.result);
     return Math.max(0, MAX_INSTANCE_STORAGE_BYTES - used);
   }
 
@@ -1270,7 +1274,8 @@ export class InstanceRun {
         attempt: forward.attempts,
         config: structuredClone(forward.config ?? this.#host.defaultStepConfig),
       };
-      const output = forward.status === "succeeded" ? decodeValue(forward.result) : undefined;
+      const output =
+        forward.status === "succeeded" ? decodeStepResult(this.#host.store.steps, forward) : undefined;
       const stepName = stepLabel(forward);
       try {
         await this.#do(

@@ -8,8 +8,8 @@ import {
   stepLabel,
   WorkflowError,
 } from "@cairn/core";
-import type { InstanceRow, StepRow } from "@cairn/store";
-import { decodeValue } from "./codec.ts";
+import type { InstanceRow, StepRow, StepStore } from "@cairn/store";
+import { decodeStepResult, decodeValue } from "./codec.ts";
 import type { Runtime } from "./runtime.ts";
 
 const FINAL = new Set<string>(FINAL_HISTORY_EVENTS);
@@ -59,7 +59,7 @@ export function subscribeInstance(
       ...(cursor === undefined ? {} : { cursor }),
       signal: stop.signal,
     })) {
-      const event = eventOf(f);
+      const event = eventOf(f, runtime.store.steps);
       if (keep(event)) yield event;
     }
   })();
@@ -73,7 +73,7 @@ export function subscribeInstance(
 }
 
 /** A subscribe event with values as the workflow sees them (decoded; sensitive outputs redacted). */
-function eventOf({ entry, step, instance }: FollowedEntry): InstanceEvent {
+function eventOf({ entry, step, instance }: FollowedEntry, steps: StepStore): InstanceEvent {
   const event: InstanceEvent = {
     ...(entry.data ?? {}),
     type: entry.type,
@@ -87,7 +87,8 @@ function eventOf({ entry, step, instance }: FollowedEntry): InstanceEvent {
   }
   if (entry.type === "step_completed" || entry.type === "wait_completed") {
     if (step?.status === "succeeded")
-      event.output = step.config?.sensitive === "output" ? REDACTED_STEP_OUTPUT : decodeValue(step.result);
+      event.output =
+        step.config?.sensitive === "output" ? REDACTED_STEP_OUTPUT : decodeStepResult(steps, step);
   } else if (entry.type === "workflow_started") {
     if (instance) event.params = decodeValue(instance.params);
   } else if (entry.type === "workflow_completed") {

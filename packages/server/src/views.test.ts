@@ -1,10 +1,11 @@
 import type { HistoryEntry } from "@cairn/core";
-import { encodeStreamBytes, encodeValue } from "@cairn/runtime";
+import { encodeStreamMarker, encodeValue } from "@cairn/runtime";
 import type { InstanceRow, StepRow } from "@cairn/store";
 import { describe, expect, it } from "vitest";
 import {
   attemptsOf,
   instanceDetail,
+  instanceMetrics,
   stepDetails,
   stepResult,
   storedJson,
@@ -155,9 +156,17 @@ describe("views", () => {
 
 describe("stream results (SPEC §9.3)", () => {
   it("show their size, not their bytes", () => {
-    expect(storedJson(encodeStreamBytes(new Uint8Array(3 * 1024 * 1024)))).toEqual({
-      $stream: { bytes: 3 * 1024 * 1024 },
-    });
+    expect(storedJson(encodeStreamMarker(3 * 1024 * 1024))).toEqual({ $stream: { bytes: 3 * 1024 * 1024 } });
+    // As stored whole before chunk rows: the marker, then the bytes.
+    const inline = new Uint8Array([0, ...new TextEncoder().encode("cairn-stream"), 0, 1, 2, 3]);
+    expect(storedJson(inline)).toEqual({ $stream: { bytes: 3 } });
     expect(storedJson(encodeValue(new Uint8Array(4)))).not.toHaveProperty("$stream");
+  });
+
+  it("count their bytes, not their marker's, in the instance's storage", () => {
+    const instance = { params: new Uint8Array(5), output: null } as unknown as InstanceRow;
+    const plain = row({ result: new Uint8Array(7) });
+    const stream = row({ name: "blob", result: encodeStreamMarker(3 * 1024 * 1024) });
+    expect(instanceMetrics(instance, [plain, stream]).storage_bytes).toBe(5 + 7 + 3 * 1024 * 1024);
   });
 });

@@ -13,7 +13,7 @@ import type {
 } from "@cairn/api";
 import { toJson } from "@cairn/api";
 import { apiStatus, type HistoryEntry, REDACTED_STEP_OUTPUT, stepKeyString, stepLabel } from "@cairn/core";
-import { decodeValue, isStreamValue, streamByteLength } from "@cairn/runtime";
+import { decodeValue, isStreamValue, storedByteLength, streamByteLength } from "@cairn/runtime";
 import type { EventRow, InstanceRow, StepRow } from "@cairn/store";
 
 /**
@@ -223,7 +223,8 @@ export function stepDetails(
 
 /**
  * What an instance cost (SPEC §12.2): its stored CPU and wall time, its step calls and attempts,
- * and the bytes it stores (params, output, step results, event payloads, as encoded).
+ * and the bytes it stores (params, output, step results with stream results' chunks, event payloads, as
+ * encoded).
  */
 export function instanceMetrics(
   row: InstanceRow,
@@ -236,7 +237,7 @@ export function instanceMetrics(
   for (const s of steps) {
     if (s.kind !== "rollback") stepCount++;
     if (s.kind === "do" || s.kind === "rollback") attempts += s.attempts;
-    bytes += s.result?.byteLength ?? 0;
+    bytes += storedByteLength(s.result);
   }
   for (const e of events) bytes += e.payload.byteLength;
   return {

@@ -141,6 +141,22 @@ ALTER TABLE ${s}.instances ADD COLUMN wall_time_ms double precision NOT NULL DEF
 ALTER TABLE ${s}.instances ADD COLUMN traceparent text;
 `,
   },
+  {
+    version: 6,
+    name: "stream results in chunk rows",
+    sql: (s) => `
+CREATE TABLE ${s}.step_chunks (
+  workflow    text COLLATE "C" NOT NULL,
+  instance_id text COLLATE "C" NOT NULL,
+  kind        text    NOT NULL,
+  name        text COLLATE "C" NOT NULL,
+  count       integer NOT NULL,
+  idx         integer NOT NULL,
+  bytes       bytea   NOT NULL,
+  PRIMARY KEY (workflow, instance_id, kind, name, count, idx)
+);
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

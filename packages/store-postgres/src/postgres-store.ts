@@ -122,13 +122,17 @@ const json = (v: unknown) => (v === null || v === undefined ? null : JSON.string
  * `pg` returns bytea as a Buffer (callers get a plain Uint8Array over the same memory) and jsonb as
  * its parsed value.
  */
+const bytesOf = (v: unknown): Uint8Array | null =>
+  v === null || v === undefined
+    ? null
+    : new Uint8Array((v as Uint8Array).buffer, (v as Uint8Array).byteOffset, (v as Uint8Array).byteLength);
 const rows = rowReader({
-  bytes: (v) =>
-    v === null || v === undefined
-      ? null
-      : new Uint8Array((v as Uint8Array).buffer, (v as Uint8Array).byteOffset, (v as Uint8Array).byteLength),
+  bytes: bytesOf,
   json: <T>(v: unknown): T | null => (v as T | null | undefined) ?? null,
 });
+
+/** Chunk rows of a stream result per statement: 4 MiB of binary parameters. */
+const CHUNKS_PER_INSERT = 16;
 
 /** An `instances.update` with history, waiting to be written with others of its `group` (shape). */
 interface LoggedUpdate {
@@ -201,8 +205,7 @@ function keyArrays(keys: { kind: StepKind; name: string; count: number }[]): unk
 export class PostgresStore implements Store {
   readonly kind = "postgres";
   /** Many workers share one database. */
-  /** `maxValueBytes`: a field holds at most 1 GiB less its header; kept below it with room to spare. */
-  readonly capabilities: StoreCapabilities = { sharedByWorkers: true, maxValueBytes: 1_073_741_824 - 1024 };
+  readonly capabilities: StoreCapabilities = { sharedByWorkers: true };
   readonly schema: string;
   readonly instances: InstanceStore;
   readonly queue: WorkQueue;
@@ -243,7 +246,7 @@ export class PostgresStore implements Store {
       throw new Error("inTransaction needs one connection (a client), not a pool");
     this.#run = (text, values) =>
       this.#track(() => this.#exclusive(() => this.#query(this.#db, text, values)));
-    const ops = this.#ops(this.#run);
+    const ops = this.#ops(this.#run, this.#inTransaction);
     this.instances = ops.instances;
     this.queue = ops.queue;
     if (this.#poolOptions())
@@ -262,6 +265,8 @@ export class PostgresStore implements Store {
     if (this.#pool) {
       const commits = new WriteBatcher<StepCommit, InstanceStatus | undefined>({
         instance: (c) => `${c.workflow}\u0000${c.instanceId}`,
+        // A commit with chunk rows is a transaction of its own: a group it alone is in.
+        group: (c) => (c.chunks ? `chunks\u0000${c.workflow}\u0000${c.instanceId}` : ""),
         size: (c) => c.step.result?.byteLength ?? 0,
         one: ops.steps.commit,
         many: (batch) => this.#track(() => this.#commitMany(batch)),
@@ -324,7 +329,7 @@ export class PostgresStore implements Store {
   }
 
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
-    return this.#withTransaction((run) => fn(this.#ops(run)));
+    return this.#withTransaction((run) => fn(this.#ops(run, true)));
   }
 
   async close(): Promise<void> {
@@ -519,11 +524,12 @@ export class PostgresStore implements Store {
     return p;
   }
 
-  #ops(run: Run): StoreTx {
+  /** The operations on `run`'s connection; `inTransaction` when it is inside a transaction. */
+  #ops(run: Run, inTransaction: boolean): StoreTx {
     const ops: StoreTx = {
       instances: this.#instanceOps(run, () => ops),
       queue: this.#queueOps(run),
-      steps: this.#stepOps(run),
+      steps: this.#stepOps(run, inTransaction),
       events: this.#eventOps(run),
       history: this.#historyOps(run),
       schedules: this.#scheduleOps(run),
@@ -729,9 +735,9 @@ export class PostgresStore implements Store {
     };
   }
 
-  #stepOps(run: Run): StepStore {
+  #stepOps(run: Run, inTransaction: boolean): StepStore {
     const q = this.#sql;
-    return {
+    const steps: StepStore = {
       list: async (workflow, instanceId) =>
         (await run(q.listSteps, [workflow, instanceId])).rows.map(rows.step),
       get: async (workflow, instanceId, kind, name, count) => {
@@ -739,6 +745,8 @@ export class PostgresStore implements Store {
         return r && rows.step(r);
       },
       commit: async (c: StepCommit) => {
+        // Chunk rows go with the step in one transaction (the step's statement locks the instance).
+        if (c.chunks && !inTransaction) return this.transaction((tx) => tx.steps.commit(c));
         const entries = c.statusEntry ? [...c.history, c.statusEntry] : c.history;
         const s = c.step;
         const res = await run(q.commitStep, [
@@ -752,7 +760,23 @@ export class PostgresStore implements Store {
           c.history.length,
           json(s.rollbackConfig),
         ]);
-        return res.rows[0]?.status as InstanceStatus | undefined;
+        const status = res.rows[0]?.status as InstanceStatus | undefined;
+        if (status !== undefined && c.chunks) {
+          const key = [c.workflow, c.instanceId, s.kind, s.name, s.count];
+          await run(q.deleteStepChunks, key);
+          for (let i = 0; i < c.chunks.length; i += CHUNKS_PER_INSERT) {
+            const values: unknown[] = [...key];
+            const end = Math.min(c.chunks.length, i + CHUNKS_PER_INSERT);
+            for (let j = i; j < end; j++) values.push(j, c.chunks[j]);
+            await run(q.insertChunks(end - i), values);
+          }
+        }
+        return status;
+      },
+      chunk: async (workflow, instanceId, key, index) => {
+        const r = (await run(q.getChunk, [workflow, instanceId, key.kind, key.name, key.count, index]))
+          .rows[0];
+        return bytesOf(r?.bytes) ?? undefined;
       },
       shiftWakeTimes: async (workflow, instanceId, delta) => {
         await run(q.shiftWakeTimes, [delta, workflow, instanceId]);
@@ -760,6 +784,7 @@ export class PostgresStore implements Store {
       hasWaiter: async (workflow, instanceId, type) =>
         (await run(q.hasWaiter, [workflow, instanceId, type])).rows.length > 0,
     };
+    return steps;
   }
 
   #eventOps(run: Run): EventStore {

@@ -177,11 +177,13 @@ export function queries(schema: string) {
     getInstanceForUpdate: `SELECT * FROM ${s}.instances WHERE workflow = $1 AND id = $2 FOR UPDATE`,
     /** The instance with its steps, events and history, in one statement. */
     deleteInstance: `WITH st AS (DELETE FROM ${s}.steps WHERE workflow = $1 AND instance_id = $2),
+      ch AS (DELETE FROM ${s}.step_chunks WHERE workflow = $1 AND instance_id = $2),
       ev AS (DELETE FROM ${s}.events WHERE workflow = $1 AND instance_id = $2),
       hi AS (DELETE FROM ${s}.history WHERE workflow = $1 AND instance_id = $2)
       DELETE FROM ${s}.instances WHERE workflow = $1 AND id = $2`,
     /** `instances.rewind` of everything: the instance's steps, events and history, in one statement. */
     rewindInstance: `WITH st AS (DELETE FROM ${s}.steps WHERE workflow = $1 AND instance_id = $2),
+      ch AS (DELETE FROM ${s}.step_chunks WHERE workflow = $1 AND instance_id = $2),
       ev AS (DELETE FROM ${s}.events WHERE workflow = $1 AND instance_id = $2)
       DELETE FROM ${s}.history WHERE workflow = $1 AND instance_id = $2`,
     /**
@@ -190,6 +192,8 @@ export function queries(schema: string) {
      * keys (`stepKeyString`) of the events' consumers to delete.
      */
     rewindInstanceFrom: `WITH st AS (DELETE FROM ${s}.steps WHERE workflow = $1 AND instance_id = $2
+        AND (kind, name, count) IN (SELECT * FROM unnest($3::text[], $4::text[], $5::integer[]))),
+      ch AS (DELETE FROM ${s}.step_chunks WHERE workflow = $1 AND instance_id = $2
         AND (kind, name, count) IN (SELECT * FROM unnest($3::text[], $4::text[], $5::integer[]))),
       ev AS (DELETE FROM ${s}.events WHERE workflow = $1 AND instance_id = $2 AND consumed_by = ANY($7::text[]))
       DELETE FROM ${s}.history WHERE workflow = $1 AND instance_id = $2 AND (
@@ -321,6 +325,19 @@ export function queries(schema: string) {
       ORDER BY st.workflow, st.instance_id, st.seq, st.started_at, st.kind, st.name, st.count`,
     getStep: `SELECT * FROM ${s}.steps
       WHERE workflow = $1 AND instance_id = $2 AND kind = $3 AND name = $4 AND count = $5`,
+    getChunk: `SELECT bytes FROM ${s}.step_chunks
+      WHERE workflow = $1 AND instance_id = $2 AND kind = $3 AND name = $4 AND count = $5 AND idx = $6`,
+    deleteStepChunks: `DELETE FROM ${s}.step_chunks
+      WHERE workflow = $1 AND instance_id = $2 AND kind = $3 AND name = $4 AND count = $5`,
+    /**
+     * `n` chunk rows of one step: $1–$5 the step's key (workflow, instance, kind, name, count), then
+     * each chunk's index and bytes (sent as binary parameters, not an array's hex text).
+     */
+    insertChunks(n: number): string {
+      const rows = Array.from({ length: n }, (_, i) => `($${6 + 2 * i}::integer, $${7 + 2 * i}::bytea)`);
+      return `INSERT INTO ${s}.step_chunks (workflow, instance_id, kind, name, count, idx, bytes)
+        SELECT $1::text, $2::text, $3::text, $4::text, $5::integer, v.idx, v.bytes FROM (VALUES ${rows.join(", ")}) AS v(idx, bytes)`;
+    },
     /**
      * `steps.commit` in one statement. $1 workflow, $2 id, $3 epoch, $4 status, $5 now; $6–$18 the
      * step row (as in `commitStep`); $19–$26 history arrays (as `appendHistory`) where entries

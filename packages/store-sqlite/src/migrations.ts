@@ -119,6 +119,23 @@ CREATE INDEX instances_ready_at ON instances (ready_at) WHERE ready_at IS NOT NU
 CREATE INDEX instances_leased ON instances (lease_until) WHERE status IN ('running', 'waiting', 'waitingForPause');
 `,
   },
+  {
+    version: 6,
+    name: "stream results in chunk rows",
+    // A rowid table (its key an index beside it): WITHOUT ROWID suits small rows, not 256 KiB blobs.
+    sql: `
+CREATE TABLE step_chunks (
+  workflow    TEXT    NOT NULL,
+  instance_id TEXT    NOT NULL,
+  kind        TEXT    NOT NULL,
+  name        TEXT    NOT NULL,
+  count       INTEGER NOT NULL,
+  idx         INTEGER NOT NULL,
+  bytes       BLOB    NOT NULL,
+  PRIMARY KEY (workflow, instance_id, kind, name, count, idx)
+);
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

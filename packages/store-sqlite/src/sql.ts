@@ -26,6 +26,7 @@ export const sql = {
   deleteInstanceSteps: "DELETE FROM steps WHERE workflow = ? AND instance_id = ?",
   deleteInstanceEvents: "DELETE FROM events WHERE workflow = ? AND instance_id = ?",
   deleteInstanceHistory: "DELETE FROM history WHERE workflow = ? AND instance_id = ?",
+  deleteInstanceChunks: "DELETE FROM step_chunks WHERE workflow = ? AND instance_id = ?",
   updateInstance(sets: string[], guard: InstanceGuardShape): string {
     return `UPDATE instances SET ${sets.map((c) => `${c} = ?`).join(", ")} WHERE ${guardedInstance(guard)}`;
   },
@@ -86,6 +87,12 @@ export const sql = {
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   deleteStep:
     "DELETE FROM steps WHERE workflow = ? AND instance_id = ? AND kind = ? AND name = ? AND count = ?",
+  insertChunk:
+    "INSERT INTO step_chunks (workflow, instance_id, kind, name, count, idx, bytes) VALUES (?, ?, ?, ?, ?, ?, ?)",
+  getChunk: `SELECT bytes FROM step_chunks WHERE workflow = ? AND instance_id = ? AND kind = ? AND name = ? AND count = ?
+    AND idx = ?`,
+  deleteStepChunks:
+    "DELETE FROM step_chunks WHERE workflow = ? AND instance_id = ? AND kind = ? AND name = ? AND count = ?",
   shiftWakeTimes: `UPDATE steps SET wake_at = wake_at + ? WHERE workflow = ? AND instance_id = ? AND wake_at IS NOT NULL
     AND status IN ('sleeping', 'retrying', 'waiting')`,
   hasWaiter: `SELECT 1 FROM steps WHERE workflow = ? AND instance_id = ? AND kind = 'waitForEvent' AND status = 'waiting'

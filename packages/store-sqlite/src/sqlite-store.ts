@@ -96,8 +96,7 @@ interface Pending {
 export class SqliteStore implements Store {
   readonly kind = "sqlite";
   /** One process uses the file: its worker is alone on it. */
-  /** `maxValueBytes`: SQLITE_MAX_LENGTH as node:sqlite is built, less the stream marker's room. */
-  readonly capabilities: StoreCapabilities = { sharedByWorkers: false, maxValueBytes: 1_000_000_000 - 64 };
+  readonly capabilities: StoreCapabilities = { sharedByWorkers: false };
   readonly db: DatabaseSync;
   readonly instances: InstanceStore;
   readonly queue: WorkQueue;
@@ -170,6 +169,7 @@ export class SqliteStore implements Store {
       "countRunning",
       "countDue",
       "hasWaiter",
+      "chunk",
     ]);
     type Group = "instances" | "queue" | "steps" | "events" | "history" | "schedules";
     const autocommit = <T extends object>(group: Group): T =>
@@ -410,6 +410,12 @@ export class SqliteStore implements Store {
       if (c.statusEntry) history = [...history, c.statusEntry];
     }
     this.#putStep(c.step);
+    if (c.chunks) {
+      const k = c.step;
+      this.#run(sql.deleteStepChunks, c.workflow, c.instanceId, k.kind, k.name, k.count);
+      for (const [i, bytes] of c.chunks.entries())
+        this.#run(sql.insertChunk, c.workflow, c.instanceId, k.kind, k.name, k.count, i, bytes);
+    }
     this.#appendHistory(history);
     return status;
   }
@@ -471,6 +477,7 @@ export class SqliteStore implements Store {
       delete: async (workflow, id) => {
         const n = this.#run(sql.deleteInstance, workflow, id);
         this.#run(sql.deleteInstanceSteps, workflow, id);
+        this.#run(sql.deleteInstanceChunks, workflow, id);
         this.#run(sql.deleteInstanceEvents, workflow, id);
         this.#run(sql.deleteInstanceHistory, workflow, id);
         return n > 0;
@@ -478,12 +485,14 @@ export class SqliteStore implements Store {
       rewind: async (workflow, id, from) => {
         if (!from) {
           this.#run(sql.deleteInstanceSteps, workflow, id);
+          this.#run(sql.deleteInstanceChunks, workflow, id);
           this.#run(sql.deleteInstanceEvents, workflow, id);
           this.#run(sql.deleteInstanceHistory, workflow, id);
           return;
         }
         for (const k of from.steps) {
           this.#run(sql.deleteStep, workflow, id, k.kind, k.name, k.count);
+          this.#run(sql.deleteStepChunks, workflow, id, k.kind, k.name, k.count);
           if (k.kind === "waitForEvent")
             this.#run(sql.deleteEventsConsumedBy, workflow, id, stepKeyString(k));
           this.#run(sql.deleteHistoryOfStep, workflow, id, k.kind, k.name, k.count);
@@ -539,6 +548,10 @@ export class SqliteStore implements Store {
         return r && rows.step(r);
       },
       commit: async (c) => this.#commitStep(c),
+      chunk: async (workflow, instanceId, key, index) => {
+        const r = this.#get(sql.getChunk, workflow, instanceId, key.kind, key.name, key.count, index);
+        return r && (r.bytes as Uint8Array);
+      },
       shiftWakeTimes: async (workflow, instanceId, delta) => {
         this.#run(sql.shiftWakeTimes, delta, workflow, instanceId);
       },

@@ -121,9 +121,14 @@ export interface StepStore {
    * step row (inserting it, or replacing the row of that step) and appends the history. Otherwise
    * writes nothing. Returns the instance's status before the commit, or `undefined` when the run no
    * longer owns it (fenced). A concurrent claim of the instance is ordered before or after it, never
-   * in between.
+   * in between. With `chunks`, the step's chunk rows are replaced by them in the same transaction.
    */
   commit(c: StepCommit): Promise<InstanceStatus | undefined>;
+  /**
+   * Chunk `index` (0-based) of a step's stream result (`StepCommit.chunks`), or `undefined` when
+   * there is none (the step has fewer, or the instance was deleted or rewound).
+   */
+  chunk(workflow: string, instanceId: string, key: StepKey, index: number): Promise<Uint8Array | undefined>;
   /** Moves every pending timer (`wakeAt`) of an instance by `deltaMs` (resume after pause). */
   shiftWakeTimes(workflow: string, instanceId: string, deltaMs: number): Promise<void>;
   /** Whether a `waitForEvent` step of the instance is waiting for `type`. */
@@ -185,12 +190,6 @@ export interface StoreCapabilities {
    * lease renewal, and counts only its own instances.
    */
   readonly sharedByWorkers: boolean;
-  /**
-   * The most bytes one stored value (a step result, params, an event payload) may hold: SQLite's
-   * largest blob (10^9 bytes) and PostgreSQL's largest field (1 GiB) are both below or at the 1 GiB
-   * an instance may store, so a stream result is refused before it reaches the store.
-   */
-  readonly maxValueBytes: number;
 }
 
 /**

@@ -47,6 +47,12 @@ export interface StepCommit {
   history: NewHistoryEntry[];
   /** Appended after `history`, only when the stored status changes to `status`. */
   statusEntry?: NewHistoryEntry;
+  /**
+   * A stream result's bytes (SPEC §9.3), stored as the step's chunk rows in order, replacing any it
+   * had; `step.result` holds what stands for them. Read back with `steps.chunk`; removed with the
+   * step (`instances.rewind`, `instances.delete`).
+   */
+  chunks?: readonly Uint8Array[];
 }
 
 /** A new instance for `instances.create`, with what goes with it. */

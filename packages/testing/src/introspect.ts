@@ -8,7 +8,7 @@ import {
   validateInstanceId,
   WorkflowError,
 } from "@cairn/core";
-import { bindingOwner, decodeValue, type Runtime } from "@cairn/runtime";
+import { bindingOwner, decodeStepResult, decodeValue, type Runtime } from "@cairn/runtime";
 import { Harness, type Session } from "./harness.ts";
 import { InstanceModifications, Modifier, type WorkflowInstanceModifier } from "./modifier.ts";
 import { type StepSelector, selectorKey } from "./selectors.ts";
@@ -199,7 +199,11 @@ class InstanceIntrospector implements WorkflowInstanceIntrospector {
       const row = await this.#store.steps.get(this.#workflow, this.id, "do", step.name, index);
       // A sensitive step's value stays inside the workflow (SPEC §9.2).
       if (row?.status === "succeeded")
-        return resolve(row.config?.sensitive === "output" ? REDACTED_STEP_OUTPUT : decodeValue(row.result));
+        return resolve(
+          row.config?.sensitive === "output"
+            ? REDACTED_STEP_OUTPUT
+            : decodeStepResult(this.#store.steps, row),
+        );
       if (row?.status === "failed")
         return reject(deserializeError(row.error ?? { name: "Error", message: "Step failed" }));
       const instance = await this.#store.instances.get(this.#workflow, this.id);

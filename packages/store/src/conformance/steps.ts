@@ -1,5 +1,5 @@
 /** Steps: fenced commits, reads, rewinds, timers and waiters. */
-import type { StepKind } from "@cairn/core";
+import type { StepKey, StepKind } from "@cairn/core";
 import { describe, expect, it } from "vitest";
 import type { InstanceRow, StepCommit } from "../types.ts";
 import {
@@ -171,6 +171,88 @@ export function stepTests(ctx: Ctx): void {
       expect(await ctx.store.instances.get(W, "a")).toEqual(row);
       expect(await ctx.store.steps.list(W, "a")).toEqual([]);
       expect(await ctx.store.history.list(W, "a")).toEqual([]);
+    });
+
+    describe("with a stream result's chunk rows (SPEC §9.3)", () => {
+      const KEY = { kind: "do", name: "load order", count: 1 } as const;
+      /** `n` chunks of distinct bytes; the first is 256 KiB, the others 1 KiB. */
+      const chunksOf = (n: number, seed = 0) =>
+        Array.from({ length: n }, (_, i) => {
+          const c = new Uint8Array(i === 0 ? 256 * 1024 : 1024);
+          for (let j = 0; j < c.length; j++) c[j] = (j * 31 + i * 7 + seed) & 0xff;
+          return c;
+        });
+      const readAll = async (id: string, key: StepKey = KEY) => {
+        const out: Uint8Array[] = [];
+        for (let i = 0; ; i++) {
+          const c = await ctx.store.steps.chunk(W, id, key, i);
+          if (!c) return out;
+          out.push(c);
+        }
+      };
+      const expectChunks = (got: Uint8Array[], want: Uint8Array[]) => {
+        expect(got.map((c) => c.byteLength)).toEqual(want.map((c) => c.byteLength));
+        for (const [i, c] of got.entries()) expectBytes(c, want[i]!);
+      };
+
+      it("stores them in order with the step and reads each back exactly", async () => {
+        const row = await owned("a");
+        // More than one statement's worth on PostgreSQL (16 per insert).
+        const chunks = chunksOf(21);
+        expect(await ctx.store.steps.commit(commit(row, { chunks }))).toBe("running");
+        expectChunks(await readAll("a"), chunks);
+        expect(await ctx.store.steps.chunk(W, "a", KEY, 21)).toBeUndefined();
+        expect(await ctx.store.steps.chunk(W, "a", { ...KEY, count: 2 }, 0)).toBeUndefined();
+        expect(await ctx.store.steps.chunk(W, "b", KEY, 0)).toBeUndefined();
+        expectBytes((await ctx.store.steps.get(W, "a", "do", "load order", 1))!.result, bytes(7));
+      });
+
+      it("writes none for a run that lost the instance, nor in a transaction rolled back", async () => {
+        const row = await owned("a");
+        expect(await ctx.store.steps.commit(commit(row, { epoch: row.epoch - 1, chunks: chunksOf(3) }))).toBe(
+          undefined,
+        );
+        await expect(
+          ctx.store.transaction(async (tx) => {
+            expect(await tx.steps.commit(commit(row, { chunks: chunksOf(3) }))).toBe("running");
+            throw new Error("undo");
+          }),
+        ).rejects.toThrow("undo");
+        expect(await readAll("a")).toEqual([]);
+        expect(await ctx.store.steps.list(W, "a")).toEqual([]);
+      });
+
+      it("replaces the step's chunks when it is committed with others", async () => {
+        const row = await owned("a");
+        await ctx.store.steps.commit(commit(row, { chunks: chunksOf(5) }));
+        const second = chunksOf(2, 1);
+        await ctx.store.steps.commit(commit(row, { chunks: second }));
+        expectChunks(await readAll("a"), second);
+      });
+
+      it("goes with its step: rewound from it, rewound whole, or deleted with the instance", async () => {
+        const rowA = await owned("a");
+        const other = { kind: "do", name: "other", count: 1 } as const;
+        const a = chunksOf(2);
+        const b = chunksOf(3, 5);
+        await ctx.store.steps.commit(commit(rowA, { chunks: a }));
+        await ctx.store.steps.commit(
+          commit(rowA, {
+            step: step("a", { ...other, seq: 2, status: "succeeded", result: bytes(8) }),
+            chunks: b,
+          }),
+        );
+        await ctx.store.instances.rewind(W, "a", { steps: [KEY], afterEventId: Number.MAX_SAFE_INTEGER });
+        expect(await readAll("a")).toEqual([]);
+        expectChunks(await readAll("a", other), b);
+        await ctx.store.instances.rewind(W, "a");
+        expect(await readAll("a", other)).toEqual([]);
+
+        const rowB = await owned("b");
+        await ctx.store.steps.commit(commit(rowB, { chunks: a }));
+        expect(await ctx.store.instances.delete(W, "b")).toBe(true);
+        expect(await readAll("b")).toEqual([]);
+      });
     });
   });
 
