@@ -491,6 +491,53 @@ describe.skipIf(!url)("PostgresStore", () => {
       }
     });
 
+    it("concurrent creates share statements and still notify listeners of the queued ones", async () => {
+      const schema = newSchema();
+      // Counts the statements that create instances (one create, or several).
+      const pool = new pg.Pool({ connectionString: url, max: 4 });
+      let creates = 0;
+      const query = pool.query.bind(pool) as (...args: unknown[]) => unknown;
+      (pool as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+        const text = typeof args[0] === "string" ? args[0] : (args[0] as { text?: string })?.text;
+        if (text?.includes(`INSERT INTO "${schema}".instances`)) creates++;
+        return query(...args);
+      };
+      const store = new PostgresStore({ db: pool, schema, ownsDb: true });
+      await store.migrate();
+      const other = await openPostgresStore({ url: url!, schema });
+      const messages: unknown[] = [];
+      const stop = await other.listen((m) => messages.push(m));
+      try {
+        const create = (id: string) => ({
+          row: { workflow: W, id, params: new Uint8Array([1]), createdAt: T0 },
+          history: [{ workflow: W, instanceId: id, type: "workflow_queued" as const, timestamp: T0 }],
+          notify: { kind: "ready" as const, sender: "w1" },
+        });
+        const queued = await Promise.all(
+          Array.from({ length: 50 }, (_, i) => store.instances.create(create(`q${i}`))),
+        );
+        expect(new Set(queued)).toEqual(new Set(["queued"]));
+        for (let i = 0; messages.length === 0; i++) {
+          if (i > 100) throw new Error("no notification of the queued instances");
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        expect(messages[0]).toEqual({ kind: "ready", sender: "w1" });
+        const start = { owner: "w1", leaseUntil: T0 + 1000, maxRunning: 1000 };
+        const started = await Promise.all(
+          Array.from({ length: 50 }, (_, i) => store.instances.create({ ...create(`s${i}`), start })),
+        );
+        expect(new Set(started)).toEqual(new Set(["started"]));
+        expect(await store.queue.countRunning()).toBe(50);
+        // The first of each burst goes alone; the others wait for it and go together.
+        expect(creates).toBeGreaterThan(0);
+        expect(creates).toBeLessThan(20);
+      } finally {
+        await stop();
+        await other.close();
+        await store.close();
+      }
+    });
+
     it("a create whose statement fails leaves nothing behind, and the connection stays usable", async () => {
       const store = await openPostgresStore({ url: url!, schema: newSchema(), poolSize: 1 });
       try {

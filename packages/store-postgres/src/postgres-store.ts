@@ -131,6 +131,8 @@ const rows = rowReader({
   json: <T>(v: unknown): T | null => (v as T | null | undefined) ?? null,
 });
 
+type CreateOutcome = "started" | "queued" | "exists";
+
 /** Chunk rows of a stream result per statement: 4 MiB of binary parameters. */
 const CHUNKS_PER_INSERT = 16;
 
@@ -272,6 +274,16 @@ export class PostgresStore implements Store {
         many: (batch) => this.#track(() => this.#commitMany(batch)),
       });
       this.steps.commit = (c) => this.#track(() => commits.write(c));
+      // Concurrent creates share a statement: one count of running instances under the claim lock
+      // and one commit for all of them, instead of each holding the lock through its own commit.
+      const creates = new WriteBatcher<InstanceCreate, CreateOutcome>({
+        instance: (c) => `${c.row.workflow}\u0000${c.row.id}`,
+        group: (c) => (c.start ? `start\u0000${c.start.maxRunning ?? ""}` : ""),
+        size: (c) => c.row.params.byteLength,
+        one: (c) => this.#create(c),
+        many: (batch) => this.#track(() => this.#createMany(batch)),
+      });
+      this.instances.create = (c) => this.#track(() => creates.write(c));
       const update = ops.instances.update;
       const updates = new WriteBatcher<LoggedUpdate, boolean>({
         instance: (u) => `${u.workflow}\u0000${u.id}`,
@@ -541,7 +553,32 @@ export class PostgresStore implements Store {
   }
 
   /** `instances.create` outside a transaction: one statement (see `createInstance`). */
-  async #create(c: InstanceCreate): Promise<"started" | "queued" | "exists"> {
+  /** Several creates of distinct instances, started or not alike, in one statement (`WriteBatcher`). */
+  async #createMany(batch: InstanceCreate[]): Promise<CreateOutcome[]> {
+    const col = <T>(f: (c: InstanceCreate) => T) => batch.map(f);
+    const start = batch[0]!.start;
+    const h = batchHistory(batch.map((c) => c.history));
+    const res = await this.#query(this.#db, this.#sql.createInstances, [
+      col((c) => c.row.workflow),
+      col((c) => c.row.id),
+      col((c) => c.row.params),
+      col((c) => c.row.createdAt),
+      col((c) => c.start?.owner ?? null),
+      col((c) => c.start?.leaseUntil ?? null),
+      col((c) => (c.notify ? JSON.stringify(c.notify) : null)),
+      start !== undefined,
+      start?.maxRunning ?? null,
+      this.#sql.channel,
+      ...historyArrays(h.entries),
+      h.item,
+      h.place,
+    ]);
+    const outcomes: CreateOutcome[] = batch.map(() => "exists");
+    for (const r of res.rows) outcomes[Number(r.i) - 1] = r.status === "running" ? "started" : "queued";
+    return outcomes;
+  }
+
+  async #create(c: InstanceCreate): Promise<CreateOutcome> {
     const started = createdRow(c, true);
     const res = await this.#run(this.#sql.createInstance, [
       c.row.workflow,

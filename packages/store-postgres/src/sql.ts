@@ -173,6 +173,43 @@ export function queries(schema: string) {
       note AS (
         SELECT pg_notify($9::text, $10::text) FROM ins WHERE ins.status = 'queued' AND $10::text IS NOT NULL)
       SELECT status, (SELECT COUNT(*) FROM note) AS notified FROM ins`,
+    /**
+     * `instances.create` of several instances (distinct ids) in one statement: $1–$7 arrays of
+     * workflow, id, params, createdAt, owner, leaseUntil and the message to notify when queued; $8
+     * whether to start them, $9 maxRunning (one count under the claim lock for all), $10 the channel,
+     * then the history arrays with each entry's item (1-based) and place. Started are the first new
+     * items that fit below maxRunning (an id another transaction inserts meanwhile takes a place
+     * too, so the count never goes over).
+     * Returns each new instance's item and status; an item without a row already existed.
+     */
+    createInstances: `WITH c AS (
+        SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[], $5::text[], $6::bigint[], $7::text[])
+          WITH ORDINALITY AS c(workflow, id, params, created_at, owner, lease_until, notify, i)),
+      free AS (
+        SELECT CASE WHEN NOT $8::boolean THEN 0 WHEN $9::integer IS NULL THEN NULL
+          ELSE $9::integer - ${runningAfterLock} END AS n),
+      fresh AS (
+        SELECT c.*, NOT EXISTS (SELECT 1 FROM ${s}.instances e WHERE e.workflow = c.workflow AND e.id = c.id) AS new
+        FROM c),
+      go AS (
+        SELECT fresh.*, $8::boolean AND new
+          AND (free.n IS NULL OR COUNT(*) FILTER (WHERE new) OVER (ORDER BY i) <= free.n) AS started
+        FROM fresh, free),
+      ins AS (
+        INSERT INTO ${s}.instances (workflow, id, status, params, created_at, updated_at, started_at, ready_at,
+          priority, epoch, owner, lease_until)
+        SELECT workflow, id, CASE WHEN started THEN 'running' ELSE 'queued' END, params, created_at,
+          created_at, CASE WHEN started THEN created_at END, CASE WHEN started THEN NULL ELSE created_at END,
+          1, CASE WHEN started THEN 1 ELSE 0 END, CASE WHEN started THEN owner END,
+          CASE WHEN started THEN lease_until END
+        FROM go ORDER BY i
+        ON CONFLICT DO NOTHING RETURNING workflow, id, status),
+      done AS (SELECT go.i, go.notify, ins.status FROM ins JOIN go ON go.workflow = ins.workflow AND go.id = ins.id),
+      entries AS (
+        ${historyInsert(s, 11, "JOIN done ON done.i = x.ci", ["ci", "place"])}),
+      note AS (
+        SELECT pg_notify($10::text, done.notify) FROM done WHERE done.status = 'queued' AND done.notify IS NOT NULL)
+      SELECT done.i, done.status, (SELECT COUNT(*) FROM note) AS notified FROM done`,
     getInstance: `SELECT * FROM ${s}.instances WHERE workflow = $1 AND id = $2`,
     getInstanceForUpdate: `SELECT * FROM ${s}.instances WHERE workflow = $1 AND id = $2 FOR UPDATE`,
     /** The instance with its steps, events and history, in one statement. */

@@ -133,6 +133,42 @@ export function instanceTests(ctx: Ctx): void {
       expect(await ctx.store.queue.countRunning()).toBe(3);
     });
 
+    it("starts concurrent creates only up to maxRunning, each with its history, refusing ids that exist", async () => {
+      const capped = { ...start, maxRunning: 10 };
+      for (const id of ["r1", "r2"])
+        expect(await ctx.store.instances.create(create(id, { start: capped }))).toBe("started");
+      for (const id of ["x1", "x2", "x3"]) await insert(ctx.store, instance(id));
+      // Existing ids first, so they would take places if they were counted.
+      const ids = [
+        "x1",
+        "x2",
+        "x3",
+        ...Array.from({ length: 27 }, (_, i) => `n${String(i).padStart(2, "0")}`),
+      ];
+      const outcomes = await Promise.all(
+        ids.map((id) => ctx.store.instances.create(create(id, { start: capped }))),
+      );
+      const count = (o: string) => outcomes.filter((x) => x === o).length;
+      expect(outcomes.slice(0, 3)).toEqual(["exists", "exists", "exists"]);
+      expect({ started: count("started"), queued: count("queued") }).toEqual({ started: 8, queued: 19 });
+      expect(await ctx.store.queue.countRunning()).toBe(10);
+      for (const [i, id] of ids.entries()) {
+        const row = await ctx.store.instances.get(W, id);
+        const history = (await ctx.store.history.list(W, id)).map((e) => e.type);
+        if (i < 3) {
+          expect(row).toMatchObject({ status: "queued", epoch: 0 });
+          expect(history).toEqual([]);
+          continue;
+        }
+        expect(row?.status).toBe(outcomes[i] === "started" ? "running" : "queued");
+        if (outcomes[i] === "started")
+          expect(row).toMatchObject({ owner: "w1", epoch: 1, leaseUntil: T0 + 30_000 });
+        else expect(row).toMatchObject({ owner: null, epoch: 0, readyAt: T0 });
+        expectBytes(row!.params, bytes(4, 5));
+        expect(history).toEqual(["workflow_queued"]);
+      }
+    });
+
     it("writes nothing for an id that exists", async () => {
       await insert(ctx.store, instance("a"));
       expect(await ctx.store.instances.create(create("a", { start }))).toBe("exists");
