@@ -28,6 +28,9 @@ describe.skipIf(!base)("cairn migrate", () => {
     const tables = await scene.query("SELECT tablename FROM pg_tables WHERE schemaname = $1", [scene.schema]);
     expect(tables.map((t) => t.tablename).sort()).toEqual([
       "cairn_migrations",
+      "do_changesets",
+      "do_objects",
+      "do_snapshots",
       "events",
       "history",
       "instances",

@@ -157,6 +157,39 @@ CREATE TABLE ${s}.step_chunks (
 );
 `,
   },
+  {
+    version: 7,
+    name: "Durable Objects shared by workers: ownership leases, changesets and snapshots",
+    sql: (s) => `
+CREATE TABLE ${s}.do_objects (
+  class       text COLLATE "C" NOT NULL,
+  object_id   text COLLATE "C" NOT NULL,
+  owner       text,
+  epoch       bigint NOT NULL DEFAULT 0,
+  lease_until bigint,
+  seq         bigint NOT NULL DEFAULT 0,
+  alarm_at    bigint,
+  PRIMARY KEY (class, object_id)
+);
+CREATE INDEX do_objects_owner ON ${s}.do_objects (owner) WHERE owner IS NOT NULL;
+CREATE INDEX do_objects_alarm ON ${s}.do_objects (alarm_at) WHERE alarm_at IS NOT NULL;
+CREATE TABLE ${s}.do_changesets (
+  class       text COLLATE "C" NOT NULL,
+  object_id   text COLLATE "C" NOT NULL,
+  seq         bigint NOT NULL,
+  epoch       bigint NOT NULL,
+  bytes       bytea  NOT NULL,
+  PRIMARY KEY (class, object_id, seq)
+);
+CREATE TABLE ${s}.do_snapshots (
+  class       text COLLATE "C" NOT NULL,
+  object_id   text COLLATE "C" NOT NULL,
+  seq         bigint NOT NULL,
+  bytes       bytea  NOT NULL,
+  PRIMARY KEY (class, object_id)
+);
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -491,6 +491,68 @@ describe.skipIf(!url)("PostgresStore", () => {
       }
     });
 
+    it("object replica: leases with epochs, fenced changesets, snapshots that compact, alarms of free objects", async () => {
+      const store = await openPostgresStore({ url: url!, schema: newSchema() });
+      try {
+        const r = store.objectReplica();
+        const b = (...v: number[]) => new Uint8Array(v);
+        const take = (owner: string, now: number) =>
+          r.acquire({ className: "Counter", id: "o1", owner, now, leaseMs: 1000 });
+        expect(await take("w1", T0)).toEqual({ acquired: true, epoch: 1, log: [], alarm: null });
+        expect(await take("w2", T0 + 500)).toEqual({ acquired: false, owner: "w1", leaseUntil: T0 + 1000 });
+        const append = (epoch: number, seq: number, kind: "changeset" | "snapshot", alarm?: number | null) =>
+          r.append({
+            className: "Counter",
+            id: "o1",
+            owner: "w1",
+            epoch,
+            entry: { seq, kind, bytes: b(seq, 0, 255) },
+            ...(alarm === undefined ? {} : { alarm }),
+          });
+        expect(await append(1, 1, "changeset")).toBe(true);
+        expect(await append(1, 2, "changeset", T0 + 2000)).toBe(true);
+        // The lease is renewed, so another worker still cannot take it.
+        expect(await r.renew("w1", T0 + 3000)).toBe(1);
+        expect(await take("w2", T0 + 2000)).toMatchObject({ acquired: false, leaseUntil: T0 + 3000 });
+        // Its alarm waits for the lease to run out: the owner may still be alive.
+        expect(await r.dueAlarms("w2", T0 + 2500, 10)).toEqual([]);
+        expect(await r.nextAlarm("w2", T0 + 2500)).toBe(T0 + 3001);
+        const due = [{ className: "Counter", id: "o1", time: T0 + 2000 }];
+        expect(await r.dueAlarms("w1", T0 + 2500, 10)).toEqual(due);
+        expect(await r.dueAlarms("w2", T0 + 3001, 10)).toEqual(due);
+        // After the lease: w2 takes it over with everything w1 shipped, and w1 is fenced.
+        const taken = await take("w2", T0 + 3001);
+        expect(taken).toMatchObject({ acquired: true, epoch: 2, alarm: T0 + 2000 });
+        const log = (taken as { log: { seq: number; kind: string; bytes: Uint8Array }[] }).log;
+        expect(log.map((e) => [e.seq, e.kind, [...e.bytes]])).toEqual([
+          [1, "changeset", [1, 0, 255]],
+          [2, "changeset", [2, 0, 255]],
+        ]);
+        expect(await append(1, 3, "changeset")).toBe(false);
+        const w2 = (seq: number, kind: "changeset" | "snapshot", alarm?: number | null) =>
+          r.append({
+            className: "Counter",
+            id: "o1",
+            owner: "w2",
+            epoch: 2,
+            entry: { seq, kind, bytes: b(seq) },
+            ...(alarm === undefined ? {} : { alarm }),
+          });
+        expect(await w2(3, "snapshot", null)).toBe(true);
+        expect(await w2(4, "changeset")).toBe(true);
+        await r.release("Counter", "o1", "w2", 2);
+        const again = await take("w1", T0 + 3002);
+        expect(again).toMatchObject({ acquired: true, epoch: 3, alarm: null });
+        expect((again as { log: { seq: number; kind: string }[] }).log.map((e) => [e.seq, e.kind])).toEqual([
+          [3, "snapshot"],
+          [4, "changeset"],
+        ]);
+        expect(await r.nextAlarm("w2", T0)).toBeNull();
+      } finally {
+        await store.close();
+      }
+    });
+
     it("concurrent creates share statements and still notify listeners of the queued ones", async () => {
       const schema = newSchema();
       // Counts the statements that create instances (one create, or several).

@@ -21,6 +21,7 @@ import {
   listQuery,
   type NewInstance,
   nullableNumber,
+  type ObjectReplica,
   pageOf,
   type RowWriters,
   rowReader,
@@ -334,6 +335,58 @@ export class PostgresStore implements Store {
       });
       if (done) return;
     }
+  }
+
+  /** Durable Objects' ownership and changesets in this schema (SPEC §13.7; migration 7). */
+  objectReplica(): ObjectReplica {
+    const q = this.#sql;
+    const run = this.#run;
+    return {
+      acquire: async ({ className, id, owner, now, leaseMs }) => {
+        const taken = (await run(q.acquireObject, [className, id, owner, now, now + leaseMs])).rows[0];
+        if (!taken) {
+          const held = (await run(q.objectHolder, [className, id])).rows[0];
+          return { acquired: false, owner: String(held?.owner), leaseUntil: Number(held?.lease_until ?? 0) };
+        }
+        const log = (await run(q.objectLog, [className, id])).rows.map((r) => ({
+          seq: Number(r.seq),
+          kind: r.kind as "changeset" | "snapshot",
+          bytes: bytesOf(r.bytes)!,
+        }));
+        return {
+          acquired: true,
+          epoch: Number(taken.epoch),
+          log,
+          alarm: nullableNumber(taken.alarm_at),
+        };
+      },
+      append: async ({ className, id, owner, epoch, entry, alarm }) => {
+        const text = entry.kind === "snapshot" ? q.appendSnapshot : q.appendChangeset;
+        const values = [
+          className,
+          id,
+          owner,
+          epoch,
+          entry.seq,
+          entry.bytes,
+          alarm !== undefined,
+          alarm ?? null,
+        ];
+        return (await run(text, values)).rows.length > 0;
+      },
+      renew: async (owner, leaseUntil) => (await run(q.renewObjects, [owner, leaseUntil])).rowCount ?? 0,
+      release: async (className, id, owner, epoch) => {
+        await run(q.releaseObject, [className, id, owner, epoch]);
+      },
+      dueAlarms: async (owner, now, limit) =>
+        (await run(q.dueObjectAlarms, [owner, now, limit])).rows.map((r) => ({
+          className: String(r.class),
+          id: String(r.object_id),
+          time: Number(r.alarm_at),
+        })),
+      nextAlarm: async (owner, now) =>
+        nullableNumber((await run(q.nextObjectAlarm, [owner, now])).rows[0]?.t),
+    };
   }
 
   onTransaction(listener: (durationMs: number) => void): () => void {

@@ -210,6 +210,50 @@ export function queries(schema: string) {
       note AS (
         SELECT pg_notify($10::text, done.notify) FROM done WHERE done.status = 'queued' AND done.notify IS NOT NULL)
       SELECT done.i, done.status, (SELECT COUNT(*) FROM note) AS notified FROM done`,
+    /** $1 class, $2 id, $3 owner, $4 now, $5 lease until: the epoch when taken, no row when held. */
+    acquireObject: `INSERT INTO ${s}.do_objects AS o (class, object_id, owner, epoch, lease_until)
+      VALUES ($1, $2, $3, 1, $5)
+      ON CONFLICT (class, object_id) DO UPDATE SET owner = $3, epoch = o.epoch + 1, lease_until = $5
+        WHERE o.owner IS NULL OR o.owner = $3 OR o.lease_until IS NULL OR o.lease_until < $4
+      RETURNING epoch, alarm_at`,
+    objectHolder: `SELECT owner, lease_until FROM ${s}.do_objects WHERE class = $1 AND object_id = $2`,
+    /** The latest snapshot and the changesets after it. */
+    objectLog: `SELECT seq, 'snapshot' AS kind, bytes FROM ${s}.do_snapshots WHERE class = $1 AND object_id = $2
+      UNION ALL
+      SELECT c.seq, 'changeset', c.bytes FROM ${s}.do_changesets c
+      WHERE c.class = $1 AND c.object_id = $2
+        AND c.seq > COALESCE((SELECT seq FROM ${s}.do_snapshots WHERE class = $1 AND object_id = $2), 0)
+      ORDER BY 1`,
+    /**
+     * $1 class, $2 id, $3 owner, $4 epoch, $5 seq, $6 bytes, $7 whether to set the alarm, $8 the alarm:
+     * a changeset, fenced; returns a row when written.
+     */
+    appendChangeset: `WITH o AS (
+        UPDATE ${s}.do_objects SET seq = $5, alarm_at = CASE WHEN $7::boolean THEN $8::bigint ELSE alarm_at END
+        WHERE class = $1 AND object_id = $2 AND owner = $3 AND epoch = $4 RETURNING 1)
+      INSERT INTO ${s}.do_changesets (class, object_id, seq, epoch, bytes)
+      SELECT $1, $2, $5, $4, $6::bytea FROM o RETURNING 1`,
+    /** As `appendChangeset`, for a snapshot: it replaces the object's snapshot and changesets. */
+    appendSnapshot: `WITH o AS (
+        UPDATE ${s}.do_objects SET seq = $5, alarm_at = CASE WHEN $7::boolean THEN $8::bigint ELSE alarm_at END
+        WHERE class = $1 AND object_id = $2 AND owner = $3 AND epoch = $4 RETURNING 1),
+      gone AS (DELETE FROM ${s}.do_changesets WHERE class = $1 AND object_id = $2 AND seq <= $5
+        AND EXISTS (SELECT 1 FROM o))
+      INSERT INTO ${s}.do_snapshots (class, object_id, seq, bytes) SELECT $1, $2, $5, $6::bytea FROM o
+      ON CONFLICT (class, object_id) DO UPDATE SET seq = EXCLUDED.seq, bytes = EXCLUDED.bytes
+      RETURNING 1`,
+    renewObjects: `UPDATE ${s}.do_objects SET lease_until = $2 WHERE owner = $1`,
+    releaseObject: `UPDATE ${s}.do_objects SET owner = NULL, lease_until = NULL
+      WHERE class = $1 AND object_id = $2 AND owner = $3 AND epoch = $4`,
+    /** $1 owner, $2 now, $3 limit. */
+    dueObjectAlarms: `SELECT class, object_id, alarm_at FROM ${s}.do_objects
+      WHERE alarm_at IS NOT NULL AND alarm_at <= $2
+        AND (owner IS NULL OR owner = $1 OR lease_until IS NULL OR lease_until < $2)
+      ORDER BY alarm_at LIMIT $3`,
+    /** A held object's alarm counts from when its lease runs out (its owner may be gone). */
+    nextObjectAlarm: `SELECT MIN(CASE WHEN owner IS NULL OR owner = $1 OR lease_until IS NULL OR lease_until < $2
+        THEN alarm_at ELSE GREATEST(alarm_at, lease_until + 1) END) AS t
+      FROM ${s}.do_objects WHERE alarm_at IS NOT NULL`,
     getInstance: `SELECT * FROM ${s}.instances WHERE workflow = $1 AND id = $2`,
     getInstanceForUpdate: `SELECT * FROM ${s}.instances WHERE workflow = $1 AND id = $2 FOR UPDATE`,
     /** The instance with its steps, events and history, in one statement. */

@@ -4,6 +4,13 @@ export { decodeCursor, encodeCursor, parseCursor } from "./cursor.ts";
 export { StoreError, type StoreErrorCode } from "./errors.ts";
 export { type ListShape, listQuery, pageOf } from "./list.ts";
 export { TransactionListeners } from "./listeners.ts";
+export type {
+  AcquiredObject,
+  HeldObject,
+  ObjectLogEntry,
+  ObjectReplica,
+  ReplicaAlarm,
+} from "./objects.ts";
 export {
   type ColumnReaders,
   nullableNumber,

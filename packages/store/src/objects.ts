@@ -1,0 +1,74 @@
+/**
+ * Durable Objects on a store shared by workers (SPEC §13.7): the owning worker keeps an object's
+ * SQLite database locally and ships each committed transaction to the replica; another worker that
+ * takes the object over (after the owner's lease ran out) restores it from there. Ownership is a
+ * lease with an epoch, like instances': every write to the replica is fenced by it.
+ */
+
+/** One committed transaction of an object (a session changeset), or its whole database (a snapshot). */
+export interface ObjectLogEntry {
+  /** Increases by one per entry of the object, from 1. */
+  seq: number;
+  kind: "changeset" | "snapshot";
+  bytes: Uint8Array;
+}
+
+/** What `acquire` found: the object is the caller's now, with what restores it. */
+export interface AcquiredObject {
+  acquired: true;
+  /** The fence of every later write; higher than any earlier owner's. */
+  epoch: number;
+  /** The latest snapshot (if any) and the changesets after it, in `seq` order. */
+  log: ObjectLogEntry[];
+  /** The object's alarm as last shipped, or null. */
+  alarm: number | null;
+}
+
+/** What `acquire` found: another worker's lease on the object has not run out. */
+export interface HeldObject {
+  acquired: false;
+  owner: string;
+  leaseUntil: number;
+}
+
+/** An alarm of an object no live worker owns (or the asking worker owns), due by the time asked. */
+export interface ReplicaAlarm {
+  className: string;
+  id: string;
+  time: number;
+}
+
+export interface ObjectReplica {
+  /**
+   * Takes the object for `owner` until `now + leaseMs`, unless another owner's lease is still
+   * running at `now`. Taking it bumps its epoch (an owner taking it again too).
+   */
+  acquire(o: {
+    className: string;
+    id: string;
+    owner: string;
+    now: number;
+    leaseMs: number;
+  }): Promise<AcquiredObject | HeldObject>;
+  /**
+   * Appends an entry while `owner` still holds the object with `epoch`; a snapshot replaces every
+   * entry before it. `alarm` (when given) becomes the object's alarm in the same write. Returns
+   * false, writing nothing, when fenced (another worker took the object over).
+   */
+  append(o: {
+    className: string;
+    id: string;
+    owner: string;
+    epoch: number;
+    entry: ObjectLogEntry;
+    alarm?: number | null;
+  }): Promise<boolean>;
+  /** Moves the lease of every object `owner` holds to `leaseUntil`; returns how many. */
+  renew(owner: string, leaseUntil: number): Promise<number>;
+  /** Lets the object go (it was unloaded): any worker may take it at once. */
+  release(className: string, id: string, owner: string, epoch: number): Promise<void>;
+  /** Alarms due by `now` of objects nobody holds, whose lease ran out, or that `owner` holds. */
+  dueAlarms(owner: string, now: number, limit: number): Promise<ReplicaAlarm[]>;
+  /** The earliest alarm of the objects `dueAlarms` would return, or null. */
+  nextAlarm(owner: string, now: number): Promise<number | null>;
+}
