@@ -1,4 +1,8 @@
-import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { DatabaseSync, Session, StatementSync } from "node:sqlite";
 import { deserialize, serialize } from "node:v8";
 import { MAX_KEY_BYTES, MAX_OBJECT_BYTES, MAX_SQL_STATEMENT_BYTES, MAX_VALUE_BYTES } from "./limits.ts";
 import { sqlite } from "./node-sqlite.ts";
@@ -199,6 +203,51 @@ export interface ObjectStorageOptions {
   onCommitError?: (error: unknown) => void;
   /** Limit on the database size; default `MAX_OBJECT_BYTES`. */
   maxBytes?: number;
+  /**
+   * Ships each committed transaction (objects shared by workers, SPEC §13.7): a session changeset,
+   * or the whole database when a changeset cannot carry it (schema changes, writes to a table
+   * without a primary key, the first commit, and every `SNAPSHOT_EVERY` changesets or
+   * `SNAPSHOT_BYTES`). Entries are shipped one after another; the writes of a commit count as
+   * committed (the output gate opens) once it is shipped. A failed ship is a failed commit.
+   */
+  replicate?: (entry: ReplicatedEntry) => Promise<void>;
+}
+
+/** A committed transaction as shipped (see `ObjectStorageOptions.replicate`). */
+export interface ReplicatedEntry {
+  kind: "changeset" | "snapshot";
+  bytes: Uint8Array;
+}
+
+/** A snapshot replaces the changesets after this many of them… */
+export const SNAPSHOT_EVERY = 1000;
+/** …or after this many bytes of them. */
+export const SNAPSHOT_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Rebuilds an object's database file at `path` from what was shipped: the last snapshot, if any,
+ * then each changeset after it in order. What was there before is removed.
+ */
+export function restoreDatabase(path: string, entries: readonly ReplicatedEntry[]): void {
+  for (const suffix of ["", "-wal", "-shm"]) rmSync(`${path}${suffix}`, { force: true });
+  // A snapshot holds everything before it.
+  const from = entries.findLastIndex((e) => e.kind === "snapshot");
+  if (from >= 0) writeFileSync(path, entries[from]!.bytes);
+  const rest = entries.slice(from + 1);
+  if (rest.length === 0) return;
+  const db = new (sqlite().DatabaseSync)(path);
+  try {
+    for (const [i, e] of rest.entries()) {
+      if (e.kind !== "changeset")
+        throw new Error(`restoring ${path}: a snapshot after the first entry (${i + 1})`);
+      const applied = db.applyChangeset(e.bytes, {
+        onConflict: () => sqlite().constants.SQLITE_CHANGESET_ABORT,
+      });
+      if (!applied) throw new Error(`restoring ${path}: changeset ${i + 1} of ${rest.length} does not apply`);
+    }
+  } finally {
+    db.close();
+  }
 }
 
 /**
@@ -229,8 +278,21 @@ export class ObjectStorage {
   #user = false;
   #denied: string | undefined;
   #closed = false;
+  readonly #replicate: ((entry: ReplicatedEntry) => Promise<void>) | undefined;
+  /** Records the changes of the transaction being written (with `replicate`). */
+  #session: Session | undefined;
+  /** The next entry must be a snapshot (a changeset would not carry what was written). */
+  #needsSnapshot = false;
+  /** Tables written in the current transaction (their primary keys are checked at commit). */
+  readonly #written = new Set<string>();
+  readonly #hasPrimaryKey = new Map<string, boolean>();
+  #changesetsSinceSnapshot = 0;
+  #bytesSinceSnapshot = 0;
+  /** The last ship; the next one and every commit's waiters wait for it. */
+  #shipped: Promise<void> = Promise.resolve();
 
   constructor(options: ObjectStorageOptions) {
+    this.#replicate = options.replicate;
     const db = options.db;
     this.#open = typeof db === "function" ? db : () => db;
     this.#maxBytes = options.maxBytes ?? MAX_OBJECT_BYTES;
@@ -259,6 +321,12 @@ export class ObjectStorage {
     if (this.#opened) return this.#opened;
     if (this.#closed) throw new Error("This Durable Object's storage is closed (the object was unloaded)");
     const db = this.#open();
+    if (this.#replicate) {
+      // The first commit of an open is shipped whole: the replica then never depends on a file
+      // another worker cannot see.
+      this.#needsSnapshot = true;
+      this.#session = db.createSession();
+    }
     // The hidden table is made inside the first implicit transaction: a new object costs one commit.
     db.exec("BEGIN");
     db.exec(`CREATE TABLE IF NOT EXISTS ${KV_TABLE} (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID`);
@@ -460,16 +528,86 @@ export class ObjectStorage {
   /** Commits synchronously; throws if the commit fails (the writes are then lost). */
   commitNow(): void {
     if (this.#closed || this.#asyncTxns > 0) return;
+    let entry: ReplicatedEntry | undefined;
     if (this.#opened?.isTransaction) {
       try {
         this.#opened.exec("COMMIT");
+        if (this.#replicate) entry = this.#capture(this.#opened);
       } catch (e) {
         if (this.#opened.isTransaction) this.#opened.exec("ROLLBACK");
         this.#settleWaiters(e);
         throw e;
       }
     }
-    this.#settleWaiters();
+    if (!this.#replicate) return this.#settleWaiters();
+    const replicate = this.#replicate;
+    if (entry) {
+      const shipping = entry;
+      this.#shipped = this.#shipped.then(() => replicate(shipping));
+    }
+    const waiters = this.#commitWaiters.splice(0);
+    this.#shipped.then(
+      () => {
+        for (const w of waiters) w.resolve();
+      },
+      (e) => {
+        for (const w of waiters) w.reject(e);
+        if (entry) this.#onCommitError(e);
+      },
+    );
+  }
+
+  /** Resolves once every commit so far is shipped (rejects if one failed). */
+  shipped(): Promise<void> {
+    return this.#shipped;
+  }
+
+  /** What the transaction just committed ships as; undefined when it changed nothing. */
+  #capture(db: DatabaseSync): ReplicatedEntry | undefined {
+    const changeset = this.#session!.changeset();
+    this.#session!.close();
+    this.#session = db.createSession();
+    for (const table of this.#written) if (!this.#primaryKeyed(db, table)) this.#needsSnapshot = true;
+    this.#written.clear();
+    this.#changesetsSinceSnapshot++;
+    this.#bytesSinceSnapshot += changeset.byteLength;
+    if (
+      this.#needsSnapshot ||
+      this.#changesetsSinceSnapshot >= SNAPSHOT_EVERY ||
+      this.#bytesSinceSnapshot >= SNAPSHOT_BYTES
+    ) {
+      this.#needsSnapshot = false;
+      this.#changesetsSinceSnapshot = 0;
+      this.#bytesSinceSnapshot = 0;
+      return { kind: "snapshot", bytes: this.#snapshot(db) };
+    }
+    return changeset.byteLength === 0 ? undefined : { kind: "changeset", bytes: changeset };
+  }
+
+  /** Whether a session records the table's rows: it needs a primary key (sqlite_sequence heals itself). */
+  #primaryKeyed(db: DatabaseSync, table: string): boolean {
+    if (table === "sqlite_sequence") return true;
+    let known = this.#hasPrimaryKey.get(table);
+    if (known === undefined) {
+      const row = db.prepare("SELECT COUNT(*) AS n FROM pragma_table_info(?) WHERE pk > 0").get(table) as {
+        n: number;
+      };
+      this.#hasPrimaryKey.set(table, (known = Number(row.n) > 0));
+    }
+    return known;
+  }
+
+  /** The whole database as a file's bytes (`VACUUM INTO`, outside any transaction). */
+  #snapshot(db: DatabaseSync): Uint8Array {
+    const path = join(tmpdir(), `cairn-snapshot-${randomBytes(8).toString("hex")}.sqlite`);
+    db.setAuthorizer(null);
+    try {
+      db.prepare("VACUUM INTO ?").run(path);
+      return readFileSync(path);
+    } finally {
+      db.setAuthorizer((action, a, b) => this.#authorize(action, a, b));
+      if (existsSync(path)) rmSync(path, { force: true });
+    }
   }
 
   /** Whether writes are waiting to be committed. */
@@ -486,8 +624,18 @@ export class ObjectStorage {
       this.#closed = true;
       this.#cache.clear();
       this.#userCache.clear();
+      this.#endSession();
       this.#opened?.close();
     }
+  }
+
+  #endSession(): void {
+    try {
+      this.#session?.close();
+    } catch {
+      // Already closed with its database.
+    }
+    this.#session = undefined;
   }
 
   /** Drops uncommitted writes (the database stays open). */
@@ -505,6 +653,7 @@ export class ObjectStorage {
     try {
       if (this.#opened?.isTransaction) this.#opened.exec("ROLLBACK");
     } finally {
+      this.#endSession();
       this.#opened?.close();
     }
   }
@@ -698,6 +847,7 @@ export class ObjectStorage {
   }
 
   #authorize(action: number, a: string | null, b: string | null): number {
+    if (this.#replicate) this.#track(action, a);
     if (!this.#user) return sqlite().constants.SQLITE_OK;
     const deny = (reason: string) => {
       this.#denied ??= reason;
@@ -718,6 +868,31 @@ export class ObjectStorage {
       if (name && /^_cf_/i.test(name))
         return deny(`access to ${a}${b ? `.${b}` : ""} is prohibited: SQLITE_AUTH`);
     return sqlite().constants.SQLITE_OK;
+  }
+
+  /** What a replicated commit must carry: writes by table, and schema changes (which need a snapshot). */
+  #track(action: number, table: string | null): void {
+    const c = sqlite().constants;
+    if (action === c.SQLITE_INSERT || action === c.SQLITE_UPDATE || action === c.SQLITE_DELETE) {
+      if (table) this.#written.add(table);
+      return;
+    }
+    if (
+      action === c.SQLITE_CREATE_TABLE ||
+      action === c.SQLITE_CREATE_INDEX ||
+      action === c.SQLITE_CREATE_TRIGGER ||
+      action === c.SQLITE_CREATE_VIEW ||
+      action === c.SQLITE_DROP_TABLE ||
+      action === c.SQLITE_DROP_INDEX ||
+      action === c.SQLITE_DROP_TRIGGER ||
+      action === c.SQLITE_DROP_VIEW ||
+      action === c.SQLITE_ALTER_TABLE ||
+      action === c.SQLITE_CREATE_VTABLE ||
+      action === c.SQLITE_DROP_VTABLE
+    ) {
+      this.#needsSnapshot = true;
+      this.#hasPrimaryKey.clear();
+    }
   }
 
   #databaseSize(): number {
