@@ -72,7 +72,7 @@ let cairn: Awaited<ReturnType<typeof createCairn>>;
 const kill = () => process.kill(process.pid, "SIGKILL");
 cairn = await createCairn({
   ...(postgres
-    ? { store: postgres, objectsDir: join(dir, "do"), leaseMs: 2000, pollMs: 200 }
+    ? { store: postgres, objectsDir: join(dir, "do"), leaseMs: 2000, pollMs: 200, objectLeaseMs: 2000 }
     : { store: join(dir, "cairn.db") }),
   workflows: [{ binding: "SLOW_WORKFLOW", name: "slow", class: SlowWorkflow }],
   objects: [{ binding: "Keeper", class: Keeper }],

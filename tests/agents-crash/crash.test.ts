@@ -83,7 +83,9 @@ for (const kind of ["SQLite", "PostgreSQL"] as const)
         );
         await first.kill();
 
-        const second = await start(dir, store);
+        // On PostgreSQL the next worker has objects directory of its own: the agent is restored
+        // from what the first shipped, once the first's hold on it runs out.
+        const second = await start(kind === "PostgreSQL" ? tempDir() : dir, store);
         const after = await second.get("/inspect");
         expect(after.state).toEqual({ phase: "started" });
         expect(after.schedules.sort((a: any, b: any) => a.type.localeCompare(b.type))).toEqual([

@@ -428,6 +428,8 @@ export const ERROR_STATUS: Readonly<Record<ErrorCode | HttpErrorCode, number>> =
   // Project configuration errors (refused at load); never caused by a request.
   "do.missing_migration": 500,
   "do.class_not_found": 500,
+  // Another live worker holds the Durable Object (requests are not forwarded to it yet).
+  "do.owned_elsewhere": 503,
   // Worker protocol (SPEC §11.3): a command of a task the worker no longer holds; an unknown worker.
   "lease.lost": 409,
   "worker.not_found": 404,

@@ -28,6 +28,7 @@ export type ErrorCode =
   | "payload.too_large"
   | "do.missing_migration"
   | "do.class_not_found"
+  | "do.owned_elsewhere"
   | "lease.lost"
   | "worker.not_found"
   | "step.nondeterministic"
@@ -57,6 +58,7 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   "payload.too_large",
   "do.missing_migration",
   "do.class_not_found",
+  "do.owned_elsewhere",
   "lease.lost",
   "worker.not_found",
   "step.nondeterministic",

@@ -1,3 +1,4 @@
+import { randomBytes, randomUUID } from "node:crypto";
 import { dirname, join } from "node:path";
 import {
   type Clock,
@@ -63,6 +64,11 @@ export interface CairnOptions {
   migrations?: Migration[];
   /** How long an idle Durable Object stays loaded (ms). Default 10,000. */
   objectIdleTimeoutMs?: number;
+  /**
+   * On PostgreSQL: how long this worker's hold on a Durable Object lasts without renewal (ms); when
+   * it dies, another worker takes its objects over after this. Default 10,000.
+   */
+  objectLeaseMs?: number;
   /** Other bindings, visible to workflows as `this.env` next to the workflow bindings. */
   env?: Record<string, unknown>;
   maxConcurrent?: number;
@@ -149,21 +155,42 @@ export async function createCairn<Env = Record<string, unknown>>(options: CairnO
     bindings.add(o?.binding);
   }
   const storeOption = options.store ?? DEFAULT_STORE_PATH;
-  const objects = createObjectHost({
-    // Without classes nothing is stored: no files are made.
-    dir: options.objectsDir ?? (options.objects?.length ? objectsDirFor(storeOption) : ":memory:"),
-    objects: options.objects ?? [],
-    ...(options.migrations ? { migrations: options.migrations } : {}),
-    ...(options.clock ? { clock: options.clock } : {}),
-    ...(options.objectIdleTimeoutMs !== undefined ? { idleTimeoutMs: options.objectIdleTimeoutMs } : {}),
-    ...(options.synchronous ? { synchronous: options.synchronous } : {}),
-    ...(options.log ? { log: (m: string, e?: unknown) => options.log!(m, e) } : {}),
-  });
-  let store: Store;
+  const store = await openStore(storeOption, options.synchronous, options.poolSize, options.log);
+  const workerId = options.workerId ?? `worker-${randomUUID()}`;
+  let objects: ObjectHost;
   try {
-    store = await openStore(storeOption, options.synchronous, options.poolSize, options.log);
+    // On a store shared by workers, objects are too: owned by one worker at a time, their commits
+    // shipped to the store (SPEC §13.7).
+    const replica = options.objects?.length ? store.objectReplica?.() : undefined;
+    const namespaceKeys = replica
+      ? await replica.namespaceKeys(
+          Object.fromEntries(
+            (options.objects ?? []).map((o) => [o.className ?? o.class?.name, randomBytes(32)] as const),
+          ),
+        )
+      : undefined;
+    objects = createObjectHost({
+      // Without classes nothing is stored: no files are made.
+      dir: options.objectsDir ?? (options.objects?.length ? objectsDirFor(storeOption) : ":memory:"),
+      objects: options.objects ?? [],
+      ...(options.migrations ? { migrations: options.migrations } : {}),
+      ...(options.clock ? { clock: options.clock } : {}),
+      ...(options.objectIdleTimeoutMs !== undefined ? { idleTimeoutMs: options.objectIdleTimeoutMs } : {}),
+      ...(options.synchronous ? { synchronous: options.synchronous } : {}),
+      ...(options.log ? { log: (m: string, e?: unknown) => options.log!(m, e) } : {}),
+      ...(replica && namespaceKeys
+        ? {
+            replica: {
+              objects: replica,
+              owner: workerId,
+              namespaceKeys,
+              ...(options.objectLeaseMs !== undefined ? { leaseMs: options.objectLeaseMs } : {}),
+            },
+          }
+        : {}),
+    });
   } catch (e) {
-    await objects.close();
+    if (typeof options.store !== "object") await store.close();
     throw e;
   }
   let runtime: Runtime;
@@ -193,7 +220,7 @@ export async function createCairn<Env = Record<string, unknown>>(options: CairnO
       worker: options.worker,
       leaseMs: options.leaseMs,
       pollMs: options.pollMs,
-      workerId: options.workerId,
+      workerId,
       hooks: options.hooks,
       log: options.log,
     });

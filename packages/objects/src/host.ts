@@ -3,6 +3,7 @@ import { join } from "node:path";
 import type { DatabaseSync } from "node:sqlite";
 import { deserialize, serialize } from "node:v8";
 import { type Clock, systemClock, type TimerHandle, WorkflowError } from "@cairn/core";
+import type { ObjectReplica } from "@cairn/store";
 import { type DurableObjectClass, isDurableObjectClass } from "./durable-object.ts";
 import { type DurableObjectId, IdFactory } from "./ids.ts";
 import {
@@ -15,7 +16,7 @@ import { type Migration, planMigrations } from "./migrations.ts";
 import { sqlite } from "./node-sqlite.ts";
 import { type ObjectRecord, Registry } from "./registry.ts";
 import { DurableObjectState, type StateHost } from "./state.ts";
-import { ObjectStorage } from "./storage.ts";
+import { ObjectStorage, type ReplicatedEntry, restoreDatabase } from "./storage.ts";
 import {
   installWorkersGlobals,
   responseWebSocket,
@@ -56,6 +57,24 @@ export interface ObjectHostOptions {
   /** SQLite durability of each object's file: "FULL" (default) or "NORMAL". */
   synchronous?: "FULL" | "NORMAL";
   log?: (message: string, error?: unknown) => void;
+  /**
+   * Objects shared by workers (SPEC §13.7): each object is owned by one worker at a time under a
+   * lease in `replica`; its commits are shipped there, and a worker taking it over restores it
+   * first. Needs a directory (not ":memory:") and the same `namespaceKeys` on every worker.
+   */
+  replica?: ReplicaOptions;
+}
+
+export interface ReplicaOptions {
+  objects: ObjectReplica;
+  /** This worker, as leases name it. */
+  owner: string;
+  /** Each namespace's id key, shared by all workers (so a name gives the same id everywhere). */
+  namespaceKeys: Record<string, Uint8Array>;
+  /** How long a lease lasts without renewal (renewed every third of it). Default 10,000 ms. */
+  leaseMs?: number;
+  /** How often due alarms of objects nobody holds are looked for. Default 1,000 ms. */
+  alarmPollMs?: number;
 }
 
 /** The summary of a namespace for the dashboard and the CLI. */
@@ -101,6 +120,9 @@ class LoadedObject implements StateHost {
   chained = 0;
   idleTimer: TimerHandle | undefined;
   gone = false;
+  /** With a replica: the lease's epoch (the fence of every ship) and the last entry shipped. */
+  epoch = 0;
+  seq = 0;
 
   constructor(ns: ClassHost, id: DurableObjectId) {
     this.ns = ns;
@@ -182,6 +204,8 @@ class ClassHost {
   readonly sockets = new Map<string, Set<WebSocket>>();
   readonly autoResponses = new Map<string, WebSocketRequestResponsePair>();
   readonly owners = new Map<string, SocketOwner>();
+  /** With a replica: events for objects being taken (lease and restore) before they load. */
+  readonly acquiring = new Map<string, QueuedEvent[]>();
   readonly namespace: DurableObjectNamespace;
 
   constructor(host: ObjectHost, binding: ObjectBinding, className: string, key: Uint8Array) {
@@ -249,6 +273,11 @@ export class ObjectHost {
   /** Alarms of classes not bound in this process: they wait (and must not keep the timer spinning). */
   readonly #alarmsUnbound = new Set<string>();
   #closed = false;
+  readonly #replica: Required<ReplicaOptions> | undefined;
+  #renewTimer: TimerHandle | undefined;
+  #alarmPoll: TimerHandle | undefined;
+  /** Releases of unloaded objects' leases still being written. */
+  readonly #releases = new Set<Promise<void>>();
 
   constructor(options: ObjectHostOptions) {
     if (typeof options?.dir !== "string" || options.dir === "")
@@ -263,6 +292,10 @@ export class ObjectHost {
     this.#synchronous = options.synchronous ?? "FULL";
     this.#log = options.log ?? ((m, e) => console.error(m, e ?? ""));
     this.env = options.env ?? {};
+    if (options.replica) {
+      if (this.#memory) throw new TypeError('createObjectHost: a replica needs a directory, not ":memory:"');
+      this.#replica = { leaseMs: 10_000, alarmPollMs: 1000, ...options.replica };
+    }
     if (!this.#memory) mkdirSync(options.dir, { recursive: true });
     this.#registry = new Registry(this.#memory ? ":memory:" : join(options.dir, "objects.db"));
     try {
@@ -287,7 +320,10 @@ export class ObjectHost {
         if (classNames && !classNames.has(className)) throw missingMigration(className, b.binding);
         let ch = this.#classes.get(className);
         if (!ch) {
-          ch = new ClassHost(this, b, className, this.#registry.namespaceKey(className, this.#clock.now()));
+          const key =
+            this.#replica?.namespaceKeys[className] ??
+            this.#registry.namespaceKey(className, this.#clock.now());
+          ch = new ClassHost(this, b, className, key);
           this.#classes.set(className, ch);
         }
         this.namespaces[b.binding] = ch.namespace;
@@ -298,6 +334,10 @@ export class ObjectHost {
       throw e;
     }
     this.#armAlarms();
+    if (this.#replica) {
+      this.#renewLeases();
+      this.#pollAlarms();
+    }
   }
 
   /** @internal */
@@ -310,13 +350,19 @@ export class ObjectHost {
     if (this.#closed) return;
     this.#closed = true;
     this.#alarmTimer?.cancel();
+    this.#renewTimer?.cancel();
+    this.#alarmPoll?.cancel();
     for (const ch of this.#classes.values()) {
+      for (const events of ch.acquiring.values())
+        for (const e of events) e.fail(new Error("The Durable Object host is closed"));
+      ch.acquiring.clear();
       for (const obj of [...ch.loaded.values()]) this.#unload(obj);
       for (const set of ch.sockets.values())
         for (const ws of set) ws.closeInternal(1001, "server closing", true);
       ch.sockets.clear();
     }
     for (const db of this.#memoryDbs.values()) db.close();
+    await Promise.allSettled([...this.#releases]);
     this.#registry.close();
   }
 
@@ -490,6 +536,16 @@ export class ObjectHost {
   }
 
   #enqueue(ch: ClassHost, id: DurableObjectId, event: QueuedEvent): void {
+    if (this.#replica && !ch.loaded.has(id.toString())) {
+      const hex = id.toString();
+      const waiting = ch.acquiring.get(hex);
+      if (waiting) waiting.push(event);
+      else {
+        ch.acquiring.set(hex, [event]);
+        void this.#acquire(ch, id);
+      }
+      return;
+    }
     let obj: LoadedObject;
     try {
       obj = this.#load(ch, id);
@@ -518,12 +574,128 @@ export class ObjectHost {
     });
   }
 
+  /**
+   * Takes an object (replica): its lease, then its database restored from what was shipped, then
+   * loads it with the events that came meanwhile. While another worker's lease runs, waits for it
+   * to run out (that worker may be gone); a worker that keeps renewing it holds it, and the events
+   * fail with `do.owned_elsewhere` after twice the lease.
+   */
+  async #acquire(ch: ClassHost, id: DurableObjectId): Promise<void> {
+    const r = this.#replica!;
+    const hex = id.toString();
+    const deadline = this.#clock.now() + 2 * r.leaseMs;
+    let obj: LoadedObject | undefined;
+    let error: unknown;
+    try {
+      for (;;) {
+        const now = this.#clock.now();
+        const got = await r.objects.acquire({
+          className: ch.className,
+          id: hex,
+          owner: r.owner,
+          now,
+          leaseMs: r.leaseMs,
+        });
+        if (this.#closed) throw new Error("The Durable Object host is closed");
+        if (got.acquired) {
+          mkdirSync(join(this.dir, ch.className), { recursive: true });
+          restoreDatabase(join(this.dir, ch.className, `${hex}.sqlite`), got.log);
+          if (got.alarm === null) this.#registry.clearAlarm(ch.className, hex);
+          else this.#registry.setAlarm(ch.className, hex, got.alarm, now);
+          obj = this.#load(ch, id);
+          obj.epoch = got.epoch;
+          obj.seq = got.log.at(-1)?.seq ?? 0;
+          if (got.alarm !== null) this.#alarmSet(got.alarm);
+          break;
+        }
+        if (now >= deadline)
+          throw new WorkflowError(
+            "do.owned_elsewhere",
+            `${ch.className} ${hex} is held by worker ${got.owner} (its lease runs until ${new Date(got.leaseUntil).toISOString()}); Cairn does not forward requests to the worker holding an object yet`,
+          );
+        const wait = Math.min(Math.max(got.leaseUntil - now + 1, 10), deadline - now + 1, 500);
+        await new Promise<void>((resolve) => this.#clock.setTimer(resolve, wait));
+      }
+    } catch (e) {
+      error = e;
+    }
+    const events = ch.acquiring.get(hex) ?? [];
+    ch.acquiring.delete(hex);
+    if (!obj) {
+      for (const e of events) e.fail(error);
+      return;
+    }
+    obj.queue.push(...events);
+    obj.cancelIdle();
+    this.schedulePump(obj);
+  }
+
+  /** Ships one commit of `obj`, fenced by its lease. */
+  async #ship(obj: LoadedObject, entry: ReplicatedEntry): Promise<void> {
+    const r = this.#replica!;
+    const seq = ++obj.seq;
+    const written = await r.objects.append({
+      className: obj.ns.className,
+      id: obj.hex,
+      owner: r.owner,
+      epoch: obj.epoch,
+      entry: { seq, kind: entry.kind, bytes: entry.bytes },
+      ...(entry.alarm !== undefined ? { alarm: entry.alarm } : {}),
+    });
+    if (!written)
+      throw new WorkflowError(
+        "lease.lost",
+        `${obj.ns.className} ${obj.hex}: another worker took this object over; writes made here since are not kept`,
+      );
+  }
+
+  /** Keeps this worker's leases (every third of a lease). */
+  #renewLeases(): void {
+    const r = this.#replica!;
+    this.#renewTimer = this.#clock.setTimer(
+      () => {
+        if (this.#closed) return;
+        r.objects
+          .renew(r.owner, this.#clock.now() + r.leaseMs)
+          .catch((e) => this.#log("renewing the leases of Durable Objects failed", e))
+          .finally(() => {
+            if (!this.#closed) this.#renewLeases();
+          });
+      },
+      Math.max(1, Math.floor(r.leaseMs / 3)),
+    );
+  }
+
+  /** Takes due alarms of objects no live worker holds into the registry, where they fire. */
+  #pollAlarms(): void {
+    const r = this.#replica!;
+    this.#alarmPoll = this.#clock.setTimer(() => {
+      if (this.#closed) return;
+      r.objects
+        .dueAlarms(r.owner, this.#clock.now(), 100)
+        .then((due) => {
+          if (this.#closed) return;
+          for (const a of due) {
+            if (!this.#classes.has(a.className)) continue;
+            if (this.#registry.getAlarm(a.className, a.id)?.time === a.time) continue;
+            this.#registry.setAlarm(a.className, a.id, a.time, this.#clock.now());
+            this.#alarmSet(a.time);
+          }
+        })
+        .catch((e) => this.#log("looking for due alarms of Durable Objects failed", e))
+        .finally(() => {
+          if (!this.#closed) this.#pollAlarms();
+        });
+    }, r.alarmPollMs);
+  }
+
   #load(ch: ClassHost, id: DurableObjectId): LoadedObject {
     const hex = id.toString();
     const existing = ch.loaded.get(hex);
     if (existing) return existing;
     const obj = new LoadedObject(ch, id);
     obj.storage = new ObjectStorage({
+      ...(this.#replica ? { replicate: (entry: ReplicatedEntry) => this.#ship(obj, entry) } : {}),
       db: () => this.#openDb(ch.className, hex),
       alarms: {
         get: () => this.#registry.getAlarm(ch.className, hex)?.time ?? null,
@@ -602,9 +774,19 @@ export class ObjectHost {
     } catch (e) {
       this.#log(`${obj.ns.className} ${obj.hex}: committing at unload failed`, e);
     }
+    const shipped = this.#replica ? obj.storage.shipped() : undefined;
     this.#closeStorage(obj);
     if (!this.#closed) this.#registry.touch(obj.ns.className, obj.hex, obj.id.name, this.#clock.now());
     for (const e of obj.queue.splice(0)) e.fail(new Error("The Durable Object host is closed"));
+    if (shipped) {
+      // Once its last commit is shipped, any worker may take it.
+      const r = this.#replica!;
+      const release: Promise<void> = shipped
+        .then(() => r.objects.release(obj.ns.className, obj.hex, r.owner, obj.epoch))
+        .catch((e) => this.#log(`${obj.ns.className} ${obj.hex}: releasing its lease failed`, e))
+        .finally(() => this.#releases.delete(release));
+      this.#releases.add(release);
+    }
   }
 
   #closeStorage(obj: LoadedObject): void {
@@ -789,9 +971,11 @@ export class ObjectHost {
           this.#log(
             `${ch.className} ${due.id}: an alarm is due but the class has no alarm() method; deleting it`,
           );
+          obj.storage.alarmRan(due.time);
           return;
         }
         await obj.instance.alarm({ retryCount: due.retries, isRetry: due.retries > 0 });
+        obj.storage.alarmRan(due.time);
       })
         .then(
           () => this.#registry.clearAlarm(ch.className, due.id, due.time),

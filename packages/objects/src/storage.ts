@@ -217,6 +217,8 @@ export interface ObjectStorageOptions {
 export interface ReplicatedEntry {
   kind: "changeset" | "snapshot";
   bytes: Uint8Array;
+  /** The object's alarm when the commit set or deleted it (an empty changeset when only that). */
+  alarm?: number | null;
 }
 
 /** A snapshot replaces the changesets after this many of them… */
@@ -290,6 +292,8 @@ export class ObjectStorage {
   #bytesSinceSnapshot = 0;
   /** The last ship; the next one and every commit's waiters wait for it. */
   #shipped: Promise<void> = Promise.resolve();
+  /** An alarm set or deleted since the last commit, shipped with the next one. */
+  #pendingAlarm: number | null | undefined;
 
   constructor(options: ObjectStorageOptions) {
     this.#replicate = options.replicate;
@@ -485,10 +489,29 @@ export class ObjectStorage {
     if (typeof t !== "number" || !Number.isFinite(t))
       throw new TypeError("setAlarm: the time must be a Date or a number of milliseconds since the epoch");
     this.#alarms.set(Math.floor(t));
+    this.#alarmChanged(Math.floor(t));
   }
 
   async deleteAlarm(_options?: unknown): Promise<void> {
     this.#alarms.delete();
+    this.#alarmChanged(null);
+  }
+
+  /**
+   * After an alarm ran (host side): deletes it if it is still the one that ran (`alarm()` may have
+   * set the next), so the replica no longer lists it as due.
+   */
+  alarmRan(time: number): void {
+    if (this.#replicate && this.#alarms.get() === time) {
+      this.#alarms.delete();
+      this.#alarmChanged(null);
+    }
+  }
+
+  #alarmChanged(time: number | null): void {
+    if (!this.#replicate || this.#closed) return;
+    this.#pendingAlarm = time;
+    this.#scheduleCommit();
   }
 
   /** Resolves once every write made so far is committed. */
@@ -516,7 +539,9 @@ export class ObjectStorage {
    * the call is durable. Waits for open `transaction()` closures first.
    */
   flush(): Promise<void> {
-    if (this.#asyncTxns === 0 && !this.dirty) return Promise.resolve();
+    // Replicated, an answer also waits for the ships still in flight (of writes it may have read).
+    if (this.#asyncTxns === 0 && !this.dirty && this.#pendingAlarm === undefined)
+      return this.#replicate ? this.#shipped : Promise.resolve();
     // Wait for the end-of-turn commit: events that ran in the same turn share it (group commit),
     // while the input gate lets the next event start.
     return new Promise<void>((resolve, reject) => {
@@ -541,6 +566,11 @@ export class ObjectStorage {
     }
     if (!this.#replicate) return this.#settleWaiters();
     const replicate = this.#replicate;
+    if (this.#pendingAlarm !== undefined) {
+      entry ??= { kind: "changeset", bytes: new Uint8Array(0) };
+      entry.alarm = this.#pendingAlarm;
+      this.#pendingAlarm = undefined;
+    }
     if (entry) {
       const shipping = entry;
       this.#shipped = this.#shipped.then(() => replicate(shipping));

@@ -181,6 +181,10 @@ CREATE TABLE ${s}.do_changesets (
   bytes       bytea  NOT NULL,
   PRIMARY KEY (class, object_id, seq)
 );
+CREATE TABLE ${s}.do_namespaces (
+  class       text COLLATE "C" PRIMARY KEY,
+  key         bytea  NOT NULL
+);
 CREATE TABLE ${s}.do_snapshots (
   class       text COLLATE "C" NOT NULL,
   object_id   text COLLATE "C" NOT NULL,

@@ -342,6 +342,18 @@ export class PostgresStore implements Store {
     const q = this.#sql;
     const run = this.#run;
     return {
+      namespaceKeys: async (proposed) => {
+        const classes = Object.keys(proposed);
+        const out: Record<string, Uint8Array> = {};
+        // A class another worker inserts meanwhile is in neither half of the answer: ask again.
+        for (let i = 0; i < 3 && classes.some((c) => !out[c]); i++) {
+          const rows = (await run(q.namespaceKeys, [classes, classes.map((c) => proposed[c])])).rows;
+          for (const r of rows) out[String(r.class)] = bytesOf(r.key)!;
+        }
+        const missing = classes.filter((c) => !out[c]);
+        if (missing.length) throw new Error(`no namespace key stored for ${missing.join(", ")}`);
+        return out;
+      },
       acquire: async ({ className, id, owner, now, leaseMs }) => {
         const taken = (await run(q.acquireObject, [className, id, owner, now, now + leaseMs])).rows[0];
         if (!taken) {

@@ -216,6 +216,12 @@ export function queries(schema: string) {
       ON CONFLICT (class, object_id) DO UPDATE SET owner = $3, epoch = o.epoch + 1, lease_until = $5
         WHERE o.owner IS NULL OR o.owner = $3 OR o.lease_until IS NULL OR o.lease_until < $4
       RETURNING epoch, alarm_at`,
+    /** $1 classes, $2 keys proposed for those not stored yet: every class's stored key. */
+    namespaceKeys: `WITH ins AS (
+        INSERT INTO ${s}.do_namespaces (class, key) SELECT * FROM unnest($1::text[], $2::bytea[])
+        ON CONFLICT DO NOTHING RETURNING class, key)
+      SELECT class, key FROM ins
+      UNION ALL SELECT class, key FROM ${s}.do_namespaces WHERE class = ANY($1::text[])`,
     objectHolder: `SELECT owner, lease_until FROM ${s}.do_objects WHERE class = $1 AND object_id = $2`,
     /** The latest snapshot and the changesets after it. */
     objectLog: `SELECT seq, 'snapshot' AS kind, bytes FROM ${s}.do_snapshots WHERE class = $1 AND object_id = $2

@@ -40,6 +40,11 @@ export interface ReplicaAlarm {
 
 export interface ObjectReplica {
   /**
+   * Each class's namespace key (ids from names are derived from it), the same for every worker:
+   * the stored one, or the one proposed here when none is stored yet.
+   */
+  namespaceKeys(proposed: Record<string, Uint8Array>): Promise<Record<string, Uint8Array>>;
+  /**
    * Takes the object for `owner` until `now + leaseMs`, unless another owner's lease is still
    * running at `now`. Taking it bumps its epoch (an owner taking it again too).
    */

@@ -1,4 +1,5 @@
 import type { InstanceStatus, MetricsRow, StepKey } from "@cairn/core";
+import type { ObjectReplica } from "./objects.ts";
 import type {
   ClaimedInstance,
   ClaimOptions,
@@ -247,6 +248,11 @@ export interface Store extends StoreTx {
    * function that removes the listener.
    */
   onTransaction(listener: (durationMs: number) => void): () => void;
+  /**
+   * On a store shared by workers: where Durable Objects' ownership and commits live, so any worker
+   * can run any object (SPEC §13.7). Absent on an embedded store (objects stay in local files).
+   */
+  objectReplica?(): ObjectReplica;
   /**
    * Receives the messages other processes send with `tx.notify`. Delivery is best effort: workers
    * also poll, so a lost message only costs latency. `onLost` is called when the channel drops (it
