@@ -564,7 +564,10 @@ export class ObjectStorage {
         throw e;
       }
     }
-    if (!this.#replicate) return this.#settleWaiters();
+    if (!this.#replicate) {
+      this.#settleWaiters();
+      return;
+    }
     const replicate = this.#replicate;
     if (this.#pendingAlarm !== undefined) {
       entry ??= { kind: "changeset", bytes: new Uint8Array(0) };
