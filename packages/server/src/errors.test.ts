@@ -14,7 +14,7 @@ describe("error statuses", () => {
       [...ERROR_CODES, "unauthorized", "forbidden", "not_found", "unsupported_media_type", "internal"].sort(),
     );
     for (const status of Object.values(ERROR_STATUS))
-      expect([400, 401, 403, 404, 409, 413, 415, 429, 500]).toContain(status);
+      expect([400, 401, 403, 404, 409, 413, 415, 429, 500, 503]).toContain(status);
   });
 
   it("a command that lost a race answers 409 instance.changed", () => {
