@@ -86,78 +86,93 @@ const THREAD_CLOCKS: MeterClocks = { cpu: threadCpu, wall: () => performance.now
  */
 export class CpuMeter {
   readonly #clocks: MeterClocks;
-  #open = 0;
-  /** The thread's CPU time (µs) and the wall time (ms) at the last real reading. */
-  #readCpu: number;
-  #readWall: number;
-  /** CPU µs per wall µs over the last interval between real readings, in [0, 1]. */
-  #utilisation = 1;
-  /** The meter's CPU clock (µs): real readings, estimates between them; never decreases. */
-  #cpu: number;
-  #wall: number;
-  /** How far the estimate ran ahead of the last real reading (µs), paid back from the next increments. */
-  #ahead = 0;
-  /** CPU µs each open segment has accumulated since the meter began. */
-  #share = 0;
+  /**
+   * The meter's numbers in one typed array (indices below): doubles there are read and written in
+   * place, where fields holding doubles would box them in heap numbers on the hot path.
+   */
+  readonly #s = new Float64Array(8);
 
   constructor(clocks: MeterClocks = THREAD_CLOCKS) {
     this.#clocks = clocks;
-    this.#readCpu = this.#cpu = clocks.cpu();
-    this.#readWall = this.#wall = clocks.wall();
+    const s = this.#s;
+    s[READ_CPU] = s[CPU] = clocks.cpu();
+    s[READ_WALL] = s[WALL] = clocks.wall();
+    s[UTILISATION] = 1;
   }
 
-  /** The meter's CPU clock now (µs). */
-  #now(): number {
+  /** Advances the meter's CPU clock to now; returns how far it moved (µs). */
+  #advance(): number {
+    const s = this.#s;
+    const before = s[CPU]!;
     const wall = this.#clocks.wall();
-    if (wall - this.#readWall >= CPU_READ_INTERVAL_MS) {
+    const sinceRead = wall - s[READ_WALL]!;
+    if (sinceRead >= CPU_READ_INTERVAL_MS) {
       const cpu = this.#clocks.cpu();
-      const used = cpu - this.#readCpu;
-      const elapsed = (wall - this.#readWall) * 1000;
-      this.#utilisation = Math.min(1, Math.max(0, used / elapsed));
-      this.#readCpu = cpu;
-      this.#readWall = wall;
-      if (cpu >= this.#cpu) {
-        this.#cpu = cpu;
-        this.#ahead = 0;
-      } else this.#ahead = this.#cpu - cpu;
+      s[UTILISATION] = Math.min(1, Math.max(0, (cpu - s[READ_CPU]!) / (sinceRead * 1000)));
+      s[READ_CPU] = cpu;
+      s[READ_WALL] = wall;
+      if (cpu >= before) {
+        s[CPU] = cpu;
+        s[AHEAD] = 0;
+      } else s[AHEAD] = before - cpu;
     } else {
-      let step = (wall - this.#wall) * 1000 * this.#utilisation;
-      if (this.#ahead > 0) {
-        const paid = Math.min(this.#ahead, step);
-        this.#ahead -= paid;
+      let step = (wall - s[WALL]!) * 1000 * s[UTILISATION]!;
+      const ahead = s[AHEAD]!;
+      if (ahead > 0) {
+        const paid = Math.min(ahead, step);
+        s[AHEAD] = ahead - paid;
         step -= paid;
       }
-      this.#cpu += step;
+      s[CPU] = before + step;
     }
-    this.#wall = wall;
-    return this.#cpu;
+    s[WALL] = wall;
+    return s[CPU]! - before;
   }
 
   #tick(): void {
-    const before = this.#cpu;
-    const now = this.#now();
-    if (this.#open > 0) this.#share += (now - before) / this.#open;
+    const moved = this.#advance();
+    const s = this.#s;
+    if (s[OPEN]! > 0) s[SHARE] = s[SHARE]! + moved / s[OPEN]!;
   }
 
   /** Opens a segment; returns its mark, to hand to `close`. */
   open(): number {
     this.#tick();
-    this.#open++;
-    return this.#share;
+    const s = this.#s;
+    s[OPEN] = s[OPEN]! + 1;
+    return s[SHARE]!;
   }
 
   /** Closes the segment opened at `mark`; returns its CPU time in ms. */
   close(mark: number): number {
     this.#tick();
-    this.#open--;
-    return (this.#share - mark) / 1000;
+    const s = this.#s;
+    s[OPEN] = s[OPEN]! - 1;
+    return (s[SHARE]! - mark) / 1000;
   }
 
   /** Segments open now (for tests). */
   get openSegments(): number {
-    return this.#open;
+    return this.#s[OPEN]!;
   }
 }
+
+// Indices into a `CpuMeter`'s numbers.
+/** Segments open now. */
+const OPEN = 0;
+/** The thread's CPU time (µs) and the wall time (ms) at the last real reading. */
+const READ_CPU = 1;
+const READ_WALL = 2;
+/** CPU µs per wall µs over the last interval between real readings, in [0, 1]. */
+const UTILISATION = 3;
+/** The meter's CPU clock (µs): real readings, estimates between them; never decreases. */
+const CPU = 4;
+/** The wall time (ms) the meter's CPU clock was last advanced to. */
+const WALL = 5;
+/** How far the estimate ran ahead of the last real reading (µs), paid back from the next increments. */
+const AHEAD = 6;
+/** CPU µs each open segment has accumulated since the meter began. */
+const SHARE = 7;
 
 /**
  * CPU time an attempt's callback reported itself, by its step context: a remote worker's attempt

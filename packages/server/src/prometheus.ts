@@ -37,14 +37,17 @@ function processMetrics(): Registry {
 class ByLabels<T> {
   readonly #root = new Map<string, Map<string, Map<string, T>>>();
 
-  get(make: () => T, a: string, b = "", c = ""): T {
+  get(a: string, b = "", c = ""): T | undefined {
+    return this.#root.get(a)?.get(b)?.get(c);
+  }
+
+  set(value: T, a: string, b = "", c = ""): T {
     let m1 = this.#root.get(a);
     if (!m1) this.#root.set(a, (m1 = new Map()));
     let m2 = m1.get(b);
     if (!m2) m1.set(b, (m2 = new Map()));
-    let v = m2.get(c);
-    if (v === undefined) m2.set(c, (v = make()));
-    return v;
+    m2.set(c, value);
+    return value;
   }
 }
 
@@ -84,18 +87,15 @@ class TalliedCounter {
 
   /** The tally of the series with these label values (in `labelNames` order). */
   of(a: string, b?: string, c?: string): Tally {
-    return this.#tallies.get(
-      () => {
-        const values = [a, b, c];
-        const labels = Object.fromEntries(this.#labelNames.map((name, i) => [name, values[i]!]));
-        const t: Tally = { labels, n: 0, shown: false };
-        this.#all.push(t);
-        return t;
-      },
-      a,
-      b,
-      c,
-    );
+    return this.#tallies.get(a, b, c) ?? this.#add(a, b, c);
+  }
+
+  #add(a: string, b?: string, c?: string): Tally {
+    const values = [a, b, c];
+    const labels = Object.fromEntries(this.#labelNames.map((name, i) => [name, values[i]!]));
+    const t: Tally = { labels, n: 0, shown: false };
+    this.#all.push(t);
+    return this.#tallies.set(t, a, b, c);
   }
 }
 
@@ -148,17 +148,13 @@ class BufferedHistogram {
 
   /** The series with these label values (in `labelNames` order). */
   of(a: string, b?: string): PendingObservations {
-    return this.#series.get(
-      () => {
-        const p = new PendingObservations(
-          b === undefined ? this.#metric.labels(a) : this.#metric.labels(a, b),
-        );
-        this.#all.push(p);
-        return p;
-      },
-      a,
-      b,
-    );
+    return this.#series.get(a, b) ?? this.#add(a, b);
+  }
+
+  #add(a: string, b?: string): PendingObservations {
+    const p = new PendingObservations(b === undefined ? this.#metric.labels(a) : this.#metric.labels(a, b));
+    this.#all.push(p);
+    return this.#series.set(p, a, b);
   }
 
   /** Shows the series at zero before anything is observed. */
