@@ -4,9 +4,11 @@
  * holds fire on a worker that is still up.
  */
 
+import { type AddressInfo, createServer } from "node:net";
 import { join } from "node:path";
 import { createCairn, DurableObject } from "cairnjs";
 import { afterEach, describe, expect, it } from "vitest";
+import { WebSocket as WsClient } from "ws";
 import { postgresUrl, Scene, sleep } from "./harness.ts";
 
 const base = postgresUrl("the Durable Objects scale-out test");
@@ -65,12 +67,15 @@ describe.skipIf(!base)("Durable Objects on PostgreSQL, shared by workers", () =>
       expect(onA.id.toString()).toBe(onB.id.toString());
       expect(await onA.add(2)).toBe(2);
       expect(await onA.add(3)).toBe(5);
-      // a keeps renewing its hold, so b gives up with a clear error.
-      await expect(onB.read()).rejects.toThrow(/is held by worker a .*does not forward requests/);
+      // a holds it: b's calls are forwarded to a, which runs them (b loads nothing).
+      expect(await onB.add(0)).toBe(5);
+      expect(a.objects.listNamespaces()[0]).toMatchObject({ loaded: 1 });
+      expect(b.objects.listNamespaces()[0]).toMatchObject({ loaded: 0 });
 
       // Unloaded (here: a closes), the object is free at once and b has everything a shipped.
       await a.close();
-      expect(await onB.read()).toEqual({ n: 5, journal: ["add 2", "add 3"], kv: null });
+      expect(await onB.read()).toEqual({ n: 5, journal: ["add 2", "add 3", "add 0"], kv: null });
+      expect(b.objects.listNamespaces()[0]).toMatchObject({ loaded: 1 });
       expect(await onB.add(1)).toBe(6);
       await onB.wakeIn(200);
     } finally {
@@ -87,9 +92,200 @@ describe.skipIf(!base)("Durable Objects on PostgreSQL, shared by workers", () =>
         if (i > 200) throw new Error("the alarm never ran");
         await sleep(50);
       }
-      expect(await onC.read()).toEqual({ n: 106, journal: ["add 2", "add 3", "add 1", "add 100"], kv: true });
+      expect(await onC.read()).toEqual({
+        n: 106,
+        journal: ["add 2", "add 3", "add 0", "add 1", "add 100"],
+        kv: true,
+      });
     } finally {
       await c.close();
     }
   }, 60_000);
+
+  it("forwards fetch, WebSocket upgrades and errors to the worker holding the object, and refuses requests without the workers' secret", async () => {
+    scene = new Scene(base!);
+    const open = (name: string) =>
+      createCairn({
+        store: scene!.url,
+        objects: [{ binding: "ROOM", class: Room }],
+        objectsDir: join(scene!.dir, name),
+        workerId: name,
+        env: { WORKER: name },
+      });
+    const a = await open("a");
+    const b = await open("b");
+    try {
+      const onA = (a.env as any).ROOM.getByName("r");
+      const onB = (b.env as any).ROOM.getByName("r");
+      expect(await onA.where()).toBe("a");
+      expect(await onB.where()).toBe("a");
+
+      // fetch: method, URL, headers (Authorization too: the forwarding's own secret is elsewhere),
+      // body, status and response headers as the object gave them.
+      const res = await onB.fetch("http://room.example/things?x=1", {
+        method: "PUT",
+        headers: { authorization: "Bearer mine", "x-thing": "1" },
+        body: "payload",
+      });
+      expect(res.status).toBe(201);
+      expect(res.headers.get("x-room")).toBe("a");
+      expect(res.headers.getSetCookie()).toEqual(["a=1", "b=2"]);
+      expect(await res.json()).toEqual({
+        method: "PUT",
+        url: "http://room.example/things?x=1",
+        auth: "Bearer mine",
+        thing: "1",
+        body: "payload",
+        worker: "a",
+      });
+
+      // Errors keep their class, message and code.
+      const err = await onB.boom().catch((e: Error) => e);
+      expect(err).toBeInstanceOf(RangeError);
+      expect(err).toMatchObject({ message: "too far", code: "room.boom" });
+      await expect(onB.fetch("http://room.example/throw")).rejects.toThrow(/^the room is on fire$/);
+
+      // A WebSocket through b ends at a's object (accepted there, hibernatable).
+      const up = await onB.fetch("http://room.example/ws", { headers: { upgrade: "websocket" } });
+      expect(up.status).toBe(101);
+      const ws = up.webSocket;
+      const got: string[] = [];
+      const two = new Promise<void>((resolve) =>
+        ws.addEventListener("message", (e: MessageEvent) => {
+          got.push(String(e.data));
+          if (got.length === 2) resolve();
+        }),
+      );
+      ws.accept();
+      ws.send("hi");
+      ws.send("there");
+      await two;
+      expect(got).toEqual(["hi from a (1 socket)", "there from a (1 socket)"]);
+      // Closing it here reaches the object there.
+      expect(await onB.sockets()).toBe(1);
+      ws.close(4000, "bye");
+      for (let i = 0; (await onB.sockets()) > 0; i++) {
+        if (i > 100) throw new Error("the close never reached the object");
+        await sleep(20);
+      }
+      expect(await onB.closes()).toEqual(["4000 bye"]);
+
+      // The door itself: no secret, or a wrong one, gets nothing.
+      const url = await a.objects.forwardUrl!;
+      const hex = onA.id.toString();
+      const bare = await fetch(`${url}/objects/Room/${hex}/rpc/where`, { method: "POST", body: "x" });
+      expect(bare.status).toBe(401);
+      const wrong = await fetch(`${url}/objects/Room/${hex}/rpc/where`, {
+        method: "POST",
+        headers: { "x-cairn-forward-secret": "00".repeat(32) },
+      });
+      expect(wrong.status).toBe(401);
+      const refused = await new Promise<number>((resolve, reject) => {
+        const c = new WsClient(`${url.replace("http", "ws")}/objects/Room/${hex}/fetch`);
+        c.once("unexpected-response", (_q, r) => resolve(r.statusCode ?? 0));
+        c.once("open", () => reject(new Error("a WebSocket without the secret was accepted")));
+        c.once("error", () => {});
+      });
+      expect(refused).toBe(401);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  }, 60_000);
+
+  it("waits for the lease of a holder that cannot be reached, then takes the object; without forwarding, says so", async () => {
+    scene = new Scene(base!);
+    const b = await createCairn({
+      store: scene.url,
+      objects: [{ binding: "ROOM", class: Room }],
+      objectsDir: join(scene.dir, "b"),
+      workerId: "b",
+      env: { WORKER: "b" },
+      objectLeaseMs: 500,
+    });
+    const c = await createCairn({
+      store: scene.url,
+      objects: [{ binding: "ROOM", class: Room }],
+      objectsDir: join(scene.dir, "c"),
+      workerId: "c",
+      env: { WORKER: "c" },
+      objectLeaseMs: 300,
+      objectForward: false,
+    });
+    try {
+      const onB = (b.env as any).ROOM.getByName("r");
+      const hex = onB.id.toString();
+      // A worker that died holding the object, its lease still running: nothing listens at its address.
+      const hold = (until: number, url: string) =>
+        scene!.query(
+          `INSERT INTO $S.do_objects (class, object_id, owner, epoch, lease_until, owner_url)
+           VALUES ('Room', $1, 'ghost', 1, $2, $3)`,
+          [hex, until, url],
+        );
+      // A port nothing listens on.
+      const port = await new Promise<number>((resolve) => {
+        const probe = createServer().listen(0, "127.0.0.1", () => {
+          const p = (probe.address() as AddressInfo).port;
+          probe.close(() => resolve(p));
+        });
+      });
+      await hold(Date.now() + 400, `http://127.0.0.1:${port}`);
+      const started = Date.now();
+      expect(await onB.where()).toBe("b");
+      expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+      expect(b.objects.listNamespaces()[0]).toMatchObject({ loaded: 1 });
+
+      // c does not forward: while b holds the object (and renews), c's calls fail after twice its lease.
+      await expect((c.env as any).ROOM.getByName("r").where()).rejects.toThrow(
+        /Room [0-9a-f]{64} is held by worker b .*and this request could not be forwarded to it/,
+      );
+    } finally {
+      await b.close();
+      await c.close();
+    }
+  }, 60_000);
 });
+
+class Room extends DurableObject<{ WORKER: string }> {
+  where(): string {
+    return this.env.WORKER;
+  }
+  boom(): never {
+    throw Object.assign(new RangeError("too far"), { code: "room.boom" });
+  }
+  async fetch(request: Request): Promise<Response> {
+    const url = new URL(request.url);
+    if (request.headers.get("upgrade") === "websocket") {
+      const pair = new (globalThis as any).WebSocketPair();
+      this.ctx.acceptWebSocket(pair[1]);
+      return new Response(null, { status: 101, webSocket: pair[0] } as ResponseInit);
+    }
+    if (url.pathname === "/throw") throw new Error("the room is on fire");
+    const headers = new Headers({ "x-room": this.env.WORKER });
+    headers.append("set-cookie", "a=1");
+    headers.append("set-cookie", "b=2");
+    return Response.json(
+      {
+        method: request.method,
+        url: request.url,
+        auth: request.headers.get("authorization"),
+        thing: request.headers.get("x-thing"),
+        body: await request.text(),
+        worker: this.env.WORKER,
+      },
+      { status: 201, headers },
+    );
+  }
+  webSocketMessage(ws: any, message: string | ArrayBuffer): void {
+    ws.send(`${String(message)} from ${this.env.WORKER} (${this.ctx.getWebSockets().length} socket)`);
+  }
+  webSocketClose(_ws: unknown, code: number, reason: string): void {
+    this.ctx.storage.kv.put("closes", [...this.closes(), `${code} ${reason}`]);
+  }
+  sockets(): number {
+    return this.ctx.getWebSockets().length;
+  }
+  closes(): string[] {
+    return this.ctx.storage.kv.get<string[]>("closes") ?? [];
+  }
+}

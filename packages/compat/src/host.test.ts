@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { atApprovalWait, copyStarter, makeProject, removeProject, waitFor } from "../fixtures/helpers.ts";
 import * as stub from "../fixtures/stub-server.ts";
-import { type HostedProject, hostProject } from "./host.ts";
+import { type HostedProject, hostProject, objectForwardFromEnv } from "./host.ts";
 import { createLogger } from "./logger.ts";
 
 // The real @cairn/server when it exports createApi/startServer; otherwise the stub (with a printed reason).
@@ -236,5 +236,33 @@ describe("hostProject", () => {
 
   it("refuses to start without the server functions", async () => {
     await expect(hostProject(".", {} as never)).rejects.toThrow(/needs startServer and createApi/);
+  });
+});
+
+describe("objectForwardFromEnv", () => {
+  it("reads CAIRN_OBJECTS_FORWARD, _LISTEN and _URL, and names the variable that is wrong", () => {
+    expect(objectForwardFromEnv({})).toEqual({});
+    expect(objectForwardFromEnv({ CAIRN_OBJECTS_FORWARD: "off" })).toEqual({ objectForward: false });
+    expect(
+      objectForwardFromEnv({
+        CAIRN_OBJECTS_FORWARD_LISTEN: "0.0.0.0:9100",
+        CAIRN_OBJECTS_FORWARD_URL: "http://10.0.0.5:9100",
+      }),
+    ).toEqual({ objectForward: { host: "0.0.0.0", port: 9100, advertise: "http://10.0.0.5:9100" } });
+    expect(objectForwardFromEnv({ CAIRN_OBJECTS_FORWARD_LISTEN: "[::1]:0" })).toEqual({
+      objectForward: { host: "::1", port: 0 },
+    });
+    expect(() => objectForwardFromEnv({ CAIRN_OBJECTS_FORWARD: "maybe" })).toThrow(
+      'CAIRN_OBJECTS_FORWARD must be "on" or "off", not "maybe"',
+    );
+    expect(() => objectForwardFromEnv({ CAIRN_OBJECTS_FORWARD_LISTEN: "9100" })).toThrow(
+      "CAIRN_OBJECTS_FORWARD_LISTEN must be <host>:<port>",
+    );
+    expect(() => objectForwardFromEnv({ CAIRN_OBJECTS_FORWARD_LISTEN: "h:99999" })).toThrow(
+      'CAIRN_OBJECTS_FORWARD_LISTEN must be <host>:<port> (a port from 0 to 65535), e.g. 0.0.0.0:9100, not "h:99999"',
+    );
+    expect(() => objectForwardFromEnv({ CAIRN_OBJECTS_FORWARD_URL: "10.0.0.5" })).toThrow(
+      'CAIRN_OBJECTS_FORWARD_URL must be the http:// URL other workers reach this one at, e.g. http://10.0.0.5:9100, not "10.0.0.5"',
+    );
   });
 });

@@ -9,7 +9,12 @@ import {
 } from "@cairn/agents";
 import { parseStoreLocation } from "@cairn/core";
 import { type Cairn, type CairnOptions, createCairn } from "@cairn/engine";
-import { installWorkersGlobals, type UpgradeListener, upgradeListener } from "@cairn/objects";
+import {
+  checkForwardOptions,
+  installWorkersGlobals,
+  type UpgradeListener,
+  upgradeListener,
+} from "@cairn/objects";
 import type { RemoteWorkers, Runtime, RuntimeHooks } from "@cairn/runtime";
 import { sandboxConfig, stopAllJails } from "@cairn/sandbox";
 import type { WebSocket as WsSocket } from "ws";
@@ -163,6 +168,7 @@ export async function hostProject(dir: string, options: HostOptions): Promise<Ho
   const mail = mailOf(project, devLogger ? "dev" : "start");
   const cairn = await createCairn({
     log: (message, error) => log(message, error),
+    ...objectForwardFromEnv(process.env),
     ...options.cairn,
     ...project.options,
     hooks,
@@ -317,6 +323,45 @@ export function serveFetch(
       return new Response(`Internal error: ${(e as Error)?.message ?? String(e)}\n`, { status: 500 });
     }
   };
+}
+
+/**
+ * How `cairn start` workers on PostgreSQL forward Durable Object requests to each other (SPEC
+ * §13.7), from the environment: `CAIRN_OBJECTS_FORWARD=off` turns it off;
+ * `CAIRN_OBJECTS_FORWARD_LISTEN=<host>:<port>` is where to listen (default 127.0.0.1 and a free
+ * port); `CAIRN_OBJECTS_FORWARD_URL` is the URL other workers reach this one at (default: the
+ * address listened on).
+ */
+export function objectForwardFromEnv(env: Record<string, string | undefined>): {
+  objectForward?: CairnOptions["objectForward"];
+} {
+  const mode = env.CAIRN_OBJECTS_FORWARD;
+  if (mode !== undefined && mode !== "" && mode !== "on" && mode !== "off")
+    throw new TypeError(`CAIRN_OBJECTS_FORWARD must be "on" or "off", not ${JSON.stringify(mode)}`);
+  if (mode === "off") return { objectForward: false };
+  const listen = env.CAIRN_OBJECTS_FORWARD_LISTEN;
+  const advertise = env.CAIRN_OBJECTS_FORWARD_URL;
+  if (!listen && !advertise) return {};
+  const out: { host?: string; port?: number; advertise?: string } = {};
+  if (listen) {
+    const m = /^(\[[0-9a-fA-F:]+\]|[^:]+):(\d+)$/.exec(listen);
+    if (!m || Number(m[2]) > 65535)
+      throw new TypeError(
+        `CAIRN_OBJECTS_FORWARD_LISTEN must be <host>:<port> (a port from 0 to 65535), e.g. 0.0.0.0:9100, not ${JSON.stringify(listen)}`,
+      );
+    out.host = m[1]!.replace(/^\[|\]$/g, "");
+    out.port = Number(m[2]);
+  }
+  if (advertise) {
+    const url = URL.canParse(advertise) ? new URL(advertise) : undefined;
+    if (!url || (url.protocol !== "http:" && url.protocol !== "https:"))
+      throw new TypeError(
+        `CAIRN_OBJECTS_FORWARD_URL must be the http:// URL other workers reach this one at, e.g. http://10.0.0.5:9100, not ${JSON.stringify(advertise)}`,
+      );
+    out.advertise = advertise;
+  }
+  checkForwardOptions(out, "CAIRN_OBJECTS_FORWARD_LISTEN or CAIRN_OBJECTS_FORWARD_URL");
+  return { objectForward: out };
 }
 
 /**

@@ -8,7 +8,14 @@ import {
   type Workflow,
   type WorkflowClass,
 } from "@cairn/core";
-import { createObjectHost, type DurableObjectClass, type Migration, type ObjectHost } from "@cairn/objects";
+import {
+  checkForwardOptions,
+  createObjectHost,
+  type DurableObjectClass,
+  FORWARD_SECRET_NAME,
+  type Migration,
+  type ObjectHost,
+} from "@cairn/objects";
 import {
   Runtime,
   type RuntimeHooks,
@@ -69,6 +76,14 @@ export interface CairnOptions {
    * it dies, another worker takes its objects over after this. Default 10,000.
    */
   objectLeaseMs?: number;
+  /**
+   * On PostgreSQL: where this worker takes requests other workers forward to the Durable Objects it
+   * holds (SPEC §13.7). Default: a free port on 127.0.0.1, which reaches workers on the same
+   * machine; workers on several machines need a `host` the others can reach (or an `advertise`
+   * URL). The requests carry a secret all workers share, kept in the store. `false`: requests for
+   * an object another worker holds wait for it to let the object go.
+   */
+  objectForward?: false | { host?: string; port?: number; advertise?: string };
   /** Other bindings, visible to workflows as `this.env` next to the workflow bindings. */
   env?: Record<string, unknown>;
   maxConcurrent?: number;
@@ -162,12 +177,19 @@ export async function createCairn<Env = Record<string, unknown>>(options: CairnO
     // On a store shared by workers, objects are too: owned by one worker at a time, their commits
     // shipped to the store (SPEC §13.7).
     const replica = options.objects?.length ? store.objectReplica?.() : undefined;
-    const namespaceKeys = replica
+    const forward = options.objectForward === false ? undefined : (options.objectForward ?? {});
+    if (forward) checkForwardOptions(forward, "createCairn: objectForward");
+    const keys = replica
       ? await replica.namespaceKeys(
-          Object.fromEntries(
-            (options.objects ?? []).map((o) => [o.className ?? o.class?.name, randomBytes(32)] as const),
-          ),
+          Object.fromEntries([
+            ...(options.objects ?? []).map((o) => [o.className ?? o.class?.name, randomBytes(32)] as const),
+            ...(forward ? [[FORWARD_SECRET_NAME, randomBytes(32)] as const] : []),
+          ]),
         )
+      : undefined;
+    const forwardSecret = keys?.[FORWARD_SECRET_NAME];
+    const namespaceKeys = keys
+      ? Object.fromEntries(Object.entries(keys).filter(([name]) => name !== FORWARD_SECRET_NAME))
       : undefined;
     objects = createObjectHost({
       // Without classes nothing is stored: no files are made.
@@ -185,6 +207,7 @@ export async function createCairn<Env = Record<string, unknown>>(options: CairnO
               owner: workerId,
               namespaceKeys,
               ...(options.objectLeaseMs !== undefined ? { leaseMs: options.objectLeaseMs } : {}),
+              ...(forward && forwardSecret ? { forward: { ...forward, secret: forwardSecret } } : {}),
             },
           }
         : {}),

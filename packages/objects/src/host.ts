@@ -5,6 +5,7 @@ import { deserialize, serialize } from "node:v8";
 import { type Clock, systemClock, type TimerHandle, WorkflowError } from "@cairn/core";
 import type { ObjectReplica } from "@cairn/store";
 import { type DurableObjectClass, isDurableObjectClass } from "./durable-object.ts";
+import { ForwardClient, type ForwardListenOptions, ForwardServer, OwnerUnreachable } from "./forward.ts";
 import { type DurableObjectId, IdFactory } from "./ids.ts";
 import {
   ALARM_MAX_RETRIES,
@@ -75,6 +76,12 @@ export interface ReplicaOptions {
   leaseMs?: number;
   /** How often due alarms of objects nobody holds are looked for. Default 1,000 ms. */
   alarmPollMs?: number;
+  /**
+   * Forwarding (SPEC §13.7): requests (RPC, `fetch`, WebSocket upgrades) for an object another
+   * worker holds go to that worker, which listens for them at an address of its own. Without it
+   * they wait for the other worker to let the object go.
+   */
+  forward?: Omit<ForwardListenOptions, "log">;
 }
 
 /** The summary of a namespace for the dashboard and the CLI. */
@@ -99,6 +106,8 @@ export interface ObjectDetail extends ObjectRecord {
 interface QueuedEvent {
   start(obj: LoadedObject): void;
   fail(error: unknown): void;
+  /** Sends the event to the worker at `url`, which holds the object (RPC and fetch from stubs). */
+  forward?(url: string): void;
 }
 
 /** One loaded object: its instance, storage and event queue. */
@@ -206,6 +215,8 @@ class ClassHost {
   readonly owners = new Map<string, SocketOwner>();
   /** With a replica: events for objects being taken (lease and restore) before they load. */
   readonly acquiring = new Map<string, QueuedEvent[]>();
+  /** With forwarding: objects another worker holds, its address, and until when to trust that. */
+  readonly remote = new Map<string, { url: string; until: number }>();
   readonly namespace: DurableObjectNamespace;
 
   constructor(host: ObjectHost, binding: ObjectBinding, className: string, key: Uint8Array) {
@@ -278,6 +289,8 @@ export class ObjectHost {
   #alarmPoll: TimerHandle | undefined;
   /** Releases of unloaded objects' leases still being written. */
   readonly #releases = new Set<Promise<void>>();
+  readonly #forwardServer: ForwardServer | undefined;
+  readonly #forwardClient: ForwardClient | undefined;
 
   constructor(options: ObjectHostOptions) {
     if (typeof options?.dir !== "string" || options.dir === "")
@@ -294,7 +307,24 @@ export class ObjectHost {
     this.env = options.env ?? {};
     if (options.replica) {
       if (this.#memory) throw new TypeError('createObjectHost: a replica needs a directory, not ":memory:"');
-      this.#replica = { leaseMs: 10_000, alarmPollMs: 1000, ...options.replica };
+      const { forward, ...replica } = options.replica;
+      this.#replica = { leaseMs: 10_000, alarmPollMs: 1000, ...replica } as Required<ReplicaOptions>;
+      if (forward) {
+        this.#forwardClient = new ForwardClient(forward.secret);
+        this.#forwardServer = new ForwardServer(
+          {
+            fetch: (className, hex, request) => {
+              const ch = this.#forwardedClass(className);
+              return this.fetch(ch, ch.ids.fromString(hex), request, undefined, false);
+            },
+            rpc: (className, hex, method, args) => {
+              const ch = this.#forwardedClass(className);
+              return this.rpc(ch, ch.ids.fromString(hex), method, args, false);
+            },
+          },
+          { ...forward, log: this.#log },
+        );
+      }
     }
     if (!this.#memory) mkdirSync(options.dir, { recursive: true });
     this.#registry = new Registry(this.#memory ? ":memory:" : join(options.dir, "objects.db"));
@@ -340,6 +370,21 @@ export class ObjectHost {
     }
   }
 
+  /** Where other workers forward requests for the objects this one holds (with forwarding on). */
+  get forwardUrl(): Promise<string> | undefined {
+    return this.#forwardServer?.url;
+  }
+
+  #forwardedClass(className: string): ClassHost {
+    const ch = this.#classes.get(className);
+    if (!ch)
+      throw new WorkflowError(
+        "do.class_not_found",
+        `${className} is not a Durable Object class of this worker`,
+      );
+    return ch;
+  }
+
   /** @internal */
   log(message: string, error?: unknown): void {
     this.#log(message, error);
@@ -363,6 +408,7 @@ export class ObjectHost {
     }
     for (const db of this.#memoryDbs.values()) db.close();
     await Promise.allSettled([...this.#releases]);
+    await this.#forwardServer?.close();
     this.#registry.close();
   }
 
@@ -487,10 +533,16 @@ export class ObjectHost {
    * something other than storage).
    * @internal
    */
-  deliver<T>(ch: ClassHost, id: DurableObjectId, run: (obj: LoadedObject) => Promise<T>): Promise<T> {
+  deliver<T>(
+    ch: ClassHost,
+    id: DurableObjectId,
+    run: (obj: LoadedObject) => Promise<T>,
+    forward?: (client: ForwardClient, url: string) => Promise<T>,
+  ): Promise<T> {
     if (this.#closed) return Promise.reject(new Error("The Durable Object host is closed"));
     return new Promise<T>((resolve, reject) => {
-      this.#enqueue(ch, id, {
+      const client = this.#forwardClient;
+      const event: QueuedEvent = {
         start: (obj) => {
           obj.active++;
           obj.cancelIdle();
@@ -519,7 +571,19 @@ export class ObjectHost {
           );
         },
         fail: reject,
-      });
+      };
+      if (forward && client)
+        event.forward = (url) => {
+          forward(client, url).then(resolve, (e) => {
+            if (!(e instanceof OwnerUnreachable)) return reject(e);
+            // Nothing was delivered: wait here for the other worker's lease to run out.
+            ch.remote.delete(id.toString());
+            this.#log(`${ch.className} ${id}: ${e.message}; waiting for its lease to run out`);
+            delete event.forward;
+            this.#enqueue(ch, id, event);
+          });
+        };
+      this.#enqueue(ch, id, event);
     });
   }
 
@@ -538,6 +602,11 @@ export class ObjectHost {
   #enqueue(ch: ClassHost, id: DurableObjectId, event: QueuedEvent): void {
     if (this.#replica && !ch.loaded.has(id.toString())) {
       const hex = id.toString();
+      const remote = event.forward ? ch.remote.get(hex) : undefined;
+      if (remote && remote.until > this.#clock.now()) {
+        event.forward!(remote.url);
+        return;
+      }
       const waiting = ch.acquiring.get(hex);
       if (waiting) waiting.push(event);
       else {
@@ -587,6 +656,10 @@ export class ObjectHost {
     let obj: LoadedObject | undefined;
     let error: unknown;
     try {
+      const url = await this.#forwardServer?.url.catch((e) => {
+        this.#log("listening for forwarded Durable Object requests failed; they wait for leases instead", e);
+        return undefined;
+      });
       for (;;) {
         const now = this.#clock.now();
         const got = await r.objects.acquire({
@@ -595,6 +668,7 @@ export class ObjectHost {
           owner: r.owner,
           now,
           leaseMs: r.leaseMs,
+          ...(url ? { url } : {}),
         });
         if (this.#closed) throw new Error("The Durable Object host is closed");
         if (got.acquired) {
@@ -608,10 +682,24 @@ export class ObjectHost {
           if (got.alarm !== null) this.#alarmSet(got.alarm);
           break;
         }
+        if (got.ownerUrl && this.#forwardClient && got.owner !== r.owner) {
+          // Forwarded: RPC and fetch go to the holder; other events (none from stubs) keep waiting.
+          ch.remote.set(hex, { url: got.ownerUrl, until: Math.min(got.leaseUntil, now + r.leaseMs) });
+          const waiting = ch.acquiring.get(hex) ?? [];
+          const forwarded = waiting.filter((e) => e.forward);
+          if (forwarded.length > 0) {
+            ch.acquiring.set(
+              hex,
+              waiting.filter((e) => !e.forward),
+            );
+            for (const e of forwarded) e.forward!(got.ownerUrl);
+          }
+          if ((ch.acquiring.get(hex)?.length ?? 0) === 0) break;
+        }
         if (now >= deadline)
           throw new WorkflowError(
             "do.owned_elsewhere",
-            `${ch.className} ${hex} is held by worker ${got.owner} (its lease runs until ${new Date(got.leaseUntil).toISOString()}); Cairn does not forward requests to the worker holding an object yet`,
+            `${ch.className} ${hex} is held by worker ${got.owner} (its lease runs until ${new Date(got.leaseUntil).toISOString()}) and this request could not be forwarded to it`,
           );
         const wait = Math.min(Math.max(got.leaseUntil - now + 1, 10), deadline - now + 1, 500);
         await new Promise<void>((resolve) => this.#clock.setTimer(resolve, wait));
@@ -778,7 +866,9 @@ export class ObjectHost {
     this.#closeStorage(obj);
     if (!this.#closed) this.#registry.touch(obj.ns.className, obj.hex, obj.id.name, this.#clock.now());
     for (const e of obj.queue.splice(0)) e.fail(new Error("The Durable Object host is closed"));
-    if (shipped) {
+    // Hibernated WebSockets keep the object here (their next message loads it again), so it stays
+    // this worker's until they close or the host does.
+    if (shipped && (this.#closed || !obj.ns.sockets.get(obj.hex)?.size)) {
       // Once its last commit is shipped, any worker may take it.
       const r = this.#replica!;
       const release: Promise<void> = shipped
@@ -823,24 +913,38 @@ export class ObjectHost {
   // ---- RPC and fetch ----
 
   /** @internal */
-  rpc(ch: ClassHost, id: DurableObjectId, method: string, args: unknown[]): Promise<unknown> {
+  rpc(
+    ch: ClassHost,
+    id: DurableObjectId,
+    method: string,
+    args: unknown[],
+    forwardable = true,
+  ): Promise<unknown> {
     let copy: unknown[];
     try {
       copy = cloneMessage(args, `the arguments of ${method}()`) as unknown[];
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.deliver(ch, id, async (obj) => {
-      const fn = findMethod(obj.instance, method);
-      if (!fn) throw new TypeError(`The RPC receiver does not implement the method "${method}".`);
-      let result: unknown;
-      try {
-        result = await fn.apply(obj.instance, copy);
-      } catch (e) {
-        throw remoteError(e);
-      }
-      return cloneMessage(result, `the result of ${method}()`);
-    });
+    const forward = forwardable
+      ? (client: ForwardClient, url: string) => client.rpc(url, ch.className, id.toString(), method, copy)
+      : undefined;
+    return this.deliver(
+      ch,
+      id,
+      async (obj) => {
+        const fn = findMethod(obj.instance, method);
+        if (!fn) throw new TypeError(`The RPC receiver does not implement the method "${method}".`);
+        let result: unknown;
+        try {
+          result = await fn.apply(obj.instance, copy);
+        } catch (e) {
+          throw remoteError(e);
+        }
+        return cloneMessage(result, `the result of ${method}()`);
+      },
+      forward,
+    );
   }
 
   /** @internal */
@@ -849,6 +953,7 @@ export class ObjectHost {
     id: DurableObjectId,
     input: Request | string | URL,
     init?: RequestInit,
+    forwardable = true,
   ): Promise<Response> {
     let request: Request;
     try {
@@ -856,21 +961,31 @@ export class ObjectHost {
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.deliver(ch, id, async (obj) => {
-      if (typeof obj.instance.fetch !== "function")
-        throw new TypeError("Handler does not export a fetch() function.");
-      let response: unknown;
-      try {
-        response = await obj.instance.fetch(request);
-      } catch (e) {
-        throw remoteError(e);
-      }
-      if (!(response instanceof Response))
-        throw new TypeError(`${ch.className}.fetch() did not return a Response`);
-      const client = responseWebSocket(response);
-      if (client) this.#adoptSocket(obj, client.peer);
-      return response;
-    });
+    // The forwarded copy reads the body; the request stays whole for a local delivery after all.
+    const forward = forwardable
+      ? (client: ForwardClient, url: string) =>
+          client.fetch(url, ch.className, id.toString(), request.clone())
+      : undefined;
+    return this.deliver(
+      ch,
+      id,
+      async (obj) => {
+        if (typeof obj.instance.fetch !== "function")
+          throw new TypeError("Handler does not export a fetch() function.");
+        let response: unknown;
+        try {
+          response = await obj.instance.fetch(request);
+        } catch (e) {
+          throw remoteError(e);
+        }
+        if (!(response instanceof Response))
+          throw new TypeError(`${ch.className}.fetch() did not return a Response`);
+        const client = responseWebSocket(response);
+        if (client) this.#adoptSocket(obj, client.peer);
+        return response;
+      },
+      forward,
+    );
   }
 
   /** The server end of a socket an object returned: gate its sends; keep the object while a plain one is open. */

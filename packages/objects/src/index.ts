@@ -12,6 +12,15 @@
  */
 export { DurableObject, type DurableObjectClass, isDurableObjectClass } from "./durable-object.ts";
 export {
+  checkForwardOptions,
+  FORWARD_SECRET_NAME,
+  ForwardClient,
+  type ForwardListenOptions,
+  ForwardServer,
+  type ForwardTarget,
+  OwnerUnreachable,
+} from "./forward.ts";
+export {
   createObjectHost,
   DurableObjectNamespace,
   type DurableObjectStub,

@@ -194,6 +194,13 @@ CREATE TABLE ${s}.do_snapshots (
 );
 `,
   },
+  {
+    version: 8,
+    name: "Durable Objects: the address of the worker holding an object, for forwarding requests to it",
+    sql: (s) => `
+ALTER TABLE ${s}.do_objects ADD COLUMN owner_url text;
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -500,6 +500,15 @@ describe.skipIf(!url)("PostgresStore", () => {
           r.acquire({ className: "Counter", id: "o1", owner, now, leaseMs: 1000 });
         expect(await take("w1", T0)).toEqual({ acquired: true, epoch: 1, log: [], alarm: null });
         expect(await take("w2", T0 + 500)).toEqual({ acquired: false, owner: "w1", leaseUntil: T0 + 1000 });
+        // The holder's forwarding address goes to whoever finds it held.
+        const other = { className: "Counter", id: "o2", leaseMs: 1000 };
+        await r.acquire({ ...other, owner: "x1", now: T0, url: "http://127.0.0.1:9001" });
+        expect(await r.acquire({ ...other, owner: "x2", now: T0 + 1 })).toEqual({
+          acquired: false,
+          owner: "x1",
+          leaseUntil: T0 + 1000,
+          ownerUrl: "http://127.0.0.1:9001",
+        });
         const append = (epoch: number, seq: number, kind: "changeset" | "snapshot", alarm?: number | null) =>
           r.append({
             className: "Counter",

@@ -354,11 +354,17 @@ export class PostgresStore implements Store {
         if (missing.length) throw new Error(`no namespace key stored for ${missing.join(", ")}`);
         return out;
       },
-      acquire: async ({ className, id, owner, now, leaseMs }) => {
-        const taken = (await run(q.acquireObject, [className, id, owner, now, now + leaseMs])).rows[0];
+      acquire: async ({ className, id, owner, now, leaseMs, url }) => {
+        const values = [className, id, owner, now, now + leaseMs, url ?? null];
+        const taken = (await run(q.acquireObject, values)).rows[0];
         if (!taken) {
           const held = (await run(q.objectHolder, [className, id])).rows[0];
-          return { acquired: false, owner: String(held?.owner), leaseUntil: Number(held?.lease_until ?? 0) };
+          return {
+            acquired: false,
+            owner: String(held?.owner),
+            leaseUntil: Number(held?.lease_until ?? 0),
+            ...(typeof held?.owner_url === "string" ? { ownerUrl: held.owner_url } : {}),
+          };
         }
         const log = (await run(q.objectLog, [className, id])).rows.map((r) => ({
           seq: Number(r.seq),

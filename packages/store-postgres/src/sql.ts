@@ -210,10 +210,14 @@ export function queries(schema: string) {
       note AS (
         SELECT pg_notify($10::text, done.notify) FROM done WHERE done.status = 'queued' AND done.notify IS NOT NULL)
       SELECT done.i, done.status, (SELECT COUNT(*) FROM note) AS notified FROM done`,
-    /** $1 class, $2 id, $3 owner, $4 now, $5 lease until: the epoch when taken, no row when held. */
-    acquireObject: `INSERT INTO ${s}.do_objects AS o (class, object_id, owner, epoch, lease_until)
-      VALUES ($1, $2, $3, 1, $5)
-      ON CONFLICT (class, object_id) DO UPDATE SET owner = $3, epoch = o.epoch + 1, lease_until = $5
+    /**
+     * $1 class, $2 id, $3 owner, $4 now, $5 lease until, $6 the owner's forwarding address: the epoch
+     * when taken, no row when held.
+     */
+    acquireObject: `INSERT INTO ${s}.do_objects AS o (class, object_id, owner, epoch, lease_until, owner_url)
+      VALUES ($1, $2, $3, 1, $5, $6)
+      ON CONFLICT (class, object_id) DO UPDATE SET owner = $3, epoch = o.epoch + 1, lease_until = $5,
+        owner_url = $6
         WHERE o.owner IS NULL OR o.owner = $3 OR o.lease_until IS NULL OR o.lease_until < $4
       RETURNING epoch, alarm_at`,
     /** $1 classes, $2 keys proposed for those not stored yet: every class's stored key. */
@@ -222,7 +226,7 @@ export function queries(schema: string) {
         ON CONFLICT DO NOTHING RETURNING class, key)
       SELECT class, key FROM ins
       UNION ALL SELECT class, key FROM ${s}.do_namespaces WHERE class = ANY($1::text[])`,
-    objectHolder: `SELECT owner, lease_until FROM ${s}.do_objects WHERE class = $1 AND object_id = $2`,
+    objectHolder: `SELECT owner, lease_until, owner_url FROM ${s}.do_objects WHERE class = $1 AND object_id = $2`,
     /** The latest snapshot and the changesets after it. */
     objectLog: `SELECT seq, 'snapshot' AS kind, bytes FROM ${s}.do_snapshots WHERE class = $1 AND object_id = $2
       UNION ALL

@@ -29,6 +29,8 @@ export interface HeldObject {
   acquired: false;
   owner: string;
   leaseUntil: number;
+  /** Where that worker takes requests forwarded to its objects, if it said (see `acquire`'s `url`). */
+  ownerUrl?: string;
 }
 
 /** An alarm of an object no live worker owns (or the asking worker owns), due by the time asked. */
@@ -41,12 +43,15 @@ export interface ReplicaAlarm {
 export interface ObjectReplica {
   /**
    * Each class's namespace key (ids from names are derived from it), the same for every worker:
-   * the stored one, or the one proposed here when none is stored yet.
+   * the stored one, or the one proposed here when none is stored yet. Names that are not class
+   * names are kept the same way: `cairn:forward` is the secret that requests workers forward to
+   * each other carry.
    */
   namespaceKeys(proposed: Record<string, Uint8Array>): Promise<Record<string, Uint8Array>>;
   /**
    * Takes the object for `owner` until `now + leaseMs`, unless another owner's lease is still
-   * running at `now`. Taking it bumps its epoch (an owner taking it again too).
+   * running at `now`. Taking it bumps its epoch (an owner taking it again too). `url` is where the
+   * owner takes requests other workers forward to the object; the others get it in `HeldObject`.
    */
   acquire(o: {
     className: string;
@@ -54,6 +59,7 @@ export interface ObjectReplica {
     owner: string;
     now: number;
     leaseMs: number;
+    url?: string;
   }): Promise<AcquiredObject | HeldObject>;
   /**
    * Appends an entry while `owner` still holds the object with `epoch`; a snapshot replaces every
