@@ -4,11 +4,16 @@
  * holds fire on a worker that is still up.
  */
 
+import { createServer as createHttpServer } from "node:http";
 import { type AddressInfo, createServer } from "node:net";
 import { join } from "node:path";
+import { routeAgentRequest } from "@cairn/agents";
+import { upgradeListener } from "@cairn/objects";
+import { AgentClient } from "agents/client";
 import { createCairn, DurableObject } from "cairnjs";
 import { afterEach, describe, expect, it } from "vitest";
 import { WebSocket as WsClient } from "ws";
+import { TestStateAgent } from "../agents/agents.ts";
 import { postgresUrl, Scene, sleep } from "./harness.ts";
 
 const base = postgresUrl("the Durable Objects scale-out test");
@@ -244,7 +249,76 @@ describe.skipIf(!base)("Durable Objects on PostgreSQL, shared by workers", () =>
       await c.close();
     }
   }, 60_000);
+
+  it("the upstream agents client on either worker reaches the same agent: state syncs across both and calls run where it is held", async () => {
+    scene = new Scene(base!);
+    const open = (name: string) =>
+      createCairn({
+        store: scene!.url,
+        objects: [{ binding: "TestStateAgent", class: TestStateAgent }],
+        objectsDir: join(scene!.dir, name),
+        workerId: name,
+      });
+    const a = await open("a");
+    const b = await open("b");
+    const servers = [await serveAgents(a.env as never), await serveAgents(b.env as never)];
+    const clients: AgentClient<any, any>[] = [];
+    try {
+      const seen: { count: number }[][] = [[], []];
+      for (const [i, s] of servers.entries()) {
+        const c = new AgentClient<any, { count: number }>({
+          host: s.host,
+          agent: "TestStateAgent",
+          name: "shared",
+          onStateUpdate: (state: { count: number }) => seen[i]!.push(state),
+        } as any);
+        clients.push(c);
+        await c.ready;
+      }
+      // The first connection (through a) loaded the agent on a; b's went there through b.
+      expect(a.objects.listNamespaces()[0]).toMatchObject({ loaded: 1 });
+      expect(b.objects.listNamespaces()[0]).toMatchObject({ loaded: 0 });
+      expect(await clients[1]!.call("increment", [5])).toBe(5);
+      expect(await clients[0]!.call("increment", [2])).toBe(7);
+      // A client-sent state through b is broadcast to the client on a.
+      clients[1]!.setState({ count: 40, items: [] } as never);
+      for (let i = 0; !seen[0]!.some((st) => st.count === 40); i++) {
+        if (i > 100) throw new Error(`the client on a never saw count 40: ${JSON.stringify(seen[0])}`);
+        await sleep(20);
+      }
+      expect(seen[1]!.map((st) => st.count)).toContain(7);
+      expect(b.objects.listNamespaces()[0]).toMatchObject({ loaded: 0 });
+    } finally {
+      for (const c of clients) c.close();
+      for (const s of servers) await s.close();
+      await a.close();
+      await b.close();
+    }
+  }, 60_000);
 });
+
+/** Serves `/agents/*` of a Cairn's env over a real HTTP server (as `cairn start` does); its URL and close. */
+async function serveAgents(env: Record<string, unknown>): Promise<{ host: string; close(): Promise<void> }> {
+  const handle = async (request: Request) =>
+    (await routeAgentRequest(request, env)) ?? new Response("Not found", { status: 404 });
+  const server = createHttpServer(async (req, res) => {
+    const response = await handle(
+      new Request(`http://${req.headers.host}${req.url}`, { method: req.method }),
+    );
+    res.writeHead(response.status, Object.fromEntries(response.headers));
+    res.end(Buffer.from(await response.arrayBuffer()));
+  });
+  const connections = new Set<{ terminate(): void }>();
+  server.on("upgrade", upgradeListener(handle, { connections }));
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    host: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: async () => {
+      for (const c of connections) c.terminate();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
 
 class Room extends DurableObject<{ WORKER: string }> {
   where(): string {

@@ -76,7 +76,10 @@ export function bridge(conn: WsSocket, client: WebSocket): void {
   client.addEventListener("close", (e) => {
     const { code, reason } = e as Event & { code: number; reason: string };
     if (conn.readyState === conn.OPEN || conn.readyState === conn.CONNECTING) {
-      if (code === 1005 || code === undefined) conn.close();
+      // 1006 (the other side's connection broke, e.g. a forwarded socket's worker went away) is
+      // passed on as a broken connection; other codes a close frame may not carry, as a plain close.
+      if (code === 1006) conn.terminate();
+      else if (code === undefined || !sendableCloseCode(code)) conn.close();
       else conn.close(code, reason);
     }
   });
@@ -94,6 +97,14 @@ export function bridge(conn: WsSocket, client: WebSocket): void {
   conn.on("error", (e) => {
     if (client.readyState !== 3) client.fail(e);
   });
+}
+
+/** Whether a close frame may carry `code` (RFC 6455 §7.4: 1005, 1006 and 1015 are never sent). */
+function sendableCloseCode(code: number): boolean {
+  return (
+    (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) ||
+    (code >= 3000 && code <= 4999)
+  );
 }
 
 function toRequest(req: IncomingMessage): Request {
