@@ -295,6 +295,60 @@ describe.skipIf(!base)("Durable Objects on PostgreSQL, shared by workers", () =>
       await b.close();
     }
   }, 60_000);
+
+  it("applies wrangler migrations once per store: a renamed class keeps its objects and ids on every worker, a deleted one loses them", async () => {
+    scene = new Scene(base!);
+    const v1 = { tag: "v1", new_sqlite_classes: ["Counter"] };
+    const v2 = { tag: "v2", renamed_classes: [{ from: "Counter", to: "Tally" }] };
+    const v3 = { tag: "v3", deleted_classes: ["Tally"], new_sqlite_classes: ["Room"] };
+    const open = (name: string, migrations: object[], objects: object[]) =>
+      createCairn({
+        store: scene!.url,
+        objects: objects as never,
+        migrations: migrations as never,
+        objectsDir: join(scene!.dir, name),
+        workerId: name,
+        env: { WORKER: name },
+      });
+    // Two workers starting together apply v1 once.
+    const [a, a2] = await Promise.all([
+      open("a", [v1], [{ binding: "COUNTER", class: Counter }]),
+      open("a2", [v1], [{ binding: "COUNTER", class: Counter }]),
+    ]);
+    const idBefore = (a.env as any).COUNTER.idFromName("c").toString();
+    try {
+      expect(await (a.env as any).COUNTER.getByName("c").add(7)).toBe(7);
+    } finally {
+      await a.close();
+      await a2.close();
+    }
+    // b renames the class: it finds the object under the new name, with the same id and its data.
+    const b = await open("b", [v1, v2], [{ binding: "TALLY", class: Counter, className: "Tally" }]);
+    try {
+      const tally = (b.env as any).TALLY.getByName("c");
+      expect(tally.id.toString()).toBe(idBefore);
+      expect((await tally.read()).n).toBe(7);
+    } finally {
+      await b.close();
+    }
+    expect(await scene.query("SELECT DISTINCT class FROM $S.do_objects")).toEqual([{ class: "Tally" }]);
+    // c deletes it: nothing of it is left in the store.
+    const c = await open("c", [v1, v2, v3], [{ binding: "ROOM", class: Room }]);
+    await c.close();
+    for (const table of ["do_objects", "do_changesets", "do_snapshots", "do_namespaces"])
+      expect(await scene.query(`SELECT class FROM $S.${table} WHERE class IN ('Counter', 'Tally')`)).toEqual(
+        [],
+      );
+    expect((await scene.query("SELECT tag FROM $S.do_migrations ORDER BY seq")).map((r) => r.tag)).toEqual([
+      "v1",
+      "v2",
+      "v3",
+    ]);
+    // A configuration that rewrites what the store applied is refused, and changes nothing.
+    await expect(open("d", [v1, v3], [{ binding: "ROOM", class: Room }])).rejects.toThrow(
+      /this store has applied migration "v2", which the configuration no longer lists/,
+    );
+  }, 60_000);
 });
 
 /** Serves `/agents/*` of a Cairn's env over a real HTTP server (as `cairn start` does); its URL and close. */

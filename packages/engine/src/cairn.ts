@@ -15,6 +15,7 @@ import {
   FORWARD_SECRET_NAME,
   type Migration,
   type ObjectHost,
+  planMigrations,
 } from "@cairn/objects";
 import {
   Runtime,
@@ -177,6 +178,13 @@ export async function createCairn<Env = Record<string, unknown>>(options: CairnO
     // On a store shared by workers, objects are too: owned by one worker at a time, their commits
     // shipped to the store (SPEC §13.7).
     const replica = options.objects?.length ? store.objectReplica?.() : undefined;
+    // Wrangler migrations run once per store, before the namespace keys are read (a renamed class
+    // keeps its key, so its ids).
+    const migrations = options.migrations;
+    if (migrations !== undefined && !Array.isArray(migrations))
+      throw new TypeError("createCairn: migrations must be an array (wrangler's migrations[])");
+    if (replica && migrations)
+      await replica.migrate((applied) => planMigrations(migrations, applied).pending, Date.now());
     const forward = options.objectForward === false ? undefined : (options.objectForward ?? {});
     if (forward) checkForwardOptions(forward, "createCairn: objectForward");
     const keys = replica

@@ -196,9 +196,14 @@ CREATE TABLE ${s}.do_snapshots (
   },
   {
     version: 8,
-    name: "Durable Objects: the address of the worker holding an object, for forwarding requests to it",
+    name: "Durable Objects: the address of the worker holding an object, for forwarding requests to it; wrangler migrations applied once per store",
     sql: (s) => `
 ALTER TABLE ${s}.do_objects ADD COLUMN owner_url text;
+CREATE TABLE ${s}.do_migrations (
+  seq         integer PRIMARY KEY,
+  tag         text COLLATE "C" NOT NULL UNIQUE,
+  applied_at  bigint NOT NULL
+);
 `,
   },
 ];

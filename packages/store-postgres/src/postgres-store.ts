@@ -392,6 +392,25 @@ export class PostgresStore implements Store {
         ];
         return (await run(text, values)).rows.length > 0;
       },
+      migrate: async (plan, now) => {
+        const applied: string[] = [];
+        for (;;) {
+          // One migration per transaction, under a lock: workers starting together apply each once.
+          const tag = await this.#withTransaction(async (run) => {
+            await run(q.advisoryLock, [q.objectsMigrationLockKey]);
+            const done = (await run(q.objectMigrations)).rows.map((r) => String(r.tag));
+            const next = plan(done)[0];
+            if (!next) return undefined;
+            for (const a of next.actions)
+              if (a.kind === "rename") await run(q.renameObjectClass, [a.from, a.to]);
+              else if (a.kind === "delete") await run(q.deleteObjectClass, [a.className]);
+            await run(q.recordObjectMigration, [next.tag, now]);
+            return next.tag;
+          });
+          if (tag === undefined) return applied;
+          applied.push(tag);
+        }
+      },
       renew: async (owner, leaseUntil) => (await run(q.renewObjects, [owner, leaseUntil])).rowCount ?? 0,
       release: async (className, id, owner, epoch) => {
         await run(q.releaseObject, [className, id, owner, epoch]);

@@ -226,6 +226,19 @@ export function queries(schema: string) {
         ON CONFLICT DO NOTHING RETURNING class, key)
       SELECT class, key FROM ins
       UNION ALL SELECT class, key FROM ${s}.do_namespaces WHERE class = ANY($1::text[])`,
+    objectsMigrationLockKey: `cairn.do-migrations:${schema}`,
+    objectMigrations: `SELECT tag FROM ${s}.do_migrations ORDER BY seq`,
+    recordObjectMigration: `INSERT INTO ${s}.do_migrations (seq, tag, applied_at)
+      VALUES ((SELECT COALESCE(MAX(seq), 0) + 1 FROM ${s}.do_migrations), $1, $2)`,
+    /** $1 from, $2 to: a renamed class keeps its objects, their logs and its namespace key (so its ids). */
+    renameObjectClass: `WITH a AS (UPDATE ${s}.do_objects SET class = $2 WHERE class = $1),
+      b AS (UPDATE ${s}.do_changesets SET class = $2 WHERE class = $1),
+      c AS (UPDATE ${s}.do_snapshots SET class = $2 WHERE class = $1)
+      UPDATE ${s}.do_namespaces SET class = $2 WHERE class = $1`,
+    deleteObjectClass: `WITH a AS (DELETE FROM ${s}.do_objects WHERE class = $1),
+      b AS (DELETE FROM ${s}.do_changesets WHERE class = $1),
+      c AS (DELETE FROM ${s}.do_snapshots WHERE class = $1)
+      DELETE FROM ${s}.do_namespaces WHERE class = $1`,
     objectHolder: `SELECT owner, lease_until, owner_url FROM ${s}.do_objects WHERE class = $1 AND object_id = $2`,
     /** The latest snapshot and the changesets after it. */
     objectLog: `SELECT seq, 'snapshot' AS kind, bytes FROM ${s}.do_snapshots WHERE class = $1 AND object_id = $2

@@ -8,6 +8,7 @@ export type {
   AcquiredObject,
   HeldObject,
   ObjectLogEntry,
+  ObjectMigration,
   ObjectReplica,
   ReplicaAlarm,
 } from "./objects.ts";

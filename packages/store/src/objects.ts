@@ -33,6 +33,16 @@ export interface HeldObject {
   ownerUrl?: string;
 }
 
+/** One wrangler migration's renames and deletes, as the replica carries them out. */
+export interface ObjectMigration {
+  tag: string;
+  actions: (
+    | { kind: "rename"; from: string; to: string }
+    | { kind: "delete"; className: string }
+    | { kind: "create"; className: string }
+  )[];
+}
+
 /** An alarm of an object no live worker owns (or the asking worker owns), due by the time asked. */
 export interface ReplicaAlarm {
   className: string;
@@ -74,6 +84,13 @@ export interface ObjectReplica {
     entry: ObjectLogEntry;
     alarm?: number | null;
   }): Promise<boolean>;
+  /**
+   * Applies wrangler `migrations[]` once per store (SPEC §13.7), under a lock: `plan` gets the tags
+   * applied so far (in order) and returns the migrations still to apply, each in its own
+   * transaction with its tag. A renamed class keeps its objects and its namespace key (so its ids);
+   * a deleted class loses everything. Returns the tags applied now. Runs before `namespaceKeys`.
+   */
+  migrate(plan: (applied: string[]) => ObjectMigration[], now: number): Promise<string[]>;
   /** Moves the lease of every object `owner` holds to `leaseUntil`; returns how many. */
   renew(owner: string, leaseUntil: number): Promise<number>;
   /** Lets the object go (it was unloaded): any worker may take it at once. */
