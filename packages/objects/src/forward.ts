@@ -308,6 +308,7 @@ export class ForwardServer {
       this.#server.once("error", reject);
       this.#server.listen(options.port ?? 0, host, () => {
         this.#server.off("error", reject);
+        this.#server.on("error", (e) => log("the server for forwarded Durable Object requests failed", e));
         const a = this.#server.address() as AddressInfo;
         const shown = a.family === "IPv6" ? `[${a.address}]` : a.address;
         resolve(options.advertise?.replace(/\/+$/, "") ?? `http://${shown}:${a.port}`);
