@@ -29,6 +29,7 @@ describe.skipIf(!base)("cairn migrate", () => {
     expect(tables.map((t) => t.tablename).sort()).toEqual([
       "cairn_migrations",
       "do_changesets",
+      "do_migrations",
       "do_namespaces",
       "do_objects",
       "do_snapshots",

@@ -8,6 +8,7 @@ import { createServer as createHttpServer } from "node:http";
 import { type AddressInfo, createServer } from "node:net";
 import { join } from "node:path";
 import { routeAgentRequest } from "@cairn/agents";
+import { listAgents } from "@cairn/agents/operate";
 import { upgradeListener } from "@cairn/objects";
 import { AgentClient } from "agents/client";
 import { createCairn, DurableObject } from "cairnjs";
@@ -287,6 +288,16 @@ describe.skipIf(!base)("Durable Objects on PostgreSQL, shared by workers", () =>
         await sleep(20);
       }
       expect(seen[1]!.map((st) => st.count)).toContain(7);
+      expect(b.objects.listNamespaces()[0]).toMatchObject({ loaded: 0 });
+
+      // b's operations views (API, CLI, dashboard) show the agent a holds, read from the store.
+      await b.objects.refreshViews();
+      expect(b.objects.listNamespaces()[0]).toMatchObject({ objects: 1, loaded: 0 });
+      await b.objects.refreshViews("TestStateAgent");
+      expect(b.objects.listObjects("TestStateAgent")).toMatchObject([{ name: "shared", loaded: false }]);
+      const [agent] = await listAgents(b.objects);
+      expect(agent?.name).toBe("shared");
+      expect(JSON.parse(String(agent?.state))).toEqual({ count: 40, items: [] });
       expect(b.objects.listNamespaces()[0]).toMatchObject({ loaded: 0 });
     } finally {
       for (const c of clients) c.close();

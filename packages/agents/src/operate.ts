@@ -6,6 +6,12 @@
 
 /** What this reads: `ObjectHost` of `@cairn/objects` has this shape. */
 export interface AgentObjectsReader {
+  /** On a store shared by workers: reads from the store what the next views show (`ObjectHost.refreshViews`). */
+  refreshViews?(
+    namespace?: string,
+    idOrName?: string,
+    page?: { limit?: number; offset?: number },
+  ): Promise<void>;
   listNamespaces(): { binding: string; className: string }[];
   listObjects(
     namespace: string,
@@ -76,6 +82,7 @@ export async function describeAgent(
   name: string | null,
 ): Promise<AgentInfo | undefined> {
   const ns = namespace.className;
+  await objects.refreshViews?.(ns, id);
   const tables = await objects.querySql(
     ns,
     id,
@@ -149,6 +156,7 @@ export async function listAgents(
       options.namespace !== ns.className
     )
       continue;
+    await objects.refreshViews?.(ns.className, undefined, { limit: options.limit ?? 100 });
     for (const o of objects.listObjects(ns.className, { limit: options.limit ?? 100 })) {
       const agent = await describeAgent(objects, ns, o.id, o.name);
       if (agent) out.push(agent);

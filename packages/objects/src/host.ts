@@ -1,9 +1,9 @@
-import { mkdirSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { DatabaseSync } from "node:sqlite";
 import { deserialize, serialize } from "node:v8";
 import { type Clock, systemClock, type TimerHandle, WorkflowError } from "@cairn/core";
-import type { ObjectReplica } from "@cairn/store";
+import type { ObjectReplica, ReplicaObject } from "@cairn/store";
 import { type DurableObjectClass, isDurableObjectClass } from "./durable-object.ts";
 import { ForwardClient, type ForwardListenOptions, ForwardServer, OwnerUnreachable } from "./forward.ts";
 import { type DurableObjectId, IdFactory } from "./ids.ts";
@@ -291,6 +291,13 @@ export class ObjectHost {
   readonly #releases = new Set<Promise<void>>();
   readonly #forwardServer: ForwardServer | undefined;
   readonly #forwardClient: ForwardClient | undefined;
+  /**
+   * With a replica, what `refreshViews` read from the store for the read-only views: each class's
+   * object count, a page of its objects, and objects restored from the store into `<dir>/.views`.
+   */
+  readonly #viewCounts = new Map<string, number>();
+  readonly #viewPages = new Map<string, ReplicaObject[]>();
+  readonly #viewRecords = new Map<string, ReplicaObject>();
 
   constructor(options: ObjectHostOptions) {
     if (typeof options?.dir !== "string" || options.dir === "")
@@ -375,6 +382,75 @@ export class ObjectHost {
     return this.#forwardServer?.url;
   }
 
+  /**
+   * On a store shared by workers, brings what the read-only views show up to date from the store
+   * (objects other workers created or hold): the counts of `listNamespaces`, the page of
+   * `listObjects` (`page`), or, with `idOrName`, the object `describeObject` and read-only
+   * `querySql` read (restored from the store unless this worker holds it). Callers await it
+   * before those reads; without a replica it does nothing.
+   */
+  async refreshViews(
+    namespace?: string,
+    idOrName?: string,
+    page: { limit?: number; offset?: number } = {},
+  ): Promise<void> {
+    const r = this.#replica;
+    if (!r) return;
+    if (namespace === undefined) {
+      const counts = await r.objects.count([...this.#classes.keys()]);
+      for (const [c, n] of Object.entries(counts)) this.#viewCounts.set(c, n);
+      return;
+    }
+    const ch = this.#classFor(namespace);
+    if (idOrName === undefined) {
+      const rows = await r.objects.list(ch.className, {
+        limit: page.limit ?? 100,
+        offset: page.offset ?? 0,
+      });
+      this.#viewPages.set(ch.className, rows);
+      return;
+    }
+    const hex = this.#hexOf(ch, idOrName);
+    const key = `${ch.className}/${hex}`;
+    const record = await r.objects.get(ch.className, hex);
+    if (!record) {
+      this.#viewRecords.delete(key);
+      return;
+    }
+    this.#viewRecords.set(key, record);
+    if (ch.loaded.has(hex)) return;
+    const log = await r.objects.log(ch.className, hex);
+    // Loaded meanwhile: the local file is the newest.
+    if (ch.loaded.has(hex) || log.length === 0) return;
+    const path = this.#viewPath(ch.className, hex);
+    mkdirSync(join(this.dir, ".views", ch.className), { recursive: true });
+    restoreDatabase(path, log);
+  }
+
+  #viewPath(className: string, hex: string): string {
+    return join(this.dir, ".views", className, `${hex}.sqlite`);
+  }
+
+  #hexOf(ch: ClassHost, idOrName: string): string {
+    return /^[0-9a-f]{64}$/i.test(idOrName) ? idOrName.toLowerCase() : ch.ids.fromName(idOrName).toString();
+  }
+
+  /** The record of an object for the views: the local registry's, or the store's (with a replica). */
+  #recordOf(ch: ClassHost, hex: string): ObjectRecord | undefined {
+    const local = this.#registry.get(ch.className, hex);
+    const stored = this.#replica ? this.#viewRecords.get(`${ch.className}/${hex}`) : undefined;
+    if (!stored) return local;
+    return {
+      className: ch.className,
+      id: hex,
+      name: stored.name ?? local?.name ?? null,
+      createdAt: stored.createdAt ?? local?.createdAt ?? 0,
+      lastAccess: Math.max(stored.lastAccess ?? 0, local?.lastAccess ?? 0),
+      alarm: stored.alarm,
+      alarmRetries: local?.alarmRetries ?? 0,
+    };
+  }
+
   #forwardedClass(className: string): ClassHost {
     const ch = this.#classes.get(className);
     if (!ch)
@@ -409,6 +485,7 @@ export class ObjectHost {
     for (const db of this.#memoryDbs.values()) db.close();
     await Promise.allSettled([...this.#releases]);
     await this.#forwardServer?.close();
+    if (this.#replica) rmSync(join(this.dir, ".views"), { recursive: true, force: true });
     this.#registry.close();
   }
 
@@ -419,7 +496,7 @@ export class ObjectHost {
     return [...this.#classes.values()].map((ch) => ({
       binding: ch.binding,
       className: ch.className,
-      objects: this.#registry.count(ch.className),
+      objects: this.#viewCounts.get(ch.className) ?? this.#registry.count(ch.className),
       loaded: ch.loaded.size,
     }));
   }
@@ -430,6 +507,23 @@ export class ObjectHost {
     options: { limit?: number; offset?: number } = {},
   ): (ObjectRecord & { loaded: boolean })[] {
     const ch = this.#classFor(namespace);
+    const stored = this.#viewPages.get(ch.className);
+    if (stored) {
+      // From the store (refreshViews): every worker's objects.
+      return stored.map((o) => {
+        const local = this.#registry.get(ch.className, o.id);
+        return {
+          className: ch.className,
+          id: o.id,
+          name: o.name ?? local?.name ?? null,
+          createdAt: o.createdAt ?? local?.createdAt ?? 0,
+          lastAccess: Math.max(o.lastAccess ?? 0, local?.lastAccess ?? 0),
+          alarm: o.alarm,
+          alarmRetries: local?.alarmRetries ?? 0,
+          loaded: ch.loaded.has(o.id),
+        };
+      });
+    }
     return this.#registry.list(ch.className, options).map((r) => ({ ...r, loaded: ch.loaded.has(r.id) }));
   }
 
@@ -443,10 +537,8 @@ export class ObjectHost {
     options: { rows?: number } = {},
   ): ObjectDetail | undefined {
     const ch = this.#classFor(namespace);
-    const hex = /^[0-9a-f]{64}$/i.test(idOrName)
-      ? idOrName.toLowerCase()
-      : ch.ids.fromName(idOrName).toString();
-    const record = this.#registry.get(ch.className, hex);
+    const hex = this.#hexOf(ch, idOrName);
+    const record = this.#recordOf(ch, hex);
     if (!record) return undefined;
     const limit = options.rows ?? 50;
     return this.#readOnly(ch, hex, (db) => {
@@ -506,7 +598,7 @@ export class ObjectHost {
       });
     }
     const hex = id.toString();
-    if (!this.#registry.get(ch.className, hex)) throw new Error(`${ch.className}: no object ${idOrName}`);
+    if (!this.#recordOf(ch, hex)) throw new Error(`${ch.className}: no object ${idOrName}`);
     return this.#readOnly(ch, hex, (db) => {
       let stmt: ReturnType<DatabaseSync["prepare"]>;
       try {
@@ -669,6 +761,7 @@ export class ObjectHost {
           now,
           leaseMs: r.leaseMs,
           ...(url ? { url } : {}),
+          ...(id.name !== undefined ? { name: id.name } : {}),
         });
         if (this.#closed) throw new Error("The Durable Object host is closed");
         if (got.acquired) {
@@ -832,7 +925,11 @@ export class ObjectHost {
       if (!db) throw new Error(`${ch.className}: object ${hex} has no storage yet`);
       return fn(db);
     }
-    const db = new (sqlite().DatabaseSync)(join(this.dir, ch.className, `${hex}.sqlite`), { readOnly: true });
+    // On a shared store, an object this worker does not hold is read from its copy restored from
+    // the store (refreshViews), when there is one.
+    const view = this.#replica && !ch.loaded.has(hex) ? this.#viewPath(ch.className, hex) : undefined;
+    const path = view && existsSync(view) ? view : join(this.dir, ch.className, `${hex}.sqlite`);
+    const db = new (sqlite().DatabaseSync)(path, { readOnly: true });
     try {
       return fn(db);
     } finally {

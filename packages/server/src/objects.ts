@@ -11,6 +11,15 @@ import { truncate } from "./views.ts";
  * Reads never load an object; `querySql` with `write` runs as an event of the object.
  */
 export interface ObjectsView {
+  /**
+   * On a store shared by workers, reads what the next views show from the store (see
+   * `ObjectHost.refreshViews`); awaited before each read.
+   */
+  refreshViews?(
+    namespace?: string,
+    idOrName?: string,
+    page?: { limit?: number; offset?: number },
+  ): Promise<void>;
   listNamespaces(): { binding: string; className: string; objects: number; loaded: number }[];
   listObjects(
     namespace: string,
@@ -87,7 +96,10 @@ export const objectRoutes: RouteGroup<ObjectApiDeps> = {
       operationId: "listObjectNamespaces",
       summary: "Durable Object namespaces with their object counts",
       response: { description: "namespaces", result: z.array(namespaceSchema) },
-      handle: async ({ c }, { objects }) => c.json(envelope(objects.listNamespaces())),
+      handle: async ({ c }, { objects }) => {
+        await objects.refreshViews?.();
+        return c.json(envelope(objects.listNamespaces()));
+      },
     }),
     route({
       method: "get",
@@ -102,7 +114,9 @@ export const objectRoutes: RouteGroup<ObjectApiDeps> = {
       },
       errors: [404],
       async handle({ c, param, query }, { objects }) {
+        await objects.refreshViews?.();
         const ns = namespaceOf(objects, param("namespace"));
+        await objects.refreshViews?.(ns.className, undefined, query);
         return c.json(envelope({ namespace: ns, objects: objects.listObjects(ns.className, query) }));
       },
     }),
@@ -116,6 +130,7 @@ export const objectRoutes: RouteGroup<ObjectApiDeps> = {
       errors: [404],
       async handle({ c, param }, { objects }) {
         const ns = namespaceOf(objects, param("namespace"));
+        await objects.refreshViews?.(ns.className, param("id"));
         const detail = objects.describeObject(ns.className, param("id")) as
           | (Record<string, unknown> & {
               kv: { key: string; value: unknown }[];
@@ -155,6 +170,7 @@ export const objectRoutes: RouteGroup<ObjectApiDeps> = {
       async handle({ c, param, body }, { objects }) {
         const ns = namespaceOf(objects, param("namespace"));
         try {
+          if (body.write !== true) await objects.refreshViews?.(ns.className, param("id"));
           const result = await objects.querySql(ns.className, param("id"), body.query, {
             write: body.write === true,
           });

@@ -196,9 +196,11 @@ CREATE TABLE ${s}.do_snapshots (
   },
   {
     version: 8,
-    name: "Durable Objects: the address of the worker holding an object, for forwarding requests to it; wrangler migrations applied once per store",
+    name: "Durable Objects: the address of the worker holding an object (for forwarding), names and times of objects (for listing them from any worker), wrangler migrations applied once per store",
     sql: (s) => `
-ALTER TABLE ${s}.do_objects ADD COLUMN owner_url text;
+ALTER TABLE ${s}.do_objects ADD COLUMN owner_url text, ADD COLUMN name text, ADD COLUMN created_at bigint,
+  ADD COLUMN last_access bigint;
+CREATE INDEX do_objects_recent ON ${s}.do_objects (class, last_access DESC, object_id);
 CREATE TABLE ${s}.do_migrations (
   seq         integer PRIMARY KEY,
   tag         text COLLATE "C" NOT NULL UNIQUE,

@@ -509,6 +509,16 @@ describe.skipIf(!url)("PostgresStore", () => {
           leaseUntil: T0 + 1000,
           ownerUrl: "http://127.0.0.1:9001",
         });
+        // Listing from any worker: names, times and the holder while its lease runs.
+        await r.acquire({ ...other, id: "o3", owner: "x1", now: T0 + 5, name: "third" });
+        expect(await r.list("Counter", { limit: 2, offset: 0 })).toMatchObject([
+          { id: "o3", name: "third", createdAt: T0 + 5, lastAccess: T0 + 5 },
+          { id: "o1", name: null, createdAt: T0 }, // o1 and o2 were both taken at T0: by id
+        ]);
+        expect(await r.get("Counter", "o3")).toMatchObject({ id: "o3", name: "third", alarm: null });
+        expect(await r.get("Counter", "nope")).toBeUndefined();
+        expect(await r.count(["Counter", "Other"])).toEqual({ Counter: 3, Other: 0 });
+        expect(await r.log("Counter", "o3")).toEqual([]);
         const append = (epoch: number, seq: number, kind: "changeset" | "snapshot", alarm?: number | null) =>
           r.append({
             className: "Counter",

@@ -23,6 +23,7 @@ import {
   nullableNumber,
   type ObjectReplica,
   pageOf,
+  type ReplicaObject,
   type RowWriters,
   rowReader,
   type ScheduleStore,
@@ -354,8 +355,8 @@ export class PostgresStore implements Store {
         if (missing.length) throw new Error(`no namespace key stored for ${missing.join(", ")}`);
         return out;
       },
-      acquire: async ({ className, id, owner, now, leaseMs, url }) => {
-        const values = [className, id, owner, now, now + leaseMs, url ?? null];
+      acquire: async ({ className, id, owner, now, leaseMs, url, name }) => {
+        const values = [className, id, owner, now, now + leaseMs, url ?? null, name ?? null];
         const taken = (await run(q.acquireObject, values)).rows[0];
         if (!taken) {
           const held = (await run(q.objectHolder, [className, id])).rows[0];
@@ -378,6 +379,23 @@ export class PostgresStore implements Store {
           alarm: nullableNumber(taken.alarm_at),
         };
       },
+      list: async (className, { limit, offset }) =>
+        (await run(q.listObjects, [className, limit, offset])).rows.map(replicaObject),
+      get: async (className, id) => {
+        const row = (await run(q.getObject, [className, id])).rows[0];
+        return row ? replicaObject(row) : undefined;
+      },
+      count: async (classNames) => {
+        const out: Record<string, number> = Object.fromEntries(classNames.map((c) => [c, 0]));
+        for (const r of (await run(q.countObjects, [classNames])).rows) out[String(r.class)] = Number(r.n);
+        return out;
+      },
+      log: async (className, id) =>
+        (await run(q.objectLog, [className, id])).rows.map((r) => ({
+          seq: Number(r.seq),
+          kind: r.kind as "changeset" | "snapshot",
+          bytes: bytesOf(r.bytes)!,
+        })),
       append: async ({ className, id, owner, epoch, entry, alarm }) => {
         const text = entry.kind === "snapshot" ? q.appendSnapshot : q.appendChangeset;
         const values = [
@@ -1018,4 +1036,17 @@ function where(options: OpenPostgresStoreOptions): string {
   } catch {
     return "the given url";
   }
+}
+
+/** A `do_objects` row as `ReplicaObject` (the owner only while its lease runs). */
+function replicaObject(r: Record<string, unknown>): ReplicaObject {
+  const leaseUntil = nullableNumber(r.lease_until);
+  return {
+    id: String(r.object_id),
+    name: typeof r.name === "string" ? r.name : null,
+    createdAt: nullableNumber(r.created_at),
+    lastAccess: nullableNumber(r.last_access),
+    alarm: nullableNumber(r.alarm_at),
+    owner: typeof r.owner === "string" && leaseUntil !== null && leaseUntil > Date.now() ? r.owner : null,
+  };
 }

@@ -211,15 +211,22 @@ export function queries(schema: string) {
         SELECT pg_notify($10::text, done.notify) FROM done WHERE done.status = 'queued' AND done.notify IS NOT NULL)
       SELECT done.i, done.status, (SELECT COUNT(*) FROM note) AS notified FROM done`,
     /**
-     * $1 class, $2 id, $3 owner, $4 now, $5 lease until, $6 the owner's forwarding address: the epoch
-     * when taken, no row when held.
+     * $1 class, $2 id, $3 owner, $4 now, $5 lease until, $6 the owner's forwarding address, $7 the
+     * object's name: the epoch when taken, no row when held.
      */
-    acquireObject: `INSERT INTO ${s}.do_objects AS o (class, object_id, owner, epoch, lease_until, owner_url)
-      VALUES ($1, $2, $3, 1, $5, $6)
+    acquireObject: `INSERT INTO ${s}.do_objects AS o
+        (class, object_id, owner, epoch, lease_until, owner_url, name, created_at, last_access)
+      VALUES ($1, $2, $3, 1, $5, $6, $7, $4, $4)
       ON CONFLICT (class, object_id) DO UPDATE SET owner = $3, epoch = o.epoch + 1, lease_until = $5,
-        owner_url = $6
+        owner_url = $6, name = COALESCE(o.name, $7), created_at = COALESCE(o.created_at, $4), last_access = $4
         WHERE o.owner IS NULL OR o.owner = $3 OR o.lease_until IS NULL OR o.lease_until < $4
       RETURNING epoch, alarm_at`,
+    /** $1 class, $2 limit, $3 offset: the objects most recently taken first. */
+    listObjects: `SELECT object_id, name, created_at, last_access, alarm_at, owner, lease_until FROM ${s}.do_objects
+      WHERE class = $1 ORDER BY last_access DESC NULLS LAST, object_id LIMIT $2 OFFSET $3`,
+    getObject: `SELECT object_id, name, created_at, last_access, alarm_at, owner, lease_until FROM ${s}.do_objects
+      WHERE class = $1 AND object_id = $2`,
+    countObjects: `SELECT class, COUNT(*)::bigint AS n FROM ${s}.do_objects WHERE class = ANY($1::text[]) GROUP BY class`,
     /** $1 classes, $2 keys proposed for those not stored yet: every class's stored key. */
     namespaceKeys: `WITH ins AS (
         INSERT INTO ${s}.do_namespaces (class, key) SELECT * FROM unnest($1::text[], $2::bytea[])

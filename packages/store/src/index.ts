@@ -11,6 +11,7 @@ export type {
   ObjectMigration,
   ObjectReplica,
   ReplicaAlarm,
+  ReplicaObject,
 } from "./objects.ts";
 export {
   type ColumnReaders,

@@ -33,6 +33,18 @@ export interface HeldObject {
   ownerUrl?: string;
 }
 
+/** An object as the store knows it. */
+export interface ReplicaObject {
+  id: string;
+  name: string | null;
+  createdAt: number | null;
+  /** When a worker last took it. */
+  lastAccess: number | null;
+  alarm: number | null;
+  /** The worker holding it, while its lease runs. */
+  owner: string | null;
+}
+
 /** One wrangler migration's renames and deletes, as the replica carries them out. */
 export interface ObjectMigration {
   tag: string;
@@ -70,7 +82,17 @@ export interface ObjectReplica {
     now: number;
     leaseMs: number;
     url?: string;
+    /** The name the object was reached by, if any (kept from the first time one is given). */
+    name?: string;
   }): Promise<AcquiredObject | HeldObject>;
+  /** A class's objects as the store has them, most recently taken first (listing from any worker). */
+  list(className: string, page: { limit: number; offset: number }): Promise<ReplicaObject[]>;
+  /** One object as the store has it. */
+  get(className: string, id: string): Promise<ReplicaObject | undefined>;
+  /** How many objects each class has in the store. */
+  count(classNames: string[]): Promise<Record<string, number>>;
+  /** What restores the object (its latest snapshot and the changesets after it), without taking it. */
+  log(className: string, id: string): Promise<ObjectLogEntry[]>;
   /**
    * Appends an entry while `owner` still holds the object with `epoch`; a snapshot replaces every
    * entry before it. `alarm` (when given) becomes the object's alarm in the same write. Returns
