@@ -78,8 +78,9 @@ export const sql = {
   countDue: `SELECT COUNT(*) AS n FROM instances
     WHERE ready_at IS NOT NULL AND ready_at <= ? AND status IN ('queued', 'waiting') AND status = 'waiting'`,
 
+  /** Read as arrays (see `stepFromArray`): the columns in this order, without the instance's own. */
   listSteps:
-    "SELECT * FROM steps WHERE workflow = ? AND instance_id = ? ORDER BY seq, started_at, kind, name, count",
+    "SELECT kind, name, count, seq, status, config, attempts, result, error, started_at, ended_at, wake_at, event_type, has_rollback, rollback_config FROM steps WHERE workflow = ? AND instance_id = ? ORDER BY seq, started_at, kind, name, count",
   getStep:
     "SELECT * FROM steps WHERE workflow = ? AND instance_id = ? AND kind = ? AND name = ? AND count = ?",
   putStep: `INSERT OR REPLACE INTO steps (workflow, instance_id, kind, name, count, seq, status, config, attempts, result,

@@ -61,6 +61,47 @@ const rows = rowReader({
   json: <T>(v: unknown): T | null => (typeof v === "string" ? (JSON.parse(v) as T) : null),
 });
 
+/**
+ * A row of `sql.listSteps` (an array, its columns in that statement's order) as a `StepRow`, like
+ * `rows.step`. Configs repeat (the defaults are shared): each distinct text is parsed once per list
+ * and the rows share the object, as they share it when written (`jsonOfConfig`).
+ */
+function stepFromArray(
+  a: SQLInputValue[],
+  workflow: string,
+  instanceId: string,
+  configs: Map<string, unknown>,
+): StepRow {
+  const configText = a[5];
+  let config: unknown = null;
+  if (typeof configText === "string") {
+    config = configs.get(configText);
+    if (config === undefined) configs.set(configText, (config = JSON.parse(configText)));
+  }
+  const step: StepRow = {
+    workflow,
+    instanceId,
+    kind: a[0] as StepRow["kind"],
+    name: a[1] as string,
+    count: Number(a[2]),
+    seq: Number(a[3]),
+    status: a[4] as StepRow["status"],
+    config: config as StepRow["config"],
+    attempts: Number(a[6]),
+    result: (a[7] as Uint8Array | null) ?? null,
+    error: typeof a[8] === "string" ? JSON.parse(a[8]) : null,
+    startedAt: Number(a[9]),
+    endedAt: nullableNumber(a[10]),
+    wakeAt: nullableNumber(a[11]),
+    eventType: a[12] === null || a[12] === undefined ? null : (a[12] as string),
+  };
+  if (Number(a[13]) === 1) {
+    step.hasRollback = true;
+    step.rollbackConfig = typeof a[14] === "string" ? JSON.parse(a[14]) : null;
+  }
+  return step;
+}
+
 const HISTORY_ROWS_PER_INSERT = 16;
 
 /** The statuses of an instance a run holds: a step commit is stored only in one of them. */
@@ -542,7 +583,22 @@ export class SqliteStore implements Store {
 
   #stepOps(): StepStore {
     return {
-      list: async (workflow, instanceId) => this.#all(sql.listSteps, workflow, instanceId).map(rows.step),
+      list: async (workflow, instanceId) => {
+        // An instance's steps are read when a run loads it (50,000 of them for a long instance):
+        // rows as arrays, without the two columns the caller gave, and each distinct config parsed once.
+        let list: SQLInputValue[][];
+        try {
+          const stmt = this.#stmt(sql.listSteps);
+          stmt.setReturnArrays(true);
+          list = stmt.all(workflow, instanceId) as unknown as SQLInputValue[][];
+        } catch (e) {
+          throw mapSqliteError(e);
+        }
+        const configs = new Map<string, unknown>();
+        const out = new Array<StepRow>(list.length);
+        for (let i = 0; i < list.length; i++) out[i] = stepFromArray(list[i]!, workflow, instanceId, configs);
+        return out;
+      },
       get: async (workflow, instanceId, kind, name, count) => {
         const r = this.#get(sql.getStep, workflow, instanceId, kind, name, count);
         return r && rows.step(r);
