@@ -54,18 +54,27 @@ export const sql = {
   countByStatus: "SELECT workflow, status, COUNT(*) AS count FROM instances GROUP BY workflow, status",
   countByStatusFor:
     "SELECT workflow, status, COUNT(*) AS count FROM instances WHERE workflow = ? GROUP BY workflow, status",
-  claim: `UPDATE instances
-    SET status = CASE WHEN status = 'waitingForPause' THEN status ELSE 'running' END, epoch = epoch + 1,
-        owner = ?, lease_until = ?, ready_at = NULL, updated_at = ?, started_at = COALESCE(started_at, ?)
-    WHERE (workflow, id) IN (
-      SELECT workflow, id FROM (
+  /**
+   * A claim is the candidates (a read through the partial indexes), then each updated by its key
+   * with the same conditions, in one transaction when there are several. Most claim passes find
+   * nothing, and the read alone costs 4 µs where the one-statement `UPDATE … WHERE (workflow, id) IN
+   * (subquery) RETURNING *` it replaces cost 63 µs even when it changed nothing (2,000 instances).
+   */
+  claimCandidates: `SELECT workflow, id FROM (
         SELECT workflow, id, priority, ready_at FROM instances
         WHERE ready_at IS NOT NULL AND ready_at <= ? AND status IN ('queued', 'waiting')
           AND (lease_until IS NULL OR lease_until < ?)
         UNION ALL
         SELECT workflow, id, 0, 0 FROM instances
         WHERE status IN ('running', 'waiting', 'waitingForPause') AND lease_until < ? AND (owner IS NULL OR owner <> ?))
-      ORDER BY priority, ready_at LIMIT ?)
+      ORDER BY priority, ready_at LIMIT ?`,
+  /** One candidate, if it still is one (another connection may have changed it since). */
+  claimOne: `UPDATE instances
+    SET status = CASE WHEN status = 'waitingForPause' THEN status ELSE 'running' END, epoch = epoch + 1,
+        owner = ?, lease_until = ?, ready_at = NULL, updated_at = ?, started_at = COALESCE(started_at, ?)
+    WHERE workflow = ? AND id = ? AND (
+      (ready_at IS NOT NULL AND ready_at <= ? AND status IN ('queued', 'waiting') AND (lease_until IS NULL OR lease_until < ?))
+      OR (status IN ('running', 'waiting', 'waitingForPause') AND lease_until < ? AND (owner IS NULL OR owner <> ?)))
     RETURNING *`,
   expireLeases:
     "UPDATE instances SET lease_until = 0 WHERE lease_until IS NOT NULL RETURNING workflow, id, status",

@@ -559,7 +559,34 @@ export class SqliteStore implements Store {
           limit = Math.min(limit, o.maxRunning - Number(this.#get(sql.countRunning)?.n ?? 0));
         if (limit <= 0) return [];
         const n = o.now;
-        const claimed = this.#all(sql.claim, o.owner, n + o.leaseMs, n, n, n, n, n, o.owner, limit);
+        const candidates = this.#all(sql.claimCandidates, n, n, n, o.owner, limit);
+        if (candidates.length === 0) return [];
+        const claimed: Row[] = [];
+        // Several rows: one commit for all of them (as a transaction of the caller's would be).
+        const own = candidates.length > 1 && !this.db.isTransaction;
+        if (own) this.#write("BEGIN IMMEDIATE");
+        try {
+          for (const c of candidates) {
+            const r = this.#get(
+              sql.claimOne,
+              o.owner,
+              n + o.leaseMs,
+              n,
+              n,
+              c.workflow!,
+              c.id!,
+              n,
+              n,
+              n,
+              o.owner,
+            );
+            if (r) claimed.push(r);
+          }
+          if (own) this.#write("COMMIT");
+        } catch (e) {
+          if (own && this.db.isTransaction) this.db.exec("ROLLBACK");
+          throw e;
+        }
         return claimed.map((r) => {
           const row: ClaimedInstance = rows.instance(r);
           const key = `${row.workflow}\u0000${row.id}`;
