@@ -13,6 +13,7 @@ import { Readable } from "node:stream";
 import { deserialize, serialize } from "node:v8";
 import { WebSocket as WsSocket } from "ws";
 import { MAX_MESSAGE_BYTES } from "./limits.ts";
+import { type ErrorFields, errorFields, rebuildError } from "./remote-error.ts";
 import { bridge, upgradeListener } from "./upgrade.ts";
 import { WebSocketPair, Response as WorkersResponse } from "./websocket.ts";
 
@@ -108,40 +109,6 @@ function connectFailure(e: unknown): boolean {
     if (Array.isArray(errors) && errors.some(connectFailure)) return true;
   }
   return false;
-}
-
-const ERROR_CLASSES: Record<string, ErrorConstructor> = {
-  Error,
-  TypeError,
-  RangeError,
-  SyntaxError,
-  ReferenceError,
-  EvalError,
-  URIError,
-};
-
-interface ErrorFields {
-  name: string;
-  message: string;
-  code?: string;
-}
-
-function errorFields(e: unknown): ErrorFields {
-  const name = e instanceof Error || e instanceof DOMException ? e.name : "Error";
-  const message = e instanceof Error || e instanceof DOMException ? e.message : String(e);
-  const code = (e as { code?: unknown } | null)?.code;
-  return typeof code === "string" ? { name, message, code } : { name, message };
-}
-
-/** The error the caller sees: the same name, message and code as where it was thrown. */
-function rebuildError(f: ErrorFields): Error {
-  if (f.name === "DataCloneError" || f.name === "AbortError")
-    return new DOMException(f.message, f.name) as unknown as Error;
-  const Cls = ERROR_CLASSES[f.name] ?? Error;
-  const err = new Cls(f.message);
-  if (err.name !== f.name) err.name = f.name;
-  if (f.code) Object.assign(err, { code: f.code });
-  return err;
 }
 
 /** Headers of a request that belong to one hop (and the forwarding's own). */
@@ -373,7 +340,7 @@ export class ForwardServer {
       try {
         bytes = serialize(out);
       } catch (e) {
-        bytes = serialize({ error: { name: "DataCloneError", message: (e as Error).message } });
+        bytes = serialize({ error: { name: "DataCloneError", message: (e as Error).message, dom: true } });
       }
       res.writeHead(200, { "content-type": V8_TYPE, "content-length": bytes.length });
       res.end(bytes);

@@ -16,6 +16,7 @@ import {
 import { type Migration, planMigrations } from "./migrations.ts";
 import { sqlite } from "./node-sqlite.ts";
 import { type ObjectRecord, Registry } from "./registry.ts";
+import { remoteError } from "./remote-error.ts";
 import { DurableObjectState, type StateHost } from "./state.ts";
 import { ObjectStorage, type ReplicatedEntry, restoreDatabase } from "./storage.ts";
 import {
@@ -1373,30 +1374,6 @@ function cloneMessage(value: unknown, what: string): unknown {
       `${what} is ${bytes.length} bytes; an RPC message may be at most ${MAX_MESSAGE_BYTES} bytes`,
     );
   return deserialize(bytes);
-}
-
-const ERROR_CLASSES: Record<string, ErrorConstructor> = {
-  Error,
-  TypeError,
-  RangeError,
-  SyntaxError,
-  ReferenceError,
-  EvalError,
-  URIError,
-};
-
-/** What the caller of an RPC method sees of an error it threw: its name and message. */
-function remoteError(e: unknown): Error {
-  if (e instanceof DOMException) return new DOMException(e.message, e.name) as unknown as Error;
-  const name = e instanceof Error ? e.name : "Error";
-  const message = e instanceof Error ? e.message : String(e);
-  const Cls = ERROR_CLASSES[name] ?? Error;
-  const err = new Cls(message);
-  if (err.name !== name) err.name = name;
-  // A string code (Cairn's error codes, e.g. `agent.readonly`) travels with the error.
-  const code = (e as { code?: unknown } | null)?.code;
-  if (typeof code === "string") Object.assign(err, { code });
-  return err;
 }
 
 function safeDecode(bytes: Uint8Array): unknown {
