@@ -11,7 +11,7 @@ import { routeAgentRequest } from "@cairn/agents";
 import { listAgents } from "@cairn/agents/operate";
 import { upgradeListener } from "@cairn/objects";
 import { AgentClient } from "agents/client";
-import { createCairn, DurableObject } from "cairnjs";
+import { type Cairn, type CairnOptions, createCairn, DurableObject } from "cairnjs";
 import { afterEach, describe, expect, it } from "vitest";
 import { WebSocket as WsClient } from "ws";
 import { TestStateAgent } from "../agents/agents.ts";
@@ -23,6 +23,17 @@ afterEach(async () => {
   await scene?.dispose();
   scene = undefined;
 });
+
+/** A worker of this test's scene: its own objects directory, named `name` in leases, `env.WORKER`. */
+function worker(name: string, options: Omit<CairnOptions, "store">): Promise<Cairn> {
+  return createCairn({
+    store: scene!.url,
+    objectsDir: join(scene!.dir, name),
+    workerId: name,
+    ...options,
+    env: { WORKER: name, ...options.env },
+  });
+}
 
 class Counter extends DurableObject {
   add(n: number): number {
@@ -58,13 +69,7 @@ describe.skipIf(!base)("Durable Objects on PostgreSQL, shared by workers", () =>
   it("one worker holds an object; the next takes it over with its data, and a free object's alarm fires on a worker still up", async () => {
     scene = new Scene(base!);
     const open = (name: string) =>
-      createCairn({
-        store: scene!.url,
-        objects: [{ binding: "COUNTER", class: Counter }],
-        objectsDir: join(scene!.dir, name),
-        workerId: name,
-        objectLeaseMs: 300,
-      });
+      worker(name, { objects: [{ binding: "COUNTER", class: Counter }], objectLeaseMs: 300 });
     const a = await open("a");
     const b = await open("b");
     try {
@@ -110,14 +115,7 @@ describe.skipIf(!base)("Durable Objects on PostgreSQL, shared by workers", () =>
 
   it("forwards fetch, WebSocket upgrades and errors to the worker holding the object, and refuses requests without the workers' secret", async () => {
     scene = new Scene(base!);
-    const open = (name: string) =>
-      createCairn({
-        store: scene!.url,
-        objects: [{ binding: "ROOM", class: Room }],
-        objectsDir: join(scene!.dir, name),
-        workerId: name,
-        env: { WORKER: name },
-      });
+    const open = (name: string) => worker(name, { objects: [{ binding: "ROOM", class: Room }] });
     const a = await open("a");
     const b = await open("b");
     try {
@@ -201,20 +199,9 @@ describe.skipIf(!base)("Durable Objects on PostgreSQL, shared by workers", () =>
 
   it("waits for the lease of a holder that cannot be reached, then takes the object; without forwarding, says so", async () => {
     scene = new Scene(base!);
-    const b = await createCairn({
-      store: scene.url,
+    const b = await worker("b", { objects: [{ binding: "ROOM", class: Room }], objectLeaseMs: 500 });
+    const c = await worker("c", {
       objects: [{ binding: "ROOM", class: Room }],
-      objectsDir: join(scene.dir, "b"),
-      workerId: "b",
-      env: { WORKER: "b" },
-      objectLeaseMs: 500,
-    });
-    const c = await createCairn({
-      store: scene.url,
-      objects: [{ binding: "ROOM", class: Room }],
-      objectsDir: join(scene.dir, "c"),
-      workerId: "c",
-      env: { WORKER: "c" },
       objectLeaseMs: 300,
       objectForward: false,
     });
@@ -254,12 +241,7 @@ describe.skipIf(!base)("Durable Objects on PostgreSQL, shared by workers", () =>
   it("the upstream agents client on either worker reaches the same agent: state syncs across both and calls run where it is held", async () => {
     scene = new Scene(base!);
     const open = (name: string) =>
-      createCairn({
-        store: scene!.url,
-        objects: [{ binding: "TestStateAgent", class: TestStateAgent }],
-        objectsDir: join(scene!.dir, name),
-        workerId: name,
-      });
+      worker(name, { objects: [{ binding: "TestStateAgent", class: TestStateAgent }] });
     const a = await open("a");
     const b = await open("b");
     const servers = [await serveAgents(a.env as never), await serveAgents(b.env as never)];
@@ -313,14 +295,7 @@ describe.skipIf(!base)("Durable Objects on PostgreSQL, shared by workers", () =>
     const v2 = { tag: "v2", renamed_classes: [{ from: "Counter", to: "Tally" }] };
     const v3 = { tag: "v3", deleted_classes: ["Tally"], new_sqlite_classes: ["Room"] };
     const open = (name: string, migrations: object[], objects: object[]) =>
-      createCairn({
-        store: scene!.url,
-        objects: objects as never,
-        migrations: migrations as never,
-        objectsDir: join(scene!.dir, name),
-        workerId: name,
-        env: { WORKER: name },
-      });
+      worker(name, { objects: objects as never, migrations: migrations as never });
     // Two workers starting together apply v1 once.
     const [a, a2] = await Promise.all([
       open("a", [v1], [{ binding: "COUNTER", class: Counter }]),
