@@ -28,6 +28,9 @@ import {
   type WebSocketRequestResponsePair,
 } from "./websocket.ts";
 
+/** How many holders' addresses a class keeps for forwarding (each trusted for one lease at most). */
+const REMOTE_ADDRESSES = 10_000;
+
 /** One Durable Object binding: `env[binding]` is the namespace of `class`. */
 export interface ObjectBinding {
   /** The `env` property, e.g. "COUNTER". */
@@ -696,9 +699,12 @@ export class ObjectHost {
     if (this.#replica && !ch.loaded.has(id.toString())) {
       const hex = id.toString();
       const remote = event.forward ? ch.remote.get(hex) : undefined;
-      if (remote && remote.until > this.#clock.now()) {
-        event.forward!(remote.url);
-        return;
+      if (remote) {
+        if (remote.until > this.#clock.now()) {
+          event.forward!(remote.url);
+          return;
+        }
+        ch.remote.delete(hex);
       }
       const waiting = ch.acquiring.get(hex);
       if (waiting) waiting.push(event);
@@ -766,6 +772,7 @@ export class ObjectHost {
         });
         if (this.#closed) throw new Error("The Durable Object host is closed");
         if (got.acquired) {
+          ch.remote.delete(hex);
           mkdirSync(join(this.dir, ch.className), { recursive: true });
           restoreDatabase(join(this.dir, ch.className, `${hex}.sqlite`), got.log);
           if (got.alarm === null) this.#registry.clearAlarm(ch.className, hex);
@@ -778,7 +785,10 @@ export class ObjectHost {
         }
         if (got.ownerUrl && this.#forwardClient && got.owner !== r.owner) {
           // Forwarded: RPC and fetch go to the holder; other events (none from stubs) keep waiting.
+          ch.remote.delete(hex);
           ch.remote.set(hex, { url: got.ownerUrl, until: Math.min(got.leaseUntil, now + r.leaseMs) });
+          // The oldest addresses go first: at most REMOTE_ADDRESSES kept per class.
+          if (ch.remote.size > REMOTE_ADDRESSES) ch.remote.delete(ch.remote.keys().next().value!);
           const waiting = ch.acquiring.get(hex) ?? [];
           const forwarded = waiting.filter((e) => e.forward);
           if (forwarded.length > 0) {
