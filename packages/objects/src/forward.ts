@@ -300,14 +300,12 @@ export class ForwardServer {
 
   /** The object's class and id and what is asked of it, from the path. */
   #route(
-    req: IncomingMessage,
+    path: string,
   ):
     | { className: string; hex: string; kind: "fetch" }
     | { className: string; hex: string; kind: "rpc"; method: string }
     | undefined {
-    const m = /^\/objects\/([^/]+)\/([0-9a-f]{64})\/(fetch|rpc\/([^/]+))$/.exec(
-      (req.url ?? "").split("?")[0]!,
-    );
+    const m = /^\/objects\/([^/]+)\/([0-9a-f]{64})\/(fetch|rpc\/([^/]+))$/.exec(path.split("?")[0]!);
     if (!m) return undefined;
     const className = decodeURIComponent(m[1]!);
     if (m[3] === "fetch") return { className, hex: m[2]!, kind: "fetch" };
@@ -316,7 +314,7 @@ export class ForwardServer {
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (!this.#authorized(req)) return plain(res, 401, "the forwarding secret is missing or wrong");
-    const route = this.#route(req);
+    const route = this.#route(req.url ?? "");
     if (!route) return plain(res, 404, "no such object route");
     const body = await readBody(req);
     if (body === undefined)
@@ -375,8 +373,8 @@ export class ForwardServer {
 
   /** The object's request for a WebSocket upgrade; an error it throws goes back in an error response. */
   async #fetchUpgrade(internal: Request): Promise<Response> {
-    const route = /^\/objects\/([^/]+)\/([0-9a-f]{64})\/fetch$/.exec(new URL(internal.url).pathname);
-    if (!route) return new Response("no such object route\n", { status: 404 });
+    const route = this.#route(new URL(internal.url).pathname);
+    if (route?.kind !== "fetch") return new Response("no such object route\n", { status: 404 });
     const headers: Record<string, string> = {};
     internal.headers.forEach((v, k) => {
       headers[k] = v;
@@ -384,7 +382,7 @@ export class ForwardServer {
     const request = this.#request("GET", headers, undefined, true);
     if (!request) return new Response(`${URL_HEADER} must be the request's absolute URL\n`, { status: 400 });
     try {
-      return await this.#target.fetch(decodeURIComponent(route[1]!), route[2]!, request);
+      return await this.#target.fetch(route.className, route.hex, request);
     } catch (e) {
       return new Response(JSON.stringify(errorFields(e)), {
         status: 500,

@@ -441,12 +441,16 @@ export class ObjectHost {
 
   /** The record of an object for the views: the local registry's, or the store's (with a replica). */
   #recordOf(ch: ClassHost, hex: string): ObjectRecord | undefined {
-    const local = this.#registry.get(ch.className, hex);
     const stored = this.#replica ? this.#viewRecords.get(`${ch.className}/${hex}`) : undefined;
-    if (!stored) return local;
+    return stored ? this.#merged(ch, stored) : this.#registry.get(ch.className, hex);
+  }
+
+  /** An object as the store has it, with what only this worker's registry knows (alarm retries). */
+  #merged(ch: ClassHost, stored: ReplicaObject): ObjectRecord {
+    const local = this.#registry.get(ch.className, stored.id);
     return {
       className: ch.className,
-      id: hex,
+      id: stored.id,
       name: stored.name ?? local?.name ?? null,
       createdAt: stored.createdAt ?? local?.createdAt ?? 0,
       lastAccess: Math.max(stored.lastAccess ?? 0, local?.lastAccess ?? 0),
@@ -514,19 +518,7 @@ export class ObjectHost {
     const stored = this.#viewPages.get(ch.className);
     if (stored) {
       // From the store (refreshViews): every worker's objects.
-      return stored.map((o) => {
-        const local = this.#registry.get(ch.className, o.id);
-        return {
-          className: ch.className,
-          id: o.id,
-          name: o.name ?? local?.name ?? null,
-          createdAt: o.createdAt ?? local?.createdAt ?? 0,
-          lastAccess: Math.max(o.lastAccess ?? 0, local?.lastAccess ?? 0),
-          alarm: o.alarm,
-          alarmRetries: local?.alarmRetries ?? 0,
-          loaded: ch.loaded.has(o.id),
-        };
-      });
+      return stored.map((o) => ({ ...this.#merged(ch, o), loaded: ch.loaded.has(o.id) }));
     }
     return this.#registry.list(ch.className, options).map((r) => ({ ...r, loaded: ch.loaded.has(r.id) }));
   }
