@@ -1580,6 +1580,9 @@ export class Agent<
       this.ctx.storage.sql.exec(`DROP TABLE IF EXISTS cf_agents_${table}`);
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
+    // The reset below drops writes not yet committed, and with them the caller's answer (the output
+    // gate): commit the drops first, so the next instance starts empty and the answer leaves.
+    await this.ctx.storage.sync();
     this.#destroyed = true;
     setTimeout(() => this.ctx.abort("destroyed"), 0);
   }

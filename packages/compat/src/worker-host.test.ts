@@ -43,6 +43,11 @@ const CONFIG = `
         setTimeout(() => { throw new Error("boom in the project"); });
         return new Response("crashing");
       }
+      if (url.pathname === "/crash-before-answer") {
+        setTimeout(() => { throw new Error("boom in the project"); });
+        await new Promise((r) => setTimeout(r, 60_000));
+        return new Response("never");
+      }
       const body = await request.text();
       const chunks = [request.method + " ", body];
       const stream = new ReadableStream({
@@ -148,15 +153,18 @@ describe("hostProjectInWorker", () => {
     expect(api.status).toBe(200);
   });
 
-  it("reports an uncaught error in the project's thread", async () => {
+  it.each([
+    ["/crash", ["crashing", "connection cut"]],
+    ["/crash-before-answer", ["connection cut"]],
+  ])("reports an uncaught error in the project's thread (%s)", async (path, answers) => {
     let crashed: unknown;
     const served = await serve((e) => (crashed = e));
     // The thread may die before or after the response's body is relayed: the body arrives whole,
     // or the connection is cut; never a hang.
-    const answer = await fetch(`${served.url}/crash`)
+    const answer = await fetch(`${served.url}${path}`)
       .then((r) => r.text())
       .catch(() => "connection cut");
-    expect(["crashing", "connection cut"]).toContain(answer);
+    expect(answers).toContain(answer);
     await waitFor(() => crashed, "the crash");
     expect((crashed as Error).message).toBe("boom in the project");
     // The API's side still answers reads; creates need the hook in the stopped thread.
