@@ -8,7 +8,14 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { fileURLToPath } from "node:url";
+import { rowReader, type SqlRow } from "@cairn/store";
 import type { WorkerConfig } from "./worker.ts";
+
+/** Decodes history rows as the SQLite store does (JSON as text). */
+const historyReader = rowReader({
+  bytes: (v) => (v as Uint8Array | null) ?? null,
+  json: <T>(v: unknown): T | null => (typeof v === "string" ? (JSON.parse(v) as T) : null),
+});
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "../..");
@@ -228,23 +235,16 @@ export function snapshot(dir: string): Snapshot {
       };
       steps.set(stepId(s.instance, s.kind, s.name, s.count), s);
     }
-    const history = (
-      db.prepare("SELECT * FROM history ORDER BY event_id").all() as Record<string, unknown>[]
-    ).map((r) => ({
-      instance: r.instance_id as string,
-      type: r.type as string,
-      timestamp: Number(r.timestamp),
-      step:
-        r.step_kind === null
-          ? null
-          : stepId(
-              r.instance_id as string,
-              r.step_kind as string,
-              r.step_name as string,
-              Number(r.step_count),
-            ),
-      data: r.data ? (JSON.parse(r.data as string) as Record<string, unknown>) : null,
-    }));
+    // Read as the store reads it: a packed row holds several entries of one step.
+    const history = (db.prepare("SELECT * FROM history ORDER BY event_id").all() as SqlRow[])
+      .flatMap(historyReader.history)
+      .map((e) => ({
+        instance: e.instanceId,
+        type: e.type,
+        timestamp: e.timestamp,
+        step: e.step ? stepId(e.instanceId, e.step.kind, e.step.name, e.step.count) : null,
+        data: (e.data as Record<string, unknown> | undefined) ?? null,
+      }));
     const events = (
       db.prepare("SELECT instance_id, type, consumed_by FROM events ORDER BY seq").all() as Record<
         string,

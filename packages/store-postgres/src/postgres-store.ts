@@ -972,7 +972,7 @@ export class PostgresStore implements Store {
         await run(q.appendHistory, historyArrays(entries));
       },
       list: async (workflow, instanceId, o = {}) =>
-        (await run(q.listHistory, [workflow, instanceId, o.afterEventId ?? 0, o.limit ?? null])).rows.map(
+        (await run(q.listHistory, [workflow, instanceId, o.afterEventId ?? 0, o.limit ?? null])).rows.flatMap(
           rows.history,
         ),
       metrics: async (workflow, from, to, limit) =>

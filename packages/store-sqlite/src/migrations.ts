@@ -136,6 +136,14 @@ CREATE TABLE step_chunks (
 );
 `,
   },
+  {
+    version: 7,
+    name: "history: one row for several entries of a step",
+    // A packed row (type 'packed', see packHistory) holds `span` entries, numbered up to its event_id.
+    sql: `
+ALTER TABLE history ADD COLUMN span INTEGER;
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

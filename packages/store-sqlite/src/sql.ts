@@ -116,16 +116,23 @@ export const sql = {
   deleteEventsConsumedBy: "DELETE FROM events WHERE workflow = ? AND instance_id = ? AND consumed_by = ?",
 
   appendHistory: (rows: number) =>
-    `INSERT INTO history (workflow, instance_id, type, timestamp, step_kind, step_name, step_count, data) VALUES ${Array(
+    `INSERT INTO history (event_id, workflow, instance_id, type, timestamp, step_kind, step_name, step_count, data, span) VALUES ${Array(
       rows,
     )
-      .fill("(?, ?, ?, ?, ?, ?, ?, ?)")
+      .fill("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
       .join(", ")}`,
+  /** The last event id given (AUTOINCREMENT's counter), read once per transaction. */
+  lastEventId: "SELECT seq FROM sqlite_sequence WHERE name = 'history'",
   listHistory:
     "SELECT * FROM history WHERE workflow = ? AND instance_id = ? AND event_id > ? ORDER BY event_id LIMIT ?",
-  metricsHistory: `SELECT type, instance_id, step_name, timestamp,
-    json_extract(data, '$.cpuTimeMs') AS cpu, json_extract(data, '$.wallTimeMs') AS wall
-    FROM history WHERE workflow = ? AND timestamp >= ? AND timestamp <= ? ORDER BY event_id LIMIT ?`,
+  // A packed row is stamped with its latest entry's time, so it is read when that is in range or
+  // later, and its entries are filtered by time when expanded.
+  metricsHistory: `SELECT type, instance_id, step_name, timestamp, span,
+    CASE WHEN span IS NULL THEN json_extract(data, '$.cpuTimeMs') END AS cpu,
+    CASE WHEN span IS NULL THEN json_extract(data, '$.wallTimeMs') END AS wall,
+    CASE WHEN span IS NULL THEN NULL ELSE data END AS packed
+    FROM history WHERE workflow = ? AND timestamp >= ? AND (timestamp <= ? OR span IS NOT NULL)
+    ORDER BY event_id`,
   deleteHistoryOfStep: `DELETE FROM history WHERE workflow = ? AND instance_id = ? AND step_kind = ? AND step_name = ?
     AND step_count = ?`,
   deleteHistoryAfter:

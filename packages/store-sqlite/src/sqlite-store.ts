@@ -2,12 +2,13 @@ import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
 import { BroadcastChannel } from "node:worker_threads";
-import { type InstanceStatus, type NewHistoryEntry, stepKeyString } from "@cairn/core";
+import { type InstanceStatus, type MetricsRow, type NewHistoryEntry, stepKeyString } from "@cairn/core";
 import {
   type ClaimedInstance,
   type ClaimOptions,
   createWith,
   type EventStore,
+  type HistoryDataJson,
   type HistoryStore,
   type InstanceGuard,
   type InstancePatch,
@@ -16,6 +17,8 @@ import {
   listQuery,
   type NewInstance,
   nullableNumber,
+  packedMetricsRows,
+  packHistory,
   pageOf,
   type RowWriters,
   rowReader,
@@ -107,6 +110,14 @@ const HISTORY_ROWS_PER_INSERT = 16;
 /** The statuses of an instance a run holds: a step commit is stored only in one of them. */
 const OWNED: ReadonlySet<InstanceStatus> = new Set(["running", "waiting", "waitingForPause"]);
 
+/** A history entry's data as JSON; a step's config (in `step_started`) from the cache below. */
+const historyDataJson: HistoryDataJson = (e) => {
+  if (e.data === undefined) return null;
+  if ((e.type === "step_started" || e.type === "rollback_step_started") && e.data.config)
+    return `{"config":${jsonOfConfig(e.data.config)}}`;
+  return JSON.stringify(e.data);
+};
+
 /** Config objects repeat (the defaults are shared); their JSON is computed once. */
 const configJson = new WeakMap<object, string>();
 function jsonOfConfig(config: object | null): string | null {
@@ -160,6 +171,8 @@ export class SqliteStore implements Store {
   #running: Pending | undefined;
   readonly #listeners = new Set<BroadcastChannel>();
   readonly #transactions = new TransactionListeners();
+  /** The last history event id given in the transaction running now, once read. */
+  #lastEventId: number | undefined;
 
   constructor(options: SqliteStoreOptions) {
     if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
@@ -302,6 +315,7 @@ export class SqliteStore implements Store {
     const startedAt = this.#transactions.active ? performance.now() : undefined;
     try {
       this.#stmt("BEGIN IMMEDIATE").run();
+      this.#lastEventId = undefined;
       for (const p of batch) {
         if (!alone) this.#stmt("SAVEPOINT t").run();
         this.#running = p;
@@ -462,25 +476,32 @@ export class SqliteStore implements Store {
   }
 
   #appendHistory(entries: readonly NewHistoryEntry[]): void {
-    // Several rows per statement: one step outcome usually writes four entries.
-    for (let i = 0; i < entries.length; i += HISTORY_ROWS_PER_INSERT) {
-      const end = Math.min(entries.length, i + HISTORY_ROWS_PER_INSERT);
+    if (entries.length === 0) return;
+    const packed = packHistory(entries, historyDataJson);
+    // Ids are given here, since a packed row takes one per entry; AUTOINCREMENT's counter follows.
+    let id = (this.#lastEventId ??= Number(this.#get(sql.lastEventId)?.seq ?? 0));
+    for (let i = 0; i < packed.length; i += HISTORY_ROWS_PER_INSERT) {
+      const end = Math.min(packed.length, i + HISTORY_ROWS_PER_INSERT);
       const values: SQLInputValue[] = [];
       for (let j = i; j < end; j++) {
-        const e = entries[j]!;
+        const r = packed[j]!;
+        id += r.span ?? 1;
         values.push(
-          e.workflow,
-          e.instanceId,
-          e.type,
-          e.timestamp,
-          e.step?.kind ?? null,
-          e.step?.name ?? null,
-          e.step?.count ?? null,
-          e.data === undefined ? null : JSON.stringify(e.data),
+          id,
+          r.workflow,
+          r.instanceId,
+          r.type,
+          r.timestamp,
+          r.stepKind,
+          r.stepName,
+          r.stepCount,
+          r.data,
+          r.span,
         );
       }
       this.#write(sql.appendHistory(end - i), ...values);
     }
+    this.#lastEventId = id;
   }
 
   #instanceOps(): InstanceStore {
@@ -661,12 +682,40 @@ export class SqliteStore implements Store {
   #historyOps(): HistoryStore {
     return {
       append: async (entries: NewHistoryEntry[]) => this.#appendHistory(entries),
-      list: async (workflow, instanceId, o = {}) =>
-        this.#all(sql.listHistory, workflow, instanceId, o.afterEventId ?? 0, o.limit ?? -1).map(
+      list: async (workflow, instanceId, o = {}) => {
+        const after = o.afterEventId ?? 0;
+        // Each row holds at least one entry after `after`, so `limit` rows hold enough.
+        const entries = this.#all(sql.listHistory, workflow, instanceId, after, o.limit ?? -1).flatMap(
           rows.history,
-        ),
-      metrics: async (workflow, from, to, limit) =>
-        this.#all(sql.metricsHistory, workflow, from, to, limit).map(rows.metrics),
+        );
+        const from = entries.findIndex((e) => e.eventId > after);
+        return entries.slice(from, o.limit === undefined ? undefined : from + o.limit);
+      },
+      metrics: async (workflow, from, to, limit) => {
+        const out: MetricsRow[] = [];
+        if (limit <= 0) return out;
+        try {
+          for (const r of this.#stmt(sql.metricsHistory).iterate(workflow, from, to) as Iterable<Row>) {
+            if (r.span === null) {
+              if ((r.timestamp as number) > to) continue;
+              out.push(rows.metrics(r));
+            } else
+              out.push(
+                ...packedMetricsRows(
+                  r.instance_id as string,
+                  r.step_name as string | null,
+                  JSON.parse(r.packed as string),
+                  from,
+                  to,
+                ),
+              );
+            if (out.length >= limit) break;
+          }
+        } catch (e) {
+          throw mapSqliteError(e);
+        }
+        return out.length > limit ? out.slice(0, limit) : out;
+      },
     };
   }
 

@@ -2,6 +2,15 @@ export { instanceColumn } from "./columns.ts";
 export { createdRow, createWith, type RowWriters } from "./commit.ts";
 export { decodeCursor, encodeCursor, parseCursor } from "./cursor.ts";
 export { StoreError, type StoreErrorCode } from "./errors.ts";
+export {
+  expandHistoryRow,
+  type HistoryDataJson,
+  type HistoryRowValues,
+  PACKED_HISTORY_TYPE,
+  packedMetricsRows,
+  packHistory,
+  type StoredHistoryRow,
+} from "./history-rows.ts";
 export { type ListShape, listQuery, pageOf } from "./list.ts";
 export { TransactionListeners } from "./listeners.ts";
 export type {

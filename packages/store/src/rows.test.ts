@@ -178,22 +178,24 @@ describe("rowReader", () => {
       timestamp: T0,
     };
     const bare = { ...base, step_kind: null, step_name: null, step_count: null, data: null };
-    expect(sqlite.history(bare)).toEqual({
-      eventId: 12,
-      workflow: "orders",
-      instanceId: "a",
-      type: "workflow_queued",
-      timestamp: T0,
-    });
-    expect("step" in sqlite.history(bare)).toBe(false);
-    expect("data" in pg.history(bare)).toBe(false);
+    expect(sqlite.history(bare)).toEqual([
+      {
+        eventId: 12,
+        workflow: "orders",
+        instanceId: "a",
+        type: "workflow_queued",
+        timestamp: T0,
+      },
+    ]);
+    expect("step" in sqlite.history(bare)[0]!).toBe(false);
+    expect("data" in pg.history(bare)[0]!).toBe(false);
     const data = { attempt: 2, ok: true };
     const stepped = { ...base, type: "attempt_completed", step_kind: "do", step_name: "x", step_count: 1 };
-    expect(sqlite.history({ ...stepped, data: JSON.stringify(data) })).toMatchObject({
+    expect(sqlite.history({ ...stepped, data: JSON.stringify(data) })[0]).toMatchObject({
       step: { kind: "do", name: "x", count: 1 },
       data,
     });
-    expect(pg.history({ ...stepped, data })).toMatchObject({
+    expect(pg.history({ ...stepped, data })[0]).toMatchObject({
       step: { kind: "do", name: "x", count: 1 },
       data,
     });

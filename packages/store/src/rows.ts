@@ -1,4 +1,5 @@
 import type { HistoryEntry, InstanceStatus, MetricsRow, StepKind } from "@cairn/core";
+import { expandHistoryRow } from "./history-rows.ts";
 import type { ClaimedInstance, EventRow, InstanceRow, StepRow } from "./types.ts";
 
 /** A row as a SQL driver returns it: snake_case columns (see `instanceColumn`). */
@@ -19,7 +20,8 @@ export interface RowReader {
   claimed(r: SqlRow): ClaimedInstance;
   step(r: SqlRow): StepRow;
   event(r: SqlRow): EventRow;
-  history(r: SqlRow): HistoryEntry;
+  /** The entries a history row holds: one, or several for a packed row (`packHistory`). */
+  history(r: SqlRow): HistoryEntry[];
   /** A row of a metrics scan (`type`, `instance_id`, `step_name`, `timestamp`, `cpu`, `wall`). */
   metrics(r: SqlRow): MetricsRow;
 }
@@ -107,24 +109,20 @@ export function rowReader(columns: ColumnReaders): RowReader {
       timestamp: Number(r.timestamp),
       consumedBy: text(r.consumed_by),
     }),
-    history(r) {
-      const entry: HistoryEntry = {
+    history: (r) =>
+      expandHistoryRow({
         eventId: Number(r.event_id),
         workflow: r.workflow as string,
         instanceId: r.instance_id as string,
-        type: r.type as HistoryEntry["type"],
+        type: r.type as string,
         timestamp: Number(r.timestamp),
-      } as HistoryEntry;
-      if (r.step_kind !== null && r.step_kind !== undefined)
-        entry.step = {
-          kind: r.step_kind as StepKind,
-          name: r.step_name as string,
-          count: Number(r.step_count),
-        };
-      const data = json<HistoryEntry["data"]>(r.data);
-      if (data !== null) entry.data = data;
-      return entry;
-    },
+        step:
+          r.step_kind !== null && r.step_kind !== undefined
+            ? { kind: r.step_kind as StepKind, name: r.step_name as string, count: Number(r.step_count) }
+            : undefined,
+        data: json(r.data),
+        span: num(r.span),
+      }),
     metrics: (r) => ({
       type: r.type as MetricsRow["type"],
       instanceId: r.instance_id as string,

@@ -92,4 +92,63 @@ export function historyTests(ctx: Ctx): void {
     await ctx.store.history.append([entry("a")]);
     expect(eventIds(await ctx.store.history.list(W, "a"))[0]!).toBeGreaterThan(second[1]!);
   });
+
+  it("numbers each entry of a step's outcome, so a reader resumes after any of them", async () => {
+    const s = { kind: "do" as const, name: "charge", count: 1 };
+    const outcome = [
+      entry("a", { type: "step_started", step: s, data: { config: { retries: { limit: 1 } } } }),
+      entry("a", { type: "attempt_started", timestamp: T0 + 1, step: s, data: { attempt: 1 } }),
+      entry("a", {
+        type: "attempt_completed",
+        timestamp: T0 + 4,
+        step: s,
+        data: { attempt: 1, cpuTimeMs: 1.5 },
+      }),
+      entry("a", { type: "step_completed", timestamp: T0 + 4, step: s }),
+    ];
+    await ctx.store.history.append([entry("a", { type: "workflow_running" }), ...outcome]);
+    await ctx.store.history.append([...outcome.map((e) => ({ ...e, step: { ...s, count: 2 } })), entry("a")]);
+    const all = await ctx.store.history.list(W, "a");
+    expect(all.map(({ eventId: _, ...e }) => e)).toEqual([
+      entry("a", { type: "workflow_running" }),
+      ...outcome,
+      ...outcome.map((e) => ({ ...e, step: { ...s, count: 2 } })),
+      entry("a"),
+    ]);
+    expectIncreasing(eventIds(all));
+    for (let k = 0; k < all.length; k++) {
+      expect(await ctx.store.history.list(W, "a", { afterEventId: all[k]!.eventId })).toEqual(
+        all.slice(k + 1),
+      );
+      expect(await ctx.store.history.list(W, "a", { afterEventId: all[k]!.eventId, limit: 2 })).toEqual(
+        all.slice(k + 1, k + 3),
+      );
+    }
+    expect(await ctx.store.history.list(W, "a", { limit: 3 })).toEqual(all.slice(0, 3));
+  });
+
+  it("gives unique increasing ids to entries appended by concurrent transactions, one of which fails", async () => {
+    const s = (n: number) => ({ kind: "do" as const, name: "step", count: n });
+    const results = await Promise.allSettled(
+      Array.from({ length: 12 }, (_, n) =>
+        ctx.store.transaction(async (tx) => {
+          await tx.history.append([
+            entry(`i${n}`, { type: "attempt_started", step: s(1), data: { attempt: 1 } }),
+            entry(`i${n}`, { type: "attempt_completed", step: s(1), data: { attempt: 1 } }),
+            entry(`i${n}`),
+          ]);
+          if (n === 5) throw new Error("rolled back");
+        }),
+      ),
+    );
+    expect(results.filter((r) => r.status === "rejected")).toHaveLength(1);
+    const lists = await Promise.all(Array.from({ length: 12 }, (_, n) => ctx.store.history.list(W, `i${n}`)));
+    expect(lists[5]).toEqual([]);
+    const ids = lists.flatMap(eventIds);
+    expect(ids).toHaveLength(33);
+    expect(new Set(ids).size).toBe(33);
+    for (const l of lists) expectIncreasing(eventIds(l));
+    await ctx.store.history.append([entry("later")]);
+    expect(eventIds(await ctx.store.history.list(W, "later"))[0]!).toBeGreaterThan(Math.max(...ids));
+  });
 }
