@@ -1,5 +1,3 @@
-import type { NewHistoryEntry } from "@cairn/core";
-
 type Pending<In, Out> = { item: In; resolve: (out: Out) => void; reject: (error: unknown) => void };
 
 export interface WriteBatcherOptions<In, Out> {
@@ -124,12 +122,12 @@ export class WriteBatcher<In, Out> {
 }
 
 /** The history arrays of a batch: each item's entries in order, with the item (1-based) and place. */
-export function batchHistory(lists: NewHistoryEntry[][]): {
-  entries: NewHistoryEntry[];
+export function batchHistory<T>(lists: readonly (readonly T[])[]): {
+  entries: T[];
   item: number[];
   place: number[];
 } {
-  const entries: NewHistoryEntry[] = [];
+  const entries: T[] = [];
   const item: number[] = [];
   const place: number[] = [];
   lists.forEach((own, i) => {

@@ -208,6 +208,22 @@ CREATE TABLE ${s}.do_migrations (
 );
 `,
   },
+  {
+    version: 9,
+    name: "history: one row for several entries of a step",
+    // A packed row (type 'packed', see packHistory) holds `span` entries, numbered up to its event_id:
+    // the sequence steps by MAX_PACKED_ENTRIES (8), so the ids below each row's are free for them.
+    sql: (s) => `
+ALTER TABLE ${s}.history ADD COLUMN span integer;
+DO $$
+DECLARE seq text := pg_get_serial_sequence('${s}.history', 'event_id');
+BEGIN
+  EXECUTE format('ALTER SEQUENCE %s INCREMENT BY 8', seq);
+  -- The first row's entries need ids of 1 and up below its own: no row takes an id under 8 + 1.
+  EXECUTE format('SELECT setval(%L, GREATEST(last_value, 8)) FROM %s', seq, seq);
+END $$;
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

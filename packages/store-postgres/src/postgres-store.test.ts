@@ -4,7 +4,7 @@ import { storeConformance } from "@cairn/store/conformance";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { PostgresStoreError } from "./errors.ts";
-import { LATEST_VERSION } from "./migrations.ts";
+import { LATEST_VERSION, MIGRATIONS } from "./migrations.ts";
 import { openPostgresStore, PostgresStore } from "./postgres-store.ts";
 
 /**
@@ -706,6 +706,63 @@ describe.skipIf(!url)("PostgresStore", () => {
         expect((error as Error).message).toMatch(`schema version ${LATEST_VERSION + 1}, newer than`);
       } finally {
         await pool.end();
+      }
+    });
+
+    it("keeps the history of a version 8 schema and numbers new entries after it", async () => {
+      const s = newSchema();
+      const pool = new pg.Pool({ connectionString: url, max: 1 });
+      try {
+        await pool.query(`CREATE SCHEMA "${s}"`);
+        await pool.query(
+          `CREATE TABLE "${s}".cairn_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)`,
+        );
+        for (const m of MIGRATIONS.filter((x) => x.version <= 8)) {
+          await pool.query(m.sql(`"${s}"`));
+          await pool.query(`INSERT INTO "${s}".cairn_migrations VALUES ($1, $2, 0)`, [m.version, m.name]);
+        }
+        for (const [type, step] of [
+          ["workflow_running", null],
+          ["step_started", "x"],
+          ["step_completed", "x"],
+        ] as const)
+          await pool.query(
+            `INSERT INTO "${s}".history (workflow, instance_id, type, timestamp, step_kind, step_name, step_count)
+             VALUES ('w', 'a', $1, $2, $3, $4, $5)`,
+            [type, T0, step && "do", step, step && 1],
+          );
+      } finally {
+        await pool.end();
+      }
+      const store = await openPostgresStore({ url: url!, schema: s });
+      try {
+        const y = { kind: "do" as const, name: "y", count: 1 };
+        await store.history.append([
+          {
+            workflow: "w",
+            instanceId: "a",
+            type: "attempt_started",
+            timestamp: T0 + 1,
+            step: y,
+            data: { attempt: 1 },
+          },
+          { workflow: "w", instanceId: "a", type: "step_completed", timestamp: T0 + 2, step: y },
+          { workflow: "w", instanceId: "a", type: "workflow_completed", timestamp: T0 + 2 },
+        ]);
+        const all = await store.history.list("w", "a");
+        expect(all.map((e) => e.type)).toEqual([
+          "workflow_running",
+          "step_started",
+          "step_completed",
+          "attempt_started",
+          "step_completed",
+          "workflow_completed",
+        ]);
+        expect(all.slice(0, 3).map((e) => e.eventId)).toEqual([1, 2, 3]);
+        for (let i = 1; i < all.length; i++) expect(all[i]!.eventId).toBeGreaterThan(all[i - 1]!.eventId);
+        expect(await store.history.list("w", "a", { afterEventId: all[3]!.eventId })).toEqual(all.slice(4));
+      } finally {
+        await store.close();
       }
     });
 

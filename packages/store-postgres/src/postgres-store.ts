@@ -12,6 +12,7 @@ import {
   createWith,
   type EventRow,
   type EventStore,
+  type HistoryRowValues,
   type HistoryStore,
   type InstanceCreate,
   type InstanceGuard,
@@ -22,6 +23,8 @@ import {
   type NewInstance,
   nullableNumber,
   type ObjectReplica,
+  packedMetricsRows,
+  packHistory,
   pageOf,
   type ReplicaObject,
   type RowWriters,
@@ -179,17 +182,20 @@ function stepColumns(s: StepRow): unknown[] {
   ];
 }
 
-/** Parallel arrays of history entries' columns, for `unnest`. */
-function historyArrays(entries: NewHistoryEntry[]): unknown[] {
+/** The rows that store history entries: a step's entries appended together are one packed row. */
+const pack = (entries: readonly NewHistoryEntry[]): HistoryRowValues[] => packHistory(entries);
+
+/** Parallel arrays of history rows' columns (`pack`), for `unnest`. */
+function historyArrays(rows: readonly HistoryRowValues[]): unknown[] {
   return [
-    entries.map((e) => e.workflow),
-    entries.map((e) => e.instanceId),
-    entries.map((e) => e.type),
-    entries.map((e) => e.timestamp),
-    entries.map((e) => e.step?.kind ?? null),
-    entries.map((e) => e.step?.name ?? null),
-    entries.map((e) => e.step?.count ?? null),
-    entries.map((e) => json(e.data)),
+    rows.map((r) => r.workflow),
+    rows.map((r) => r.instanceId),
+    rows.map((r) => r.type),
+    rows.map((r) => r.timestamp),
+    rows.map((r) => r.stepKind),
+    rows.map((r) => r.stepName),
+    rows.map((r) => r.stepCount),
+    rows.map((r) => r.data),
   ];
 }
 
@@ -564,7 +570,7 @@ export class PostgresStore implements Store {
     if (shape.epoch) values.push(batch.map((u) => u.guard.epoch));
     if (shape.owner) values.push(batch.map((u) => u.guard.owner));
     if (shape.statuses) values.push(first.guard.statusIn);
-    const h = batchHistory(batch.map((u) => u.history));
+    const h = batchHistory(batch.map((u) => pack(u.history)));
     values.push(...historyArrays(h.entries), h.item);
     const res = await this.#query(
       this.#db,
@@ -579,7 +585,10 @@ export class PostgresStore implements Store {
   async #commitMany(commits: StepCommit[]): Promise<(InstanceStatus | undefined)[]> {
     const col = <T>(f: (c: StepCommit) => T) => commits.map(f);
     const steps = commits.map((c) => stepColumns(c.step));
-    const h = batchHistory(commits.map((c) => (c.statusEntry ? [...c.history, c.statusEntry] : c.history)));
+    const plain = commits.map((c) => pack(c.history));
+    const h = batchHistory(
+      commits.map((c, i) => (c.statusEntry ? [...plain[i]!, ...pack([c.statusEntry])] : plain[i]!)),
+    );
     const res = await this.#query(this.#db, this.#sql.commitSteps, [
       col((c) => c.workflow),
       col((c) => c.instanceId),
@@ -587,7 +596,7 @@ export class PostgresStore implements Store {
       col((c) => c.status),
       col((c) => c.now),
       ...steps[0]!.map((_, k) => steps.map((row) => row[k])),
-      col((c) => c.history.length),
+      plain.map((rows) => rows.length),
       ...historyArrays(h.entries),
       h.item,
       h.place,
@@ -665,7 +674,7 @@ export class PostgresStore implements Store {
   async #createMany(batch: InstanceCreate[]): Promise<CreateOutcome[]> {
     const col = <T>(f: (c: InstanceCreate) => T) => batch.map(f);
     const start = batch[0]!.start;
-    const h = batchHistory(batch.map((c) => c.history));
+    const h = batchHistory(batch.map((c) => pack(c.history)));
     const res = await this.#query(this.#db, this.#sql.createInstances, [
       col((c) => c.row.workflow),
       col((c) => c.row.id),
@@ -699,7 +708,7 @@ export class PostgresStore implements Store {
       started.leaseUntil ?? null,
       this.#sql.channel,
       c.notify ? JSON.stringify(c.notify) : null,
-      ...historyArrays(c.history),
+      ...historyArrays(pack(c.history)),
     ]);
     const status = res.rows[0]?.status as string | undefined;
     return status === undefined ? "exists" : status === "running" ? "started" : "queued";
@@ -826,7 +835,7 @@ export class PostgresStore implements Store {
         if (history.length === 0)
           return ((await run(q.updateInstance(keys.map(instanceColumn), shape), values)).rowCount ?? 0) > 0;
         const n = values.length;
-        values.push(...historyArrays(history));
+        values.push(...historyArrays(pack(history)));
         const text = q.updateInstanceLogged(keys.map(instanceColumn), shape, n + 1);
         return (await run(text, values)).rows.length > 0;
       },
@@ -892,7 +901,8 @@ export class PostgresStore implements Store {
       commit: async (c: StepCommit) => {
         // Chunk rows go with the step in one transaction (the step's statement locks the instance).
         if (c.chunks && !inTransaction) return this.transaction((tx) => tx.steps.commit(c));
-        const entries = c.statusEntry ? [...c.history, c.statusEntry] : c.history;
+        const plain = pack(c.history);
+        const entries = c.statusEntry ? [...plain, ...pack([c.statusEntry])] : plain;
         const s = c.step;
         const res = await run(q.commitStep, [
           c.workflow,
@@ -902,7 +912,7 @@ export class PostgresStore implements Store {
           c.now,
           ...stepColumns(s),
           ...historyArrays(entries),
-          c.history.length,
+          plain.length,
           json(s.rollbackConfig),
         ]);
         const status = res.rows[0]?.status as InstanceStatus | undefined;
@@ -969,14 +979,31 @@ export class PostgresStore implements Store {
     return {
       append: async (entries: NewHistoryEntry[]) => {
         if (entries.length === 0) return;
-        await run(q.appendHistory, historyArrays(entries));
+        await run(q.appendHistory, historyArrays(pack(entries)));
       },
-      list: async (workflow, instanceId, o = {}) =>
-        (await run(q.listHistory, [workflow, instanceId, o.afterEventId ?? 0, o.limit ?? null])).rows.flatMap(
-          rows.history,
-        ),
-      metrics: async (workflow, from, to, limit) =>
-        (await run(q.metricsHistory, [workflow, from, to, limit])).rows.map(rows.metrics),
+      list: async (workflow, instanceId, o = {}) => {
+        const after = o.afterEventId ?? 0;
+        // Each row holds at least one entry after `after`, so `limit` rows hold enough.
+        const entries = (
+          await run(q.listHistory, [workflow, instanceId, after, o.limit ?? null])
+        ).rows.flatMap(rows.history);
+        const from = entries.findIndex((e) => e.eventId > after);
+        return entries.slice(from, o.limit === undefined ? undefined : from + o.limit);
+      },
+      metrics: async (workflow, from, to, limit) => {
+        const out = (await run(q.metricsHistory, [workflow, from, to, limit])).rows.flatMap((r) =>
+          r.span === null
+            ? [rows.metrics(r)]
+            : packedMetricsRows(
+                r.instance_id as string,
+                r.step_name as string | null,
+                r.packed as Parameters<typeof packedMetricsRows>[2],
+                from,
+                to,
+              ),
+        );
+        return out.length > limit ? out.slice(0, limit) : out;
+      },
     };
   }
 }

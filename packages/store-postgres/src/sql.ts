@@ -4,6 +4,8 @@
  * the store outside `transaction` is one statement here, so it is atomic on its own (deletes that span
  * tables use data-modifying CTEs, multi-row writes use `unnest`).
  */
+import { PACKED_HISTORY_TYPE } from "@cairn/store";
+
 export { instanceColumn } from "@cairn/store";
 
 /** A schema name Cairn accepts: a plain identifier, quoted so its case is kept. */
@@ -74,8 +76,9 @@ function historyInsert(s: string, first: number, rest = "", extra: string[] = []
     "data",
     ...extra,
   ];
-  return `INSERT INTO ${s}.history (workflow, instance_id, type, timestamp, step_kind, step_name, step_count, data)
-        SELECT x.workflow, x.instance_id, x.type, x.timestamp, x.step_kind, x.step_name, x.step_count, x.data
+  return `INSERT INTO ${s}.history (workflow, instance_id, type, timestamp, step_kind, step_name, step_count, data, span)
+        SELECT x.workflow, x.instance_id, x.type, x.timestamp, x.step_kind, x.step_name, x.step_count, x.data,
+          CASE WHEN x.type = '${PACKED_HISTORY_TYPE}' THEN jsonb_array_length(x.data) END
         FROM ${from}unnest(${arrays}) WITH ORDINALITY AS x(${cols.join(", ")}, n)
         ${rest}
         ORDER BY x.n`;
@@ -546,10 +549,18 @@ export function queries(schema: string) {
     /** Parallel arrays, one element per entry; ids are assigned in array order. */
     appendHistory: historyInsert(s, 1),
     /** $3 after event id, $4 limit (NULL for all). */
-    /** `history.metrics`: $2–$3 the time range, $4 the limit. */
-    metricsHistory: `SELECT type, instance_id, step_name, timestamp,
-      (data->>'cpuTimeMs')::double precision AS cpu, (data->>'wallTimeMs')::double precision AS wall
-      FROM ${s}.history WHERE workflow = $1 AND timestamp >= $2 AND timestamp <= $3 ORDER BY event_id LIMIT $4`,
+    /**
+     * `history.metrics`: $2–$3 the time range, $4 the limit. A packed row (stamped with its latest
+     * entry's time) is read when its entries' times span part of the range; its entries are filtered
+     * by time when expanded.
+     */
+    metricsHistory: `SELECT type, instance_id, step_name, timestamp, span,
+      CASE WHEN span IS NULL THEN (data->>'cpuTimeMs')::double precision END AS cpu,
+      CASE WHEN span IS NULL THEN (data->>'wallTimeMs')::double precision END AS wall,
+      CASE WHEN span IS NOT NULL THEN data END AS packed
+      FROM ${s}.history WHERE workflow = $1 AND timestamp >= $2 AND (timestamp <= $3 OR (span IS NOT NULL
+        AND (SELECT min((e->>1)::bigint) FROM jsonb_array_elements(data) e) <= $3))
+      ORDER BY event_id LIMIT $4`,
     listHistory: `SELECT * FROM ${s}.history WHERE workflow = $1 AND instance_id = $2 AND event_id > $3
       ORDER BY event_id LIMIT $4`,
 

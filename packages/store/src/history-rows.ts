@@ -8,6 +8,12 @@ import type { HistoryEntry, HistoryEventType, MetricsRow, NewHistoryEntry, StepK
  */
 export const PACKED_HISTORY_TYPE = "packed";
 
+/**
+ * The most entries one packed row holds: a longer run is split. A store that numbers rows from a
+ * sequence stepping by this much (PostgreSQL) has the ids below each row's free for its entries.
+ */
+export const MAX_PACKED_ENTRIES = 8;
+
 /** One row to insert into a history table. */
 export interface HistoryRowValues {
   workflow: string;
@@ -44,7 +50,7 @@ const sameStep = (a: NewHistoryEntry, b: NewHistoryEntry): boolean =>
 
 /**
  * The rows that store `entries`, in order: each run of two or more consecutive entries of the same
- * step is one packed row; every other entry is a row of its own.
+ * step (up to `MAX_PACKED_ENTRIES`) is one packed row; every other entry is a row of its own.
  */
 export function packHistory(
   entries: readonly NewHistoryEntry[],
@@ -55,7 +61,7 @@ export function packHistory(
   while (i < entries.length) {
     const e = entries[i]!;
     let end = i + 1;
-    while (end < entries.length && sameStep(e, entries[end]!)) end++;
+    while (end < entries.length && end - i < MAX_PACKED_ENTRIES && sameStep(e, entries[end]!)) end++;
     if (end - i === 1) {
       out.push({
         workflow: e.workflow,

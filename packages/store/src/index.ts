@@ -6,6 +6,7 @@ export {
   expandHistoryRow,
   type HistoryDataJson,
   type HistoryRowValues,
+  MAX_PACKED_ENTRIES,
   PACKED_HISTORY_TYPE,
   packedMetricsRows,
   packHistory,
