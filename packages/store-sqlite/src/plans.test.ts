@@ -23,7 +23,8 @@ function scans(text: string, params: (string | number)[]): string[] {
 
 describe("the worker's queries seek, they do not scan", () => {
   const queries: [string, string, (string | number)[]][] = [
-    ["claim candidates", sql.claimCandidates, [1, 1, 1, "o", 10]],
+    ["claim candidates: expired leases", sql.claimExpired, [1, "o", 10]],
+    ["claim candidates: ready", sql.claimReady, [1, 1, 10]],
     ["claim one", sql.claimOne, ["o", 1, 1, 1, "w", "i", 1, 1, 1, "o"]],
     ["nextReadyAt", sql.nextReadyAt, []],
     ["countRunning", sql.countRunning, []],

@@ -59,15 +59,17 @@ export const sql = {
    * with the same conditions, in one transaction when there are several. Most claim passes find
    * nothing, and the read alone costs 4 µs where the one-statement `UPDATE … WHERE (workflow, id) IN
    * (subquery) RETURNING *` it replaces cost 63 µs even when it changed nothing (2,000 instances).
+   * The candidates are two reads, held rows whose lease expired (`claimExpired`, first: they go
+   * before any ready row) and ready rows by priority (`claimReady`): one `UNION ALL … ORDER BY` of
+   * both cost 14 µs against 3 µs for the two, its sorter set up even for no rows.
    */
-  claimCandidates: `SELECT workflow, id FROM (
-        SELECT workflow, id, priority, ready_at FROM instances
-        WHERE ready_at IS NOT NULL AND ready_at <= ? AND status IN ('queued', 'waiting')
-          AND (lease_until IS NULL OR lease_until < ?)
-        UNION ALL
-        SELECT workflow, id, 0, 0 FROM instances
-        WHERE status IN ('running', 'waiting', 'waitingForPause') AND lease_until < ? AND (owner IS NULL OR owner <> ?))
-      ORDER BY priority, ready_at LIMIT ?`,
+  claimExpired: `SELECT workflow, id FROM instances
+    WHERE status IN ('running', 'waiting', 'waitingForPause') AND lease_until < ? AND (owner IS NULL OR owner <> ?)
+    LIMIT ?`,
+  claimReady: `SELECT workflow, id FROM instances
+    WHERE ready_at IS NOT NULL AND ready_at <= ? AND status IN ('queued', 'waiting')
+      AND (lease_until IS NULL OR lease_until < ?)
+    ORDER BY priority, ready_at LIMIT ?`,
   /** One candidate, if it still is one (another connection may have changed it since). */
   claimOne: `UPDATE instances
     SET status = CASE WHEN status = 'waitingForPause' THEN status ELSE 'running' END, epoch = epoch + 1,

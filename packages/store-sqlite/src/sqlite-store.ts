@@ -580,7 +580,9 @@ export class SqliteStore implements Store {
           limit = Math.min(limit, o.maxRunning - Number(this.#get(sql.countRunning)?.n ?? 0));
         if (limit <= 0) return [];
         const n = o.now;
-        const candidates = this.#all(sql.claimCandidates, n, n, n, o.owner, limit);
+        const candidates = this.#all(sql.claimExpired, n, o.owner, limit);
+        if (candidates.length < limit)
+          candidates.push(...this.#all(sql.claimReady, n, n, limit - candidates.length));
         if (candidates.length === 0) return [];
         const claimed: Row[] = [];
         // Several rows: one commit for all of them (as a transaction of the caller's would be).
