@@ -55,6 +55,13 @@ class Room extends DurableObject {
       ws.send(JSON.stringify(this.ctx.getTags(ws)));
       return;
     }
+    if (message === "write-then-abort") {
+      // The send waits on the output gate for the write, which the reset throws away.
+      this.ctx.storage.kv.put("lost", true);
+      ws.send("never delivered");
+      this.ctx.abort("reset on purpose");
+      return;
+    }
     if (message === "auto") {
       this.ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
       ws.send("auto set");
@@ -232,6 +239,20 @@ describe("WebSockets", () => {
     c.ws.send("x".repeat(2000));
     expect((await c.closed).code).toBe(1009);
     expect(await (ns.getByName("r5") as any).messages()).toBe(1);
+  });
+
+  it("a message waiting on writes that a reset threw away is not sent: the connection fails", async () => {
+    const { ns, base } = await open();
+    const c = await join(base, "/r1?user=ada");
+    const other = await join(base, "/r1?user=bob");
+    expect(await c.frame(0)).toBe("welcome ada");
+    c.ws.send("write-then-abort");
+    expect((await c.closed).code).toBe(1006);
+    expect(c.frames).toEqual(["welcome ada"]);
+    // The object starts again without the write; the other socket of the room was not sending.
+    expect(await ns.getByName("r1").messages()).toBe(0);
+    other.ws.send("still here");
+    expect(await other.frame(1)).toMatch(/^bob #1: still here/);
   });
 
   it("a non-101 answer to an upgrade is sent as HTTP", async () => {

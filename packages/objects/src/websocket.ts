@@ -182,9 +182,11 @@ export class WebSocket extends EventTarget {
       return;
     }
     this.#outPending++;
+    // A gate that fails (the object was reset and its writes thrown away) fails the connection:
+    // the peer must not miss a message and go on as if it had been sent.
     this.#outbox = (this.#outbox ?? Promise.resolve())
       .then(() => gate)
-      .then(deliver, () => {})
+      .then(deliver, (e: unknown) => this.fail(e))
       .finally(() => {
         if (--this.#outPending === 0) this.#outbox = undefined;
       });
