@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createCairn, WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cairnjs";
 import { describe, expect, test } from "vitest";
 import { expectCode, setup } from "./support.ts";
@@ -262,5 +265,22 @@ describe("concurrency", () => {
     await t.idle();
     expect(order[4]).toBe("late");
     await t.cairn.close();
+  });
+});
+
+describe("the SQLite page cache", () => {
+  test("createCairn passes sqliteCacheMiB to the SQLite store; a bad one is refused", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "cairn-cache-"));
+    try {
+      const cairn = await createCairn({ store: join(dir, "cairn.db"), sqliteCacheMiB: 48, workflows: [] });
+      const db = (cairn.store as unknown as { db: { prepare(sql: string): { get(): unknown } } }).db;
+      expect(db.prepare("PRAGMA cache_size").get()).toEqual({ cache_size: -48 * 1024 });
+      await cairn.close();
+      await expect(
+        createCairn({ store: join(dir, "other.db"), sqliteCacheMiB: 0, workflows: [] }),
+      ).rejects.toThrow(/cacheSizeMiB must be a whole number of MiB from 1 to 4096, got 0/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -116,6 +116,8 @@ export interface CairnOptions {
   poolSize?: number;
   /** SQLite durability: "FULL" (default) or "NORMAL". */
   synchronous?: "FULL" | "NORMAL";
+  /** SQLite: the store connection's page cache in MiB (1–4096). Default 16. */
+  sqliteCacheMiB?: number;
   hooks?: RuntimeHooks;
   /**
    * Wrangler's `triggers.crons` with the Worker's `scheduled(controller)` handler: each slot calls it
@@ -171,7 +173,13 @@ export async function createCairn<Env = Record<string, unknown>>(options: CairnO
     bindings.add(o?.binding);
   }
   const storeOption = options.store ?? DEFAULT_STORE_PATH;
-  const store = await openStore(storeOption, options.synchronous, options.poolSize, options.log);
+  const store = await openStore(
+    storeOption,
+    options.synchronous,
+    options.poolSize,
+    options.log,
+    options.sqliteCacheMiB,
+  );
   const workerId = options.workerId ?? `worker-${randomUUID()}`;
   let objects: ObjectHost;
   try {
@@ -291,6 +299,7 @@ async function openStore(
   synchronous?: "FULL" | "NORMAL",
   poolSize?: number,
   log?: (message: string, error: unknown) => void,
+  cacheSizeMiB?: number,
 ): Promise<Store> {
   if (typeof store === "object") return store;
   if (typeof store !== "string")
@@ -314,7 +323,11 @@ async function openStore(
       ...(log ? { log: (message: string, error?: unknown) => log(message, error) } : {}),
     });
   }
-  return openSqliteStore({ path: store, synchronous });
+  return openSqliteStore({
+    path: store,
+    synchronous,
+    ...(cacheSizeMiB !== undefined ? { cacheSizeMiB } : {}),
+  });
 }
 
 /** The package that holds the PostgreSQL store: loaded only when a `postgres://` store is asked for. */

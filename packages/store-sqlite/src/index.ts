@@ -1,4 +1,9 @@
 export { type BackupResult, backupSqliteStore } from "./backup.ts";
 export { mapSqliteError } from "./errors.ts";
 export { LATEST_VERSION, MIGRATIONS } from "./migrations.ts";
-export { openSqliteStore, SqliteStore, type SqliteStoreOptions } from "./sqlite-store.ts";
+export {
+  DEFAULT_SQLITE_CACHE_MIB,
+  openSqliteStore,
+  SqliteStore,
+  type SqliteStoreOptions,
+} from "./sqlite-store.ts";

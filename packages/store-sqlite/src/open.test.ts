@@ -87,3 +87,21 @@ describe("upgrading a SQLite store", () => {
     }
   });
 });
+
+describe("the page cache", () => {
+  it("is 16 MiB unless asked, and refuses a size that is not a whole number of MiB from 1 to 4096", async () => {
+    const dflt = await openSqliteStore({ path: join(dir, "cache-default", "cairn.db") });
+    const big = await openSqliteStore({ path: join(dir, "cache-big", "cairn.db"), cacheSizeMiB: 128 });
+    try {
+      expect(dflt.db.prepare("PRAGMA cache_size").get()).toEqual({ cache_size: -16 * 1024 });
+      expect(big.db.prepare("PRAGMA cache_size").get()).toEqual({ cache_size: -128 * 1024 });
+    } finally {
+      await dflt.close();
+      await big.close();
+    }
+    for (const bad of [0, -1, 1.5, 5000, "16", Number.NaN])
+      await expect(
+        openSqliteStore({ path: join(dir, "cache-bad", "cairn.db"), cacheSizeMiB: bad as number }),
+      ).rejects.toThrow(/cacheSizeMiB must be a whole number of MiB from 1 to 4096, got/);
+  });
+});
