@@ -988,6 +988,7 @@ export class PostgresStore implements Store {
           await run(q.listHistory, [workflow, instanceId, after, o.limit ?? null])
         ).rows.flatMap(rows.history);
         const from = entries.findIndex((e) => e.eventId > after);
+        if (from < 0) return [];
         return entries.slice(from, o.limit === undefined ? undefined : from + o.limit);
       },
       metrics: async (workflow, from, to, limit) => {

@@ -710,6 +710,7 @@ export class SqliteStore implements Store {
           rows.history,
         );
         const from = entries.findIndex((e) => e.eventId > after);
+        if (from < 0) return [];
         return entries.slice(from, o.limit === undefined ? undefined : from + o.limit);
       },
       metrics: async (workflow, from, to, limit) => {
