@@ -4,7 +4,7 @@ import type { HistoryEntry, HistoryEventType, MetricsRow, NewHistoryEntry, StepK
  * The `type` of a history row that holds several entries of one step. A step's outcome usually
  * appends four entries at once (`step_started`, `attempt_started`, `attempt_completed`,
  * `step_completed`); storing them as one row instead of four is a large part of a step commit's cost.
- * Readers expand it (`historyEntries`, `metricsRows`): nothing outside the store sees it.
+ * Readers expand it (`expandHistoryRow`, `packedMetricsRows`): nothing outside the store sees it.
  */
 export const PACKED_HISTORY_TYPE = "packed";
 
