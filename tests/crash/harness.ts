@@ -8,14 +8,9 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { fileURLToPath } from "node:url";
-import { rowReader, type SqlRow } from "@cairn/store";
+import type { SqlRow } from "@cairn/store";
+import { sqliteRows } from "@cairn/store-sqlite";
 import type { WorkerConfig } from "./worker.ts";
-
-/** Decodes history rows as the SQLite store does (JSON as text). */
-const historyReader = rowReader({
-  bytes: (v) => (v as Uint8Array | null) ?? null,
-  json: <T>(v: unknown): T | null => (typeof v === "string" ? (JSON.parse(v) as T) : null),
-});
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "../..");
@@ -237,7 +232,7 @@ export function snapshot(dir: string): Snapshot {
     }
     // Read as the store reads it: a packed row holds several entries of one step.
     const history = (db.prepare("SELECT * FROM history ORDER BY event_id").all() as SqlRow[])
-      .flatMap(historyReader.history)
+      .flatMap(sqliteRows.history)
       .map((e) => ({
         instance: e.instanceId,
         type: e.type,

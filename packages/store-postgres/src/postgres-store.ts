@@ -14,6 +14,7 @@ import {
   type EventStore,
   type HistoryRowValues,
   type HistoryStore,
+  historyPage,
   type InstanceCreate,
   type InstanceGuard,
   type InstancePatch,
@@ -23,7 +24,6 @@ import {
   type NewInstance,
   nullableNumber,
   type ObjectReplica,
-  packedMetricsRows,
   packHistory,
   pageOf,
   type ReplicaObject,
@@ -983,27 +983,12 @@ export class PostgresStore implements Store {
       },
       list: async (workflow, instanceId, o = {}) => {
         const after = o.afterEventId ?? 0;
-        // Each row holds at least one entry after `after`, so `limit` rows hold enough.
-        const entries = (
-          await run(q.listHistory, [workflow, instanceId, after, o.limit ?? null])
-        ).rows.flatMap(rows.history);
-        const from = entries.findIndex((e) => e.eventId > after);
-        if (from < 0) return [];
-        return entries.slice(from, o.limit === undefined ? undefined : from + o.limit);
+        const res = await run(q.listHistory, [workflow, instanceId, after, o.limit ?? null]);
+        return historyPage(res.rows.flatMap(rows.history), after, o.limit);
       },
       metrics: async (workflow, from, to, limit) => {
-        const out = (await run(q.metricsHistory, [workflow, from, to, limit])).rows.flatMap((r) =>
-          r.span === null
-            ? [rows.metrics(r)]
-            : packedMetricsRows(
-                r.instance_id as string,
-                r.step_name as string | null,
-                r.packed as Parameters<typeof packedMetricsRows>[2],
-                from,
-                to,
-              ),
-        );
-        return out.length > limit ? out.slice(0, limit) : out;
+        const res = await run(q.metricsHistory, [workflow, from, to, limit]);
+        return res.rows.flatMap((r) => rows.metrics(r, from, to)).slice(0, limit);
       },
     };
   }

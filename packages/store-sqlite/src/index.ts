@@ -6,4 +6,5 @@ export {
   openSqliteStore,
   SqliteStore,
   type SqliteStoreOptions,
+  sqliteRows,
 } from "./sqlite-store.ts";

@@ -10,6 +10,7 @@ import {
   type EventStore,
   type HistoryDataJson,
   type HistoryStore,
+  historyPage,
   type InstanceGuard,
   type InstancePatch,
   type InstanceStore,
@@ -17,7 +18,6 @@ import {
   listQuery,
   type NewInstance,
   nullableNumber,
-  packedMetricsRows,
   packHistory,
   pageOf,
   type RowWriters,
@@ -76,11 +76,15 @@ type Row = Record<string, SQLInputValue>;
 
 const json = (v: unknown) => (v === null || v === undefined ? null : JSON.stringify(v));
 
-/** node:sqlite returns BLOBs as Uint8Arrays and JSON as the text it was stored as. */
-const rows = rowReader({
+/**
+ * The store's row decoders: node:sqlite returns BLOBs as Uint8Arrays and JSON as the text it was
+ * stored as. Exported for tools that read a store's file directly (the crash tests).
+ */
+export const sqliteRows = rowReader({
   bytes: (v) => (v as Uint8Array | null | undefined) ?? null,
   json: <T>(v: unknown): T | null => (typeof v === "string" ? (JSON.parse(v) as T) : null),
 });
+const rows = sqliteRows;
 
 /**
  * A row of `sql.listSteps` (an array, its columns in that statement's order) as a `StepRow`, like
@@ -705,38 +709,23 @@ export class SqliteStore implements Store {
       append: async (entries: NewHistoryEntry[]) => this.#appendHistory(entries),
       list: async (workflow, instanceId, o = {}) => {
         const after = o.afterEventId ?? 0;
-        // Each row holds at least one entry after `after`, so `limit` rows hold enough.
-        const entries = this.#all(sql.listHistory, workflow, instanceId, after, o.limit ?? -1).flatMap(
-          rows.history,
-        );
-        const from = entries.findIndex((e) => e.eventId > after);
-        if (from < 0) return [];
-        return entries.slice(from, o.limit === undefined ? undefined : from + o.limit);
+        const read = this.#all(sql.listHistory, workflow, instanceId, after, o.limit ?? -1);
+        return historyPage(read.flatMap(rows.history), after, o.limit);
       },
       metrics: async (workflow, from, to, limit) => {
+        // Rows are read until `limit` entries are found: a packed row may hold none in the range.
         const out: MetricsRow[] = [];
         if (limit <= 0) return out;
         try {
           for (const r of this.#stmt(sql.metricsHistory).iterate(workflow, from, to) as Iterable<Row>) {
-            if (r.span === null) {
-              if ((r.timestamp as number) > to) continue;
-              out.push(rows.metrics(r));
-            } else
-              out.push(
-                ...packedMetricsRows(
-                  r.instance_id as string,
-                  r.step_name as string | null,
-                  JSON.parse(r.packed as string),
-                  from,
-                  to,
-                ),
-              );
+            if (r.span === null && (r.timestamp as number) > to) continue;
+            out.push(...rows.metrics(r, from, to));
             if (out.length >= limit) break;
           }
         } catch (e) {
           throw mapSqliteError(e);
         }
-        return out.length > limit ? out.slice(0, limit) : out;
+        return out.slice(0, limit);
       },
     };
   }

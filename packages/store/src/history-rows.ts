@@ -102,7 +102,7 @@ export function packHistory(
 }
 
 /** A packed row's entries as stored: `[type, timestamp, data?]`. */
-type PackedEntry = [HistoryEventType, number, unknown?];
+export type PackedEntry = [HistoryEventType, number, unknown?];
 
 /** The fields of a history row that expanding it reads (`data` already parsed). */
 export interface StoredHistoryRow {
@@ -144,6 +144,21 @@ export function expandHistoryRow(r: StoredHistoryRow): HistoryEntry[] {
     if (data !== undefined && data !== null) entry.data = data as HistoryEntry["data"];
     return entry;
   });
+}
+
+/**
+ * `history.list`'s answer from the entries of the rows it read (`event_id > afterEventId`, at most
+ * `limit` rows): the first row may hold entries up to `afterEventId`, and every row holds at least
+ * one entry after it, so `limit` rows hold enough.
+ */
+export function historyPage(
+  entries: readonly HistoryEntry[],
+  afterEventId: number,
+  limit: number | undefined,
+): HistoryEntry[] {
+  const from = entries.findIndex((e) => e.eventId > afterEventId);
+  if (from < 0) return [];
+  return entries.slice(from, limit === undefined ? undefined : from + limit);
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { HistoryEntry, InstanceStatus, MetricsRow, StepKind } from "@cairn/core";
-import { expandHistoryRow } from "./history-rows.ts";
+import { expandHistoryRow, packedMetricsRows } from "./history-rows.ts";
 import type { ClaimedInstance, EventRow, InstanceRow, StepRow } from "./types.ts";
 
 /** A row as a SQL driver returns it: snake_case columns (see `instanceColumn`). */
@@ -22,8 +22,12 @@ export interface RowReader {
   event(r: SqlRow): EventRow;
   /** The entries a history row holds: one, or several for a packed row (`packHistory`). */
   history(r: SqlRow): HistoryEntry[];
-  /** A row of a metrics scan (`type`, `instance_id`, `step_name`, `timestamp`, `cpu`, `wall`). */
-  metrics(r: SqlRow): MetricsRow;
+  /**
+   * The metrics rows of a row of a metrics scan (`type`, `instance_id`, `step_name`, `timestamp`,
+   * `span`, `cpu`, `wall`, and `packed`: a packed row's data): the row itself, or the entries of a
+   * packed row with `from <= timestamp <= to`.
+   */
+  metrics(r: SqlRow, from: number, to: number): MetricsRow[];
 }
 
 /** A nullable integer column (SQLite and `pg` may return bigint columns as strings or bigints). */
@@ -123,14 +127,19 @@ export function rowReader(columns: ColumnReaders): RowReader {
         data: json(r.data),
         span: num(r.span),
       }),
-    metrics: (r) => ({
-      type: r.type as MetricsRow["type"],
-      instanceId: r.instance_id as string,
-      stepName: text(r.step_name),
-      timestamp: Number(r.timestamp),
-      cpuTimeMs: num(r.cpu),
-      wallTimeMs: num(r.wall),
-    }),
+    metrics: (r, from, to) =>
+      r.span === null || r.span === undefined
+        ? [
+            {
+              type: r.type as MetricsRow["type"],
+              instanceId: r.instance_id as string,
+              stepName: text(r.step_name),
+              timestamp: Number(r.timestamp),
+              cpuTimeMs: num(r.cpu),
+              wallTimeMs: num(r.wall),
+            },
+          ]
+        : packedMetricsRows(r.instance_id as string, text(r.step_name), json(r.packed) ?? [], from, to),
   };
 }
 
